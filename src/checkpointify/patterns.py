@@ -1,0 +1,219 @@
+"""The explicit table of pattern variants and hazards.
+
+Every variant has a code, a one-line summary and a rationale in Ruff's doc-block shape
+(what it does, why it is bad, example, use instead, fix safety). ``scan`` prints the
+summary, the README and SARIF print the rationale, and ``tests/fixtures/<variant>/`` holds
+its positive and no-op cases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+from checkpointify.types import Hazard, Safety
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    code: str
+    summary: str
+    rationale: str
+
+
+COLLECT_LOOP = Variant(
+    name="collect-loop",
+    code="CKP001",
+    summary="results are collected in a loop and saved only after it",
+    rationale="""\
+## What it does
+Finds a loop that grows an accumulator (a list, dict, set, number or string bound just
+before it) with the results of real work, followed in the same block by a statement that
+persists the accumulator or a value built from it (`json.dump`, `pickle.dump`, `np.save`,
+`DataFrame.to_csv`, a csv writer, `file.write`, `Path.write_text`, or a call named
+`save*`/`dump*`/`write*`/`store*`/`persist*`/`export*`/`upload*`).
+
+## Why is this bad?
+Every completed unit lives only in memory until the loop ends. A crash, an OOM kill, a
+pre-empted VM or a Ctrl-C one item before the end loses all of it, and the re-run starts
+from zero.
+
+## Example
+```python
+results = []
+for item in items:
+    results.append(expensive_operation(item))
+save_results(results)
+```
+
+## Use instead
+```python
+results = []
+ckpt = checkpoint("job.py::<module>::results", items, lambda: (results,))
+[results] = ckpt.restore()
+for item in ckpt:
+    results.append(expensive_operation(item))
+save_results(results)
+ckpt.complete()
+```
+Each unit's effect on the accumulator is appended to a checksummed log before the next
+unit starts; a re-run restores the accumulator and skips the completed items; the log is
+removed once the final save has returned.
+
+## Fix safety
+Safe when a resumed run provably reproduces an uninterrupted one. Each hazard listed
+with the finding says what could make it differ; any of them makes the fix unsafe, and
+some (an accumulator mutated beyond accumulation, an exit between the loop and the save)
+mean no fix is offered at all.
+""",
+)
+
+COLLECT_COMPREHENSION = Variant(
+    name="collect-comprehension",
+    code="CKP001",
+    summary="results are built by a comprehension and saved only after it",
+    rationale="""\
+## What it does
+Finds a list, set or dict comprehension whose element does real work, assigned to a
+name that is later persisted (`vectors = [embed(x) for x in xs]` ... `json.dump(vectors, f)`).
+
+## Why is this bad?
+A comprehension is a loop: a crash before it finishes loses every element computed so
+far, and the re-run recomputes them all.
+
+## Example
+```python
+vectors = [embed(x) for x in texts]
+json.dump(vectors, f)
+```
+
+## Use instead
+The comprehension is unrolled into a checkpointed loop:
+```python
+vectors = []
+ckpt = checkpoint("job.py::<module>::vectors", texts, lambda: (vectors,))
+[vectors] = ckpt.restore()
+for x in ckpt:
+    vectors.append(embed(x))
+json.dump(vectors, f)
+ckpt.complete()
+```
+
+## Fix safety
+As for CKP001 loops. In addition, a comprehension has its own scope: unrolling it binds
+its loop variables in the enclosing scope, so the fix is offered only when those names
+are not used anywhere else in that scope (hazard `scope-leak`).
+""",
+)
+
+VARIANTS: Tuple[Variant, ...] = (COLLECT_LOOP, COLLECT_COMPREHENSION)
+VARIANTS_BY_NAME: Dict[str, Variant] = {v.name: v for v in VARIANTS}
+
+
+@dataclass(frozen=True)
+class HazardDoc:
+    title: str
+    explanation: str
+    #: the strongest fix a finding with this hazard may carry (None: no fix at all)
+    caps_fix_at: Optional[Safety]
+
+
+HAZARDS: Dict[Hazard, HazardDoc] = {
+    Hazard.UNORDERED_ITERABLE: HazardDoc(
+        "iteration order may change between runs",
+        "The loop iterates over os.listdir, glob, a set or similar; a re-run may see the "
+        "items in another order, so a positional resume would pair results with the "
+        "wrong items (the runtime's fingerprints then stop the run).",
+        Safety.UNSAFE,
+    ),
+    Hazard.SINGLE_PASS_ITERABLE: HazardDoc(
+        "iterable may not be reproducible on a re-run",
+        "The loop consumes a generator, cursor, queue or data loader; a re-run may see "
+        "other items, and skipping completed items still has to pull them through it.",
+        Safety.UNSAFE,
+    ),
+    Hazard.ACCUMULATOR_MUTATED: HazardDoc(
+        "accumulator mutated beyond accumulation",
+        "Inside the loop the accumulator is sorted, popped, cleared, rebound or written at "
+        "an index; the per-unit record of what was added cannot capture that.",
+        None,
+    ),
+    Hazard.ACCUMULATOR_ESCAPES: HazardDoc(
+        "accumulator passed to a call inside the loop",
+        "The callee may mutate the accumulator in ways the checkpoint cannot see.",
+        None,
+    ),
+    Hazard.LOOP_VARIABLE_USED_AFTER: HazardDoc(
+        "loop variable used after the loop",
+        "When every item was completed before a crash, the resumed loop body never runs, "
+        "so the loop variable is not bound to the last item afterwards.",
+        Safety.UNSAFE,
+    ),
+    Hazard.CARRIED_STATE: HazardDoc(
+        "other state carried across iterations",
+        "A variable assigned in the loop is also read before it or after the loop; it is "
+        "checkpointed as a snapshot, which fails at run time if its value cannot be pickled.",
+        Safety.UNSAFE,
+    ),
+    Hazard.SIDE_EFFECTS: HazardDoc(
+        "per-item side effects outside the accumulator",
+        "The loop body writes files, talks to a database or the network; completed units "
+        "are not repeated on resume, but the unit in flight at a crash runs again.",
+        Safety.UNSAFE,
+    ),
+    Hazard.UNSERIALISABLE_RESULTS: HazardDoc(
+        "results may not be serialisable",
+        "The accumulator holds values (open files, locks, generators, lambdas) that pickle "
+        "cannot store; the checkpoint write would raise.",
+        Safety.UNSAFE,
+    ),
+    Hazard.COLLECTIVE_OPERATION: HazardDoc(
+        "collective operation in the loop",
+        "The body calls a distributed collective (all_gather, barrier, dist.*); skipping an "
+        "iteration on one rank deadlocks the others. Never auto-fixed.",
+        None,
+    ),
+    Hazard.NESTED_LOOP: HazardDoc(
+        "inner loop progress is redone",
+        "The checkpointed unit is one iteration of the outer loop; after a crash the inner "
+        "loop of the unit in flight starts again from its beginning.",
+        Safety.SAFE,
+    ),
+    Hazard.EXIT_BEFORE_SAVE: HazardDoc(
+        "the block may exit between the loop and the save",
+        "A return, raise, break or continue between the loop and the save would leave the "
+        "checkpoint behind after a successful run.",
+        None,
+    ),
+    Hazard.SCOPE_LEAK: HazardDoc(
+        "comprehension variable name used elsewhere",
+        "Unrolling the comprehension would bind its loop variable in the enclosing scope, "
+        "where the same name is already used.",
+        None,
+    ),
+    Hazard.UNSUPPORTED_SHAPE: HazardDoc(
+        "shape the rewrite does not support",
+        "The loop or accumulator has a form the transformer cannot rewrite faithfully "
+        "(the finding's note says which).",
+        None,
+    ),
+    Hazard.AT_LEAST_ONCE: HazardDoc(
+        "the unit in flight at a crash runs again",
+        "The external effect of the unit being processed when the process died is applied "
+        "again on resume (at-least-once delivery).",
+        Safety.UNSAFE,
+    ),
+}
+
+
+def fix_safety(hazards: Tuple[Hazard, ...]) -> Optional[Safety]:
+    """The strongest fix allowed by a set of hazards: SAFE, UNSAFE, or None (no fix)."""
+    result: Optional[Safety] = Safety.SAFE
+    for hazard in hazards:
+        cap = HAZARDS[hazard].caps_fix_at
+        if cap is None:
+            return None
+        if cap is Safety.UNSAFE:
+            result = Safety.UNSAFE
+    return result

@@ -1,0 +1,111 @@
+"""The shared vocabulary: every module speaks in these types.
+
+Results are frozen dataclasses. Nothing here raises across the per-file boundary: a file
+that cannot be read, parsed or fixed becomes a :class:`FileResult` with ``error`` set.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Tuple
+
+
+class Safety(str, enum.Enum):
+    """How far a fix can be trusted (Ruff's vocabulary).
+
+    ``SAFE``: a resumed run provably reproduces an uninterrupted run; ``fix`` applies it.
+    ``UNSAFE``: the rewrite is offered but resume may differ in a way the finding names;
+    applied only with ``--unsafe-fixes``.
+    """
+
+    SAFE = "safe"
+    UNSAFE = "unsafe"
+
+
+class Hazard(str, enum.Enum):
+    """Why a resumed run might not reproduce an uninterrupted one.
+
+    The values are stable identifiers: JSON, SARIF and the README use them, so never
+    rename one; add new members instead.
+    """
+
+    UNORDERED_ITERABLE = "unordered-iterable"
+    SINGLE_PASS_ITERABLE = "single-pass-iterable"
+    ACCUMULATOR_MUTATED = "accumulator-mutated"
+    ACCUMULATOR_ESCAPES = "accumulator-escapes"
+    LOOP_VARIABLE_USED_AFTER = "loop-variable-used-after"
+    CARRIED_STATE = "carried-state"
+    SIDE_EFFECTS = "side-effects"
+    UNSERIALISABLE_RESULTS = "unserialisable-results"
+    COLLECTIVE_OPERATION = "collective-operation"
+    NESTED_LOOP = "nested-loop"
+    EXIT_BEFORE_SAVE = "exit-before-save"
+    SCOPE_LEAK = "scope-leak"
+    UNSUPPORTED_SHAPE = "unsupported-shape"
+    AT_LEAST_ONCE = "at-least-once"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One collect-then-save site, as reported by ``scan`` and fixed by ``fix``.
+
+    ``line``/``column`` are 1-based and point at the loop (or the comprehension's
+    assignment); ``fix`` is None when no rewrite is offered, and ``fix_note`` then says why.
+    """
+
+    code: str
+    variant: str
+    path: str
+    line: int
+    column: int
+    end_line: int
+    accumulators: Tuple[str, ...]
+    sink: str
+    hazards: Tuple[Hazard, ...]
+    fix: Optional[Safety]
+    message: str
+    fix_note: str = ""
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """Everything the runner learned about one file.
+
+    ``new_source`` is the rewritten file (bytes, same encoding/BOM/newlines) when at least
+    one fix was applied, else None. ``applied`` lists the findings the rewrite covers.
+    ``error`` is a one-line reason when the file could not be processed; the file is then
+    left byte-identical on disk.
+    """
+
+    path: str
+    findings: Tuple[Finding, ...] = ()
+    applied: Tuple[Finding, ...] = ()
+    source: Optional[bytes] = None
+    new_source: Optional[bytes] = None
+    error: Optional[str] = None
+    #: the error is a bug in checkpointify, not a problem with the file
+    internal: bool = False
+    #: a traceback for internal errors (shown with --verbose)
+    detail: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return self.new_source is not None and self.new_source != self.source
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the core needs to know besides the file itself.
+
+    ``root`` is the directory checkpoint identities are made relative to (see
+    :func:`checkpointify.matcher.loop_identity`); ``None`` means "find the project root".
+    """
+
+    unsafe_fixes: bool = False
+    runtime_module: str = "checkpointify.runtime"
+    extra_sinks: Tuple[str, ...] = ()
+    extra_checkpoint_calls: Tuple[str, ...] = ()
+    root: Optional[Path] = None
+    exclude: Tuple[str, ...] = field(default=())
