@@ -1,0 +1,60 @@
+"""Unified diffs that ``git apply`` accepts, computed on bytes.
+
+Working on bytes keeps CRLF line endings and non-UTF-8 encodings intact in the patch, and
+a last line without a newline gets git's ``\\ No newline at end of file`` marker (which
+``difflib.unified_diff`` never writes).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import List
+
+_LINE = re.compile(rb"[^\n]*\n|[^\n]+")
+_NO_NEWLINE = b"\\ No newline at end of file\n"
+
+
+def split_lines(data: bytes) -> List[bytes]:
+    """Lines with their endings, split on ``\\n`` only, as git does."""
+    return _LINE.findall(data)
+
+
+def _range(start: int, length: int) -> str:
+    if length == 1:
+        return "%d" % (start + 1)
+    if length == 0:
+        return "%d,0" % start
+    return "%d,%d" % (start + 1, length)
+
+
+def unified_diff(old: bytes, new: bytes, path: str, context: int = 3) -> bytes:
+    """A ``--- a/path`` / ``+++ b/path`` diff of two versions of one file (empty if equal)."""
+    if old == new:
+        return b""
+    a, b = split_lines(old), split_lines(new)
+    out = [b"--- a/" + path.encode("utf-8", "surrogateescape") + b"\n",
+           b"+++ b/" + path.encode("utf-8", "surrogateescape") + b"\n"]
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    for group in matcher.get_grouped_opcodes(context):
+        i1, i2, j1, j2 = group[0][1], group[-1][2], group[0][3], group[-1][4]
+        out.append(("@@ -%s +%s @@\n" % (_range(i1, i2 - i1), _range(j1, j2 - j1))).encode("ascii"))
+        for tag, a1, a2, b1, b2 in group:
+            if tag == "equal":
+                out.extend(_lines(b" ", a[a1:a2]))
+                continue
+            if tag in ("replace", "delete"):
+                out.extend(_lines(b"-", a[a1:a2]))
+            if tag in ("replace", "insert"):
+                out.extend(_lines(b"+", b[b1:b2]))
+    return b"".join(out)
+
+
+def _lines(prefix: bytes, lines: List[bytes]) -> List[bytes]:
+    out = []
+    for line in lines:
+        if line.endswith(b"\n"):
+            out.append(prefix + line)
+        else:
+            out.append(prefix + line + b"\n" + _NO_NEWLINE)
+    return out

@@ -1,0 +1,208 @@
+"""Discovery and per-file processing. Never raises across a file boundary.
+
+``process_source`` is the one core call: bytes in, :class:`FileResult` out. ``scan``,
+``diff`` and ``fix`` all go through it and differ only in what they do with the result.
+A rewrite is kept only if the new file compiles and a second pass over it changes
+nothing; otherwise it is discarded and the file reported.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper
+
+from checkpointify.fileio import SourceError, check_encoding, read_source
+from checkpointify.matcher import Plan, all_names, find_plans
+from checkpointify.transformer import apply_plans
+from checkpointify.types import FileResult, Options, Safety
+
+#: directories never entered when a folder is walked (explicitly named files are always read)
+DEFAULT_EXCLUDED_DIRS = frozenset(
+    {
+        ".git", ".hg", ".svn", ".bzr", ".venv", "venv", ".tox", ".nox", "__pycache__", "node_modules",
+        ".eggs", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".checkpointify", ".checkpointify_cache",
+        "build", "dist", "site-packages",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    plans: Tuple[Plan, ...]
+    applied: Tuple[Plan, ...]
+    module: cst.Module
+
+
+def applicable(plan: Plan, options: Options) -> bool:
+    """Whether ``fix``/``diff`` apply this plan: safe fixes always, unsafe ones on request."""
+    fix = plan.finding.fix
+    return fix is Safety.SAFE or (fix is Safety.UNSAFE and options.unsafe_fixes)
+
+
+def rewrite_module(module: cst.Module, path: str, options: Options) -> Rewrite:
+    """Find every site in ``module`` and apply the applicable fixes (no verification)."""
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    plans = tuple(find_plans(wrapper, path, options))
+    chosen = tuple(p for p in plans if applicable(p, options))
+    names = set(all_names(wrapper.module))
+    new_module = apply_plans(wrapper.module, chosen, names, options.runtime_module)
+    return Rewrite(plans, chosen, new_module)
+
+
+def may_match(source: bytes) -> bool:
+    """Cheap text test: every site has a ``for`` (a loop or a comprehension)."""
+    return b"for" in source
+
+
+def process_source(source: bytes, path: str, options: Options, rewrite: bool) -> FileResult:
+    """Scan one file's bytes and, when ``rewrite``, compute the fixed bytes.
+
+    Never raises: unreadable, undecodable or unparsable input becomes ``error``; so does
+    an internal failure, with ``internal=True``.
+    """
+    try:
+        check_encoding(source)
+        if not may_match(source):
+            return FileResult(path)
+        module = _parse(source)
+        result = _rewrite(module, path, options) if rewrite else _scan(module, path, options)
+        return result
+    except SourceError as exc:
+        return FileResult(path, error=str(exc))
+    except RecursionError:
+        return FileResult(path, error="too deeply nested to analyse", internal=True)
+    except Exception as exc:  # an internal error in one file never aborts the run
+        return FileResult(path, error="internal error: %s: %s" % (type(exc).__name__, _one_line(exc)), internal=True, detail=traceback.format_exc())
+
+
+def _parse(source: bytes) -> cst.Module:
+    try:
+        return cst.parse_module(source)
+    except cst.ParserSyntaxError as exc:
+        raise SourceError("syntax error at line %d, column %d: %s" % (exc.raw_line, exc.raw_column + 1, _one_line(exc.message))) from exc
+    except Exception as exc:
+        raise SourceError("cannot parse: %s" % _one_line(exc)) from exc
+
+
+def _scan(module: cst.Module, path: str, options: Options) -> FileResult:
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    plans = find_plans(wrapper, path, options)
+    return FileResult(path, findings=tuple(p.finding for p in plans))
+
+
+def _rewrite(module: cst.Module, path: str, options: Options) -> FileResult:
+    source = module.bytes
+    first = rewrite_module(module, path, options)
+    findings = tuple(p.finding for p in first.plans)
+    if not first.applied:
+        return FileResult(path, findings=findings)
+    try:
+        compile(source, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:
+        return FileResult(path, findings=findings, error="not fixed: the file does not compile (%s)" % _one_line(exc))
+    new_source = first.module.bytes
+    problem = _verify(new_source, path, options)
+    if problem:
+        return FileResult(path, findings=findings, error="internal error: %s; the fix was discarded and the file left untouched" % problem, internal=True)
+    return FileResult(path, findings=findings, applied=tuple(p.finding for p in first.applied), source=source, new_source=new_source)
+
+
+def _verify(new_source: bytes, path: str, options: Options) -> Optional[str]:
+    """Why a rewrite must be discarded (it does not compile or does not converge), or None."""
+    try:
+        compile(new_source, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:
+        return "the rewritten file does not compile (%s)" % _one_line(exc)
+    try:
+        second = rewrite_module(cst.parse_module(new_source), path, options)
+    except Exception as exc:
+        return "the rewritten file cannot be re-analysed (%s)" % _one_line(exc)
+    if second.module.bytes != new_source:
+        return "a second pass over the rewritten file would change it again"
+    return None
+
+
+def _one_line(exc: object) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+# ---------------------------------------------------------------------------- discovery
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the working directory when inside it, with forward slashes."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def discover(paths: Sequence[str]) -> Iterator[Path]:
+    """Python files under ``paths``, each once, folders walked in sorted order.
+
+    Named files are yielded whatever their suffix; folders contribute their ``*.py`` files,
+    skipping :data:`DEFAULT_EXCLUDED_DIRS` and hidden folders. A missing path is yielded
+    as is, so processing reports it.
+    """
+    seen = set()
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            candidates: Iterable[Path] = _walk(path)
+        else:
+            candidates = [path]
+        for candidate in candidates:
+            key = os.path.normcase(os.path.abspath(candidate))
+            if key not in seen:
+                seen.add(key)
+                yield candidate
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            if entry.name in DEFAULT_EXCLUDED_DIRS or entry.name.startswith(".") or entry.name.endswith(".egg-info"):
+                continue
+            yield from _walk(Path(entry.path))
+        elif entry.name.endswith(".py") and entry.is_file():
+            yield Path(entry.path)
+
+
+def process_file(path: Path, options: Options, rewrite: bool) -> FileResult:
+    shown = display_path(path)
+    try:
+        source = read_source(path)
+    except SourceError as exc:
+        return FileResult(shown, error=str(exc))
+    result = process_source(source, shown, options, rewrite)
+    if not result.changed:
+        result = replace(result, source=None, new_source=None)
+    return result
+
+
+def _process_star(args: Tuple[Path, Options, bool]) -> FileResult:
+    return process_file(*args)
+
+
+def run(paths: Sequence[str], options: Options, rewrite: bool, jobs: int = 1) -> Iterator[FileResult]:
+    """Process every discovered file; results come in discovery order whatever ``jobs`` is."""
+    files: List[Path] = list(discover(paths))
+    if jobs <= 1 or len(files) < 2:
+        for path in files:
+            yield process_file(path, options, rewrite)
+        return
+    work = [(path, options, rewrite) for path in files]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        yield from pool.map(_process_star, work, chunksize=max(1, min(32, len(work) // (jobs * 8) or 1)))
