@@ -13,10 +13,9 @@ Nothing here changes the tree; :mod:`checkpointify.transformer` applies the plan
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import libcst as cst
 from libcst.metadata import (
@@ -25,7 +24,7 @@ from libcst.metadata import (
     QualifiedNameProvider,
     ScopeProvider,
 )
-from libcst.metadata.scope_provider import ClassScope, ComprehensionScope, FunctionScope, Scope
+from libcst.metadata.scope_provider import ClassScope, ImportAssignment, Scope
 
 from checkpointify import sinks
 from checkpointify.patterns import COLLECT_COMPREHENSION, COLLECT_LOOP, Variant, fix_safety
@@ -64,7 +63,7 @@ _SIDE_EFFECT_CALLS = frozenset(
 _SIDE_EFFECT_METHODS = frozenset({"execute", "executemany", "send", "sendall", "sendmail", "publish", "put_object", "post", "put", "patch", "delete", "insert_one", "insert_many", "update_one", "update_many", "delete_one", "delete_many"})
 _COLLECTIVE_METHODS = frozenset({"all_gather", "all_reduce", "all_to_all", "barrier", "broadcast", "reduce_scatter", "all_gather_object", "gather_object", "broadcast_object_list", "allreduce", "allgather", "bcast", "Barrier", "wait_for_everyone"})
 _UNPICKLABLE_CALLS = frozenset({"builtins.open", "threading.Lock", "threading.RLock", "sqlite3.connect", "socket.socket"})
-_TINY_LITERAL_LOOP = 12
+_TINY_LITERAL_LOOP = 5
 
 
 @dataclass(frozen=True)
@@ -319,6 +318,58 @@ def _names_in(node: cst.CSTNode) -> Set[str]:
     return found
 
 
+def loads(node: cst.CSTNode) -> Iterator[cst.Name]:
+    """Name nodes read under ``node`` (assignment targets skipped), in source order."""
+    stack: List[cst.CSTNode] = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.Name):
+            yield current
+            continue
+        skip: Set[int] = set()
+        if isinstance(current, cst.Assign):
+            skip = {id(t) for t in current.targets}
+        elif isinstance(current, (cst.AnnAssign, cst.NamedExpr)) or (isinstance(current, (cst.For, cst.CompFor))):
+            skip = {id(current.target)}
+        elif isinstance(current, cst.WithItem) and current.asname is not None:
+            skip = {id(current.asname)}
+        elif isinstance(current, cst.Attribute):
+            skip = {id(current.attr)}
+        elif isinstance(current, cst.Arg) and current.keyword is not None:
+            skip = {id(current.keyword)}
+        elif isinstance(current, (cst.FunctionDef, cst.ClassDef)):
+            skip = {id(current.name)}
+        elif isinstance(current, cst.Param):
+            skip = {id(current.name)}
+        stack.extend(c for c in reversed(current.children) if id(c) not in skip)
+
+
+def _binds(stmt: cst.CSTNode, name: str) -> bool:
+    """``stmt`` unconditionally rebinds ``name`` before anything else reads it."""
+    assigned = _single_assignment(stmt)
+    return assigned is not None and assigned[0] == name and name not in {n.value for n in loads(assigned[1])}
+
+
+def read_after(name: str, statements: Iterable[cst.BaseStatement]) -> bool:
+    """Whether ``statements`` (run in order) may read the value ``name`` has on entry."""
+    for stmt in statements:
+        if _binds(stmt, name):
+            return False
+        if any(n.value == name for n in loads(stmt)) and not _only_rebound_reads(stmt, name):
+            return True
+    return False
+
+
+def _only_rebound_reads(stmt: cst.CSTNode, name: str) -> bool:
+    """``for name in other: use(name)``: every read sees the statement's own binding."""
+    return (
+        isinstance(stmt, cst.For)
+        and name in _assigned_names(stmt.target)
+        and not any(n.value == name for n in loads(stmt.iter))
+        and (stmt.orelse is None or not any(n.value == name for n in loads(stmt.orelse)))
+    )
+
+
 def _assigned_names(target: cst.CSTNode) -> Set[str]:
     """Names bound by an assignment or loop target (``a, (b, c)`` -> a, b, c)."""
     if isinstance(target, (cst.Name, cst.Attribute)):
@@ -439,9 +490,9 @@ class _LoopAnalysis:
         self._check_growth(accumulators)
         self._check_iterable(self.loop.iter, scope)
         self._check_body(accumulators)
-        carried = self._carried_state(scope, {acc.name for acc in accumulators})
-        self._check_loop_variable(scope)
-        return self._plan(accumulators, carried, sink)
+        carried = self._carried_state({acc.name for acc in accumulators})
+        self._check_loop_variable()
+        return self._plan(accumulators, carried, sink, scope)
 
     # -- predicates ------------------------------------------------------------------
 
@@ -480,6 +531,17 @@ class _LoopAnalysis:
             limit = chain.index_in_parent
             chain = chain.parent
         return out
+
+    def _statements_after(self) -> Iterator[cst.BaseStatement]:
+        """Statements that run after the loop in its block, then after the enclosing ``with`` blocks."""
+        chain: Optional[_Chain] = self.chain
+        start = self.index + 1
+        while chain is not None:
+            yield from chain.body[start:]
+            if chain.parent is None:
+                return
+            start = chain.index_in_parent + 1
+            chain = chain.parent
 
     def _grown_names(self) -> Dict[str, List[str]]:
         """Names the body grows, with how: ``{"results": ["append"], "total": ["+="]}``."""
@@ -669,37 +731,33 @@ class _LoopAnalysis:
             if name in accumulators:
                 self._hazard(Hazard.ACCUMULATOR_ESCAPES, "`%s` is passed to %s()" % (name, callee_text(func)))
 
-    def _carried_state(self, scope: Scope, accumulators: Set[str]) -> List[str]:
+    def _carried_state(self, accumulators: Set[str]) -> List[str]:
         """Other names assigned in the loop whose value crosses iterations or outlives the loop."""
         targets = _assigned_names(self.loop.target)
-        assigned: Dict[str, int] = {}
+        first_store: Dict[str, int] = {}
         for node in walk(self.loop.body, _PRUNE + (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)):
             for name in _assignment_targets(node):
                 if name not in targets and name not in accumulators and "." not in name:
-                    assigned.setdefault(name, self.a.line(node))
+                    line = self.a.line(node)
+                    first_store[name] = min(line, first_store.get(name, line))
         carried: List[str] = []
-        loop_start, loop_end = self.a.line(self.loop), self.a.end_line(self.loop)
-        for name in sorted(assigned, key=lambda n: assigned[n]):
-            accesses = [acc.node for acc in scope.accesses[name] if isinstance(acc.node, cst.CSTNode)]
-            lines = [self.a.line(n) for n in accesses if n in self.a.positions]
-            after = any(line > loop_end for line in lines)
-            read_first = any(loop_start <= line < assigned[name] for line in lines)
-            if after or read_first:
+        after = list(self._statements_after())
+        for name in sorted(first_store, key=lambda n: (first_store[n], n)):
+            read_first = any(
+                n.value == name and self.a.line(n) < first_store[name] for n in loads(self.loop.body)
+            )
+            if read_first or read_after(name, after):
                 carried.append(name)
         if carried:
             self._hazard(Hazard.CARRIED_STATE, "%s also carried across iterations" % ", ".join("`%s`" % n for n in carried))
         return carried
 
-    def _check_loop_variable(self, scope: Scope) -> None:
-        loop_end = self.a.end_line(self.loop)
+    def _check_loop_variable(self) -> None:
+        after = list(self._statements_after())
         for name in sorted(_assigned_names(self.loop.target)):
-            if "." in name:
-                continue
-            for access in scope.accesses[name]:
-                node = access.node
-                if isinstance(node, cst.CSTNode) and node in self.a.positions and self.a.line(node) > loop_end:
-                    self._hazard(Hazard.LOOP_VARIABLE_USED_AFTER, "`%s` is read after the loop" % name)
-                    return
+            if "." not in name and read_after(name, after):
+                self._hazard(Hazard.LOOP_VARIABLE_USED_AFTER, "`%s` is read after the loop" % name)
+                return
 
     def _hazard(self, hazard: Hazard, note: str) -> None:
         if hazard not in self.hazards:
@@ -708,9 +766,11 @@ class _LoopAnalysis:
 
     # -- the plan ---------------------------------------------------------------------
 
-    def _plan(self, accumulators: List[_Accumulator], carried: List[str], sink: _Sink) -> Plan:
+    def _plan(self, accumulators: List[_Accumulator], carried: List[str], sink: _Sink, scope: Scope) -> Plan:
         saved = [acc.name for acc in accumulators]
         state = tuple(saved + carried)
+        exclude = set(state) | _assigned_names(self.loop.target) | _bound_in(self.loop)
+        key = context_names(scope, [self.loop.body], exclude)
         return make_plan(
             self.a,
             COLLECT_LOOP,
@@ -724,8 +784,7 @@ class _LoopAnalysis:
             self.hazards,
             self.notes,
             self.qualname,
-            self.function,
-            self._statements_before(),
+            key,
         )
 
 
@@ -742,8 +801,7 @@ def make_plan(
     hazards: List[Hazard],
     notes: List[str],
     qualname: str,
-    function: Optional[cst.FunctionDef],
-    before: List[cst.BaseStatement],
+    key: Tuple[str, ...],
     comprehension: Optional[ComprehensionPlan] = None,
 ) -> Plan:
     """Assemble the finding and the fix plan for one site."""
@@ -779,7 +837,7 @@ def make_plan(
         target=target,
         state=state,
         loop_id=a.loop_identity(qualname, saved),
-        key=_key_names(function, iterable, before),
+        key=key,
         complete_after=_completion_anchor(sink),
         comprehension=comprehension,
     )
@@ -1072,29 +1130,25 @@ def _uses_with_targets(with_node: cst.With, call: cst.Call) -> bool:
     return bool(bound & used)
 
 
-def _key_names(function: Optional[cst.FunctionDef], iterable: cst.BaseExpression, before: List[cst.BaseStatement]) -> Tuple[str, ...]:
-    """The enclosing function's parameters the iterable depends on (directly or through locals)."""
-    if function is None:
-        return ()
-    params = [p.name.value for p in (*function.params.posonly_params, *function.params.params, *function.params.kwonly_params)]
-    params = [p for p in params if p not in {"self", "cls"}]
-    if not params:
-        return ()
-    assignments: Dict[str, cst.BaseExpression] = {}
-    for stmt in before:
-        assigned = _single_assignment(stmt)
-        if assigned:
-            assignments[assigned[0]] = assigned[1]
-    seen: Set[str] = set()
-    pending = list(_names_in(iterable))
-    while pending:
-        name = pending.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        if name in assignments:
-            pending.extend(_names_in(assignments[name]))
-    return tuple(p for p in params if p in seen)
+def context_names(scope: Scope, body: Sequence[cst.CSTNode], exclude: Set[str]) -> Tuple[str, ...]:
+    """Loop-invariant variables of the loop's own scope that the body reads.
+
+    They become the checkpoint's ``key``: a unit's result depends on the item *and* on
+    them, so a run with other values (``process("test")`` after ``process("train")``)
+    must not reuse the log. Imports, functions, classes, ``self``/``cls`` and names the
+    loop itself binds are left out.
+    """
+    found: List[str] = []
+    for part in body:
+        for node in loads(part):
+            name = node.value
+            if name in exclude or name in found or name in {"self", "cls"}:
+                continue
+            own = [a for a in scope[name] if a.scope is scope]
+            if not own or any(isinstance(a, ImportAssignment) or isinstance(a.node, (cst.FunctionDef, cst.ClassDef)) for a in own):
+                continue
+            found.append(name)
+    return tuple(found)
 
 
 # ---------------------------------------------------------------------- comprehensions
@@ -1141,7 +1195,7 @@ def _comprehension_plan(
         hazard(Hazard.UNSUPPORTED_SHAPE, "async comprehension or assignment expression")
     if any(isinstance(n, cst.Comment) for n in walk(value)):
         hazard(Hazard.UNSUPPORTED_SHAPE, "comments inside the comprehension would be lost")
-    leaked = _leaking_names(a, scope, value, clauses)
+    leaked = _leaking_names(scope, value, clauses)
     if leaked:
         hazard(Hazard.SCOPE_LEAK, "unrolling would bind %s, already used in this scope" % ", ".join("`%s`" % n for n in leaked))
     if len(clauses) > 1:
@@ -1155,7 +1209,14 @@ def _comprehension_plan(
     probe._check_iterable(clauses[0].iter, scope)
     for h, note in zip(probe.hazards, probe.notes):
         hazard(h, note)
-    before = list(probe._statements_before())
+    exclude = {name}
+    for clause in clauses:
+        exclude |= _assigned_names(clause.target)
+    parts: List[cst.CSTNode] = [value.key, value.value] if isinstance(value, cst.DictComp) else [value.elt]
+    for clause in clauses:
+        parts.extend(test.test for test in clause.ifs)
+    parts.extend(clause.iter for clause in clauses[1:])
+    key = context_names(scope, parts, exclude)
     return make_plan(
         a,
         COLLECT_COMPREHENSION,
@@ -1169,8 +1230,7 @@ def _comprehension_plan(
         hazards,
         notes,
         qualname,
-        function,
-        before,
+        key,
         ComprehensionPlan(value, kind),
     )
 
@@ -1200,22 +1260,14 @@ def _tiny_literal(node: cst.BaseExpression) -> bool:
     return isinstance(node, (cst.Tuple, cst.List, cst.Set)) and len(node.elements) <= _TINY_LITERAL_LOOP
 
 
-def _leaking_names(a: FileAnalysis, scope: Scope, comp: cst.CSTNode, clauses: List[cst.CompFor]) -> List[str]:
-    """Comprehension variables whose names the enclosing scope already uses."""
+def _leaking_names(scope: Scope, comp: cst.CSTNode, clauses: List[cst.CompFor]) -> List[str]:
+    """Comprehension variables whose names the enclosing scope already binds or reads."""
+    inside = {id(n) for n in walk(comp, ())}
     leaked: List[str] = []
     for clause in clauses:
         for name in sorted(_assigned_names(clause.target)):
-            inside = {id(n) for n in walk(comp, ())}
-            uses = [acc.node for acc in scope.accesses[name] if id(acc.node) not in inside]
+            uses = [acc for acc in scope.accesses[name] if id(acc.node) not in inside]
             binds = [asg for asg in scope.assignments[name] if id(getattr(asg, "node", None)) not in inside]
-            if uses or binds or isinstance(scope, ComprehensionScope) or (isinstance(scope, FunctionScope) and name in _global_names(a, scope)):
+            if uses or binds:
                 leaked.append(name)
     return leaked
-
-
-def _global_names(a: FileAnalysis, scope: Scope) -> Set[str]:
-    return set()
-
-
-def short_hash(text: str) -> str:
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=4).hexdigest()

@@ -21,7 +21,7 @@ from libcst.metadata import MetadataWrapper
 from checkpointify.fileio import SourceError, check_encoding, read_source
 from checkpointify.matcher import Plan, all_names, find_plans
 from checkpointify.transformer import apply_plans
-from checkpointify.types import FileResult, Options, Safety
+from checkpointify.types import FileResult, Finding, Options, Safety
 
 #: directories never entered when a folder is walked (explicitly named files are always read)
 DEFAULT_EXCLUDED_DIRS = frozenset(
@@ -97,21 +97,46 @@ def _scan(module: cst.Module, path: str, options: Options) -> FileResult:
     return FileResult(path, findings=tuple(p.finding for p in plans))
 
 
-def _rewrite(module: cst.Module, path: str, options: Options) -> FileResult:
-    source = module.bytes
+@dataclass(frozen=True)
+class CheckedRewrite:
+    """A verified rewrite: ``module`` is the new tree, or the original when nothing applies.
+
+    ``error`` says why applicable fixes were not kept (the file does not compile, or the
+    rewrite failed verification, then ``internal`` is True).
+    """
+
+    findings: Tuple[Finding, ...]
+    applied: Tuple[Finding, ...]
+    module: cst.Module
+    error: Optional[str] = None
+    internal: bool = False
+
+
+def rewrite_checked(module: cst.Module, path: str, options: Options) -> CheckedRewrite:
+    """Rewrite ``module`` and keep the result only if it compiles and is stable."""
     first = rewrite_module(module, path, options)
     findings = tuple(p.finding for p in first.plans)
     if not first.applied:
-        return FileResult(path, findings=findings)
+        return CheckedRewrite(findings, (), module)
     try:
-        compile(source, path, "exec", dont_inherit=True)
+        compile(module.bytes, path, "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as exc:
-        return FileResult(path, findings=findings, error="not fixed: the file does not compile (%s)" % _one_line(exc))
-    new_source = first.module.bytes
-    problem = _verify(new_source, path, options)
+        return CheckedRewrite(findings, (), module, "not fixed: the file does not compile (%s)" % _one_line(exc))
+    problem = _verify(first.module.bytes, path, options)
     if problem:
-        return FileResult(path, findings=findings, error="internal error: %s; the fix was discarded and the file left untouched" % problem, internal=True)
-    return FileResult(path, findings=findings, applied=tuple(p.finding for p in first.applied), source=source, new_source=new_source)
+        return CheckedRewrite(
+            findings, (), module, "internal error: %s; the fix was discarded and the file left untouched" % problem, True
+        )
+    return CheckedRewrite(findings, tuple(p.finding for p in first.applied), first.module)
+
+
+def _rewrite(module: cst.Module, path: str, options: Options) -> FileResult:
+    outcome = rewrite_checked(module, path, options)
+    if not outcome.applied:
+        return FileResult(path, findings=outcome.findings, error=outcome.error, internal=outcome.internal)
+    return FileResult(
+        path, findings=outcome.findings, applied=outcome.applied, source=module.bytes, new_source=outcome.module.bytes
+    )
 
 
 def _verify(new_source: bytes, path: str, options: Options) -> Optional[str]:

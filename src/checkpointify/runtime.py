@@ -49,7 +49,7 @@ from collections import deque
 from itertools import compress
 from operator import is_not
 from pathlib import Path, PurePath
-from typing import Any, Callable, Deque, Dict, Generic, Iterable, Iterator, List, Optional, Set, Tuple, TypeVar
+from typing import Any, Callable, Deque, Dict, FrozenSet, Generic, Iterable, Iterator, List, Optional, Set, Tuple, TypeVar
 
 __all__ = [
     "checkpoint",
@@ -58,6 +58,7 @@ __all__ = [
     "CheckpointWriteError",
     "StaleCheckpointError",
     "fingerprint",
+    "key_fingerprint",
     "RUNTIME_VERSION",
 ]
 
@@ -102,6 +103,28 @@ def fingerprint(item: object) -> bytes:
 
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+_KEY_SCALARS = (str, bytes, int, float, bool, type(None), PurePath)
+
+
+def key_fingerprint(key: object) -> str:
+    """A cheap fingerprint of a checkpoint key (hex), computed once per loop.
+
+    Scalars (strings and bytes up to 4 KiB, numbers, booleans, None, paths) count by
+    value; containers by type and length; other objects by type only. So
+    ``process(split="train")`` and ``process(split="test")`` get separate checkpoints,
+    while a large list argument costs nothing to fingerprint (its items are checked one by
+    one on resume anyway).
+    """
+    parts = key if isinstance(key, tuple) else (key,)
+    summary: List[object] = []
+    for value in parts:
+        if isinstance(value, _KEY_SCALARS) and not (isinstance(value, (str, bytes)) and len(value) > 4096):
+            summary.append(str(value) if isinstance(value, PurePath) else value)
+        elif isinstance(value, (list, tuple, dict, set, frozenset, str, bytes)):
+            summary.append("%s[%d]" % (type(value).__name__, len(value)))
+        else:
+            summary.append("%s.%s" % (type(value).__module__, type(value).__qualname__))
+    return fingerprint(tuple(summary)).hex()
 
 
 def _feed(h: Any, x: object) -> None:
@@ -274,6 +297,73 @@ def _apply(value: Any, delta: Optional[Tuple[str, object]]) -> Any:
     raise CheckpointError("unknown record type %r" % (tag,))
 
 
+# ------------------------------------------------------------------ string identity
+#
+# pickle shares repeated objects, so the bytes a program's final ``pickle.dump`` writes
+# depend on which strings are the *same object*. In the original run, literal keys and
+# values (``{"id": x, "status": "ok"}``) are interned constants shared by every unit;
+# unpickled from a checkpoint they would be fresh copies. Each record therefore lists the
+# identifier-like strings it holds that were interned when it was written, and restore
+# interns those again; runtime strings that were distinct objects stay distinct.
+
+_IDENTIFIER_MAX = 64
+_WALK_BUDGET = 100000
+
+
+def _interned_strings(value: object) -> Tuple[str, ...]:
+    found: Set[str] = set()
+    stack, seen, budget = [value], set(), _WALK_BUDGET
+    while stack and budget:
+        budget -= 1
+        x = stack.pop()
+        t = type(x)
+        if t is str:
+            if len(x) <= _IDENTIFIER_MAX and x.isidentifier() and sys.intern(x) is x:  # type: ignore[arg-type, attr-defined]
+                found.add(x)  # type: ignore[arg-type]
+        elif t in (list, tuple, set, frozenset) or isinstance(x, dict) or hasattr(x, "__dict__"):
+            if id(x) in seen:
+                continue
+            seen.add(id(x))
+            if isinstance(x, dict):
+                stack.extend(x.keys())
+                stack.extend(x.values())
+            elif t in (list, tuple, set, frozenset):
+                stack.extend(x)  # type: ignore[call-overload]
+            elif type(getattr(x, "__dict__", None)) is dict:
+                stack.extend(x.__dict__.values())
+    return tuple(sorted(found))
+
+
+def _reintern(value: Any, names: FrozenSet[str], memo: Dict[int, Any]) -> Any:
+    """``value`` with the strings in ``names`` replaced by their interned copies (in place where possible)."""
+    t = type(value)
+    if t is str:
+        return sys.intern(value) if value in names else value
+    key = id(value)
+    if key in memo:
+        return memo[key]
+    if t is list:
+        memo[key] = value
+        value[:] = [_reintern(e, names, memo) for e in value]
+        return value
+    if t is tuple or t is set or t is frozenset:
+        items = [_reintern(e, names, memo) for e in value]
+        new = value if all(a is b for a, b in zip(items, value)) else t(items)
+        memo[key] = new
+        return new
+    if isinstance(value, dict):
+        memo[key] = value
+        items = [(_reintern(k, names, memo), _reintern(v, names, memo)) for k, v in value.items()]
+        dict.clear(value)
+        dict.update(value, items)
+        return value
+    state = getattr(value, "__dict__", None)
+    if type(state) is dict:
+        memo[key] = value
+        _reintern(state, names, memo)
+    return value
+
+
 # ------------------------------------------------------------------------ frames on disk
 
 
@@ -345,7 +435,7 @@ class Checkpoint(Generic[T]):
         self.loop_id = loop_id
         self._state = state
         self._iterator: Iterator[T] = iter(iterable)
-        self._key_fp = fingerprint(key).hex() if key is not None else ""
+        self._key_fp = key_fingerprint(key) if key is not None else ""
         self._default_dir = directory is None and not os.environ.get("CHECKPOINTIFY_DIR")
         self.directory = directory if directory is not None else checkpoint_dir()
         self.path = self.directory / log_name(loop_id, self._key_fp)
@@ -378,7 +468,9 @@ class Checkpoint(Generic[T]):
             if mismatch is not None:
                 self._on_stale(mismatch, consumed)
             else:
-                for _seq, _fp, deltas in records:
+                for _seq, _fp, deltas, interned in records:
+                    if interned:
+                        deltas = _reintern(deltas, frozenset(interned), {})
                     if len(deltas) != len(values):
                         raise StaleCheckpointError(
                             "checkpoint %s records %d accumulators but the loop has %d; "
@@ -391,7 +483,7 @@ class Checkpoint(Generic[T]):
         self._restored = True
         return values
 
-    def _read_log(self) -> List[Tuple[int, bytes, Tuple[Any, ...]]]:
+    def _read_log(self) -> List[Tuple[int, bytes, Tuple[Any, ...], Tuple[str, ...]]]:
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
@@ -421,9 +513,9 @@ class Checkpoint(Generic[T]):
                     ) from exc
         return records
 
-    def _match_items(self, records: List[Tuple[int, bytes, Tuple[Any, ...]]], consumed: List[T]) -> Optional[str]:
+    def _match_items(self, records: List[Tuple[int, bytes, Tuple[Any, ...], Tuple[str, ...]]], consumed: List[T]) -> Optional[str]:
         """Pull one input item per record and compare fingerprints; describe a mismatch."""
-        for index, (_seq, fp, _deltas) in enumerate(records):
+        for index, (_seq, fp, _deltas, _interned) in enumerate(records):
             try:
                 item = next(self._iterator)
             except StopIteration:
@@ -479,7 +571,7 @@ class Checkpoint(Generic[T]):
         values = self._state()
         deltas = tuple(t.delta(v) for t, v in zip(self._trackers, values))
         try:
-            payload = pickle.dumps((self._seq, item_fp, deltas), _PICKLE_PROTOCOL)
+            payload = pickle.dumps((self._seq, item_fp, deltas, _interned_strings(deltas)), _PICKLE_PROTOCOL)
         except Exception as exc:
             raise CheckpointError(
                 "cannot checkpoint unit #%d of %r: a value it added cannot be pickled (%s: %s)"
@@ -587,8 +679,9 @@ def checkpoint(
     """Open the checkpoint of loop ``loop_id`` over ``iterable``.
 
     ``state`` returns the loop's accumulators (a tuple, in a fixed order); ``key``
-    separates calls of the same loop over different inputs (for example a function's
-    arguments); the log lives in ``$CHECKPOINTIFY_DIR`` or ``./.checkpointify``.
+    separates calls of the same loop over different inputs (the function parameters the
+    iterable depends on; see :func:`key_fingerprint`); the log lives in
+    ``$CHECKPOINTIFY_DIR`` or ``./.checkpointify``.
     Nothing is read or written until :meth:`Checkpoint.restore`.
     """
     return Checkpoint(loop_id, iterable, state, key=key)

@@ -119,11 +119,12 @@ class _Rewriter(cst.CSTTransformer):
         plan = self.plans[index]
         var = self.names.variables[index]
         state = ", ".join(plan.state)
-        key = ", key=(%s,)" % ", ".join(plan.key) if plan.key else ""
+        packed = _tuple(plan.state)
+        key = ", key=%s" % _tuple(plan.key) if plan.key else ""
         iterable = self._code(plan.iterable)
         return [
             self._statement(
-                "%s = %s(%s, %s, lambda: (%s,)%s)" % (var, self.names.function, self._literal(plan.loop_id), iterable, state, key)
+                "%s = %s(%s, %s, lambda: %s%s)" % (var, self.names.function, self._literal(plan.loop_id), iterable, packed, key)
             ),
             self._statement("[%s] = %s.restore()" % (state, var)),
         ]
@@ -177,3 +178,8 @@ class _Rewriter(cst.CSTTransformer):
         return [first, *self._prelude(index), cst.parse_statement(loop_code, config=self.module.config_for_parsing)]
 
 
+
+
+def _tuple(names: Sequence[str]) -> str:
+    """``(a,)`` or ``(a, b)``: a tuple display of names."""
+    return "(%s,)" % names[0] if len(names) == 1 else "(%s)" % ", ".join(names)

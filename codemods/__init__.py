@@ -1,0 +1,1 @@
+"""LibCST codemod commands (see .libcst.codemod.yaml)."""

@@ -1,0 +1,159 @@
+"""One parametrized test over every fixture folder (see fixture_cases.py for the layout).
+
+For every case: the rewrite is byte-exact, compiles, converges (a second pass changes
+nothing and flags none of the rewritten loops), and the findings are the reviewed ones.
+
+For every rewrite case that can run, the original and the rewritten program run as real
+subprocesses: the rewrite produces the same files; a run killed with SIGKILL in the middle
+and re-run produces the same files without recomputing any unit that completed before
+the kill; and a run after a successful run starts from zero with nothing left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+from fixture_cases import SUPPORT, Case, cases, finding_summary
+
+ALL = cases()
+RUNNABLE = [c for c in ALL if c.rewrites and c.meta.get("run", True)]
+DELAY = "0.04"  # seconds of "work" per unit, so that a kill lands mid-run
+
+
+@pytest.mark.parametrize("case", ALL, ids=lambda c: c.id)
+def test_rewrite_is_exact_compiles_and_converges(case: Case) -> None:
+    result = case.process(case.source)
+    assert result.error is None, result.error
+    output = result.new_source if result.changed else case.source
+    assert output == case.expected, "rewrite differs from expected.py (regenerate with tests/regen_fixtures.py and review)"
+    assert [finding_summary(f) for f in result.findings] == case.expected_findings
+    compile(output, "expected.py", "exec", dont_inherit=True)
+
+    second = case.process(output)
+    assert second.error is None, second.error
+    assert not second.changed, "a second pass changed the rewritten file"
+    assert len(second.findings) == len(result.findings) - len(result.applied), "a rewritten loop was flagged again"
+
+
+def test_every_variant_has_rewrite_and_noop_cases() -> None:
+    variants: Dict[str, List[Case]] = {}
+    for case in ALL:
+        variants.setdefault(case.path.parent.name, []).append(case)
+    for name, members in variants.items():
+        assert any(c.rewrites for c in members), "%s has no rewrite fixture" % name
+    assert any(not c.rewrites and not c.expected_findings for c in ALL)
+
+
+# --------------------------------------------------------------------- running programs
+
+
+def _prepare(case: Case, program: bytes, where: Path) -> Path:
+    where.mkdir(parents=True)
+    data = case.path / "data"
+    if data.exists():
+        for item in data.iterdir():
+            shutil.copy(item, where / item.name)
+    (where / "prog.py").write_bytes(program)
+    return where
+
+
+def _env(where: Path) -> Dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(SUPPORT), env.get("PYTHONPATH", "")])
+    env["CKPT_WORKLOG"] = str(where / "worklog.txt")
+    env["CKPT_DELAY"] = DELAY
+    env.pop("CHECKPOINTIFY_DIR", None)
+    env.pop("CHECKPOINTIFY_ON_STALE", None)
+    return env
+
+
+def _run(where: Path) -> None:
+    done = subprocess.run([sys.executable, "prog.py"], cwd=where, env=_env(where), capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+
+
+def _outputs(where: Path) -> Dict[str, bytes]:
+    """Every file the program wrote (its inputs, work log and checkpoints excluded)."""
+    skip = {"prog.py", "worklog.txt"}
+    out = {}
+    for path in sorted(where.rglob("*")):
+        rel = path.relative_to(where).as_posix()
+        if path.is_file() and rel not in skip and not rel.startswith(".checkpointify") and "__pycache__" not in rel:
+            out[rel] = path.read_bytes()
+    return out
+
+
+def _worklog(where: Path) -> List[str]:
+    log = where / "worklog.txt"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def _kill_midway(where: Path, after_units: int) -> List[str]:
+    """Start the program, SIGKILL it once ``after_units`` units have started; return its work log."""
+    proc = subprocess.Popen([sys.executable, "prog.py"], cwd=where, env=_env(where), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while len(_worklog(where)) < after_units:
+        assert proc.poll() is None, "the program ended before it could be killed: %s" % proc.stderr.read().decode()  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "the program made no progress"
+        time.sleep(0.002)
+    time.sleep(random.uniform(0, float(DELAY)))  # land anywhere in the unit, or in the commit after it
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    return _worklog(where)
+
+
+@pytest.mark.parametrize("case", RUNNABLE, ids=lambda c: c.id)
+def test_rewritten_program_resumes_after_sigkill(case: Case, tmp_path: Path) -> None:
+    original = _prepare(case, case.source, tmp_path / "original")
+    _run(original)
+    expected_outputs = _outputs(original)
+    all_units = _worklog(original)
+    assert expected_outputs, "the fixture program must write at least one file"
+
+    # uninterrupted rewritten run: same outputs, same work, nothing left behind
+    clean = _prepare(case, case.expected, tmp_path / "clean")
+    _run(clean)
+    assert _outputs(clean) == expected_outputs
+    assert sorted(_worklog(clean)) == sorted(all_units)
+    assert not (clean / ".checkpointify").exists()
+
+    # killed in the middle, then re-run
+    crashed = _prepare(case, case.expected, tmp_path / "crashed")
+    kill_after = int(case.meta.get("kill_after", max(2, len(all_units) // 2)))
+    before_kill = _kill_midway(crashed, kill_after)
+    assert (crashed / ".checkpointify").exists(), "no checkpoint was left by the killed run"
+    (crashed / "worklog.txt").unlink()
+    _run(crashed)
+    after_resume = _worklog(crashed)
+    assert _outputs(crashed) == expected_outputs, "resumed run produced different output"
+    assert not (crashed / ".checkpointify").exists(), "a checkpoint was left after a successful run"
+    # The killed run did a prefix of the work; the resumed run must do the rest, starting
+    # at most `redo` work-log entries (the unit in flight) before the kill point. Loops that
+    # completed (and removed their log) before the kill run again from zero, by design:
+    # fixture.json names how many work-log entries they account for.
+    assert before_kill == all_units[: len(before_kill)], "the rewritten program does its work in another order"
+    settled = int(case.meta.get("completed_loop_units", 0))
+    assert after_resume[:settled] == all_units[:settled]
+    resumed_at = len(all_units) - (len(after_resume) - settled)
+    assert after_resume[settled:] == all_units[resumed_at:], "the resumed run skipped or repeated work"
+    redone = len(before_kill) - resumed_at
+    assert redone >= 0, "a unit that never ran before the kill was skipped"
+    assert redone <= int(case.meta.get("redo", 1)), "units completed before the kill ran again: %s" % before_kill[resumed_at:]
+
+    # a run after a successful run starts from zero
+    (crashed / "worklog.txt").unlink()
+    _run(crashed)
+    assert sorted(_worklog(crashed)) == sorted(all_units)
+    assert _outputs(crashed) == expected_outputs
+    assert not (crashed / ".checkpointify").exists()
