@@ -17,7 +17,9 @@ from checkpointify.types import Options
 
 
 class CheckpointLoopsCommand(VisitorBasedCodemodCommand):
-    DESCRIPTION = "Checkpoint collect-then-save loops so that a re-run resumes (checkpointify)."
+    DESCRIPTION = (
+        "Checkpoint collect-then-save loops so that a re-run resumes (checkpointify)."
+    )
 
     @staticmethod
     def add_args(arg_parser: argparse.ArgumentParser) -> None:
@@ -37,7 +39,16 @@ class CheckpointLoopsCommand(VisitorBasedCodemodCommand):
         outcome = rewrite_checked(tree, path, self.options)
         for finding in outcome.findings:
             if finding not in outcome.applied:
-                self.warn("%s:%d: %s %s (not rewritten: fix %s)" % (path, finding.line, finding.code, finding.message, finding.fix.value if finding.fix else "none"))
+                self.warn(
+                    "%s:%d: %s %s (not rewritten: fix %s)"
+                    % (
+                        path,
+                        finding.line,
+                        finding.code,
+                        finding.message,
+                        finding.fix.value if finding.fix else "none",
+                    )
+                )
         if outcome.error is not None:
             raise SkipFile(outcome.error)
         return outcome.module

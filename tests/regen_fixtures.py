@@ -29,10 +29,20 @@ def main(argv: list) -> int:
             expected.unlink()
         findings = case.path / "findings.json"
         if result.findings:
-            findings.write_text(json.dumps([finding_summary(f) for f in result.findings], indent=2) + "\n")
+            findings.write_text(
+                json.dumps([finding_summary(f) for f in result.findings], indent=2)
+                + "\n"
+            )
         elif findings.exists():
             findings.unlink()
-        print("%s: %d findings, %s" % (case.id, len(result.findings), "rewritten" if result.changed else "unchanged"))
+        print(
+            "%s: %d findings, %s"
+            % (
+                case.id,
+                len(result.findings),
+                "rewritten" if result.changed else "unchanged",
+            )
+        )
     return 0
 
 

@@ -35,14 +35,18 @@ def test_rewrite_is_exact_compiles_and_converges(case: Case) -> None:
     result = case.process(case.source)
     assert result.error is None, result.error
     output = result.new_source if result.changed else case.source
-    assert output == case.expected, "rewrite differs from expected.py (regenerate with tests/regen_fixtures.py and review)"
+    assert output == case.expected, (
+        "rewrite differs from expected.py (regenerate with tests/regen_fixtures.py and review)"
+    )
     assert [finding_summary(f) for f in result.findings] == case.expected_findings
     compile(output, "expected.py", "exec", dont_inherit=True)
 
     second = case.process(output)
     assert second.error is None, second.error
     assert not second.changed, "a second pass changed the rewritten file"
-    assert len(second.findings) == len(result.findings) - len(result.applied), "a rewritten loop was flagged again"
+    assert len(second.findings) == len(result.findings) - len(result.applied), (
+        "a rewritten loop was flagged again"
+    )
 
 
 def test_every_variant_has_rewrite_and_noop_cases() -> None:
@@ -78,7 +82,13 @@ def _env(where: Path) -> Dict[str, str]:
 
 
 def _run(where: Path) -> None:
-    done = subprocess.run([sys.executable, "prog.py"], cwd=where, env=_env(where), capture_output=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "prog.py"],
+        cwd=where,
+        env=_env(where),
+        capture_output=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr.decode(errors="replace")
 
 
@@ -88,7 +98,12 @@ def _outputs(where: Path) -> Dict[str, bytes]:
     out = {}
     for path in sorted(where.rglob("*")):
         rel = path.relative_to(where).as_posix()
-        if path.is_file() and rel not in skip and not rel.startswith(".checkpointify") and "__pycache__" not in rel:
+        if (
+            path.is_file()
+            and rel not in skip
+            and not rel.startswith(".checkpointify")
+            and "__pycache__" not in rel
+        ):
             out[rel] = path.read_bytes()
     return out
 
@@ -100,13 +115,24 @@ def _worklog(where: Path) -> List[str]:
 
 def _kill_midway(where: Path, after_units: int) -> List[str]:
     """Start the program, SIGKILL it once ``after_units`` units have started; return its work log."""
-    proc = subprocess.Popen([sys.executable, "prog.py"], cwd=where, env=_env(where), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "prog.py"],
+        cwd=where,
+        env=_env(where),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 60
     while len(_worklog(where)) < after_units:
-        assert proc.poll() is None, "the program ended before it could be killed: %s" % proc.stderr.read().decode()  # type: ignore[union-attr]
+        assert proc.poll() is None, (
+            "the program ended before it could be killed: %s"
+            % proc.stderr.read().decode()
+        )  # type: ignore[union-attr]
         assert time.monotonic() < deadline, "the program made no progress"
         time.sleep(0.002)
-    time.sleep(random.uniform(0, float(DELAY)))  # land anywhere in the unit, or in the commit after it
+    time.sleep(
+        random.uniform(0, float(DELAY))
+    )  # land anywhere in the unit, or in the commit after it
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
@@ -132,24 +158,36 @@ def test_rewritten_program_resumes_after_sigkill(case: Case, tmp_path: Path) -> 
     crashed = _prepare(case, case.expected, tmp_path / "crashed")
     kill_after = int(case.meta.get("kill_after", max(2, len(all_units) // 2)))
     before_kill = _kill_midway(crashed, kill_after)
-    assert (crashed / ".checkpointify").exists(), "no checkpoint was left by the killed run"
+    assert (crashed / ".checkpointify").exists(), (
+        "no checkpoint was left by the killed run"
+    )
     (crashed / "worklog.txt").unlink()
     _run(crashed)
     after_resume = _worklog(crashed)
-    assert _outputs(crashed) == expected_outputs, "resumed run produced different output"
-    assert not (crashed / ".checkpointify").exists(), "a checkpoint was left after a successful run"
+    assert _outputs(crashed) == expected_outputs, (
+        "resumed run produced different output"
+    )
+    assert not (crashed / ".checkpointify").exists(), (
+        "a checkpoint was left after a successful run"
+    )
     # The killed run did a prefix of the work; the resumed run must do the rest, starting
     # at most `redo` work-log entries (the unit in flight) before the kill point. Loops that
     # completed (and removed their log) before the kill run again from zero, by design:
     # fixture.json names how many work-log entries they account for.
-    assert before_kill == all_units[: len(before_kill)], "the rewritten program does its work in another order"
+    assert before_kill == all_units[: len(before_kill)], (
+        "the rewritten program does its work in another order"
+    )
     settled = int(case.meta.get("completed_loop_units", 0))
     assert after_resume[:settled] == all_units[:settled]
     resumed_at = len(all_units) - (len(after_resume) - settled)
-    assert after_resume[settled:] == all_units[resumed_at:], "the resumed run skipped or repeated work"
+    assert after_resume[settled:] == all_units[resumed_at:], (
+        "the resumed run skipped or repeated work"
+    )
     redone = len(before_kill) - resumed_at
     assert redone >= 0, "a unit that never ran before the kill was skipped"
-    assert redone <= int(case.meta.get("redo", 1)), "units completed before the kill ran again: %s" % before_kill[resumed_at:]
+    assert redone <= int(case.meta.get("redo", 1)), (
+        "units completed before the kill ran again: %s" % before_kill[resumed_at:]
+    )
 
     # a run after a successful run starts from zero
     (crashed / "worklog.txt").unlink()

@@ -18,14 +18,36 @@ from checkpointify import __version__
 from checkpointify.config import ConfigError, load_options
 from checkpointify.diffs import unified_diff
 from checkpointify.fileio import SourceError, write_atomic
-from checkpointify.report import Exit, Tally, error, fix_summary, json_document, print_text, say, scan_summary
+from checkpointify.report import (
+    Exit,
+    Tally,
+    error,
+    fix_summary,
+    json_document,
+    print_text,
+    say,
+    scan_summary,
+)
 from checkpointify.runner import run
 from checkpointify.types import FileResult, Options
 
 _paths = click.argument("paths", nargs=-1, type=click.Path(path_type=str))
-_jobs = click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: number of cores).")
-_unsafe = click.option("--unsafe-fixes", is_flag=True, default=None, help="Also apply fixes whose resume may differ (see each finding's hazards).")
-_verbose = click.option("-v", "--verbose", is_flag=True, help="Show tracebacks of internal errors.")
+_jobs = click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes (default: number of cores).",
+)
+_unsafe = click.option(
+    "--unsafe-fixes",
+    is_flag=True,
+    default=None,
+    help="Also apply fixes whose resume may differ (see each finding's hazards).",
+)
+_verbose = click.option(
+    "-v", "--verbose", is_flag=True, help="Show tracebacks of internal errors."
+)
 
 
 def _jobs_or_default(jobs: Optional[int]) -> int:
@@ -55,16 +77,30 @@ def cli() -> None:
 
 @cli.command()
 @_paths
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+)
 @_jobs
 @_unsafe
 @_verbose
-def scan(paths: Sequence[str], output_format: str, jobs: Optional[int], unsafe_fixes: Optional[bool], verbose: bool) -> int:
+def scan(
+    paths: Sequence[str],
+    output_format: str,
+    jobs: Optional[int],
+    unsafe_fixes: Optional[bool],
+    verbose: bool,
+) -> int:
     """Report collect-then-save loops. Exit 1 if any is found or a file fails."""
     options = _options(unsafe_fixes)
     tally = Tally()
     results: List[FileResult] = []
-    for result in run(paths or ["."], options, rewrite=False, jobs=_jobs_or_default(jobs)):
+    for result in run(
+        paths or ["."], options, rewrite=False, jobs=_jobs_or_default(jobs)
+    ):
         tally.add(result)
         if output_format == "json":
             results.append(result)
@@ -84,12 +120,19 @@ def scan(paths: Sequence[str], output_format: str, jobs: Optional[int], unsafe_f
 @_jobs
 @_unsafe
 @_verbose
-def diff(paths: Sequence[str], jobs: Optional[int], unsafe_fixes: Optional[bool], verbose: bool) -> int:
+def diff(
+    paths: Sequence[str],
+    jobs: Optional[int],
+    unsafe_fixes: Optional[bool],
+    verbose: bool,
+) -> int:
     """Print the unified diff `fix` would apply; write nothing. Exit 1 if anything would change."""
     options = _options(unsafe_fixes)
     tally = Tally()
     out = sys.stdout.buffer
-    for result in run(paths or ["."], options, rewrite=True, jobs=_jobs_or_default(jobs)):
+    for result in run(
+        paths or ["."], options, rewrite=True, jobs=_jobs_or_default(jobs)
+    ):
         tally.add(result)
         if result.changed:
             assert result.source is not None and result.new_source is not None
@@ -106,17 +149,28 @@ def diff(paths: Sequence[str], jobs: Optional[int], unsafe_fixes: Optional[bool]
 @_jobs
 @_unsafe
 @_verbose
-def fix(paths: Sequence[str], jobs: Optional[int], unsafe_fixes: Optional[bool], verbose: bool) -> int:
+def fix(
+    paths: Sequence[str],
+    jobs: Optional[int],
+    unsafe_fixes: Optional[bool],
+    verbose: bool,
+) -> int:
     """Rewrite the loops in place (safe fixes; unsafe ones with --unsafe-fixes)."""
     options = _options(unsafe_fixes)
     tally = Tally()
-    for result in run(paths or ["."], options, rewrite=True, jobs=_jobs_or_default(jobs)):
+    for result in run(
+        paths or ["."], options, rewrite=True, jobs=_jobs_or_default(jobs)
+    ):
         if result.changed:
             assert result.source is not None and result.new_source is not None
             try:
-                write_atomic(Path(result.path), result.new_source, expected=result.source)
+                write_atomic(
+                    Path(result.path), result.new_source, expected=result.source
+                )
             except SourceError as exc:
-                result = FileResult(result.path, findings=result.findings, error=str(exc))
+                result = FileResult(
+                    result.path, findings=result.findings, error=str(exc)
+                )
         tally.add(result)
         if result.error is not None:
             _report_error(result, verbose)

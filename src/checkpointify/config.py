@@ -16,7 +16,7 @@ from checkpointify.types import Options
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python < 3.11 only
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 
 class ConfigError(Exception):
@@ -57,13 +57,22 @@ def read_config(path: Path) -> Dict[str, Any]:
     values: Dict[str, Any] = {}
     for key, value in table.items():
         if key not in _KEYS:
-            raise ConfigError("%s: unknown key %r in [tool.checkpointify] (known: %s)" % (path, key, ", ".join(sorted(_KEYS))))
+            raise ConfigError(
+                "%s: unknown key %r in [tool.checkpointify] (known: %s)"
+                % (path, key, ", ".join(sorted(_KEYS)))
+            )
         field, expected = _KEYS[key]
-        if not isinstance(value, expected) or (expected is list and not all(isinstance(v, str) for v in value)):
+        if not isinstance(value, expected) or (
+            isinstance(value, list) and not all(isinstance(v, str) for v in value)
+        ):
             kind = "a list of strings" if expected is list else expected.__name__
-            raise ConfigError("%s: [tool.checkpointify] %s must be %s" % (path, key, kind))
-        values[field] = tuple(value) if expected is list else value
-    if "runtime_module" in values and not all(part.isidentifier() for part in values["runtime_module"].split(".")):
+            raise ConfigError(
+                "%s: [tool.checkpointify] %s must be %s" % (path, key, kind)
+            )
+        values[field] = tuple(value) if isinstance(value, list) else value
+    if "runtime_module" in values and not all(
+        part.isidentifier() for part in values["runtime_module"].split(".")
+    ):
         raise ConfigError("%s: runtime-module must be a dotted module name" % path)
     return values
 

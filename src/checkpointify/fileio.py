@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 import tempfile
 import tokenize
 from pathlib import Path
 from typing import Optional
+
+_COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
 
 
 class SourceError(Exception):
@@ -24,7 +27,9 @@ def check_encoding(source: bytes) -> str:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
     except SyntaxError as exc:
-        raise SourceError("invalid encoding declaration: %s" % exc.msg) from exc
+        if _COOKIE.search(b"\n".join(source.splitlines()[:2])):
+            raise SourceError("invalid encoding declaration: %s" % exc.msg) from exc
+        encoding = "utf-8"  # no declaration: the first lines are simply not UTF-8
     try:
         source.decode(encoding)
     except (UnicodeDecodeError, LookupError) as exc:
@@ -51,7 +56,9 @@ def write_atomic(path: Path, data: bytes, expected: Optional[bytes] = None) -> N
         st = path.stat()
         if expected is not None and path.read_bytes() != expected:
             raise SourceError("changed on disk while being processed; left untouched")
-        fd, tmp = tempfile.mkstemp(prefix=".%s." % path.name, suffix=".checkpointify-tmp", dir=str(path.parent))
+        fd, tmp = tempfile.mkstemp(
+            prefix=".%s." % path.name, suffix=".checkpointify-tmp", dir=str(path.parent)
+        )
     except OSError as exc:
         raise SourceError("cannot write: %s" % (exc.strerror or exc)) from exc
     try:

@@ -15,7 +15,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import (
+    Dict,
+    FrozenSet,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    Union,
+)
 
 import libcst as cst
 from libcst.metadata import (
@@ -27,7 +38,12 @@ from libcst.metadata import (
 from libcst.metadata.scope_provider import ClassScope, ImportAssignment, Scope
 
 from checkpointify import sinks
-from checkpointify.patterns import COLLECT_COMPREHENSION, COLLECT_LOOP, Variant, fix_safety
+from checkpointify.patterns import (
+    COLLECT_COMPREHENSION,
+    COLLECT_LOOP,
+    Variant,
+    fix_safety,
+)
 from checkpointify.types import Finding, Hazard, Options
 
 Block = Sequence[cst.BaseStatement]
@@ -44,25 +60,137 @@ _GROWTH_METHODS: Dict[str, FrozenSet[str]] = {
     "number": frozenset(),
     "string": frozenset(),
 }
-_READ_METHODS = frozenset({"get", "keys", "values", "items", "count", "index", "copy", "most_common", "issubset", "issuperset", "isdisjoint", "union", "intersection", "difference"})
-_MUTATING_METHODS = frozenset({"pop", "popitem", "remove", "discard", "clear", "sort", "reverse", "insert", "appendleft", "extendleft", "rotate", "subtract", "difference_update", "intersection_update", "symmetric_difference_update"})
-_UNORDERED_CALLS = frozenset({"os.listdir", "os.scandir", "os.walk", "glob.glob", "glob.iglob"})
+_READ_METHODS = frozenset(
+    {
+        "get",
+        "keys",
+        "values",
+        "items",
+        "count",
+        "index",
+        "copy",
+        "most_common",
+        "issubset",
+        "issuperset",
+        "isdisjoint",
+        "union",
+        "intersection",
+        "difference",
+    }
+)
+_MUTATING_METHODS = frozenset(
+    {
+        "pop",
+        "popitem",
+        "remove",
+        "discard",
+        "clear",
+        "sort",
+        "reverse",
+        "insert",
+        "appendleft",
+        "extendleft",
+        "rotate",
+        "subtract",
+        "difference_update",
+        "intersection_update",
+        "symmetric_difference_update",
+    }
+)
+_UNORDERED_CALLS = frozenset(
+    {"os.listdir", "os.scandir", "os.walk", "glob.glob", "glob.iglob"}
+)
 _UNORDERED_METHODS = frozenset({"glob", "rglob", "iterdir"})
-_SINGLE_PASS_METHODS = frozenset({"fetchmany", "iter_rows", "consume", "poll", "receive_messages", "stream"})
-_SINGLE_PASS_CALLS = frozenset({"builtins.iter", "builtins.map", "builtins.filter", "torch.utils.data.DataLoader", "itertools.islice", "itertools.chain"})
+_SINGLE_PASS_METHODS = frozenset(
+    {"fetchmany", "iter_rows", "consume", "poll", "receive_messages", "stream"}
+)
+_SINGLE_PASS_CALLS = frozenset(
+    {
+        "builtins.iter",
+        "builtins.map",
+        "builtins.filter",
+        "torch.utils.data.DataLoader",
+        "itertools.islice",
+        "itertools.chain",
+    }
+)
 _SIDE_EFFECT_CALLS = frozenset(
     {
-        "requests.post", "requests.put", "requests.patch", "requests.delete",
-        "httpx.post", "httpx.put", "httpx.patch", "httpx.delete",
-        "os.remove", "os.unlink", "os.rename", "os.replace", "os.rmdir",
-        "shutil.move", "shutil.copy", "shutil.copy2", "shutil.copyfile", "shutil.copytree", "shutil.rmtree",
-        "subprocess.run", "subprocess.call", "subprocess.check_call", "subprocess.check_output", "subprocess.Popen",
+        "requests.post",
+        "requests.put",
+        "requests.patch",
+        "requests.delete",
+        "httpx.post",
+        "httpx.put",
+        "httpx.patch",
+        "httpx.delete",
+        "os.remove",
+        "os.unlink",
+        "os.rename",
+        "os.replace",
+        "os.rmdir",
+        "shutil.move",
+        "shutil.copy",
+        "shutil.copy2",
+        "shutil.copyfile",
+        "shutil.copytree",
+        "shutil.rmtree",
+        "subprocess.run",
+        "subprocess.call",
+        "subprocess.check_call",
+        "subprocess.check_output",
+        "subprocess.Popen",
         "os.system",
     }
 )
-_SIDE_EFFECT_METHODS = frozenset({"execute", "executemany", "send", "sendall", "sendmail", "publish", "put_object", "post", "put", "patch", "delete", "insert_one", "insert_many", "update_one", "update_many", "delete_one", "delete_many"})
-_COLLECTIVE_METHODS = frozenset({"all_gather", "all_reduce", "all_to_all", "barrier", "broadcast", "reduce_scatter", "all_gather_object", "gather_object", "broadcast_object_list", "allreduce", "allgather", "bcast", "Barrier", "wait_for_everyone"})
-_UNPICKLABLE_CALLS = frozenset({"builtins.open", "threading.Lock", "threading.RLock", "sqlite3.connect", "socket.socket"})
+_SIDE_EFFECT_METHODS = frozenset(
+    {
+        "execute",
+        "executemany",
+        "send",
+        "sendall",
+        "sendmail",
+        "publish",
+        "put_object",
+        "post",
+        "put",
+        "patch",
+        "delete",
+        "insert_one",
+        "insert_many",
+        "update_one",
+        "update_many",
+        "delete_one",
+        "delete_many",
+    }
+)
+_COLLECTIVE_METHODS = frozenset(
+    {
+        "all_gather",
+        "all_reduce",
+        "all_to_all",
+        "barrier",
+        "broadcast",
+        "reduce_scatter",
+        "all_gather_object",
+        "gather_object",
+        "broadcast_object_list",
+        "allreduce",
+        "allgather",
+        "bcast",
+        "Barrier",
+        "wait_for_everyone",
+    }
+)
+_UNPICKLABLE_CALLS = frozenset(
+    {
+        "builtins.open",
+        "threading.Lock",
+        "threading.RLock",
+        "sqlite3.connect",
+        "socket.socket",
+    }
+)
 _TINY_LITERAL_LOOP = 5
 
 
@@ -82,7 +210,9 @@ class Plan:
     statement: cst.BaseStatement  # the For, or the comprehension's assignment line
     iterable: cst.BaseExpression
     target: cst.BaseAssignTargetExpression
-    state: Tuple[str, ...]  # names the checkpoint restores, in order (accumulators, carried state)
+    state: Tuple[
+        str, ...
+    ]  # names the checkpoint restores, in order (accumulators, carried state)
     loop_id: str
     key: Tuple[str, ...]
     complete_after: cst.BaseStatement
@@ -112,7 +242,9 @@ class _Sink:
     description: str
     statement: cst.BaseStatement  # the block-level statement holding the call
     chain: _Chain
-    path: List[cst.CSTNode] = field(default_factory=list)  # statements from `statement` down to the call
+    path: List[cst.CSTNode] = field(
+        default_factory=list
+    )  # statements from `statement` down to the call
 
 
 class FileAnalysis:
@@ -127,7 +259,9 @@ class FileAnalysis:
         self._qnames = wrapper.resolve(QualifiedNameProvider)
         self.runtime_module = options.runtime_module
         self.extra_sinks = frozenset(options.extra_sinks)
-        self.extra_checkpoint_calls = frozenset(options.extra_checkpoint_calls) | {options.runtime_module + ".checkpoint"}
+        self.extra_checkpoint_calls = frozenset(options.extra_checkpoint_calls) | {
+            options.runtime_module + ".checkpoint"
+        }
         self._generators: Dict[cst.CSTNode, bool] = {}
         self._ids: Dict[str, int] = {}
 
@@ -148,7 +282,9 @@ class FileAnalysis:
 
     def is_generator(self, fn: cst.FunctionDef) -> bool:
         if fn not in self._generators:
-            self._generators[fn] = any(isinstance(n, (cst.Yield,)) for n in walk(fn.body))
+            self._generators[fn] = any(
+                isinstance(n, (cst.Yield,)) for n in walk(fn.body)
+            )
         return self._generators[fn]
 
     def loop_identity(self, qualname: str, names: Sequence[str]) -> str:
@@ -159,7 +295,9 @@ class FileAnalysis:
 
     def relative_path(self) -> str:
         path = Path(self.path)
-        root = self.options.root if self.options.root is not None else project_root(path)
+        root = (
+            self.options.root if self.options.root is not None else project_root(path)
+        )
         try:
             return path.resolve().relative_to(root.resolve()).as_posix()
         except ValueError:
@@ -170,7 +308,10 @@ def project_root(path: Path) -> Path:
     """The nearest ancestor holding .git, pyproject.toml, setup.py or setup.cfg (else the file's folder)."""
     start = path.resolve().parent
     for candidate in (start, *start.parents):
-        if any((candidate / marker).exists() for marker in (".git", "pyproject.toml", "setup.py", "setup.cfg")):
+        if any(
+            (candidate / marker).exists()
+            for marker in (".git", "pyproject.toml", "setup.py", "setup.cfg")
+        ):
             return candidate
     return start
 
@@ -197,32 +338,56 @@ def _scan_block(
         if not in_generator:
             plan: Optional[Plan] = None
             if isinstance(stmt, cst.For) and stmt.asynchronous is None:
-                plan = _LoopAnalysis(analysis, chain, index, stmt, qualname, function).run()
+                plan = _LoopAnalysis(
+                    analysis, chain, index, stmt, qualname, function
+                ).run()
             elif isinstance(stmt, cst.SimpleStatementLine):
-                plan = _comprehension_plan(analysis, chain, index, stmt, qualname, function)
+                plan = _comprehension_plan(
+                    analysis, chain, index, stmt, qualname, function
+                )
             if plan is not None:
                 plans.append(plan)
-        for child_chain, child_qualname, child_function in _child_blocks(stmt, chain, index, qualname, function):
+        for child_chain, child_qualname, child_function in _child_blocks(
+            stmt, chain, index, qualname, function
+        ):
             _scan_block(analysis, child_chain, child_qualname, child_function, plans)
 
 
 def _child_blocks(
-    stmt: cst.BaseStatement, chain: _Chain, index: int, qualname: str, function: Optional[cst.FunctionDef]
+    stmt: cst.BaseStatement,
+    chain: _Chain,
+    index: int,
+    qualname: str,
+    function: Optional[cst.FunctionDef],
 ) -> Iterator[Tuple[_Chain, str, Optional[cst.FunctionDef]]]:
     if isinstance(stmt, cst.FunctionDef):
-        inner = stmt.name.value if qualname == "<module>" else "%s.%s" % (qualname, stmt.name.value)
+        inner = (
+            stmt.name.value
+            if qualname == "<module>"
+            else "%s.%s" % (qualname, stmt.name.value)
+        )
         if function is not None:
             inner = "%s.<locals>.%s" % (qualname, stmt.name.value)
         yield _Chain(_body(stmt.body), stmt), inner, stmt
         return
     if isinstance(stmt, cst.ClassDef):
-        inner = stmt.name.value if qualname == "<module>" else "%s.%s" % (qualname, stmt.name.value)
+        inner = (
+            stmt.name.value
+            if qualname == "<module>"
+            else "%s.%s" % (qualname, stmt.name.value)
+        )
         # a class body is never a place for a loop we rewrite, but its methods are
         for sub in _body(stmt.body):
             if isinstance(sub, cst.FunctionDef):
-                yield _Chain(_body(sub.body), sub), "%s.%s" % (inner, sub.name.value), sub
+                yield (
+                    _Chain(_body(sub.body), sub),
+                    "%s.%s" % (inner, sub.name.value),
+                    sub,
+                )
             elif isinstance(sub, cst.ClassDef):
-                yield from _child_blocks(sub, _Chain(_body(stmt.body), stmt), 0, inner, function)
+                yield from _child_blocks(
+                    sub, _Chain(_body(stmt.body), stmt), 0, inner, function
+                )
         return
     if isinstance(stmt, cst.With):
         yield _Chain(_body(stmt.body), stmt, chain, index), qualname, function
@@ -303,7 +468,11 @@ def target_name(node: cst.CSTNode) -> Optional[str]:
     """``results`` for a Name; ``self.results`` for an attribute of self; else None."""
     if isinstance(node, cst.Name):
         return node.value
-    if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self":
+    if (
+        isinstance(node, cst.Attribute)
+        and isinstance(node.value, cst.Name)
+        and node.value.value == "self"
+    ):
         return "self.%s" % node.attr.value
     return None
 
@@ -329,7 +498,9 @@ def loads(node: cst.CSTNode) -> Iterator[cst.Name]:
         skip: Set[int] = set()
         if isinstance(current, cst.Assign):
             skip = {id(t) for t in current.targets}
-        elif isinstance(current, (cst.AnnAssign, cst.NamedExpr)) or (isinstance(current, (cst.For, cst.CompFor))):
+        elif isinstance(current, (cst.AnnAssign, cst.NamedExpr)) or (
+            isinstance(current, (cst.For, cst.CompFor))
+        ):
             skip = {id(current.target)}
         elif isinstance(current, cst.WithItem) and current.asname is not None:
             skip = {id(current.asname)}
@@ -347,7 +518,11 @@ def loads(node: cst.CSTNode) -> Iterator[cst.Name]:
 def _binds(stmt: cst.CSTNode, name: str) -> bool:
     """``stmt`` unconditionally rebinds ``name`` before anything else reads it."""
     assigned = _single_assignment(stmt)
-    return assigned is not None and assigned[0] == name and name not in {n.value for n in loads(assigned[1])}
+    return (
+        assigned is not None
+        and assigned[0] == name
+        and name not in {n.value for n in loads(assigned[1])}
+    )
 
 
 def read_after(name: str, statements: Iterable[cst.BaseStatement]) -> bool:
@@ -355,7 +530,9 @@ def read_after(name: str, statements: Iterable[cst.BaseStatement]) -> bool:
     for stmt in statements:
         if _binds(stmt, name):
             return False
-        if any(n.value == name for n in loads(stmt)) and not _only_rebound_reads(stmt, name):
+        if any(n.value == name for n in loads(stmt)) and not _only_rebound_reads(
+            stmt, name
+        ):
             return True
     return False
 
@@ -366,7 +543,9 @@ def _only_rebound_reads(stmt: cst.CSTNode, name: str) -> bool:
         isinstance(stmt, cst.For)
         and name in _assigned_names(stmt.target)
         and not any(n.value == name for n in loads(stmt.iter))
-        and (stmt.orelse is None or not any(n.value == name for n in loads(stmt.orelse)))
+        and (
+            stmt.orelse is None or not any(n.value == name for n in loads(stmt.orelse))
+        )
     )
 
 
@@ -402,9 +581,13 @@ def _single_assignment(stmt: cst.CSTNode) -> Optional[Tuple[str, cst.BaseExpress
 # ------------------------------------------------------------------------- accumulators
 
 
-def accumulator_kind(analysis: FileAnalysis, value: cst.BaseExpression) -> Optional[str]:
+def accumulator_kind(
+    analysis: FileAnalysis, value: cst.BaseExpression
+) -> Optional[str]:
     """The kind of accumulator an initial value makes, or None when it is not one."""
-    if isinstance(value, cst.List) and all(not isinstance(e, cst.StarredElement) for e in value.elements):
+    if isinstance(value, cst.List) and all(
+        not isinstance(e, cst.StarredElement) for e in value.elements
+    ):
         return "list"  # [] or a literal list of rows (a header row)
     if isinstance(value, cst.Dict) and not value.elements:
         return "dict"
@@ -412,16 +595,24 @@ def accumulator_kind(analysis: FileAnalysis, value: cst.BaseExpression) -> Optio
         return "set"
     if isinstance(value, (cst.Integer, cst.Float)):
         return "number"
-    if isinstance(value, cst.UnaryOperation) and isinstance(value.expression, (cst.Integer, cst.Float)):
+    if isinstance(value, cst.UnaryOperation) and isinstance(
+        value.expression, (cst.Integer, cst.Float)
+    ):
         return "number"
-    if isinstance(value, cst.SimpleString) and not value.value.lstrip("rRuU").startswith(("b", "B")):
+    if isinstance(value, cst.SimpleString) and not value.value.lstrip(
+        "rRuU"
+    ).startswith(("b", "B")):
         return "string"
     if isinstance(value, cst.Call):
         names = analysis.qualified(value.func)
         no_data = not value.args
         if no_data and names & {"builtins.list"}:
             return "list"
-        if no_data and names & {"builtins.dict", "collections.OrderedDict", "collections.Counter"}:
+        if no_data and names & {
+            "builtins.dict",
+            "collections.OrderedDict",
+            "collections.Counter",
+        }:
             return "dict"
         if no_data and names & {"builtins.set"}:
             return "set"
@@ -506,7 +697,9 @@ class _LoopAnalysis:
             assigned = _single_assignment(stmt)
             if assigned and assigned[0] == iterable.value:
                 value = assigned[1]
-                return isinstance(value, cst.Call) and bool(self.a.qualified(value.func) & self.a.extra_checkpoint_calls)
+                return isinstance(value, cst.Call) and bool(
+                    self.a.qualified(value.func) & self.a.extra_checkpoint_calls
+                )
         return False
 
     def _tiny_literal_iterable(self) -> bool:
@@ -514,7 +707,17 @@ class _LoopAnalysis:
         if isinstance(iterable, (cst.Tuple, cst.List, cst.Set)):
             elements = iterable.elements
             return len(elements) <= _TINY_LITERAL_LOOP and all(
-                isinstance(e.value, (cst.SimpleString, cst.Integer, cst.Float, cst.Name, cst.Attribute, cst.Tuple))
+                isinstance(
+                    e.value,
+                    (
+                        cst.SimpleString,
+                        cst.Integer,
+                        cst.Float,
+                        cst.Name,
+                        cst.Attribute,
+                        cst.Tuple,
+                    ),
+                )
                 for e in elements
             )
         return False
@@ -550,9 +753,17 @@ class _LoopAnalysis:
             if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
                 name = target_name(node.func.value)
                 method = node.func.attr.value
-                if name and method in {"append", "extend", "add", "update", "setdefault"}:
+                if name and method in {
+                    "append",
+                    "extend",
+                    "add",
+                    "update",
+                    "setdefault",
+                }:
                     grown.setdefault(name, []).append(method)
-                elif method in {"append", "extend", "add", "update"} and isinstance(node.func.value, cst.Subscript):
+                elif method in {"append", "extend", "add", "update"} and isinstance(
+                    node.func.value, cst.Subscript
+                ):
                     inner = target_name(node.func.value.value)
                     if inner:
                         grown.setdefault(inner, []).append("[]." + method)
@@ -576,7 +787,9 @@ class _LoopAnalysis:
                             grown.setdefault(name, []).append("= +")
         return grown
 
-    def _accumulators(self, grown: Dict[str, List[str]], scope: Scope) -> List[_Accumulator]:
+    def _accumulators(
+        self, grown: Dict[str, List[str]], scope: Scope
+    ) -> List[_Accumulator]:
         found: List[_Accumulator] = []
         before = self._statements_before()
         for name in grown:
@@ -600,8 +813,13 @@ class _LoopAnalysis:
             if isinstance(node, cst.Call):
                 if _describe_sink(self.a, node) is not None:
                     return True
-                if isinstance(node.func, cst.Attribute) and node.func.attr.value in sinks.PER_ITEM_PERSIST_METHODS:
-                    if not (self.a.qualified(node.func) & sinks.NOT_SINKS) and not _on_std_stream(node.func):
+                if (
+                    isinstance(node.func, cst.Attribute)
+                    and node.func.attr.value in sinks.PER_ITEM_PERSIST_METHODS
+                ):
+                    if not (
+                        self.a.qualified(node.func) & sinks.NOT_SINKS
+                    ) and not _on_std_stream(node.func):
                         return True
         return False
 
@@ -627,10 +845,17 @@ class _LoopAnalysis:
         for stmt in _statements_between(self.chain, self.index, sink):
             for node in walk(stmt):
                 if isinstance(node, (cst.Return, cst.Raise)):
-                    self._hazard(Hazard.EXIT_BEFORE_SAVE, "`%s` between the loop and the save" % code_of(node).split("\n")[0].strip())
+                    self._hazard(
+                        Hazard.EXIT_BEFORE_SAVE,
+                        "`%s` between the loop and the save"
+                        % code_of(node).split("\n")[0].strip(),
+                    )
                     return
             if _escapes_block(stmt):
-                self._hazard(Hazard.EXIT_BEFORE_SAVE, "a break or continue between the loop and the save")
+                self._hazard(
+                    Hazard.EXIT_BEFORE_SAVE,
+                    "a break or continue between the loop and the save",
+                )
                 return
 
     def _check_growth(self, accumulators: List[_Accumulator]) -> None:
@@ -641,14 +866,19 @@ class _LoopAnalysis:
                     self._hazard(Hazard.ACCUMULATOR_MUTATED, problem)
                     return
 
-    def _check_iterable(self, iterable: cst.BaseExpression, scope: Scope, depth: int = 0) -> None:
+    def _check_iterable(
+        self, iterable: cst.BaseExpression, scope: Scope, depth: int = 0
+    ) -> None:
         if depth > 4:
             return
         if isinstance(iterable, (cst.Set, cst.SetComp)):
             self._hazard(Hazard.UNORDERED_ITERABLE, "iterates over a set")
             return
         if isinstance(iterable, cst.GeneratorExp):
-            self._hazard(Hazard.SINGLE_PASS_ITERABLE, "iterates over a generator expression; skipping completed items re-runs it")
+            self._hazard(
+                Hazard.SINGLE_PASS_ITERABLE,
+                "iterates over a generator expression; skipping completed items re-runs it",
+            )
             return
         if isinstance(iterable, cst.Name):
             for stmt in reversed(self._statements_before()):
@@ -658,7 +888,10 @@ class _LoopAnalysis:
                     break
             if any(iterable.value in _names_in(n) for n in self.loop.body.body):
                 if _consumed_in_body(self.loop.body, iterable.value):
-                    self._hazard(Hazard.SINGLE_PASS_ITERABLE, "`%s` is also consumed inside the loop" % iterable.value)
+                    self._hazard(
+                        Hazard.SINGLE_PASS_ITERABLE,
+                        "`%s` is also consumed inside the loop" % iterable.value,
+                    )
             return
         if not isinstance(iterable, cst.Call):
             return
@@ -666,22 +899,55 @@ class _LoopAnalysis:
         if names & {"builtins.sorted"}:
             return  # sorted(os.listdir(d)) has a stable order
         if names & _UNORDERED_CALLS or names & {"builtins.set", "builtins.frozenset"}:
-            self._hazard(Hazard.UNORDERED_ITERABLE, "iterates over %s(...), whose order may change" % callee_text(iterable.func))
+            self._hazard(
+                Hazard.UNORDERED_ITERABLE,
+                "iterates over %s(...), whose order may change"
+                % callee_text(iterable.func),
+            )
             return
-        if isinstance(iterable.func, cst.Attribute) and iterable.func.attr.value in _UNORDERED_METHODS:
-            self._hazard(Hazard.UNORDERED_ITERABLE, "iterates over %s(...), whose order may change" % callee_text(iterable.func))
+        if (
+            isinstance(iterable.func, cst.Attribute)
+            and iterable.func.attr.value in _UNORDERED_METHODS
+        ):
+            self._hazard(
+                Hazard.UNORDERED_ITERABLE,
+                "iterates over %s(...), whose order may change"
+                % callee_text(iterable.func),
+            )
             return
         if names & _SINGLE_PASS_CALLS or (
-            isinstance(iterable.func, cst.Attribute) and iterable.func.attr.value in _SINGLE_PASS_METHODS
+            isinstance(iterable.func, cst.Attribute)
+            and iterable.func.attr.value in _SINGLE_PASS_METHODS
         ):
-            self._hazard(Hazard.SINGLE_PASS_ITERABLE, "iterates over %s(...)" % callee_text(iterable.func))
+            self._hazard(
+                Hazard.SINGLE_PASS_ITERABLE,
+                "iterates over %s(...)" % callee_text(iterable.func),
+            )
             return
-        if isinstance(iterable.func, cst.Name) and self._is_local_generator(iterable.func.value):
-            self._hazard(Hazard.SINGLE_PASS_ITERABLE, "iterates over the generator %s(); skipping completed items re-runs it" % iterable.func.value)
+        if isinstance(iterable.func, cst.Name) and self._is_local_generator(
+            iterable.func.value
+        ):
+            self._hazard(
+                Hazard.SINGLE_PASS_ITERABLE,
+                "iterates over the generator %s(); skipping completed items re-runs it"
+                % iterable.func.value,
+            )
             return
-        if names & {"builtins.enumerate", "builtins.zip", "builtins.reversed", "builtins.list", "builtins.tuple"} or (
-            isinstance(iterable.func, cst.Name) and iterable.func.value in {"tqdm", "trange", "track"}
-        ) or any(n.startswith(("tqdm.", "rich.progress.")) for n in names):
+        if (
+            names
+            & {
+                "builtins.enumerate",
+                "builtins.zip",
+                "builtins.reversed",
+                "builtins.list",
+                "builtins.tuple",
+            }
+            or (
+                isinstance(iterable.func, cst.Name)
+                and iterable.func.value in {"tqdm", "trange", "track"}
+            )
+            or any(n.startswith(("tqdm.", "rich.progress.")) for n in names)
+        ):
             for arg in iterable.args:
                 if arg.keyword is None:
                     self._check_iterable(arg.value, scope, depth + 1)
@@ -696,26 +962,49 @@ class _LoopAnalysis:
         names = {acc.name for acc in accumulators}
         has_inner_loop = False
         for node in walk(self.loop.body):
-            if isinstance(node, _LOOPS) or (isinstance(node, cst.For) and node.asynchronous):
+            if isinstance(node, _LOOPS) or (
+                isinstance(node, cst.For) and node.asynchronous
+            ):
                 has_inner_loop = True
             if not isinstance(node, cst.Call):
                 continue
             qualified = self.a.qualified(node.func)
-            method = node.func.attr.value if isinstance(node.func, cst.Attribute) else None
-            if any(q.startswith("torch.distributed.") for q in qualified) or method in _COLLECTIVE_METHODS:
-                self._hazard(Hazard.COLLECTIVE_OPERATION, "calls %s()" % callee_text(node.func))
-            elif qualified & _SIDE_EFFECT_CALLS or (method in _SIDE_EFFECT_METHODS and target_name(node.func.value) not in names):  # type: ignore[union-attr]
+            method = (
+                node.func.attr.value if isinstance(node.func, cst.Attribute) else None
+            )
+            owner = (
+                target_name(node.func.value)
+                if isinstance(node.func, cst.Attribute)
+                else None
+            )
+            if (
+                any(q.startswith("torch.distributed.") for q in qualified)
+                or method in _COLLECTIVE_METHODS
+            ):
+                self._hazard(
+                    Hazard.COLLECTIVE_OPERATION, "calls %s()" % callee_text(node.func)
+                )
+            elif qualified & _SIDE_EFFECT_CALLS or (
+                method in _SIDE_EFFECT_METHODS and owner not in names
+            ):
                 self._hazard(Hazard.SIDE_EFFECTS, "calls %s()" % callee_text(node.func))
-            elif method in {"append", "add", "extend"} and target_name(node.func.value) in names:  # type: ignore[union-attr]
+            elif method in {"append", "add", "extend"} and owner in names:
                 for arg in node.args:
                     if isinstance(arg.value, (cst.Lambda, cst.GeneratorExp)) or (
-                        isinstance(arg.value, cst.Call) and self.a.qualified(arg.value.func) & _UNPICKLABLE_CALLS
+                        isinstance(arg.value, cst.Call)
+                        and self.a.qualified(arg.value.func) & _UNPICKLABLE_CALLS
                     ):
-                        self._hazard(Hazard.UNSERIALISABLE_RESULTS, "accumulates %s" % code_of(arg.value))
+                        self._hazard(
+                            Hazard.UNSERIALISABLE_RESULTS,
+                            "accumulates %s" % code_of(arg.value),
+                        )
             else:
                 self._check_escape(node, names)
         if has_inner_loop:
-            self._hazard(Hazard.NESTED_LOOP, "an inner loop's progress within the unit in flight is redone")
+            self._hazard(
+                Hazard.NESTED_LOOP,
+                "an inner loop's progress within the unit in flight is redone",
+            )
 
     def _check_escape(self, call: cst.Call, accumulators: Set[str]) -> None:
         func = call.func
@@ -729,13 +1018,19 @@ class _LoopAnalysis:
             value = arg.value
             name = target_name(value)
             if name in accumulators:
-                self._hazard(Hazard.ACCUMULATOR_ESCAPES, "`%s` is passed to %s()" % (name, callee_text(func)))
+                self._hazard(
+                    Hazard.ACCUMULATOR_ESCAPES,
+                    "`%s` is passed to %s()" % (name, callee_text(func)),
+                )
 
     def _carried_state(self, accumulators: Set[str]) -> List[str]:
         """Other names assigned in the loop whose value crosses iterations or outlives the loop."""
         targets = _assigned_names(self.loop.target)
         first_store: Dict[str, int] = {}
-        for node in walk(self.loop.body, _PRUNE + (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)):
+        for node in walk(
+            self.loop.body,
+            _PRUNE + (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp),
+        ):
             for name in _assignment_targets(node):
                 if name not in targets and name not in accumulators and "." not in name:
                     line = self.a.line(node)
@@ -744,19 +1039,27 @@ class _LoopAnalysis:
         after = list(self._statements_after())
         for name in sorted(first_store, key=lambda n: (first_store[n], n)):
             read_first = any(
-                n.value == name and self.a.line(n) < first_store[name] for n in loads(self.loop.body)
+                n.value == name and self.a.line(n) < first_store[name]
+                for n in loads(self.loop.body)
             )
             if read_first or read_after(name, after):
                 carried.append(name)
         if carried:
-            self._hazard(Hazard.CARRIED_STATE, "%s also carried across iterations" % ", ".join("`%s`" % n for n in carried))
+            self._hazard(
+                Hazard.CARRIED_STATE,
+                "%s also carried across iterations"
+                % ", ".join("`%s`" % n for n in carried),
+            )
         return carried
 
     def _check_loop_variable(self) -> None:
         after = list(self._statements_after())
         for name in sorted(_assigned_names(self.loop.target)):
             if "." not in name and read_after(name, after):
-                self._hazard(Hazard.LOOP_VARIABLE_USED_AFTER, "`%s` is read after the loop" % name)
+                self._hazard(
+                    Hazard.LOOP_VARIABLE_USED_AFTER,
+                    "`%s` is read after the loop" % name,
+                )
                 return
 
     def _hazard(self, hazard: Hazard, note: str) -> None:
@@ -766,7 +1069,13 @@ class _LoopAnalysis:
 
     # -- the plan ---------------------------------------------------------------------
 
-    def _plan(self, accumulators: List[_Accumulator], carried: List[str], sink: _Sink, scope: Scope) -> Plan:
+    def _plan(
+        self,
+        accumulators: List[_Accumulator],
+        carried: List[str],
+        sink: _Sink,
+        scope: Scope,
+    ) -> Plan:
         saved = [acc.name for acc in accumulators]
         state = tuple(saved + carried)
         exclude = set(state) | _assigned_names(self.loop.target) | _bound_in(self.loop)
@@ -810,11 +1119,14 @@ def make_plan(
     shown = ", ".join("`%s`" % n for n in saved)
     what = "is" if len(saved) == 1 else "are"
     where = "built by this comprehension" if comprehension else "collected in this loop"
-    message = "%s %s %s and saved only after it by %s(); a crash before the save loses every completed unit" % (
-        shown,
-        what,
-        where,
-        sink.description,
+    message = (
+        "%s %s %s and saved only after it by %s(); a crash before the save loses every completed unit"
+        % (
+            shown,
+            what,
+            where,
+            sink.description,
+        )
     )
     finding = Finding(
         code=variant.code,
@@ -875,7 +1187,9 @@ def _bound_in(stmt: cst.BaseStatement) -> Set[str]:
     return names
 
 
-def _plain_init(init: cst.BaseStatement, before: List[cst.BaseStatement], name: str) -> bool:
+def _plain_init(
+    init: cst.BaseStatement, before: List[cst.BaseStatement], name: str
+) -> bool:
     """No statement between the init and the loop rebinds the name (in any branch)."""
     after_init = before[before.index(init) + 1 :]
     return not any(name in _bound_in(stmt) for stmt in after_init)
@@ -885,7 +1199,9 @@ def _declared_global(function: Optional[cst.FunctionDef], name: str) -> bool:
     if function is None:
         return False
     for node in walk(function.body):
-        if isinstance(node, (cst.Global, cst.Nonlocal)) and any(n.name.value == name for n in node.names):
+        if isinstance(node, (cst.Global, cst.Nonlocal)) and any(
+            n.name.value == name for n in node.names
+        ):
             return True
     return False
 
@@ -893,11 +1209,17 @@ def _declared_global(function: Optional[cst.FunctionDef], name: str) -> bool:
 def _growth_problem(acc: _Accumulator, node: cst.CSTNode) -> Optional[str]:
     """Why this node changes ``acc`` in a way a per-unit delta cannot capture (None if it does not)."""
     name = acc.name
-    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and target_name(node.func.value) == name:
+    if (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Attribute)
+        and target_name(node.func.value) == name
+    ):
         method = node.func.attr.value
         if method in _MUTATING_METHODS:
             return "`%s.%s()` inside the loop" % (name, method)
-        if method in _READ_METHODS or method in _GROWTH_METHODS.get(acc.kind, frozenset()):
+        if method in _READ_METHODS or method in _GROWTH_METHODS.get(
+            acc.kind, frozenset()
+        ):
             return None
         if acc.kind == "dict" and method in {"update", "setdefault"}:
             return None
@@ -906,12 +1228,24 @@ def _growth_problem(acc: _Accumulator, node: cst.CSTNode) -> Optional[str]:
         if name in _names_in(node.target):
             return "`del` on `%s` inside the loop" % name
     if isinstance(node, (cst.Assign, cst.AugAssign)):
-        targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+        targets = (
+            [t.target for t in node.targets]
+            if isinstance(node, cst.Assign)
+            else [node.target]
+        )
         for target in targets:
             if target_name(target) == name:
                 if isinstance(node, cst.AugAssign):
-                    return None if acc.kind in {"list", "number", "string", "set", "deque"} else "`%s +=` on a %s" % (name, acc.kind)
-                if _is_self_concat(name, node.value) and acc.kind in {"list", "number", "string"}:
+                    return (
+                        None
+                        if acc.kind in {"list", "number", "string", "set", "deque"}
+                        else "`%s +=` on a %s" % (name, acc.kind)
+                    )
+                if _is_self_concat(name, node.value) and acc.kind in {
+                    "list",
+                    "number",
+                    "string",
+                }:
                     return None
                 return "`%s` is rebound inside the loop" % name
             if isinstance(target, cst.Subscript):
@@ -921,10 +1255,21 @@ def _growth_problem(acc: _Accumulator, node: cst.CSTNode) -> Optional[str]:
                         return None
                     return "`%s[...] =` on a %s" % (name, acc.kind)
                 if isinstance(base, cst.Subscript) and target_name(base.value) == name:
-                    return "`%s[...][...] =` (nested store) cannot be recorded per unit" % name
-            if isinstance(target, cst.Attribute) and isinstance(target.value, cst.Subscript) and target_name(target.value.value) == name:
+                    return (
+                        "`%s[...][...] =` (nested store) cannot be recorded per unit"
+                        % name
+                    )
+            if (
+                isinstance(target, cst.Attribute)
+                and isinstance(target.value, cst.Subscript)
+                and target_name(target.value.value) == name
+            ):
                 return "an element of `%s` is changed inside the loop" % name
-    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and isinstance(node.func.value, cst.Subscript):
+    if (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Attribute)
+        and isinstance(node.func.value, cst.Subscript)
+    ):
         if target_name(node.func.value.value) == name and acc.kind != "dict":
             return "an element of `%s` is changed inside the loop" % name
     return None
@@ -934,16 +1279,31 @@ def _consumed_in_body(body: cst.BaseSuite, name: str) -> bool:
     """``next(f)`` or ``f.readline()`` inside the body: the iterator is advanced by the body too."""
     for node in walk(body):
         if isinstance(node, cst.Call):
-            if isinstance(node.func, cst.Name) and node.func.value == "next" and node.args and target_name(node.args[0].value) == name:
+            if (
+                isinstance(node.func, cst.Name)
+                and node.func.value == "next"
+                and node.args
+                and target_name(node.args[0].value) == name
+            ):
                 return True
-            if isinstance(node.func, cst.Attribute) and target_name(node.func.value) == name and node.func.attr.value in {"readline", "readlines", "read", "__next__", "send"}:
+            if (
+                isinstance(node.func, cst.Attribute)
+                and target_name(node.func.value) == name
+                and node.func.attr.value
+                in {"readline", "readlines", "read", "__next__", "send"}
+            ):
                 return True
     return False
 
 
 def _on_std_stream(func: cst.Attribute) -> bool:
     value = func.value
-    return isinstance(value, cst.Attribute) and isinstance(value.value, cst.Name) and value.value.value == "sys" and value.attr.value in {"stdout", "stderr"}
+    return (
+        isinstance(value, cst.Attribute)
+        and isinstance(value.value, cst.Name)
+        and value.value.value == "sys"
+        and value.attr.value in {"stdout", "stderr"}
+    )
 
 
 # ------------------------------------------------------------------------------ sinks
@@ -961,7 +1321,11 @@ def _describe_sink(a: FileAnalysis, call: cst.Call) -> Optional[str]:
     if isinstance(func, cst.Name):
         if func.value == "print":
             for arg in call.args:
-                if arg.keyword is not None and arg.keyword.value == "file" and not _is_std_stream(arg.value):
+                if (
+                    arg.keyword is not None
+                    and arg.keyword.value == "file"
+                    and not _is_std_stream(arg.value)
+                ):
                     return "print(file=...)"
             return None
         if func.value in a.extra_sinks or sinks.name_says_sink(func.value):
@@ -969,9 +1333,17 @@ def _describe_sink(a: FileAnalysis, call: cst.Call) -> Optional[str]:
         return None
     if isinstance(func, cst.Attribute):
         method = func.attr.value
-        if _on_std_stream(func) or callee_text(func) in {"tqdm.write", "pbar.write", "console.print"}:
+        if _on_std_stream(func) or callee_text(func) in {
+            "tqdm.write",
+            "pbar.write",
+            "console.print",
+        }:
             return None
-        if method in sinks.METHOD_SINKS or method in a.extra_sinks or sinks.name_says_sink(method):
+        if (
+            method in sinks.METHOD_SINKS
+            or method in a.extra_sinks
+            or sinks.name_says_sink(method)
+        ):
             if method in {"update", "add"}:
                 return None
             return _short_callee(func)
@@ -979,7 +1351,11 @@ def _describe_sink(a: FileAnalysis, call: cst.Call) -> Optional[str]:
 
 
 def _is_std_stream(node: cst.BaseExpression) -> bool:
-    return isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "sys"
+    return (
+        isinstance(node, cst.Attribute)
+        and isinstance(node.value, cst.Name)
+        and node.value.value == "sys"
+    )
 
 
 def _short_callee(func: cst.Attribute) -> str:
@@ -996,7 +1372,9 @@ def _call_uses(call: cst.Call, tracked: Set[str]) -> bool:
     return bool(used & tracked)
 
 
-def _find_sink(a: FileAnalysis, chain: _Chain, index: int, accumulators: Set[str]) -> Optional[_Sink]:
+def _find_sink(
+    a: FileAnalysis, chain: _Chain, index: int, accumulators: Set[str]
+) -> Optional[_Sink]:
     """The first statement after the loop (in its block, then after enclosing ``with`` blocks) that saves."""
     tracked = set(accumulators)
     current: Optional[_Chain] = chain
@@ -1006,9 +1384,19 @@ def _find_sink(a: FileAnalysis, chain: _Chain, index: int, accumulators: Set[str
             found = _sink_in_statement(a, stmt, tracked)
             if found is not None:
                 call, path = found
-                return _Sink(call, _describe_sink(a, call) or callee_text(call.func), stmt, current, path)
+                return _Sink(
+                    call,
+                    _describe_sink(a, call) or callee_text(call.func),
+                    stmt,
+                    current,
+                    path,
+                )
             assigned = _single_assignment(stmt)
-            if assigned and assigned[0] in accumulators and not (_names_in(assigned[1]) & tracked):
+            if (
+                assigned
+                and assigned[0] in accumulators
+                and not (_names_in(assigned[1]) & tracked)
+            ):
                 return None  # results = [] again: the collected value is dropped
             _track_derived(stmt, tracked)
         if current.parent is None:
@@ -1023,17 +1411,29 @@ def _track_derived(stmt: cst.BaseStatement, tracked: Set[str]) -> None:
     for node in walk(stmt):
         if isinstance(node, cst.Assign) and _names_in(node.value) & tracked:
             for t in node.targets:
-                target = t.target
-                while isinstance(target, (cst.Subscript, cst.Attribute)) and target_name(target) is None:
+                target: cst.BaseExpression = t.target
+                while (
+                    isinstance(target, (cst.Subscript, cst.Attribute))
+                    and target_name(target) is None
+                ):
                     target = target.value
                 tracked |= _assigned_names(target)
         elif isinstance(node, cst.AugAssign) and _names_in(node.value) & tracked:
             tracked |= _assigned_names(node.target)
-        elif isinstance(node, cst.WithItem) and node.asname is not None and _names_in(node.item) & tracked:
+        elif (
+            isinstance(node, cst.WithItem)
+            and node.asname is not None
+            and _names_in(node.item) & tracked
+        ):
             tracked |= _assigned_names(node.asname.name)
         elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
             owner = target_name(node.func.value)
-            if owner and node.func.attr.value in {"append", "extend", "update", "add", "insert"} and _call_uses(node, tracked):
+            if (
+                owner
+                and node.func.attr.value
+                in {"append", "extend", "update", "add", "insert"}
+                and _call_uses(node, tracked)
+            ):
                 tracked.add(owner)  # summary.update(results=results)
 
 
@@ -1051,7 +1451,11 @@ def _search_sink(
     if isinstance(node, cst.SimpleStatementLine):
         for small in node.body:
             for sub in walk(small):
-                if isinstance(sub, cst.Call) and _describe_sink(a, sub) is not None and _call_uses(sub, tracked):
+                if (
+                    isinstance(sub, cst.Call)
+                    and _describe_sink(a, sub) is not None
+                    and _call_uses(sub, tracked)
+                ):
                     return sub, path
         _track_derived(node, tracked)
         return None
@@ -1060,7 +1464,11 @@ def _search_sink(
     if isinstance(node, cst.With):
         for item in node.items:
             for sub in walk(item):
-                if isinstance(sub, cst.Call) and _describe_sink(a, sub) is not None and _call_uses(sub, tracked):
+                if (
+                    isinstance(sub, cst.Call)
+                    and _describe_sink(a, sub) is not None
+                    and _call_uses(sub, tracked)
+                ):
                     return sub, path
     if isinstance(node, cst.BaseCompoundStatement):
         for block in _statement_blocks(node):
@@ -1071,7 +1479,9 @@ def _search_sink(
     return None
 
 
-def _statements_between(chain: _Chain, index: int, sink: _Sink) -> Iterator[cst.BaseStatement]:
+def _statements_between(
+    chain: _Chain, index: int, sink: _Sink
+) -> Iterator[cst.BaseStatement]:
     """Block-level statements after the loop and before the sink's statement."""
     current: Optional[_Chain] = chain
     start = index + 1
@@ -1114,7 +1524,11 @@ def _completion_anchor(sink: _Sink) -> cst.BaseStatement:
         break
     chain = sink.chain
     if anchor is sink.statement:
-        while isinstance(chain.owner, cst.With) and chain.parent is not None and _uses_with_targets(chain.owner, sink.call):
+        while (
+            isinstance(chain.owner, cst.With)
+            and chain.parent is not None
+            and _uses_with_targets(chain.owner, sink.call)
+        ):
             anchor = chain.owner
             chain = chain.parent
     assert isinstance(anchor, cst.BaseStatement)
@@ -1130,7 +1544,9 @@ def _uses_with_targets(with_node: cst.With, call: cst.Call) -> bool:
     return bool(bound & used)
 
 
-def context_names(scope: Scope, body: Sequence[cst.CSTNode], exclude: Set[str]) -> Tuple[str, ...]:
+def context_names(
+    scope: Scope, body: Sequence[cst.CSTNode], exclude: Set[str]
+) -> Tuple[str, ...]:
     """Loop-invariant variables of the loop's own scope that the body reads.
 
     They become the checkpoint's ``key``: a unit's result depends on the item *and* on
@@ -1145,7 +1561,11 @@ def context_names(scope: Scope, body: Sequence[cst.CSTNode], exclude: Set[str]) 
             if name in exclude or name in found or name in {"self", "cls"}:
                 continue
             own = [a for a in scope[name] if a.scope is scope]
-            if not own or any(isinstance(a, ImportAssignment) or isinstance(a.node, (cst.FunctionDef, cst.ClassDef)) for a in own):
+            if not own or any(
+                isinstance(a, ImportAssignment)
+                or isinstance(getattr(a, "node", None), (cst.FunctionDef, cst.ClassDef))
+                for a in own
+            ):
                 continue
             found.append(name)
     return tuple(found)
@@ -1181,7 +1601,13 @@ def _comprehension_plan(
     if sink is None:
         # vectors = [embed(x) for x in xs]; return vectors
         return None
-    kind = "list" if isinstance(value, cst.ListComp) else "set" if isinstance(value, cst.SetComp) else "dict"
+    kind = (
+        "list"
+        if isinstance(value, cst.ListComp)
+        else "set"
+        if isinstance(value, cst.SetComp)
+        else "dict"
+    )
     hazards: List[Hazard] = []
     notes: List[str] = []
 
@@ -1190,29 +1616,58 @@ def _comprehension_plan(
             hazards.append(h)
             notes.append(note)
 
-    clauses = _for_clauses(value.for_in)
-    if any(c.asynchronous is not None for c in clauses) or any(isinstance(n, cst.NamedExpr) for n in walk(value)):
+    clauses = for_clauses(value.for_in)
+    if any(c.asynchronous is not None for c in clauses) or any(
+        isinstance(n, cst.NamedExpr) for n in walk(value)
+    ):
         hazard(Hazard.UNSUPPORTED_SHAPE, "async comprehension or assignment expression")
     if any(isinstance(n, cst.Comment) for n in walk(value)):
-        hazard(Hazard.UNSUPPORTED_SHAPE, "comments inside the comprehension would be lost")
+        hazard(
+            Hazard.UNSUPPORTED_SHAPE, "comments inside the comprehension would be lost"
+        )
     leaked = _leaking_names(scope, value, clauses)
     if leaked:
-        hazard(Hazard.SCOPE_LEAK, "unrolling would bind %s, already used in this scope" % ", ".join("`%s`" % n for n in leaked))
+        hazard(
+            Hazard.SCOPE_LEAK,
+            "unrolling would bind %s, already used in this scope"
+            % ", ".join("`%s`" % n for n in leaked),
+        )
     if len(clauses) > 1:
-        hazard(Hazard.NESTED_LOOP, "an inner `for` clause's progress within the unit in flight is redone")
+        hazard(
+            Hazard.NESTED_LOOP,
+            "an inner `for` clause's progress within the unit in flight is redone",
+        )
     if sink.statement is not None:
         for between in _statements_between(chain, index, sink):
-            if any(isinstance(n, (cst.Return, cst.Raise)) for n in walk(between)) or _escapes_block(between):
-                hazard(Hazard.EXIT_BEFORE_SAVE, "the block may exit between the comprehension and the save")
+            if any(
+                isinstance(n, (cst.Return, cst.Raise)) for n in walk(between)
+            ) or _escapes_block(between):
+                hazard(
+                    Hazard.EXIT_BEFORE_SAVE,
+                    "the block may exit between the comprehension and the save",
+                )
                 break
-    probe = _LoopAnalysis(a, chain, index, cst.For(target=clauses[0].target, iter=clauses[0].iter, body=cst.IndentedBlock(body=[])), qualname, function)
+    probe = _LoopAnalysis(
+        a,
+        chain,
+        index,
+        cst.For(
+            target=clauses[0].target,
+            iter=clauses[0].iter,
+            body=cst.IndentedBlock(body=[]),
+        ),
+        qualname,
+        function,
+    )
     probe._check_iterable(clauses[0].iter, scope)
     for h, note in zip(probe.hazards, probe.notes):
         hazard(h, note)
     exclude = {name}
     for clause in clauses:
         exclude |= _assigned_names(clause.target)
-    parts: List[cst.CSTNode] = [value.key, value.value] if isinstance(value, cst.DictComp) else [value.elt]
+    parts: List[cst.CSTNode] = (
+        [value.key, value.value] if isinstance(value, cst.DictComp) else [value.elt]
+    )
     for clause in clauses:
         parts.extend(test.test for test in clause.ifs)
     parts.extend(clause.iter for clause in clauses[1:])
@@ -1235,14 +1690,19 @@ def _comprehension_plan(
     )
 
 
-def _for_clauses(clause: cst.CompFor) -> List[cst.CompFor]:
+def for_clauses(clause: cst.CompFor) -> List[cst.CompFor]:
+    """The ``for`` clauses of a comprehension, outermost first."""
     out = [clause]
-    while out[-1].inner_for_in is not None:
-        out.append(out[-1].inner_for_in)  # type: ignore[arg-type]
+    inner = clause.inner_for_in
+    while inner is not None:
+        out.append(inner)
+        inner = inner.inner_for_in
     return out
 
 
-def _comprehension_does_work(value: Union[cst.ListComp, cst.SetComp, cst.DictComp]) -> bool:
+def _comprehension_does_work(
+    value: Union[cst.ListComp, cst.SetComp, cst.DictComp],
+) -> bool:
     for node in walk(value):
         if isinstance(node, cst.Await):
             return True
@@ -1250,24 +1710,36 @@ def _comprehension_does_work(value: Union[cst.ListComp, cst.SetComp, cst.DictCom
             func = node.func
             if isinstance(func, cst.Name) and func.value in sinks.CHEAP_BUILTINS:
                 continue
-            if isinstance(func, cst.Attribute) and func.attr.value in sinks.CHEAP_METHODS:
+            if (
+                isinstance(func, cst.Attribute)
+                and func.attr.value in sinks.CHEAP_METHODS
+            ):
                 continue
             return True
     return False
 
 
 def _tiny_literal(node: cst.BaseExpression) -> bool:
-    return isinstance(node, (cst.Tuple, cst.List, cst.Set)) and len(node.elements) <= _TINY_LITERAL_LOOP
+    return (
+        isinstance(node, (cst.Tuple, cst.List, cst.Set))
+        and len(node.elements) <= _TINY_LITERAL_LOOP
+    )
 
 
-def _leaking_names(scope: Scope, comp: cst.CSTNode, clauses: List[cst.CompFor]) -> List[str]:
+def _leaking_names(
+    scope: Scope, comp: cst.CSTNode, clauses: List[cst.CompFor]
+) -> List[str]:
     """Comprehension variables whose names the enclosing scope already binds or reads."""
     inside = {id(n) for n in walk(comp, ())}
     leaked: List[str] = []
     for clause in clauses:
         for name in sorted(_assigned_names(clause.target)):
             uses = [acc for acc in scope.accesses[name] if id(acc.node) not in inside]
-            binds = [asg for asg in scope.assignments[name] if id(getattr(asg, "node", None)) not in inside]
+            binds = [
+                asg
+                for asg in scope.assignments[name]
+                if id(getattr(asg, "node", None)) not in inside
+            ]
             if uses or binds:
                 leaked.append(name)
     return leaked

@@ -38,13 +38,20 @@ class Exit:
 
 
 def _color(stream: IO[str]) -> bool:
-    return hasattr(stream, "isatty") and stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    return (
+        hasattr(stream, "isatty")
+        and stream.isatty()
+        and "NO_COLOR" not in os.environ
+        and os.environ.get("TERM") != "dumb"
+    )
 
 
 def _console(stream: IO[str]) -> Any:
     from rich.console import Console
 
-    return Console(file=stream, highlight=False, soft_wrap=True, markup=False, emoji=False)
+    return Console(
+        file=stream, highlight=False, soft_wrap=True, markup=False, emoji=False
+    )
 
 
 def say(message: str, style: Optional[str] = None) -> None:
@@ -96,7 +103,10 @@ class Tally:
 
 
 def finding_lines(finding: Finding) -> List[str]:
-    lines = ["%s:%d:%d: %s %s" % (finding.path, finding.line, finding.column, finding.code, finding.message)]
+    lines = [
+        "%s:%d:%d: %s %s"
+        % (finding.path, finding.line, finding.column, finding.code, finding.message)
+    ]
     notes = finding.fix_note.split("; ") if finding.fix_note else []
     for index, hazard in enumerate(finding.hazards):
         note = notes[index] if index < len(notes) else HAZARDS[hazard].title
@@ -152,8 +162,15 @@ def finding_json(finding: Finding) -> Dict[str, Any]:
 
 def json_document(results: List[FileResult]) -> str:
     findings = [finding_json(f) for r in results for f in r.findings]
-    errors = [{"path": r.path, "message": r.error} for r in results if r.error is not None]
-    return json.dumps({"version": JSON_VERSION, "findings": findings, "errors": errors}, indent=2) + "\n"
+    errors = [
+        {"path": r.path, "message": r.error} for r in results if r.error is not None
+    ]
+    return (
+        json.dumps(
+            {"version": JSON_VERSION, "findings": findings, "errors": errors}, indent=2
+        )
+        + "\n"
+    )
 
 
 # ---------------------------------------------------------------------------- summaries
@@ -167,8 +184,16 @@ def scan_summary(tally: Tally) -> str:
     if tally.findings == 0:
         text = "No collect-then-save loops found in %s." % _plural(tally.files, "file")
     else:
-        text = "Found %s in %s: %d with a safe fix, %d with an unsafe fix (--unsafe-fixes), %d without a fix." % (
-            _plural(tally.findings, "finding"), _plural(tally.files, "file"), tally.safe, tally.unsafe, tally.no_fix)
+        text = (
+            "Found %s in %s: %d with a safe fix, %d with an unsafe fix (--unsafe-fixes), %d without a fix."
+            % (
+                _plural(tally.findings, "finding"),
+                _plural(tally.files, "file"),
+                tally.safe,
+                tally.unsafe,
+                tally.no_fix,
+            )
+        )
     if tally.failed:
         text += " %s could not be processed." % _plural(tally.failed, "file")
     return text
@@ -176,7 +201,11 @@ def scan_summary(tally: Tally) -> str:
 
 def fix_summary(tally: Tally, unsafe_fixes: bool, dry_run: bool) -> str:
     verb = "would rewrite" if dry_run else "rewrote"
-    text = "checkpointify %s %s in %s." % (verb, _plural(tally.applied, "loop"), _plural(tally.changed_files, "file"))
+    text = "checkpointify %s %s in %s." % (
+        verb,
+        _plural(tally.applied, "loop"),
+        _plural(tally.changed_files, "file"),
+    )
     left = tally.findings - tally.applied
     if left:
         hidden = tally.unsafe if not unsafe_fixes else 0

@@ -8,6 +8,7 @@ nothing; otherwise it is discarded and the file reported.
 
 from __future__ import annotations
 
+import ast
 import os
 import traceback
 from concurrent.futures import ProcessPoolExecutor
@@ -26,9 +27,25 @@ from checkpointify.types import FileResult, Finding, Options, Safety
 #: directories never entered when a folder is walked (explicitly named files are always read)
 DEFAULT_EXCLUDED_DIRS = frozenset(
     {
-        ".git", ".hg", ".svn", ".bzr", ".venv", "venv", ".tox", ".nox", "__pycache__", "node_modules",
-        ".eggs", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".checkpointify", ".checkpointify_cache",
-        "build", "dist", "site-packages",
+        ".git",
+        ".hg",
+        ".svn",
+        ".bzr",
+        ".venv",
+        "venv",
+        ".tox",
+        ".nox",
+        "__pycache__",
+        "node_modules",
+        ".eggs",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".checkpointify",
+        ".checkpointify_cache",
+        "build",
+        "dist",
+        "site-packages",
     }
 )
 
@@ -61,7 +78,9 @@ def may_match(source: bytes) -> bool:
     return b"for" in source
 
 
-def process_source(source: bytes, path: str, options: Options, rewrite: bool) -> FileResult:
+def process_source(
+    source: bytes, path: str, options: Options, rewrite: bool
+) -> FileResult:
     """Scan one file's bytes and, when ``rewrite``, compute the fixed bytes.
 
     Never raises: unreadable, undecodable or unparsable input becomes ``error``; so does
@@ -72,23 +91,43 @@ def process_source(source: bytes, path: str, options: Options, rewrite: bool) ->
         if not may_match(source):
             return FileResult(path)
         module = _parse(source)
-        result = _rewrite(module, path, options) if rewrite else _scan(module, path, options)
+        result = (
+            _rewrite(module, path, options) if rewrite else _scan(module, path, options)
+        )
         return result
     except SourceError as exc:
         return FileResult(path, error=str(exc))
     except RecursionError:
         return FileResult(path, error="too deeply nested to analyse", internal=True)
     except Exception as exc:  # an internal error in one file never aborts the run
-        return FileResult(path, error="internal error: %s: %s" % (type(exc).__name__, _one_line(exc)), internal=True, detail=traceback.format_exc())
+        return FileResult(
+            path,
+            error="internal error: %s: %s" % (type(exc).__name__, _one_line(exc)),
+            internal=True,
+            detail=traceback.format_exc(),
+        )
 
 
 def _parse(source: bytes) -> cst.Module:
     try:
         return cst.parse_module(source)
-    except cst.ParserSyntaxError as exc:
-        raise SourceError("syntax error at line %d, column %d: %s" % (exc.raw_line, exc.raw_column + 1, _one_line(exc.message))) from exc
     except Exception as exc:
-        raise SourceError("cannot parse: %s" % _one_line(exc)) from exc
+        raise SourceError(_syntax_error(source, exc)) from exc
+
+
+def _syntax_error(source: bytes, exc: Exception) -> str:
+    """Python's own description of a syntax error (LibCST's positions can be off)."""
+    try:
+        ast.parse(source)
+    except SyntaxError as error:
+        return "syntax error at line %s, column %s: %s" % (
+            error.lineno,
+            error.offset,
+            error.msg,
+        )
+    except (ValueError, RecursionError, MemoryError) as error:
+        return "cannot parse: %s" % _one_line(error)
+    return "LibCST cannot parse this file: %s" % _one_line(getattr(exc, "message", exc))
 
 
 def _scan(module: cst.Module, path: str, options: Options) -> FileResult:
@@ -121,21 +160,42 @@ def rewrite_checked(module: cst.Module, path: str, options: Options) -> CheckedR
     try:
         compile(module.bytes, path, "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as exc:
-        return CheckedRewrite(findings, (), module, "not fixed: the file does not compile (%s)" % _one_line(exc))
+        return CheckedRewrite(
+            findings,
+            (),
+            module,
+            "not fixed: the file does not compile (%s)" % _one_line(exc),
+        )
     problem = _verify(first.module.bytes, path, options)
     if problem:
         return CheckedRewrite(
-            findings, (), module, "internal error: %s; the fix was discarded and the file left untouched" % problem, True
+            findings,
+            (),
+            module,
+            "internal error: %s; the fix was discarded and the file left untouched"
+            % problem,
+            True,
         )
-    return CheckedRewrite(findings, tuple(p.finding for p in first.applied), first.module)
+    return CheckedRewrite(
+        findings, tuple(p.finding for p in first.applied), first.module
+    )
 
 
 def _rewrite(module: cst.Module, path: str, options: Options) -> FileResult:
     outcome = rewrite_checked(module, path, options)
     if not outcome.applied:
-        return FileResult(path, findings=outcome.findings, error=outcome.error, internal=outcome.internal)
+        return FileResult(
+            path,
+            findings=outcome.findings,
+            error=outcome.error,
+            internal=outcome.internal,
+        )
     return FileResult(
-        path, findings=outcome.findings, applied=outcome.applied, source=module.bytes, new_source=outcome.module.bytes
+        path,
+        findings=outcome.findings,
+        applied=outcome.applied,
+        source=module.bytes,
+        new_source=outcome.module.bytes,
     )
 
 
@@ -198,7 +258,11 @@ def _walk(root: Path) -> Iterator[Path]:
         return
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):
-            if entry.name in DEFAULT_EXCLUDED_DIRS or entry.name.startswith(".") or entry.name.endswith(".egg-info"):
+            if (
+                entry.name in DEFAULT_EXCLUDED_DIRS
+                or entry.name.startswith(".")
+                or entry.name.endswith(".egg-info")
+            ):
                 continue
             yield from _walk(Path(entry.path))
         elif entry.name.endswith(".py") and entry.is_file():
@@ -221,7 +285,9 @@ def _process_star(args: Tuple[Path, Options, bool]) -> FileResult:
     return process_file(*args)
 
 
-def run(paths: Sequence[str], options: Options, rewrite: bool, jobs: int = 1) -> Iterator[FileResult]:
+def run(
+    paths: Sequence[str], options: Options, rewrite: bool, jobs: int = 1
+) -> Iterator[FileResult]:
     """Process every discovered file; results come in discovery order whatever ``jobs`` is."""
     files: List[Path] = list(discover(paths))
     if jobs <= 1 or len(files) < 2:
@@ -230,4 +296,6 @@ def run(paths: Sequence[str], options: Options, rewrite: bool, jobs: int = 1) ->
         return
     work = [(path, options, rewrite) for path in files]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        yield from pool.map(_process_star, work, chunksize=max(1, min(32, len(work) // (jobs * 8) or 1)))
+        yield from pool.map(
+            _process_star, work, chunksize=max(1, min(32, len(work) // (jobs * 8) or 1))
+        )

@@ -49,7 +49,21 @@ from collections import deque
 from itertools import compress
 from operator import is_not
 from pathlib import Path, PurePath
-from typing import Any, Callable, Deque, Dict, FrozenSet, Generic, Iterable, Iterator, List, Optional, Set, Tuple, TypeVar
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    Dict,
+    FrozenSet,
+    Generic,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Set,
+    Tuple,
+    TypeVar,
+)
 
 __all__ = [
     "checkpoint",
@@ -70,7 +84,9 @@ T = TypeVar("T")
 _MAGIC = 0xC7
 _KIND_HEADER = 1
 _KIND_UNIT = 2
-_FRAME = struct.Struct("<BBII")  # magic, kind, payload length, crc32(kind|length|payload)
+_FRAME = struct.Struct(
+    "<BBII"
+)  # magic, kind, payload length, crc32(kind|length|payload)
 _MAX_PAYLOAD = 1 << 30
 _PICKLE_PROTOCOL = 4  # readable by every Python the runtime supports
 
@@ -118,7 +134,9 @@ def key_fingerprint(key: object) -> str:
     parts = key if isinstance(key, tuple) else (key,)
     summary: List[object] = []
     for value in parts:
-        if isinstance(value, _KEY_SCALARS) and not (isinstance(value, (str, bytes)) and len(value) > 4096):
+        if isinstance(value, _KEY_SCALARS) and not (
+            isinstance(value, (str, bytes)) and len(value) > 4096
+        ):
             summary.append(str(value) if isinstance(value, PurePath) else value)
         elif isinstance(value, (list, tuple, dict, set, frozenset, str, bytes)):
             summary.append("%s[%d]" % (type(value).__name__, len(value)))
@@ -127,33 +145,33 @@ def key_fingerprint(key: object) -> str:
     return fingerprint(tuple(summary)).hex()
 
 
-def _feed(h: Any, x: object) -> None:
+def _feed(h: Any, x: Any) -> None:
     t = type(x)
     if t is str:
-        data = x.encode("utf-8", "surrogatepass")  # type: ignore[attr-defined]
+        data = x.encode("utf-8", "surrogatepass")
         h.update(b"s%d:" % len(data))
         h.update(data)
     elif t is int or t is bool:
         h.update(b"i%r;" % (x,))
     elif t is float:
-        h.update(b"f" + x.hex().encode() + b";")  # type: ignore[attr-defined]
+        h.update(b"f" + x.hex().encode() + b";")
     elif x is None:
         h.update(b"n;")
     elif t is bytes:
-        h.update(b"b%d:" % len(x))  # type: ignore[arg-type]
-        h.update(x)  # type: ignore[arg-type]
+        h.update(b"b%d:" % len(x))
+        h.update(x)
     elif t is tuple or t is list:
-        h.update(b"t%d:" % len(x) if t is tuple else b"l%d:" % len(x))  # type: ignore[arg-type]
-        for e in x:  # type: ignore[attr-defined]
+        h.update((b"t%d:" if t is tuple else b"l%d:") % len(x))
+        for e in x:
             _feed(h, e)
     elif t is dict:
-        h.update(b"d%d:" % len(x))  # type: ignore[arg-type]
-        for k, v in x.items():  # type: ignore[attr-defined]
+        h.update(b"d%d:" % len(x))
+        for k, v in x.items():
             _feed(h, k)
             _feed(h, v)
     elif t is set or t is frozenset:
-        h.update(b"S%d:" % len(x))  # type: ignore[arg-type]
-        for d in sorted(fingerprint(e) for e in x):  # type: ignore[attr-defined]
+        h.update(b"S%d:" % len(x))
+        for d in sorted(fingerprint(e) for e in x):
             h.update(d)
     elif isinstance(x, PurePath):
         h.update(b"p")
@@ -209,7 +227,9 @@ class _Tracker:
             self.values = list(value.values())
             self.size = len(self.values)
             if any(isinstance(v, _NESTED) for v in self.values):
-                self.lens = [len(v) if isinstance(v, _NESTED) else -1 for v in self.values]
+                self.lens = [
+                    len(v) if isinstance(v, _NESTED) else -1 for v in self.values
+                ]
         elif isinstance(value, (set, frozenset)):
             self.seen = set(value)
             self.size = len(value)
@@ -236,7 +256,9 @@ class _Tracker:
 
     def _seq_delta(self, value: Any, old: Any) -> Optional[Tuple[str, object]]:
         n = self.size
-        if len(value) < n or (value is not old and isinstance(value, _IMMUTABLE_SEQ) and value[:n] != old):
+        if len(value) < n or (
+            value is not old and isinstance(value, _IMMUTABLE_SEQ) and value[:n] != old
+        ):
             return ("v", value)
         self.size = len(value)
         if self.size == n:
@@ -275,7 +297,7 @@ class _Tracker:
         return ("s", list(added))
 
 
-def _apply(value: Any, delta: Optional[Tuple[str, object]]) -> Any:
+def _apply(value: Any, delta: Optional[Tuple[str, Any]]) -> Any:
     """Re-apply one recorded delta; mutable accumulators are changed in place."""
     if delta is None:
         return value
@@ -284,11 +306,11 @@ def _apply(value: Any, delta: Optional[Tuple[str, object]]) -> Any:
         return data
     if tag == "e":
         if isinstance(value, _APPENDABLE):
-            value.extend(data)  # type: ignore[union-attr]
+            value.extend(data)
             return value
         return value + data
     if tag == "d":
-        for k, v in data:  # type: ignore[attr-defined]
+        for k, v in data:
             value[k] = v
         return value
     if tag == "s":
@@ -312,15 +334,21 @@ _WALK_BUDGET = 100000
 
 def _interned_strings(value: object) -> Tuple[str, ...]:
     found: Set[str] = set()
-    stack, seen, budget = [value], set(), _WALK_BUDGET
+    stack: List[Any] = [value]
+    seen: Set[int] = set()
+    budget = _WALK_BUDGET
     while stack and budget:
         budget -= 1
         x = stack.pop()
         t = type(x)
         if t is str:
-            if len(x) <= _IDENTIFIER_MAX and x.isidentifier() and sys.intern(x) is x:  # type: ignore[arg-type, attr-defined]
-                found.add(x)  # type: ignore[arg-type]
-        elif t in (list, tuple, set, frozenset) or isinstance(x, dict) or hasattr(x, "__dict__"):
+            if len(x) <= _IDENTIFIER_MAX and x.isidentifier() and sys.intern(x) is x:
+                found.add(x)
+        elif (
+            t in (list, tuple, set, frozenset)
+            or isinstance(x, dict)
+            or hasattr(x, "__dict__")
+        ):
             if id(x) in seen:
                 continue
             seen.add(id(x))
@@ -328,7 +356,7 @@ def _interned_strings(value: object) -> Tuple[str, ...]:
                 stack.extend(x.keys())
                 stack.extend(x.values())
             elif t in (list, tuple, set, frozenset):
-                stack.extend(x)  # type: ignore[call-overload]
+                stack.extend(x)
             elif type(getattr(x, "__dict__", None)) is dict:
                 stack.extend(x.__dict__.values())
     return tuple(sorted(found))
@@ -353,7 +381,10 @@ def _reintern(value: Any, names: FrozenSet[str], memo: Dict[int, Any]) -> Any:
         return new
     if isinstance(value, dict):
         memo[key] = value
-        items = [(_reintern(k, names, memo), _reintern(v, names, memo)) for k, v in value.items()]
+        items = [
+            (_reintern(k, names, memo), _reintern(v, names, memo))
+            for k, v in value.items()
+        ]
         dict.clear(value)
         dict.update(value, items)
         return value
@@ -398,7 +429,9 @@ def checkpoint_dir() -> Path:
 def log_name(loop_id: str, key_fp: str = "") -> str:
     """The file name of a loop's log: readable slug plus a hash that keeps names unique."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", loop_id).strip("_")[:80]
-    digest = hashlib.blake2b((loop_id + "\0" + key_fp).encode("utf-8"), digest_size=4).hexdigest()
+    digest = hashlib.blake2b(
+        (loop_id + "\0" + key_fp).encode("utf-8"), digest_size=4
+    ).hexdigest()
     return "%s-%s.ckpt" % (slug, digest)
 
 
@@ -406,9 +439,13 @@ def log_name(loop_id: str, key_fp: str = "") -> str:
 
 
 def _fsync_policy() -> str:
-    policy = os.environ.get("CHECKPOINTIFY_FSYNC", "batched").strip().lower() or "batched"
+    policy = (
+        os.environ.get("CHECKPOINTIFY_FSYNC", "batched").strip().lower() or "batched"
+    )
     if policy not in ("always", "batched", "never"):
-        raise CheckpointError("CHECKPOINTIFY_FSYNC must be always, batched or never, not %r" % policy)
+        raise CheckpointError(
+            "CHECKPOINTIFY_FSYNC must be always, batched or never, not %r" % policy
+        )
     return policy
 
 
@@ -436,7 +473,9 @@ class Checkpoint(Generic[T]):
         self._state = state
         self._iterator: Iterator[T] = iter(iterable)
         self._key_fp = key_fingerprint(key) if key is not None else ""
-        self._default_dir = directory is None and not os.environ.get("CHECKPOINTIFY_DIR")
+        self._default_dir = directory is None and not os.environ.get(
+            "CHECKPOINTIFY_DIR"
+        )
         self.directory = directory if directory is not None else checkpoint_dir()
         self.path = self.directory / log_name(loop_id, self._key_fp)
         self._fsync = _fsync_policy()
@@ -474,7 +513,8 @@ class Checkpoint(Generic[T]):
                     if len(deltas) != len(values):
                         raise StaleCheckpointError(
                             "checkpoint %s records %d accumulators but the loop has %d; "
-                            "delete it to start over" % (self.path, len(deltas), len(values))
+                            "delete it to start over"
+                            % (self.path, len(deltas), len(values))
                         )
                     values = [_apply(v, d) for v, d in zip(values, deltas)]
                 self._seq = len(records)
@@ -489,7 +529,9 @@ class Checkpoint(Generic[T]):
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise CheckpointError("cannot read checkpoint %s: %s" % (self.path, exc)) from exc
+            raise CheckpointError(
+                "cannot read checkpoint %s: %s" % (self.path, exc)
+            ) from exc
         frames, self._valid_end = _read_frames(data)
         if not frames:
             self._valid_end = 0
@@ -509,38 +551,58 @@ class Checkpoint(Generic[T]):
                 except Exception as exc:
                     raise CheckpointError(
                         "cannot load a unit recorded in %s (%s: %s); was it written by other "
-                        "code? Delete it to start over" % (self.path, type(exc).__name__, exc)
+                        "code? Delete it to start over"
+                        % (self.path, type(exc).__name__, exc)
                     ) from exc
         return records
 
-    def _match_items(self, records: List[Tuple[int, bytes, Tuple[Any, ...], Tuple[str, ...]]], consumed: List[T]) -> Optional[str]:
+    def _match_items(
+        self,
+        records: List[Tuple[int, bytes, Tuple[Any, ...], Tuple[str, ...]]],
+        consumed: List[T],
+    ) -> Optional[str]:
         """Pull one input item per record and compare fingerprints; describe a mismatch."""
         for index, (_seq, fp, _deltas, _interned) in enumerate(records):
             try:
                 item = next(self._iterator)
             except StopIteration:
-                return "the input now has %d items but %d were completed" % (index, len(records))
+                return "the input now has %d items but %d were completed" % (
+                    index,
+                    len(records),
+                )
             consumed.append(item)
             if fingerprint(item) != fp:
-                return "item #%d (%s) is not the item recorded at that position" % (index, _short(item))
+                return "item #%d (%s) is not the item recorded at that position" % (
+                    index,
+                    _short(item),
+                )
         return None
 
     def _on_stale(self, reason: str, consumed: List[T]) -> None:
-        if os.environ.get("CHECKPOINTIFY_ON_STALE", "error").strip().lower() == "restart":
+        if (
+            os.environ.get("CHECKPOINTIFY_ON_STALE", "error").strip().lower()
+            == "restart"
+        ):
             archived = self.path.with_name(self.path.name + ".stale")
             try:
                 os.replace(self.path, archived)
             except OSError as exc:
-                raise CheckpointError("cannot archive stale checkpoint %s: %s" % (self.path, exc)) from exc
-            print("checkpointify: %s: input changed (%s); archived it as %s and starting from zero"
-                  % (self.path, reason, archived.name), file=sys.stderr)
+                raise CheckpointError(
+                    "cannot archive stale checkpoint %s: %s" % (self.path, exc)
+                ) from exc
+            print(
+                "checkpointify: %s: input changed (%s); archived it as %s and starting from zero"
+                % (self.path, reason, archived.name),
+                file=sys.stderr,
+            )
             self._replay.extend(consumed)
             self._valid_end = 0
             return
         raise StaleCheckpointError(
             "checkpoint %s does not match the input: %s. It was written by a run over other "
             "input; delete it (or run `checkpointify checkpoints clear`) to start over, or set "
-            "CHECKPOINTIFY_ON_STALE=restart to archive it and start from zero" % (self.path, reason)
+            "CHECKPOINTIFY_ON_STALE=restart to archive it and start from zero"
+            % (self.path, reason)
         )
 
     # -- iteration --------------------------------------------------------------------
@@ -550,7 +612,9 @@ class Checkpoint(Generic[T]):
 
     def __next__(self) -> T:
         if not self._restored:
-            raise CheckpointError("call restore() before iterating over checkpoint %r" % self.loop_id)
+            raise CheckpointError(
+                "call restore() before iterating over checkpoint %r" % self.loop_id
+            )
         if self._pending is not None:
             self._commit(self._pending)
             self._pending = None
@@ -567,11 +631,16 @@ class Checkpoint(Generic[T]):
 
     def _commit(self, item_fp: bytes) -> None:
         if self._failed is not None:
-            raise CheckpointWriteError("checkpoint %s failed earlier: %s" % (self.path, self._failed))
+            raise CheckpointWriteError(
+                "checkpoint %s failed earlier: %s" % (self.path, self._failed)
+            )
         values = self._state()
         deltas = tuple(t.delta(v) for t, v in zip(self._trackers, values))
         try:
-            payload = pickle.dumps((self._seq, item_fp, deltas, _interned_strings(deltas)), _PICKLE_PROTOCOL)
+            payload = pickle.dumps(
+                (self._seq, item_fp, deltas, _interned_strings(deltas)),
+                _PICKLE_PROTOCOL,
+            )
         except Exception as exc:
             raise CheckpointError(
                 "cannot checkpoint unit #%d of %r: a value it added cannot be pickled (%s: %s)"
@@ -585,7 +654,11 @@ class Checkpoint(Generic[T]):
     def _open_for_append(self) -> int:
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(str(self.path), os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
+            fd = os.open(
+                str(self.path),
+                os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0),
+                0o600,
+            )
             os.ftruncate(fd, self._valid_end)  # drop a torn tail before appending
             os.lseek(fd, 0, os.SEEK_END)
             if self._valid_end == 0:
@@ -599,11 +672,18 @@ class Checkpoint(Generic[T]):
                     "python": sys.version.split()[0],
                     "runtime": RUNTIME_VERSION,
                 }
-                _write_all(fd, _frame(_KIND_HEADER, json.dumps(header, sort_keys=True).encode("utf-8")))
+                _write_all(
+                    fd,
+                    _frame(
+                        _KIND_HEADER, json.dumps(header, sort_keys=True).encode("utf-8")
+                    ),
+                )
             return fd
         except OSError as exc:
             self._failed = exc
-            raise CheckpointWriteError("cannot open checkpoint %s: %s" % (self.path, _describe(exc))) from exc
+            raise CheckpointWriteError(
+                "cannot open checkpoint %s: %s" % (self.path, _describe(exc))
+            ) from exc
 
     def _write(self, frame: bytes) -> None:
         if self._fd is None:
@@ -611,13 +691,16 @@ class Checkpoint(Generic[T]):
         try:
             _write_all(self._fd, frame)
             if self._fsync == "always" or (
-                self._fsync == "batched" and time.monotonic() - self._last_sync >= _FSYNC_INTERVAL
+                self._fsync == "batched"
+                and time.monotonic() - self._last_sync >= _FSYNC_INTERVAL
             ):
                 os.fsync(self._fd)
                 self._last_sync = time.monotonic()
         except OSError as exc:
             self._failed = exc
-            raise CheckpointWriteError("cannot write checkpoint %s: %s" % (self.path, _describe(exc))) from exc
+            raise CheckpointWriteError(
+                "cannot write checkpoint %s: %s" % (self.path, _describe(exc))
+            ) from exc
 
     def _sync(self) -> None:
         if self._fd is not None and self._fsync != "never":
@@ -625,7 +708,9 @@ class Checkpoint(Generic[T]):
                 os.fsync(self._fd)
             except OSError as exc:
                 self._failed = exc
-                raise CheckpointWriteError("cannot sync checkpoint %s: %s" % (self.path, _describe(exc))) from exc
+                raise CheckpointWriteError(
+                    "cannot sync checkpoint %s: %s" % (self.path, _describe(exc))
+                ) from exc
             self._last_sync = time.monotonic()
 
     # -- completion -------------------------------------------------------------------
@@ -640,7 +725,9 @@ class Checkpoint(Generic[T]):
         except FileNotFoundError:
             pass
         except OSError as exc:
-            raise CheckpointError("cannot remove completed checkpoint %s: %s" % (self.path, exc)) from exc
+            raise CheckpointError(
+                "cannot remove completed checkpoint %s: %s" % (self.path, exc)
+            ) from exc
         if self._default_dir:
             try:
                 self.directory.rmdir()  # only succeeds when no other loop's log is left
@@ -660,7 +747,9 @@ def _describe(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "no space left on the device (%s)" % exc
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return "the checkpoint directory is not writable (%s); set CHECKPOINTIFY_DIR" % exc
+        return (
+            "the checkpoint directory is not writable (%s); set CHECKPOINTIFY_DIR" % exc
+        )
     return str(exc)
 
 

@@ -67,7 +67,9 @@ METHOD_SINKS: FrozenSet[str] = frozenset(
 
 #: the verb a persisting function's name starts with (``save_results``, ``writeJson``)
 SINK_VERBS = ("save", "dump", "write", "store", "persist", "export", "upload")
-_SINK_NAME = re.compile(r"^_*(?:save|dump|write|store|persist|export|upload)(?:$|[_0-9A-Z])")
+_SINK_NAME = re.compile(
+    r"^_*(?:save|dump|write|store|persist|export|upload)(?:$|[_0-9A-Z])"
+)
 
 #: names that look like sinks but return a value instead (``json.dumps``) or only log
 NOT_SINKS: FrozenSet[str] = frozenset(
@@ -89,7 +91,17 @@ NOT_SINKS: FrozenSet[str] = frozenset(
 #: calls that mean "this unit is already made durable or acknowledged"; a loop whose body
 #: makes one of them is not a collect-then-save loop (on top of every sink above)
 PER_ITEM_PERSIST_METHODS: FrozenSet[str] = frozenset(
-    {"commit", "flush", "fsync", "ack", "acknowledge", "basic_ack", "delete_message", "checkpoint", "sync"}
+    {
+        "commit",
+        "flush",
+        "fsync",
+        "ack",
+        "acknowledge",
+        "basic_ack",
+        "delete_message",
+        "checkpoint",
+        "sync",
+    }
 )
 
 #: builtins whose calls do no work worth checkpointing
@@ -181,7 +193,9 @@ CHEAP_METHODS: FrozenSet[str] = frozenset(
 )
 
 #: logging-style calls: reading the accumulator in them is not a use that matters
-LOGGING_METHODS: FrozenSet[str] = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical", "log"})
+LOGGING_METHODS: FrozenSet[str] = frozenset(
+    {"debug", "info", "warning", "warn", "error", "exception", "critical", "log"}
+)
 
 
 def name_says_sink(name: str) -> bool:

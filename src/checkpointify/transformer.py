@@ -17,7 +17,7 @@ import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor
 
-from checkpointify.matcher import Plan
+from checkpointify.matcher import Plan, for_clauses
 
 _IMPORT_NAME = "checkpoint"
 _IMPORT_ALIAS = "checkpointify_checkpoint"
@@ -29,7 +29,9 @@ class _Names:
     variables: Dict[int, str]  # plan index -> checkpoint variable
 
 
-def apply_plans(module: cst.Module, plans: Sequence[Plan], used_names: Set[str], runtime_module: str) -> cst.Module:
+def apply_plans(
+    module: cst.Module, plans: Sequence[Plan], used_names: Set[str], runtime_module: str
+) -> cst.Module:
     """Rewrite every plan into ``module``; returns the new module (``module`` itself if ``plans`` is empty)."""
     if not plans:
         return module
@@ -38,7 +40,9 @@ def apply_plans(module: cst.Module, plans: Sequence[Plan], used_names: Set[str],
     assert isinstance(rewritten, cst.Module)
     context = CodemodContext()
     asname = names.function if names.function != _IMPORT_NAME else None
-    AddImportsVisitor.add_needed_import(context, runtime_module, _IMPORT_NAME, asname=asname)
+    AddImportsVisitor.add_needed_import(
+        context, runtime_module, _IMPORT_NAME, asname=asname
+    )
     return AddImportsVisitor(context).transform_module(rewritten)
 
 
@@ -60,7 +64,9 @@ def _choose_names(plans: Sequence[Plan], used: Set[str]) -> _Names:
 class _Rewriter(cst.CSTTransformer):
     """Inserts the checkpoint lines around each planned loop, matched by node identity."""
 
-    def __init__(self, module: cst.Module, plans: Sequence[Plan], names: _Names) -> None:
+    def __init__(
+        self, module: cst.Module, plans: Sequence[Plan], names: _Names
+    ) -> None:
         super().__init__()
         self.module = module
         self.names = names
@@ -81,16 +87,28 @@ class _Rewriter(cst.CSTTransformer):
         index = self.loops.get(id(original_node))
         if index is None:
             return updated_node
-        return updated_node.with_changes(iter=cst.Name(self.names.variables[index]), leading_lines=())
+        return updated_node.with_changes(
+            iter=cst.Name(self.names.variables[index]), leading_lines=()
+        )
 
-    def leave_IndentedBlock(self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock) -> cst.IndentedBlock:
-        return updated_node.with_changes(body=self._rebuild(original_node.body, updated_node.body))
+    def leave_IndentedBlock(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        return updated_node.with_changes(
+            body=self._rebuild(original_node.body, updated_node.body)
+        )
 
-    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
-        return updated_node.with_changes(body=self._rebuild(original_node.body, updated_node.body))
+    def leave_Module(
+        self, original_node: cst.Module, updated_node: cst.Module
+    ) -> cst.Module:
+        return updated_node.with_changes(
+            body=self._rebuild(original_node.body, updated_node.body)
+        )
 
     def _rebuild(
-        self, original: Sequence[cst.BaseStatement], updated: Sequence[cst.BaseStatement]
+        self,
+        original: Sequence[cst.BaseStatement],
+        updated: Sequence[cst.BaseStatement],
     ) -> List[cst.BaseStatement]:
         body: List[cst.BaseStatement] = []
         for orig, new in zip(original, updated):
@@ -107,7 +125,9 @@ class _Rewriter(cst.CSTTransformer):
             else:
                 body.append(new)
             for index in self.completions.get(key, ()):
-                body.append(self._statement("%s.complete()" % self.names.variables[index]))
+                body.append(
+                    self._statement("%s.complete()" % self.names.variables[index])
+                )
         return body
 
     # -- generated code ---------------------------------------------------------------
@@ -124,7 +144,15 @@ class _Rewriter(cst.CSTTransformer):
         iterable = self._code(plan.iterable)
         return [
             self._statement(
-                "%s = %s(%s, %s, lambda: %s%s)" % (var, self.names.function, self._literal(plan.loop_id), iterable, packed, key)
+                "%s = %s(%s, %s, lambda: %s%s)"
+                % (
+                    var,
+                    self.names.function,
+                    self._literal(plan.loop_id),
+                    iterable,
+                    packed,
+                    key,
+                )
             ),
             self._statement("[%s] = %s.restore()" % (state, var)),
         ]
@@ -144,7 +172,9 @@ class _Rewriter(cst.CSTTransformer):
             literal = json.dumps(text)
         return literal
 
-    def _unrolled(self, index: int, statement: cst.BaseStatement) -> List[cst.BaseStatement]:
+    def _unrolled(
+        self, index: int, statement: cst.BaseStatement
+    ) -> List[cst.BaseStatement]:
         """``name = [f(x) for x in xs if p(x)]`` as an initialised, checkpointed loop."""
         plan = self.plans[index]
         comp = plan.comprehension
@@ -153,31 +183,56 @@ class _Rewriter(cst.CSTTransformer):
         small = statement.body[0]
         empty = {"list": "[]", "set": "set()", "dict": "{}"}[comp.kind]
         if isinstance(small, cst.AnnAssign):
-            init = "%s: %s = %s" % (name, self._code(small.annotation.annotation), empty)
+            init = "%s: %s = %s" % (
+                name,
+                self._code(small.annotation.annotation),
+                empty,
+            )
         else:
             init = "%s = %s" % (name, empty)
         node = comp.node
         if isinstance(node, cst.DictComp):
-            action = "%s[%s] = %s" % (name, self._code(node.key), self._code(node.value))
+            action = "%s[%s] = %s" % (
+                name,
+                self._code(node.key),
+                self._code(node.value),
+            )
         else:
-            action = "%s.%s(%s)" % (name, "append" if comp.kind == "list" else "add", self._code(node.elt))
-        clauses: List[cst.CompFor] = [node.for_in]
-        while clauses[-1].inner_for_in is not None:
-            clauses.append(clauses[-1].inner_for_in)  # type: ignore[arg-type]
+            action = "%s.%s(%s)" % (
+                name,
+                "append" if comp.kind == "list" else "add",
+                self._code(node.elt),
+            )
+        clauses = for_clauses(node.for_in)
         indent = self.module.default_indent
         lines = [action]
         for depth, clause in reversed(list(enumerate(clauses))):
             for test in reversed(clause.ifs):
-                lines = ["if %s:" % self._code(test.test)] + [indent + line for line in lines]
+                lines = ["if %s:" % self._code(test.test)] + [
+                    indent + line for line in lines
+                ]
             if depth > 0:
-                lines = ["for %s in %s:" % (self._code(clause.target), self._code(clause.iter))] + [indent + line for line in lines]
+                lines = [
+                    "for %s in %s:"
+                    % (self._code(clause.target), self._code(clause.iter))
+                ] + [indent + line for line in lines]
         var = self.names.variables[index]
-        loop_code = "for %s in %s:%s" % (self._code(clauses[0].target), var, self.module.default_newline)
-        loop_code += "".join(indent + line + self.module.default_newline for line in lines)
-        first = self._statement(init).with_changes(leading_lines=statement.leading_lines)
-        return [first, *self._prelude(index), cst.parse_statement(loop_code, config=self.module.config_for_parsing)]
-
-
+        loop_code = "for %s in %s:%s" % (
+            self._code(clauses[0].target),
+            var,
+            self.module.default_newline,
+        )
+        loop_code += "".join(
+            indent + line + self.module.default_newline for line in lines
+        )
+        first = self._statement(init).with_changes(
+            leading_lines=statement.leading_lines
+        )
+        return [
+            first,
+            *self._prelude(index),
+            cst.parse_statement(loop_code, config=self.module.config_for_parsing),
+        ]
 
 
 def _tuple(names: Sequence[str]) -> str:
