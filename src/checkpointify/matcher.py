@@ -682,6 +682,7 @@ class _LoopAnalysis:
         self._check_iterable(self.loop.iter, scope)
         self._check_body(accumulators)
         carried = self._carried_state({acc.name for acc in accumulators})
+        self._check_self_reference(self.loop.iter, [acc.name for acc in accumulators] + carried)
         self._check_loop_variable()
         return self._plan(accumulators, carried, sink, scope)
 
@@ -1061,6 +1062,14 @@ class _LoopAnalysis:
                     "`%s` is read after the loop" % name,
                 )
                 return
+
+    def _check_self_reference(self, iterable: cst.BaseExpression, state: List[str]) -> None:
+        # for x in list(results): results.append(f(x))   (restore would change what is iterated)
+        read = _names_in(iterable) & set(state)
+        if read:
+            self._hazard(
+                Hazard.UNSUPPORTED_SHAPE, "the iterable reads %s, which the checkpoint restores" % ", ".join(sorted(read))
+            )
 
     def _hazard(self, hazard: Hazard, note: str) -> None:
         if hazard not in self.hazards:
@@ -1625,6 +1634,9 @@ def _comprehension_plan(
         hazard(
             Hazard.UNSUPPORTED_SHAPE, "comments inside the comprehension would be lost"
         )
+    if name in _names_in(value):
+        # names = [f(n) for n in names]   (unrolling would empty `names` before reading it)
+        hazard(Hazard.UNSUPPORTED_SHAPE, "the comprehension reads `%s`, the name it is assigned to" % name)
     leaked = _leaking_names(scope, value, clauses)
     if leaked:
         hazard(
