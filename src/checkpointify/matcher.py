@@ -682,7 +682,9 @@ class _LoopAnalysis:
         self._check_iterable(self.loop.iter, scope)
         self._check_body(accumulators)
         carried = self._carried_state({acc.name for acc in accumulators})
-        self._check_self_reference(self.loop.iter, [acc.name for acc in accumulators] + carried)
+        self._check_self_reference(
+            self.loop.iter, [acc.name for acc in accumulators] + carried
+        )
         self._check_loop_variable()
         return self._plan(accumulators, carried, sink, scope)
 
@@ -1063,12 +1065,16 @@ class _LoopAnalysis:
                 )
                 return
 
-    def _check_self_reference(self, iterable: cst.BaseExpression, state: List[str]) -> None:
+    def _check_self_reference(
+        self, iterable: cst.BaseExpression, state: List[str]
+    ) -> None:
         # for x in list(results): results.append(f(x))   (restore would change what is iterated)
         read = _names_in(iterable) & set(state)
         if read:
             self._hazard(
-                Hazard.UNSUPPORTED_SHAPE, "the iterable reads %s, which the checkpoint restores" % ", ".join(sorted(read))
+                Hazard.UNSUPPORTED_SHAPE,
+                "the iterable reads %s, which the checkpoint restores"
+                % ", ".join(sorted(read)),
             )
 
     def _hazard(self, hazard: Hazard, note: str) -> None:
@@ -1085,82 +1091,99 @@ class _LoopAnalysis:
         sink: _Sink,
         scope: Scope,
     ) -> Plan:
-        saved = [acc.name for acc in accumulators]
-        state = tuple(saved + carried)
-        exclude = set(state) | _assigned_names(self.loop.target) | _bound_in(self.loop)
-        key = context_names(scope, [self.loop.body], exclude)
-        return make_plan(
-            self.a,
-            COLLECT_LOOP,
-            self.loop,
-            self.loop,
-            self.loop.iter,
-            self.loop.target,
-            state,
-            saved,
-            sink,
-            self.hazards,
-            self.notes,
-            self.qualname,
-            key,
+        names = [acc.name for acc in accumulators]
+        exclude = (
+            set(names + carried)
+            | _assigned_names(self.loop.target)
+            | _bound_in(self.loop)
         )
+        persisted = [
+            n
+            for n in names
+            if _same_sink(_find_sink(self.a, self.chain, self.index, {n}), sink)
+        ]
+        site = Site(
+            variant=COLLECT_LOOP,
+            statement=self.loop,
+            iterable=self.loop.iter,
+            target=self.loop.target,
+            accumulators=names,
+            persisted=persisted or names,
+            carried=carried,
+            sink=sink,
+            hazards=self.hazards,
+            notes=self.notes,
+            qualname=self.qualname,
+            key=context_names(scope, [self.loop.body], exclude),
+        )
+        return make_plan(self.a, site)
 
 
-def make_plan(
-    a: FileAnalysis,
-    variant: Variant,
-    statement: cst.BaseStatement,
-    position_node: cst.CSTNode,
-    iterable: cst.BaseExpression,
-    target: cst.BaseAssignTargetExpression,
-    state: Tuple[str, ...],
-    saved: List[str],
-    sink: _Sink,
-    hazards: List[Hazard],
-    notes: List[str],
-    qualname: str,
-    key: Tuple[str, ...],
-    comprehension: Optional[ComprehensionPlan] = None,
-) -> Plan:
+def _same_sink(found: Optional[_Sink], sink: _Sink) -> bool:
+    return found is not None and found.call is sink.call
+
+
+@dataclass
+class Site:
+    """Everything known about one collect-then-save site, before it becomes a Plan."""
+
+    variant: Variant
+    statement: cst.BaseStatement  # the loop, or the comprehension's assignment line
+    iterable: cst.BaseExpression
+    target: cst.BaseAssignTargetExpression
+    accumulators: List[str]  # every accumulator the loop grows, in order of binding
+    persisted: List[str]  # those that reach the sink
+    carried: List[str]  # other state carried across iterations
+    sink: _Sink
+    hazards: List[Hazard]
+    notes: List[str]
+    qualname: str
+    key: Tuple[str, ...]
+    comprehension: Optional[ComprehensionPlan] = None
+
+
+def make_plan(a: FileAnalysis, site: Site) -> Plan:
     """Assemble the finding and the fix plan for one site."""
-    fix = fix_safety(tuple(hazards))
-    pos = a.positions[position_node]
-    shown = ", ".join("`%s`" % n for n in saved)
-    what = "is" if len(saved) == 1 else "are"
-    where = "built by this comprehension" if comprehension else "collected in this loop"
+    pos = a.positions[site.statement]
+    shown = ", ".join("`%s`" % n for n in site.persisted)
+    where = (
+        "built by this comprehension"
+        if site.comprehension
+        else "collected in this loop"
+    )
     message = (
         "%s %s %s and saved only after it by %s(); a crash before the save loses every completed unit"
         % (
             shown,
-            what,
+            "is" if len(site.persisted) == 1 else "are",
             where,
-            sink.description,
+            site.sink.description,
         )
     )
     finding = Finding(
-        code=variant.code,
-        variant=variant.name,
+        code=site.variant.code,
+        variant=site.variant.name,
         path=a.path,
         line=int(pos.start.line),
         column=int(pos.start.column) + 1,
         end_line=int(pos.end.line),
-        accumulators=tuple(saved),
-        sink=sink.description,
-        hazards=tuple(hazards),
-        fix=fix,
+        accumulators=tuple(site.accumulators),
+        sink=site.sink.description,
+        hazards=tuple(site.hazards),
+        fix=fix_safety(tuple(site.hazards)),
         message=message,
-        fix_note="; ".join(notes),
+        fix_note="; ".join(site.notes),
     )
     return Plan(
         finding=finding,
-        statement=statement,
-        iterable=iterable,
-        target=target,
-        state=state,
-        loop_id=a.loop_identity(qualname, saved),
-        key=key,
-        complete_after=_completion_anchor(sink),
-        comprehension=comprehension,
+        statement=site.statement,
+        iterable=site.iterable,
+        target=site.target,
+        state=tuple(site.accumulators + site.carried),
+        loop_id=a.loop_identity(site.qualname, site.accumulators),
+        key=site.key,
+        complete_after=_completion_anchor(site.sink),
+        comprehension=site.comprehension,
     )
 
 
@@ -1636,7 +1659,10 @@ def _comprehension_plan(
         )
     if name in _names_in(value):
         # names = [f(n) for n in names]   (unrolling would empty `names` before reading it)
-        hazard(Hazard.UNSUPPORTED_SHAPE, "the comprehension reads `%s`, the name it is assigned to" % name)
+        hazard(
+            Hazard.UNSUPPORTED_SHAPE,
+            "the comprehension reads `%s`, the name it is assigned to" % name,
+        )
     leaked = _leaking_names(scope, value, clauses)
     if leaked:
         hazard(
@@ -1684,22 +1710,22 @@ def _comprehension_plan(
         parts.extend(test.test for test in clause.ifs)
     parts.extend(clause.iter for clause in clauses[1:])
     key = context_names(scope, parts, exclude)
-    return make_plan(
-        a,
-        COLLECT_COMPREHENSION,
-        stmt,
-        stmt,
-        clauses[0].iter,
-        clauses[0].target,
-        (name,),
-        [name],
-        sink,
-        hazards,
-        notes,
-        qualname,
-        key,
-        ComprehensionPlan(value, kind),
+    site = Site(
+        variant=COLLECT_COMPREHENSION,
+        statement=stmt,
+        iterable=clauses[0].iter,
+        target=clauses[0].target,
+        accumulators=[name],
+        persisted=[name],
+        carried=[],
+        sink=sink,
+        hazards=hazards,
+        notes=notes,
+        qualname=qualname,
+        key=key,
+        comprehension=ComprehensionPlan(value, kind),
     )
+    return make_plan(a, site)
 
 
 def for_clauses(clause: cst.CompFor) -> List[cst.CompFor]:

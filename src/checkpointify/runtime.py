@@ -514,11 +514,17 @@ class Checkpoint(Generic[T]):
                         raise StaleCheckpointError(
                             "checkpoint %s records %d accumulators but the loop has %d; "
                             "delete it to start over"
-                            % (self.path, len(deltas), len(values))
+                            % (_shown(self.path), len(deltas), len(values))
                         )
                     values = [_apply(v, d) for v, d in zip(values, deltas)]
                 self._seq = len(records)
                 self.restored_units = len(records)
+                if not os.environ.get("CHECKPOINTIFY_QUIET"):
+                    print(
+                        "checkpointify: resuming %s: %d completed units restored from %s"
+                        % (self.loop_id, len(records), _shown(self.path)),
+                        file=sys.stderr,
+                    )
         self._trackers = [_Tracker(v) for v in values]
         self._restored = True
         return values
@@ -530,7 +536,7 @@ class Checkpoint(Generic[T]):
             return []
         except OSError as exc:
             raise CheckpointError(
-                "cannot read checkpoint %s: %s" % (self.path, exc)
+                "cannot read checkpoint %s: %s" % (_shown(self.path), exc)
             ) from exc
         frames, self._valid_end = _read_frames(data)
         if not frames:
@@ -541,7 +547,7 @@ class Checkpoint(Generic[T]):
         if header.get("format") != FORMAT or header.get("loop_id") != self.loop_id:
             raise CheckpointError(
                 "%s is not a checkpoint of loop %r (header %r); move it away to start over"
-                % (self.path, self.loop_id, header)
+                % (_shown(self.path), self.loop_id, header)
             )
         records = []
         for kind, payload in frames[1:]:
@@ -552,7 +558,7 @@ class Checkpoint(Generic[T]):
                     raise CheckpointError(
                         "cannot load a unit recorded in %s (%s: %s); was it written by other "
                         "code? Delete it to start over"
-                        % (self.path, type(exc).__name__, exc)
+                        % (_shown(self.path), type(exc).__name__, exc)
                     ) from exc
         return records
 
@@ -588,11 +594,11 @@ class Checkpoint(Generic[T]):
                 os.replace(self.path, archived)
             except OSError as exc:
                 raise CheckpointError(
-                    "cannot archive stale checkpoint %s: %s" % (self.path, exc)
+                    "cannot archive stale checkpoint %s: %s" % (_shown(self.path), exc)
                 ) from exc
             print(
                 "checkpointify: %s: input changed (%s); archived it as %s and starting from zero"
-                % (self.path, reason, archived.name),
+                % (_shown(self.path), reason, archived.name),
                 file=sys.stderr,
             )
             self._replay.extend(consumed)
@@ -600,9 +606,9 @@ class Checkpoint(Generic[T]):
             return
         raise StaleCheckpointError(
             "checkpoint %s does not match the input: %s. It was written by a run over other "
-            "input; delete it (or run `checkpointify checkpoints clear`) to start over, or set "
+            "input; delete it to start over, or set "
             "CHECKPOINTIFY_ON_STALE=restart to archive it and start from zero"
-            % (self.path, reason)
+            % (_shown(self.path), reason)
         )
 
     # -- iteration --------------------------------------------------------------------
@@ -632,7 +638,7 @@ class Checkpoint(Generic[T]):
     def _commit(self, item_fp: bytes) -> None:
         if self._failed is not None:
             raise CheckpointWriteError(
-                "checkpoint %s failed earlier: %s" % (self.path, self._failed)
+                "checkpoint %s failed earlier: %s" % (_shown(self.path), self._failed)
             )
         values = self._state()
         deltas = tuple(t.delta(v) for t, v in zip(self._trackers, values))
@@ -682,7 +688,7 @@ class Checkpoint(Generic[T]):
         except OSError as exc:
             self._failed = exc
             raise CheckpointWriteError(
-                "cannot open checkpoint %s: %s" % (self.path, _describe(exc))
+                "cannot open checkpoint %s: %s" % (_shown(self.path), _describe(exc))
             ) from exc
 
     def _write(self, frame: bytes) -> None:
@@ -699,7 +705,7 @@ class Checkpoint(Generic[T]):
         except OSError as exc:
             self._failed = exc
             raise CheckpointWriteError(
-                "cannot write checkpoint %s: %s" % (self.path, _describe(exc))
+                "cannot write checkpoint %s: %s" % (_shown(self.path), _describe(exc))
             ) from exc
 
     def _sync(self) -> None:
@@ -709,7 +715,8 @@ class Checkpoint(Generic[T]):
             except OSError as exc:
                 self._failed = exc
                 raise CheckpointWriteError(
-                    "cannot sync checkpoint %s: %s" % (self.path, _describe(exc))
+                    "cannot sync checkpoint %s: %s"
+                    % (_shown(self.path), _describe(exc))
                 ) from exc
             self._last_sync = time.monotonic()
 
@@ -726,7 +733,7 @@ class Checkpoint(Generic[T]):
             pass
         except OSError as exc:
             raise CheckpointError(
-                "cannot remove completed checkpoint %s: %s" % (self.path, exc)
+                "cannot remove completed checkpoint %s: %s" % (_shown(self.path), exc)
             ) from exc
         if self._default_dir:
             try:
@@ -751,6 +758,14 @@ def _describe(exc: OSError) -> str:
             "the checkpoint directory is not writable (%s); set CHECKPOINTIFY_DIR" % exc
         )
     return str(exc)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is inside it (shorter messages)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _short(item: object) -> str:
