@@ -17,9 +17,7 @@ from checkpointify.types import Options
 
 
 class CheckpointLoopsCommand(VisitorBasedCodemodCommand):
-    DESCRIPTION = (
-        "Checkpoint collect-then-save loops so that a re-run resumes (checkpointify)."
-    )
+    DESCRIPTION = "Checkpoint collect-then-save loops so that a re-run resumes (checkpointify)."
 
     @staticmethod
     def add_args(arg_parser: argparse.ArgumentParser) -> None:

@@ -54,23 +54,15 @@ class Case:
         return json.loads(findings.read_text()) if findings.exists() else []
 
     def options(self) -> Options:
-        return Options(
-            root=self.path, unsafe_fixes=bool(self.meta.get("unsafe_fixes", False))
-        )
+        return Options(root=self.path, unsafe_fixes=bool(self.meta.get("unsafe_fixes", False)))
 
     def process(self, source: bytes) -> FileResult:
-        return process_source(
-            source, str(self.path / "input.py"), self.options(), rewrite=True
-        )
+        return process_source(source, str(self.path / "input.py"), self.options(), rewrite=True)
 
 
 def cases() -> List[Case]:
     return sorted(
-        (
-            Case(p.parent)
-            for p in FIXTURES.glob("*/*/input.py")
-            if not p.parent.parent.name.startswith("_")
-        ),
+        (Case(p.parent) for p in FIXTURES.glob("*/*/input.py") if not p.parent.parent.name.startswith("_")),
         key=lambda c: c.id,
     )
 

@@ -29,10 +29,7 @@ def main(argv: list) -> int:
             expected.unlink()
         findings = case.path / "findings.json"
         if result.findings:
-            findings.write_text(
-                json.dumps([finding_summary(f) for f in result.findings], indent=2)
-                + "\n"
-            )
+            findings.write_text(json.dumps([finding_summary(f) for f in result.findings], indent=2) + "\n")
         elif findings.exists():
             findings.unlink()
         print(

@@ -46,9 +46,7 @@ json.dump(names, open("names.json", "w"))
 """
 
 
-def run_cli(
-    capsysbinary: pytest.CaptureFixture[bytes], *args: str
-) -> Tuple[int, bytes, str]:
+def run_cli(capsysbinary: pytest.CaptureFixture[bytes], *args: str) -> Tuple[int, bytes, str]:
     code = main(list(args))
     out, err = capsysbinary.readouterr()
     return code, out, err.decode()
@@ -78,21 +76,15 @@ def test_scan_text_reports_path_line_col_code(
     assert "Found 1 finding in 1 file" in err
 
 
-def test_scan_clean_tree_exits_zero(
-    project: Path, capsysbinary: pytest.CaptureFixture[bytes]
-) -> None:
+def test_scan_clean_tree_exits_zero(project: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     (project / "lib.py").write_bytes(CLEAN)
     code, out, err = run_cli(capsysbinary, "scan")
     assert (code, out) == (0, b"")
-    assert (
-        "No collect-then-save loops found in 2 files" not in err
-    )  # pyproject.toml is not Python
+    assert "No collect-then-save loops found in 2 files" not in err  # pyproject.toml is not Python
     assert "No collect-then-save loops found in 1 file" in err
 
 
-def test_scan_json_contract(
-    project: Path, capsysbinary: pytest.CaptureFixture[bytes]
-) -> None:
+def test_scan_json_contract(project: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     (project / "job.py").write_bytes(SEED)
     (project / "unsafe.py").write_bytes(UNSAFE)
     (project / "broken.py").write_bytes(b"for x in (:\n")
@@ -126,9 +118,7 @@ def test_scan_json_contract(
     assert by_path["unsafe.py"]["fix"] == "unsafe"
     assert by_path["unsafe.py"]["hazards"] == ["unordered-iterable"]
     [error] = document["errors"]
-    assert error["path"] == "broken.py" and error["message"].startswith(
-        "syntax error at line 1, column "
-    )
+    assert error["path"] == "broken.py" and error["message"].startswith("syntax error at line 1, column ")
 
 
 # --------------------------------------------------------------------------- diff
@@ -154,9 +144,7 @@ def test_diff_prints_git_applicable_patch_and_writes_nothing(
     assert (code, out) == (0, b"")
 
 
-def test_diff_without_changes_exits_zero(
-    project: Path, capsysbinary: pytest.CaptureFixture[bytes]
-) -> None:
+def test_diff_without_changes_exits_zero(project: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     (project / "lib.py").write_bytes(CLEAN)
     assert run_cli(capsysbinary, "diff")[:2] == (0, b"")
 
@@ -197,9 +185,7 @@ def test_fix_rewrites_safe_fixes_only_unless_asked(
     assert {p.name: p.read_bytes() for p in project.glob("*.py")} == before
 
 
-def test_fix_keeps_file_mode(
-    project: Path, capsysbinary: pytest.CaptureFixture[bytes]
-) -> None:
+def test_fix_keeps_file_mode(project: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     job = project / "job.py"
     job.write_bytes(SEED)
     job.chmod(0o751)
@@ -208,9 +194,7 @@ def test_fix_keeps_file_mode(
     assert not [p for p in project.iterdir() if "checkpointify-tmp" in p.name]
 
 
-def test_crlf_file_round_trips(
-    project: Path, capsysbinary: pytest.CaptureFixture[bytes]
-) -> None:
+def test_crlf_file_round_trips(project: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     crlf = SEED.replace(b"\n", b"\r\n")
     (project / "job.py").write_bytes(crlf)
     assert run_cli(capsysbinary, "fix", "job.py")[0] == 0
@@ -230,17 +214,13 @@ def _fixed_lf(project: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> byte
     return other.read_bytes().replace(b"lf.py::", b"job.py::")
 
 
-def test_latin1_file_round_trips(
-    project: Path, capsysbinary: pytest.CaptureFixture[bytes]
-) -> None:
+def test_latin1_file_round_trips(project: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     source = b"# -*- coding: latin-1 -*-\n# r\xe9sultats\n" + SEED.replace(
         b"range(10)", b'["caf\xe9", "na\xefve", "s\xfbr", "\xe0", "o\xf9", "l\xe0"]'
     )
     (project / "job.py").write_bytes(source)
     code, out, _ = run_cli(capsysbinary, "diff", "job.py")
-    assert (
-        code == 1 and b"r\xe9sultats" not in out
-    )  # only changed lines (and context) appear
+    assert code == 1 and b"r\xe9sultats" not in out  # only changed lines (and context) appear
     assert run_cli(capsysbinary, "fix", "job.py")[0] == 0
     fixed = (project / "job.py").read_bytes()
     fixed.decode("latin-1")
@@ -255,10 +235,7 @@ def test_bom_is_kept(project: Path, capsysbinary: pytest.CaptureFixture[bytes]) 
     (project / "job.py").write_bytes(b"\xef\xbb\xbf" + SEED)
     assert run_cli(capsysbinary, "fix", "job.py")[0] == 0
     fixed = (project / "job.py").read_bytes()
-    assert (
-        fixed.startswith(b"\xef\xbb\xbfimport json\n")
-        and fixed.count(b"\xef\xbb\xbf") == 1
-    )
+    assert fixed.startswith(b"\xef\xbb\xbfimport json\n") and fixed.count(b"\xef\xbb\xbf") == 1
 
 
 # ----------------------------------------------------------------------- bad input
@@ -292,27 +269,19 @@ def test_bad_file_is_reported_untouched_and_others_still_fixed(
     assert b"checkpoint(" in (project / "b_job.py").read_bytes()
 
 
-def test_missing_path_is_an_error(
-    project: Path, capsysbinary: pytest.CaptureFixture[bytes]
-) -> None:
+def test_missing_path_is_an_error(project: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     code, _, err = run_cli(capsysbinary, "scan", "nope.py")
     assert code == 1 and "nope.py: error: cannot read" in err
 
 
-def test_usage_error_exits_two(
-    project: Path, capsysbinary: pytest.CaptureFixture[bytes]
-) -> None:
+def test_usage_error_exits_two(project: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     code, out, err = run_cli(capsysbinary, "scan", "--format", "xml")
     assert code == 2 and out == b"" and "error" in err
     assert run_cli(capsysbinary, "frobnicate")[0] == 2
 
 
-def test_bad_config_is_a_usage_error(
-    project: Path, capsysbinary: pytest.CaptureFixture[bytes]
-) -> None:
-    (project / "pyproject.toml").write_text(
-        "[tool.checkpointify]\nunsafe_fixes = true\n"
-    )
+def test_bad_config_is_a_usage_error(project: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    (project / "pyproject.toml").write_text("[tool.checkpointify]\nunsafe_fixes = true\n")
     code, _, err = run_cli(capsysbinary, "scan")
     assert code == 2 and "unknown key 'unsafe_fixes'" in err and "pyproject.toml" in err
 
@@ -326,10 +295,7 @@ def test_module_and_console_script_run(project: Path) -> None:
         [sys.executable, "-m", "checkpointify", "scan", "--format", "json", "job.py"],
         capture_output=True,
     )
-    assert (
-        done.returncode == 1
-        and json.loads(done.stdout)["findings"][0]["path"] == "job.py"
-    )
+    assert done.returncode == 1 and json.loads(done.stdout)["findings"][0]["path"] == "job.py"
     script = shutil.which("checkpointify", path=os.path.dirname(sys.executable))
     assert script is not None
     done = subprocess.run([script, "--version"], capture_output=True, text=True)

@@ -28,18 +28,27 @@ def corpus(set_name: str) -> Path:
         return Path(configured)
     if not FETCH.exists():
         pytest.skip("no corpus fetch script at %s" % FETCH)
-    done = subprocess.run(["bash", str(FETCH), str(Path.home() / ".cache" / "checkpointify-corpus"), set_name], capture_output=True, text=True)
+    done = subprocess.run(
+        ["bash", str(FETCH), str(Path.home() / ".cache" / "checkpointify-corpus"), set_name],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         pytest.skip("corpus download failed: %s" % done.stderr.strip())
     return Path(done.stdout.strip().splitlines()[-1])
 
 
 def digests(root: Path) -> Dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.py"))}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*.py"))
+    }
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
-    return subprocess.run([sys.executable, "-m", "checkpointify", *args], cwd=cwd, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "checkpointify", *args], cwd=cwd, capture_output=True, text=True
+    )
 
 
 @pytest.mark.parametrize("set_name", [os.environ.get("CHECKPOINTIFY_CORPUS_SET", "small")])

@@ -62,4 +62,13 @@ def test_scan_diff_fix_agree_with_the_fixtures(
 def test_finding_summary_covers_the_json_fields() -> None:
     case = next(c for c in CASES if c.expected_findings)
     finding = case.process(case.source).findings[0]
-    assert set(finding_summary(finding)) >= {"line", "column", "end_line", "code", "accumulators", "sink", "hazards", "fix"}
+    assert set(finding_summary(finding)) >= {
+        "line",
+        "column",
+        "end_line",
+        "code",
+        "accumulators",
+        "sink",
+        "hazards",
+        "fix",
+    }

@@ -125,14 +125,11 @@ def _kill_midway(where: Path, after_units: int) -> List[str]:
     deadline = time.monotonic() + 60
     while len(_worklog(where)) < after_units:
         assert proc.poll() is None, (
-            "the program ended before it could be killed: %s"
-            % proc.stderr.read().decode()
+            "the program ended before it could be killed: %s" % proc.stderr.read().decode()
         )  # type: ignore[union-attr]
         assert time.monotonic() < deadline, "the program made no progress"
         time.sleep(0.002)
-    time.sleep(
-        random.uniform(0, float(DELAY))
-    )  # land anywhere in the unit, or in the commit after it
+    time.sleep(random.uniform(0, float(DELAY)))  # land anywhere in the unit, or in the commit after it
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
@@ -158,18 +155,12 @@ def test_rewritten_program_resumes_after_sigkill(case: Case, tmp_path: Path) -> 
     crashed = _prepare(case, case.expected, tmp_path / "crashed")
     kill_after = int(case.meta.get("kill_after", max(2, len(all_units) // 2)))
     before_kill = _kill_midway(crashed, kill_after)
-    assert (crashed / ".checkpointify").exists(), (
-        "no checkpoint was left by the killed run"
-    )
+    assert (crashed / ".checkpointify").exists(), "no checkpoint was left by the killed run"
     (crashed / "worklog.txt").unlink()
     _run(crashed)
     after_resume = _worklog(crashed)
-    assert _outputs(crashed) == expected_outputs, (
-        "resumed run produced different output"
-    )
-    assert not (crashed / ".checkpointify").exists(), (
-        "a checkpoint was left after a successful run"
-    )
+    assert _outputs(crashed) == expected_outputs, "resumed run produced different output"
+    assert not (crashed / ".checkpointify").exists(), "a checkpoint was left after a successful run"
     # The killed run did a prefix of the work; the resumed run must do the rest, starting
     # at most `redo` work-log entries (the unit in flight) before the kill point. Loops that
     # completed (and removed their log) before the kill run again from zero, by design:
@@ -180,9 +171,7 @@ def test_rewritten_program_resumes_after_sigkill(case: Case, tmp_path: Path) -> 
     settled = int(case.meta.get("completed_loop_units", 0))
     assert after_resume[:settled] == all_units[:settled]
     resumed_at = len(all_units) - (len(after_resume) - settled)
-    assert after_resume[settled:] == all_units[resumed_at:], (
-        "the resumed run skipped or repeated work"
-    )
+    assert after_resume[settled:] == all_units[resumed_at:], "the resumed run skipped or repeated work"
     redone = len(before_kill) - resumed_at
     assert redone >= 0, "a unit that never ran before the kill was skipped"
     assert redone <= int(case.meta.get("redo", 1)), (

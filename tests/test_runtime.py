@@ -65,9 +65,7 @@ def test_torn_tail_is_ignored_and_truncated(tmp_path: Path) -> None:
         run_loop(items, lambda i, acc: acc.append(str(i) * 100), stop_at=5)
     [log] = (tmp_path / ".checkpointify").iterdir()
     data = log.read_bytes()
-    log.write_bytes(
-        data[:-7]
-    )  # the last record lost its tail: the process died mid-write
+    log.write_bytes(data[:-7])  # the last record lost its tail: the process died mid-write
     acc, ran = run_loop(items, lambda i, acc: acc.append(str(i) * 100))
     assert acc == [str(i) * 100 for i in items]
     assert ran == [4, 5, 6, 7]
@@ -92,9 +90,7 @@ def test_changed_input_raises_stale_error_naming_the_file(tmp_path: Path) -> Non
     message = str(info.value)
     assert ".checkpointify" in message and ".ckpt" in message
     assert "item #1 ('X')" in message and "CHECKPOINTIFY_ON_STALE=restart" in message
-    with pytest.raises(
-        StaleCheckpointError, match="the input now has 1 items but 2 were completed"
-    ):
+    with pytest.raises(StaleCheckpointError, match="the input now has 1 items but 2 were completed"):
         run_loop(["a"], lambda i, acc: acc.append(i))
 
 
@@ -122,16 +118,12 @@ def test_complete_removes_log_and_default_directory(tmp_path: Path) -> None:
     assert not (tmp_path / ".checkpointify").exists()
 
 
-def test_checkpoint_dir_from_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_checkpoint_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "elsewhere"
     monkeypatch.setenv("CHECKPOINTIFY_DIR", str(target))
     with pytest.raises(Interrupted):
         run_loop([1, 2, 3], lambda i, acc: acc.append(i), stop_at=1)
-    assert (
-        len(list(target.iterdir())) == 1 and not (tmp_path / ".checkpointify").exists()
-    )
+    assert len(list(target.iterdir())) == 1 and not (tmp_path / ".checkpointify").exists()
 
 
 def test_unreadable_checkpoint_raises_and_names_the_file(tmp_path: Path) -> None:
@@ -274,9 +266,7 @@ def test_function_arguments_key_separates_logs() -> None:
 
 def test_runtime_imports_no_heavy_modules() -> None:
     code = "import sys, checkpointify.runtime; print(sorted(m for m in ('libcst', 'click', 'rich') if m in sys.modules))"
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 
 
@@ -285,13 +275,7 @@ def _python39() -> str:
         str(p) for p in Path.home().glob(".pyenv/versions/3.9*/bin/python3.9")
     )
     for candidate in candidates:
-        if (
-            candidate
-            and subprocess.run(
-                [candidate, "-c", "pass"], capture_output=True
-            ).returncode
-            == 0
-        ):
+        if candidate and subprocess.run([candidate, "-c", "pass"], capture_output=True).returncode == 0:
             return candidate
     return ""
 

@@ -45,9 +45,7 @@ _unsafe = click.option(
     default=None,
     help="Also apply fixes whose resume may differ (see each finding's hazards).",
 )
-_verbose = click.option(
-    "-v", "--verbose", is_flag=True, help="Show tracebacks of internal errors."
-)
+_verbose = click.option("-v", "--verbose", is_flag=True, help="Show tracebacks of internal errors.")
 
 
 def _jobs_or_default(jobs: Optional[int]) -> int:
@@ -98,9 +96,7 @@ def scan(
     options = _options(unsafe_fixes)
     tally = Tally()
     results: List[FileResult] = []
-    for result in run(
-        paths or ["."], options, rewrite=False, jobs=_jobs_or_default(jobs)
-    ):
+    for result in run(paths or ["."], options, rewrite=False, jobs=_jobs_or_default(jobs)):
         tally.add(result)
         if output_format == "json":
             results.append(result)
@@ -130,9 +126,7 @@ def diff(
     options = _options(unsafe_fixes)
     tally = Tally()
     out = sys.stdout.buffer
-    for result in run(
-        paths or ["."], options, rewrite=True, jobs=_jobs_or_default(jobs)
-    ):
+    for result in run(paths or ["."], options, rewrite=True, jobs=_jobs_or_default(jobs)):
         tally.add(result)
         if result.changed:
             assert result.source is not None and result.new_source is not None
@@ -158,19 +152,13 @@ def fix(
     """Rewrite the loops in place (safe fixes; unsafe ones with --unsafe-fixes)."""
     options = _options(unsafe_fixes)
     tally = Tally()
-    for result in run(
-        paths or ["."], options, rewrite=True, jobs=_jobs_or_default(jobs)
-    ):
+    for result in run(paths or ["."], options, rewrite=True, jobs=_jobs_or_default(jobs)):
         if result.changed:
             assert result.source is not None and result.new_source is not None
             try:
-                write_atomic(
-                    Path(result.path), result.new_source, expected=result.source
-                )
+                write_atomic(Path(result.path), result.new_source, expected=result.source)
             except SourceError as exc:
-                result = FileResult(
-                    result.path, findings=result.findings, error=str(exc)
-                )
+                result = FileResult(result.path, findings=result.findings, error=str(exc))
         tally.add(result)
         if result.error is not None:
             _report_error(result, verbose)

@@ -66,9 +66,7 @@ def read_config(path: Path) -> Dict[str, Any]:
             isinstance(value, list) and not all(isinstance(v, str) for v in value)
         ):
             kind = "a list of strings" if expected is list else expected.__name__
-            raise ConfigError(
-                "%s: [tool.checkpointify] %s must be %s" % (path, key, kind)
-            )
+            raise ConfigError("%s: [tool.checkpointify] %s must be %s" % (path, key, kind))
         values[field] = tuple(value) if isinstance(value, list) else value
     if "runtime_module" in values and not all(
         part.isidentifier() for part in values["runtime_module"].split(".")

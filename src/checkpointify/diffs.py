@@ -40,11 +40,7 @@ def unified_diff(old: bytes, new: bytes, path: str, context: int = 3) -> bytes:
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
     for group in matcher.get_grouped_opcodes(context):
         i1, i2, j1, j2 = group[0][1], group[-1][2], group[0][3], group[-1][4]
-        out.append(
-            ("@@ -%s +%s @@\n" % (_range(i1, i2 - i1), _range(j1, j2 - j1))).encode(
-                "ascii"
-            )
-        )
+        out.append(("@@ -%s +%s @@\n" % (_range(i1, i2 - i1), _range(j1, j2 - j1))).encode("ascii"))
         for tag, a1, a2, b1, b2 in group:
             if tag == "equal":
                 out.extend(_lines(b" ", a[a1:a2]))

@@ -49,9 +49,7 @@ def _color(stream: IO[str]) -> bool:
 def _console(stream: IO[str]) -> Any:
     from rich.console import Console
 
-    return Console(
-        file=stream, highlight=False, soft_wrap=True, markup=False, emoji=False
-    )
+    return Console(file=stream, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
 def say(message: str, style: Optional[str] = None) -> None:
@@ -103,10 +101,7 @@ class Tally:
 
 
 def finding_lines(finding: Finding) -> List[str]:
-    lines = [
-        "%s:%d:%d: %s %s"
-        % (finding.path, finding.line, finding.column, finding.code, finding.message)
-    ]
+    lines = ["%s:%d:%d: %s %s" % (finding.path, finding.line, finding.column, finding.code, finding.message)]
     notes = finding.fix_note.split("; ") if finding.fix_note else []
     for index, hazard in enumerate(finding.hazards):
         note = notes[index] if index < len(notes) else HAZARDS[hazard].title
@@ -162,15 +157,8 @@ def finding_json(finding: Finding) -> Dict[str, Any]:
 
 def json_document(results: List[FileResult]) -> str:
     findings = [finding_json(f) for r in results for f in r.findings]
-    errors = [
-        {"path": r.path, "message": r.error} for r in results if r.error is not None
-    ]
-    return (
-        json.dumps(
-            {"version": JSON_VERSION, "findings": findings, "errors": errors}, indent=2
-        )
-        + "\n"
-    )
+    errors = [{"path": r.path, "message": r.error} for r in results if r.error is not None]
+    return json.dumps({"version": JSON_VERSION, "findings": findings, "errors": errors}, indent=2) + "\n"
 
 
 # ---------------------------------------------------------------------------- summaries

@@ -19,8 +19,9 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 import libcst as cst
 from libcst.metadata import MetadataWrapper
 
+from checkpointify.cstutil import all_names
 from checkpointify.fileio import SourceError, check_encoding, read_source
-from checkpointify.matcher import Plan, all_names, find_plans
+from checkpointify.matcher import Plan, find_plans
 from checkpointify.transformer import apply_plans
 from checkpointify.types import FileResult, Finding, Options, Safety
 
@@ -78,9 +79,7 @@ def may_match(source: bytes) -> bool:
     return b"for" in source
 
 
-def process_source(
-    source: bytes, path: str, options: Options, rewrite: bool
-) -> FileResult:
+def process_source(source: bytes, path: str, options: Options, rewrite: bool) -> FileResult:
     """Scan one file's bytes and, when ``rewrite``, compute the fixed bytes.
 
     Never raises: unreadable, undecodable or unparsable input becomes ``error``; so does
@@ -91,9 +90,7 @@ def process_source(
         if not may_match(source):
             return FileResult(path)
         module = _parse(source)
-        result = (
-            _rewrite(module, path, options) if rewrite else _scan(module, path, options)
-        )
+        result = _rewrite(module, path, options) if rewrite else _scan(module, path, options)
         return result
     except SourceError as exc:
         return FileResult(path, error=str(exc))
@@ -172,13 +169,10 @@ def rewrite_checked(module: cst.Module, path: str, options: Options) -> CheckedR
             findings,
             (),
             module,
-            "internal error: %s; the fix was discarded and the file left untouched"
-            % problem,
+            "internal error: %s; the fix was discarded and the file left untouched" % problem,
             True,
         )
-    return CheckedRewrite(
-        findings, tuple(p.finding for p in first.applied), first.module
-    )
+    return CheckedRewrite(findings, tuple(p.finding for p in first.applied), first.module)
 
 
 def _rewrite(module: cst.Module, path: str, options: Options) -> FileResult:
@@ -285,9 +279,7 @@ def _process_star(args: Tuple[Path, Options, bool]) -> FileResult:
     return process_file(*args)
 
 
-def run(
-    paths: Sequence[str], options: Options, rewrite: bool, jobs: int = 1
-) -> Iterator[FileResult]:
+def run(paths: Sequence[str], options: Options, rewrite: bool, jobs: int = 1) -> Iterator[FileResult]:
     """Process every discovered file; results come in discovery order whatever ``jobs`` is."""
     files: List[Path] = list(discover(paths))
     if jobs <= 1 or len(files) < 2:
@@ -296,6 +288,4 @@ def run(
         return
     work = [(path, options, rewrite) for path in files]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        yield from pool.map(
-            _process_star, work, chunksize=max(1, min(32, len(work) // (jobs * 8) or 1))
-        )
+        yield from pool.map(_process_star, work, chunksize=max(1, min(32, len(work) // (jobs * 8) or 1)))

@@ -84,9 +84,7 @@ T = TypeVar("T")
 _MAGIC = 0xC7
 _KIND_HEADER = 1
 _KIND_UNIT = 2
-_FRAME = struct.Struct(
-    "<BBII"
-)  # magic, kind, payload length, crc32(kind|length|payload)
+_FRAME = struct.Struct("<BBII")  # magic, kind, payload length, crc32(kind|length|payload)
 _MAX_PAYLOAD = 1 << 30
 _PICKLE_PROTOCOL = 4  # readable by every Python the runtime supports
 
@@ -134,9 +132,7 @@ def key_fingerprint(key: object) -> str:
     parts = key if isinstance(key, tuple) else (key,)
     summary: List[object] = []
     for value in parts:
-        if isinstance(value, _KEY_SCALARS) and not (
-            isinstance(value, (str, bytes)) and len(value) > 4096
-        ):
+        if isinstance(value, _KEY_SCALARS) and not (isinstance(value, (str, bytes)) and len(value) > 4096):
             summary.append(str(value) if isinstance(value, PurePath) else value)
         elif isinstance(value, (list, tuple, dict, set, frozenset, str, bytes)):
             summary.append("%s[%d]" % (type(value).__name__, len(value)))
@@ -227,9 +223,7 @@ class _Tracker:
             self.values = list(value.values())
             self.size = len(self.values)
             if any(isinstance(v, _NESTED) for v in self.values):
-                self.lens = [
-                    len(v) if isinstance(v, _NESTED) else -1 for v in self.values
-                ]
+                self.lens = [len(v) if isinstance(v, _NESTED) else -1 for v in self.values]
         elif isinstance(value, (set, frozenset)):
             self.seen = set(value)
             self.size = len(value)
@@ -256,9 +250,7 @@ class _Tracker:
 
     def _seq_delta(self, value: Any, old: Any) -> Optional[Tuple[str, object]]:
         n = self.size
-        if len(value) < n or (
-            value is not old and isinstance(value, _IMMUTABLE_SEQ) and value[:n] != old
-        ):
+        if len(value) < n or (value is not old and isinstance(value, _IMMUTABLE_SEQ) and value[:n] != old):
             return ("v", value)
         self.size = len(value)
         if self.size == n:
@@ -344,11 +336,7 @@ def _interned_strings(value: object) -> Tuple[str, ...]:
         if t is str:
             if len(x) <= _IDENTIFIER_MAX and x.isidentifier() and sys.intern(x) is x:
                 found.add(x)
-        elif (
-            t in (list, tuple, set, frozenset)
-            or isinstance(x, dict)
-            or hasattr(x, "__dict__")
-        ):
+        elif t in (list, tuple, set, frozenset) or isinstance(x, dict) or hasattr(x, "__dict__"):
             if id(x) in seen:
                 continue
             seen.add(id(x))
@@ -381,10 +369,7 @@ def _reintern(value: Any, names: FrozenSet[str], memo: Dict[int, Any]) -> Any:
         return new
     if isinstance(value, dict):
         memo[key] = value
-        items = [
-            (_reintern(k, names, memo), _reintern(v, names, memo))
-            for k, v in value.items()
-        ]
+        items = [(_reintern(k, names, memo), _reintern(v, names, memo)) for k, v in value.items()]
         dict.clear(value)
         dict.update(value, items)
         return value
@@ -429,9 +414,7 @@ def checkpoint_dir() -> Path:
 def log_name(loop_id: str, key_fp: str = "") -> str:
     """The file name of a loop's log: readable slug plus a hash that keeps names unique."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", loop_id).strip("_")[:80]
-    digest = hashlib.blake2b(
-        (loop_id + "\0" + key_fp).encode("utf-8"), digest_size=4
-    ).hexdigest()
+    digest = hashlib.blake2b((loop_id + "\0" + key_fp).encode("utf-8"), digest_size=4).hexdigest()
     return "%s-%s.ckpt" % (slug, digest)
 
 
@@ -439,13 +422,9 @@ def log_name(loop_id: str, key_fp: str = "") -> str:
 
 
 def _fsync_policy() -> str:
-    policy = (
-        os.environ.get("CHECKPOINTIFY_FSYNC", "batched").strip().lower() or "batched"
-    )
+    policy = os.environ.get("CHECKPOINTIFY_FSYNC", "batched").strip().lower() or "batched"
     if policy not in ("always", "batched", "never"):
-        raise CheckpointError(
-            "CHECKPOINTIFY_FSYNC must be always, batched or never, not %r" % policy
-        )
+        raise CheckpointError("CHECKPOINTIFY_FSYNC must be always, batched or never, not %r" % policy)
     return policy
 
 
@@ -473,9 +452,7 @@ class Checkpoint(Generic[T]):
         self._state = state
         self._iterator: Iterator[T] = iter(iterable)
         self._key_fp = key_fingerprint(key) if key is not None else ""
-        self._default_dir = directory is None and not os.environ.get(
-            "CHECKPOINTIFY_DIR"
-        )
+        self._default_dir = directory is None and not os.environ.get("CHECKPOINTIFY_DIR")
         self.directory = directory if directory is not None else checkpoint_dir()
         self.path = self.directory / log_name(loop_id, self._key_fp)
         self._fsync = _fsync_policy()
@@ -513,8 +490,7 @@ class Checkpoint(Generic[T]):
                     if len(deltas) != len(values):
                         raise StaleCheckpointError(
                             "checkpoint %s records %d accumulators but the loop has %d; "
-                            "delete it to start over"
-                            % (_shown(self.path), len(deltas), len(values))
+                            "delete it to start over" % (_shown(self.path), len(deltas), len(values))
                         )
                     values = [_apply(v, d) for v, d in zip(values, deltas)]
                 self._seq = len(records)
@@ -535,9 +511,7 @@ class Checkpoint(Generic[T]):
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise CheckpointError(
-                "cannot read checkpoint %s: %s" % (_shown(self.path), exc)
-            ) from exc
+            raise CheckpointError("cannot read checkpoint %s: %s" % (_shown(self.path), exc)) from exc
         frames, self._valid_end = _read_frames(data)
         if not frames:
             self._valid_end = 0
@@ -557,8 +531,7 @@ class Checkpoint(Generic[T]):
                 except Exception as exc:
                     raise CheckpointError(
                         "cannot load a unit recorded in %s (%s: %s); was it written by other "
-                        "code? Delete it to start over"
-                        % (_shown(self.path), type(exc).__name__, exc)
+                        "code? Delete it to start over" % (_shown(self.path), type(exc).__name__, exc)
                     ) from exc
         return records
 
@@ -585,10 +558,7 @@ class Checkpoint(Generic[T]):
         return None
 
     def _on_stale(self, reason: str, consumed: List[T]) -> None:
-        if (
-            os.environ.get("CHECKPOINTIFY_ON_STALE", "error").strip().lower()
-            == "restart"
-        ):
+        if os.environ.get("CHECKPOINTIFY_ON_STALE", "error").strip().lower() == "restart":
             archived = self.path.with_name(self.path.name + ".stale")
             try:
                 os.replace(self.path, archived)
@@ -607,8 +577,7 @@ class Checkpoint(Generic[T]):
         raise StaleCheckpointError(
             "checkpoint %s does not match the input: %s. It was written by a run over other "
             "input; delete it to start over, or set "
-            "CHECKPOINTIFY_ON_STALE=restart to archive it and start from zero"
-            % (_shown(self.path), reason)
+            "CHECKPOINTIFY_ON_STALE=restart to archive it and start from zero" % (_shown(self.path), reason)
         )
 
     # -- iteration --------------------------------------------------------------------
@@ -618,9 +587,7 @@ class Checkpoint(Generic[T]):
 
     def __next__(self) -> T:
         if not self._restored:
-            raise CheckpointError(
-                "call restore() before iterating over checkpoint %r" % self.loop_id
-            )
+            raise CheckpointError("call restore() before iterating over checkpoint %r" % self.loop_id)
         if self._pending is not None:
             self._commit(self._pending)
             self._pending = None
@@ -637,9 +604,7 @@ class Checkpoint(Generic[T]):
 
     def _commit(self, item_fp: bytes) -> None:
         if self._failed is not None:
-            raise CheckpointWriteError(
-                "checkpoint %s failed earlier: %s" % (_shown(self.path), self._failed)
-            )
+            raise CheckpointWriteError("checkpoint %s failed earlier: %s" % (_shown(self.path), self._failed))
         values = self._state()
         deltas = tuple(t.delta(v) for t, v in zip(self._trackers, values))
         try:
@@ -680,9 +645,7 @@ class Checkpoint(Generic[T]):
                 }
                 _write_all(
                     fd,
-                    _frame(
-                        _KIND_HEADER, json.dumps(header, sort_keys=True).encode("utf-8")
-                    ),
+                    _frame(_KIND_HEADER, json.dumps(header, sort_keys=True).encode("utf-8")),
                 )
             return fd
         except OSError as exc:
@@ -697,8 +660,7 @@ class Checkpoint(Generic[T]):
         try:
             _write_all(self._fd, frame)
             if self._fsync == "always" or (
-                self._fsync == "batched"
-                and time.monotonic() - self._last_sync >= _FSYNC_INTERVAL
+                self._fsync == "batched" and time.monotonic() - self._last_sync >= _FSYNC_INTERVAL
             ):
                 os.fsync(self._fd)
                 self._last_sync = time.monotonic()
@@ -715,8 +677,7 @@ class Checkpoint(Generic[T]):
             except OSError as exc:
                 self._failed = exc
                 raise CheckpointWriteError(
-                    "cannot sync checkpoint %s: %s"
-                    % (_shown(self.path), _describe(exc))
+                    "cannot sync checkpoint %s: %s" % (_shown(self.path), _describe(exc))
                 ) from exc
             self._last_sync = time.monotonic()
 
@@ -754,9 +715,7 @@ def _describe(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "no space left on the device (%s)" % exc
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return (
-            "the checkpoint directory is not writable (%s); set CHECKPOINTIFY_DIR" % exc
-        )
+        return "the checkpoint directory is not writable (%s); set CHECKPOINTIFY_DIR" % exc
     return str(exc)
 
 

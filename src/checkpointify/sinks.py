@@ -67,9 +67,7 @@ METHOD_SINKS: FrozenSet[str] = frozenset(
 
 #: the verb a persisting function's name starts with (``save_results``, ``writeJson``)
 SINK_VERBS = ("save", "dump", "write", "store", "persist", "export", "upload")
-_SINK_NAME = re.compile(
-    r"^_*(?:save|dump|write|store|persist|export|upload)(?:$|[_0-9A-Z])"
-)
+_SINK_NAME = re.compile(r"^_*(?:save|dump|write|store|persist|export|upload)(?:$|[_0-9A-Z])")
 
 #: names that look like sinks but return a value instead (``json.dumps``) or only log
 NOT_SINKS: FrozenSet[str] = frozenset(

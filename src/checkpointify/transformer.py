@@ -17,7 +17,8 @@ import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor
 
-from checkpointify.matcher import Plan, for_clauses
+from checkpointify.cstutil import for_clauses
+from checkpointify.matcher import Plan
 
 _IMPORT_NAME = "checkpoint"
 _IMPORT_ALIAS = "checkpointify_checkpoint"
@@ -40,9 +41,7 @@ def apply_plans(
     assert isinstance(rewritten, cst.Module)
     context = CodemodContext()
     asname = names.function if names.function != _IMPORT_NAME else None
-    AddImportsVisitor.add_needed_import(
-        context, runtime_module, _IMPORT_NAME, asname=asname
-    )
+    AddImportsVisitor.add_needed_import(context, runtime_module, _IMPORT_NAME, asname=asname)
     return AddImportsVisitor(context).transform_module(rewritten)
 
 
@@ -64,9 +63,7 @@ def _choose_names(plans: Sequence[Plan], used: Set[str]) -> _Names:
 class _Rewriter(cst.CSTTransformer):
     """Inserts the checkpoint lines around each planned loop, matched by node identity."""
 
-    def __init__(
-        self, module: cst.Module, plans: Sequence[Plan], names: _Names
-    ) -> None:
+    def __init__(self, module: cst.Module, plans: Sequence[Plan], names: _Names) -> None:
         super().__init__()
         self.module = module
         self.names = names
@@ -87,23 +84,15 @@ class _Rewriter(cst.CSTTransformer):
         index = self.loops.get(id(original_node))
         if index is None:
             return updated_node
-        return updated_node.with_changes(
-            iter=cst.Name(self.names.variables[index]), leading_lines=()
-        )
+        return updated_node.with_changes(iter=cst.Name(self.names.variables[index]), leading_lines=())
 
     def leave_IndentedBlock(
         self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
     ) -> cst.IndentedBlock:
-        return updated_node.with_changes(
-            body=self._rebuild(original_node.body, updated_node.body)
-        )
+        return updated_node.with_changes(body=self._rebuild(original_node.body, updated_node.body))
 
-    def leave_Module(
-        self, original_node: cst.Module, updated_node: cst.Module
-    ) -> cst.Module:
-        return updated_node.with_changes(
-            body=self._rebuild(original_node.body, updated_node.body)
-        )
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        return updated_node.with_changes(body=self._rebuild(original_node.body, updated_node.body))
 
     def _rebuild(
         self,
@@ -125,9 +114,7 @@ class _Rewriter(cst.CSTTransformer):
             else:
                 body.append(new)
             for index in self.completions.get(key, ()):
-                body.append(
-                    self._statement("%s.complete()" % self.names.variables[index])
-                )
+                body.append(self._statement("%s.complete()" % self.names.variables[index]))
         return body
 
     # -- generated code ---------------------------------------------------------------
@@ -172,9 +159,7 @@ class _Rewriter(cst.CSTTransformer):
             literal = json.dumps(text)
         return literal
 
-    def _unrolled(
-        self, index: int, statement: cst.BaseStatement
-    ) -> List[cst.BaseStatement]:
+    def _unrolled(self, index: int, statement: cst.BaseStatement) -> List[cst.BaseStatement]:
         """``name = [f(x) for x in xs if p(x)]`` as an initialised, checkpointed loop."""
         plan = self.plans[index]
         comp = plan.comprehension
@@ -208,26 +193,19 @@ class _Rewriter(cst.CSTTransformer):
         lines = [action]
         for depth, clause in reversed(list(enumerate(clauses))):
             for test in reversed(clause.ifs):
-                lines = ["if %s:" % self._code(test.test)] + [
+                lines = ["if %s:" % self._code(test.test)] + [indent + line for line in lines]
+            if depth > 0:
+                lines = ["for %s in %s:" % (self._code(clause.target), self._code(clause.iter))] + [
                     indent + line for line in lines
                 ]
-            if depth > 0:
-                lines = [
-                    "for %s in %s:"
-                    % (self._code(clause.target), self._code(clause.iter))
-                ] + [indent + line for line in lines]
         var = self.names.variables[index]
         loop_code = "for %s in %s:%s" % (
             self._code(clauses[0].target),
             var,
             self.module.default_newline,
         )
-        loop_code += "".join(
-            indent + line + self.module.default_newline for line in lines
-        )
-        first = self._statement(init).with_changes(
-            leading_lines=statement.leading_lines
-        )
+        loop_code += "".join(indent + line + self.module.default_newline for line in lines)
+        first = self._statement(init).with_changes(leading_lines=statement.leading_lines)
         return [
             first,
             *self._prelude(index),

@@ -1,0 +1,123 @@
+"""Per-file context the matcher's parts share: metadata lookups, identities, block chains."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider, QualifiedNameProvider, ScopeProvider
+
+from checkpointify.cstutil import Block, walk
+from checkpointify.types import Options
+
+_ROOT_MARKERS = (".git", "pyproject.toml", "setup.py", "setup.cfg")
+
+
+@dataclass
+class Chain:
+    """A block, and, when it is a ``with`` body, where that ``with`` statement sits.
+
+    A loop's accumulator may be bound before an enclosing ``with`` and saved after it
+    (``with open(src) as f: for line in f: ...``), so the matcher looks through this chain.
+    """
+
+    body: Block
+    owner: Optional[cst.CSTNode]
+    parent: Optional["Chain"] = None
+    index_in_parent: int = -1
+
+    def before(self, index: int) -> List[cst.BaseStatement]:
+        """Statements that run before ``body[index]``, here and in the enclosing ``with`` blocks."""
+        out: List[cst.BaseStatement] = []
+        chain: Optional[Chain] = self
+        limit = index
+        while chain is not None:
+            out[:0] = list(chain.body[:limit])
+            limit = chain.index_in_parent
+            chain = chain.parent
+        return out
+
+    def after(self, index: int) -> Iterator[cst.BaseStatement]:
+        """Statements that run after ``body[index]``, then after the enclosing ``with`` blocks."""
+        for chain, start in self.levels(index):
+            yield from chain.body[start:]
+
+    def levels(self, index: int) -> Iterator[Tuple["Chain", int]]:
+        """(block, first index after us) for this block and each enclosing ``with`` block."""
+        chain: Optional[Chain] = self
+        start = index + 1
+        while chain is not None:
+            yield chain, start
+            start = chain.index_in_parent + 1
+            chain = chain.parent
+
+
+class FileAnalysis:
+    """Metadata and module-wide facts shared by every site of one file."""
+
+    def __init__(self, wrapper: MetadataWrapper, path: str, options: Options) -> None:
+        self.module = wrapper.module
+        self.path = path
+        self.options = options
+        self.scopes = wrapper.resolve(ScopeProvider)
+        self.positions = wrapper.resolve(PositionProvider)
+        self._qnames = wrapper.resolve(QualifiedNameProvider)
+        self.extra_sinks: FrozenSet[str] = frozenset(options.extra_sinks)
+        self.checkpoint_calls: FrozenSet[str] = frozenset(options.extra_checkpoint_calls) | {
+            options.runtime_module + ".checkpoint"
+        }
+        self._generators: Dict[int, bool] = {}
+        self._ids: Dict[str, int] = {}
+
+    def qualified(self, node: cst.CSTNode) -> Set[str]:
+        """Qualified names of an expression (``json.dump`` for ``j.dump`` after ``import json as j``)."""
+        value = self._qnames.get(node)
+        if value is None:
+            return set()
+        names = value() if callable(value) else value
+        return {q.name for q in names}
+
+    def line(self, node: cst.CSTNode) -> int:
+        return int(self.positions[node].start.line)
+
+    def end_line(self, node: cst.CSTNode) -> int:
+        return int(self.positions[node].end.line)
+
+    def is_generator(self, fn: cst.FunctionDef) -> bool:
+        key = id(fn)
+        if key not in self._generators:
+            self._generators[key] = any(isinstance(n, cst.Yield) for n in walk(fn.body))
+        return self._generators[key]
+
+    def module_generator(self, name: str) -> bool:
+        """Whether ``name`` is a generator function defined at module level."""
+        return any(
+            isinstance(n, cst.FunctionDef) and n.name.value == name and self.is_generator(n)
+            for n in self.module.body
+        )
+
+    def loop_identity(self, qualname: str, names: Sequence[str]) -> str:
+        """``path::qualname::names`` (with ``#2``... for repeats): stable across unrelated edits."""
+        base = "%s::%s::%s" % (self.relative_path(), qualname, ",".join(names))
+        count = self._ids.get(base, 0) + 1
+        self._ids[base] = count
+        return base if count == 1 else "%s#%d" % (base, count)
+
+    def relative_path(self) -> str:
+        path = Path(self.path)
+        root = self.options.root if self.options.root is not None else project_root(path)
+        try:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            return path.name
+
+
+def project_root(path: Path) -> Path:
+    """The nearest ancestor holding .git, pyproject.toml, setup.py or setup.cfg (else the file's folder)."""
+    start = path.resolve().parent
+    for candidate in (start, *start.parents):
+        if any((candidate / marker).exists() for marker in _ROOT_MARKERS):
+            return candidate
+    return start

@@ -1,0 +1,231 @@
+"""Small, pure helpers over LibCST trees: walking, names read and bound, statement blocks."""
+
+from __future__ import annotations
+
+from typing import FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+
+import libcst as cst
+
+Block = Sequence[cst.BaseStatement]
+
+#: nodes whose bodies run later or elsewhere (a walk of a loop body does not enter them)
+PRUNE: Tuple[type, ...] = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
+LOOPS: Tuple[type, ...] = (cst.For, cst.While)
+COMPREHENSIONS: Tuple[type, ...] = (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
+_EMPTY = cst.Module(body=[])
+
+
+def walk(node: cst.CSTNode, prune: Tuple[type, ...] = PRUNE) -> Iterator[cst.CSTNode]:
+    """Every node under ``node`` (itself included), not descending into ``prune`` types."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(c for c in reversed(current.children) if not isinstance(c, prune))
+
+
+def all_names(module: cst.Module) -> FrozenSet[str]:
+    """Every identifier that appears anywhere in the module (to pick names that are free)."""
+    return frozenset(node.value for node in walk(module, ()) if isinstance(node, cst.Name))
+
+
+def code_of(node: cst.CSTNode) -> str:
+    return _EMPTY.code_for_node(node)
+
+
+def callee_text(func: cst.BaseExpression) -> str:
+    """``json.dump``, ``writer.writerows``, ``pd.DataFrame(...).to_csv``: the callee, arguments elided."""
+    if isinstance(func, cst.Name):
+        return func.value
+    if isinstance(func, cst.Attribute):
+        return "%s.%s" % (callee_text(func.value), func.attr.value)
+    if isinstance(func, cst.Call):
+        return "%s(...)" % callee_text(func.func)
+    if isinstance(func, cst.Subscript):
+        return "%s[...]" % callee_text(func.value)
+    return "<expression>"
+
+
+def target_name(node: cst.CSTNode) -> Optional[str]:
+    """``results`` for a Name; ``self.results`` for an attribute of self; else None."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self":
+        return "self.%s" % node.attr.value
+    return None
+
+
+def names_in(node: cst.CSTNode) -> Set[str]:
+    """Names and ``self.x`` attributes that appear anywhere in ``node`` (nested scopes excluded)."""
+    found: Set[str] = set()
+    for n in walk(node, (cst.FunctionDef, cst.ClassDef)):
+        name = target_name(n)
+        if name is not None:
+            found.add(name)
+    return found
+
+
+def loads(node: cst.CSTNode) -> Iterator[cst.Name]:
+    """Name nodes read under ``node`` (assignment targets skipped), in source order."""
+    stack: List[cst.CSTNode] = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.Name):
+            yield current
+            continue
+        skip: Set[int] = set()
+        if isinstance(current, cst.Assign):
+            skip = {id(t) for t in current.targets}
+        elif isinstance(current, (cst.AnnAssign, cst.NamedExpr, cst.For, cst.CompFor)):
+            skip = {id(current.target)}
+        elif isinstance(current, cst.WithItem) and current.asname is not None:
+            skip = {id(current.asname)}
+        elif isinstance(current, cst.Attribute):
+            skip = {id(current.attr)}
+        elif isinstance(current, cst.Arg) and current.keyword is not None:
+            skip = {id(current.keyword)}
+        elif isinstance(current, (cst.FunctionDef, cst.ClassDef, cst.Param)):
+            skip = {id(current.name)}
+        stack.extend(c for c in reversed(current.children) if id(c) not in skip)
+
+
+def assigned_names(target: cst.CSTNode) -> Set[str]:
+    """Names bound by an assignment or loop target (``a, (b, c)`` -> a, b, c)."""
+    if isinstance(target, (cst.Name, cst.Attribute)):
+        name = target_name(target)
+        return {name} if name else set()
+    if isinstance(target, (cst.Tuple, cst.List)):
+        out: Set[str] = set()
+        for element in target.elements:
+            out |= assigned_names(element.value)
+        return out
+    if isinstance(target, cst.StarredElement):
+        return assigned_names(target.value)
+    return set()
+
+
+def assignment_targets(node: cst.CSTNode) -> Set[str]:
+    """Names a single node binds (an assignment, a ``for``, a walrus, a ``with ... as``)."""
+    if isinstance(node, cst.Assign):
+        out: Set[str] = set()
+        for t in node.targets:
+            out |= assigned_names(t.target)
+        return out
+    if isinstance(node, (cst.AnnAssign, cst.AugAssign, cst.For, cst.NamedExpr)):
+        return assigned_names(node.target)
+    if isinstance(node, cst.WithItem) and node.asname is not None:
+        return assigned_names(node.asname.name)
+    return set()
+
+
+def bound_in(stmt: cst.CSTNode) -> Set[str]:
+    """Every name a statement binds anywhere inside it (nested scopes excluded)."""
+    names: Set[str] = set()
+    for node in walk(stmt):
+        names |= assignment_targets(node)
+    return names
+
+
+def single_assignment(stmt: cst.CSTNode) -> Optional[Tuple[str, cst.BaseExpression]]:
+    """``name = value`` (or ``name: T = value``) on a line of its own."""
+    if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
+        return None
+    small = stmt.body[0]
+    if isinstance(small, cst.Assign) and len(small.targets) == 1:
+        name = target_name(small.targets[0].target)
+        return (name, small.value) if name else None
+    if isinstance(small, cst.AnnAssign) and small.value is not None:
+        name = target_name(small.target)
+        return (name, small.value) if name else None
+    return None
+
+
+def read_after(name: str, statements: Iterable[cst.BaseStatement]) -> bool:
+    """Whether ``statements`` (run in order) may read the value ``name`` has on entry."""
+    for stmt in statements:
+        assigned = single_assignment(stmt)
+        if assigned is not None and assigned[0] == name and name not in {n.value for n in loads(assigned[1])}:
+            return False  # rebound before anything reads it
+        if any(n.value == name for n in loads(stmt)) and not _reads_own_binding(stmt, name):
+            return True
+    return False
+
+
+def _reads_own_binding(stmt: cst.CSTNode, name: str) -> bool:
+    """``for name in other: use(name)``: every read sees the statement's own binding."""
+    return (
+        isinstance(stmt, cst.For)
+        and name in assigned_names(stmt.target)
+        and not any(n.value == name for n in loads(stmt.iter))
+        and (stmt.orelse is None or not any(n.value == name for n in loads(stmt.orelse)))
+    )
+
+
+def escapes_block(stmt: cst.BaseStatement) -> bool:
+    """A ``break``/``continue`` in ``stmt`` that is not inside a loop of its own."""
+    stack: List[cst.CSTNode] = [stmt]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (cst.Break, cst.Continue)):
+            return True
+        stack.extend(c for c in node.children if not isinstance(c, PRUNE + LOOPS))
+    return False
+
+
+def exits(stmt: cst.BaseStatement) -> Optional[str]:
+    """The first ``return``/``raise``/block-leaving ``break`` or ``continue`` in ``stmt``, as code."""
+    for node in walk(stmt):
+        if isinstance(node, (cst.Return, cst.Raise)):
+            return code_of(node).split("\n")[0].strip()
+    return "break or continue" if escapes_block(stmt) else None
+
+
+def body_of(suite: cst.BaseSuite) -> Block:
+    return suite.body if isinstance(suite, cst.IndentedBlock) else ()
+
+
+def statement_blocks(stmt: cst.BaseStatement) -> Iterator[Block]:
+    """The statement lists directly inside a compound statement (not functions or classes)."""
+    if isinstance(stmt, (cst.For, cst.While)):
+        yield body_of(stmt.body)
+        if stmt.orelse is not None:
+            yield body_of(stmt.orelse.body)
+    elif isinstance(stmt, cst.If):
+        yield body_of(stmt.body)
+        orelse = stmt.orelse
+        while orelse is not None:
+            yield body_of(orelse.body)
+            orelse = orelse.orelse if isinstance(orelse, cst.If) else None
+    elif isinstance(stmt, (cst.Try, cst.TryStar)):
+        yield body_of(stmt.body)
+        for handler in stmt.handlers:
+            yield body_of(handler.body)
+        if stmt.orelse is not None:
+            yield body_of(stmt.orelse.body)
+        if stmt.finalbody is not None:
+            yield body_of(stmt.finalbody.body)
+    elif isinstance(stmt, cst.With):
+        yield body_of(stmt.body)
+    elif isinstance(stmt, cst.Match):
+        for case in stmt.cases:
+            yield body_of(case.body)
+
+
+def for_clauses(clause: cst.CompFor) -> List[cst.CompFor]:
+    """The ``for`` clauses of a comprehension, outermost first."""
+    out = [clause]
+    inner = clause.inner_for_in
+    while inner is not None:
+        out.append(inner)
+        inner = inner.inner_for_in
+    return out
+
+
+def is_self_concat(name: str, value: cst.BaseExpression) -> bool:
+    """``total = total + x``: a rebinding accumulation."""
+    return isinstance(value, cst.BinaryOperation) and target_name(value.left) == name
+
+
+def is_std_stream(node: cst.BaseExpression) -> bool:
+    """``sys.stdout`` / ``sys.stderr`` (or any ``sys.<attr>``)."""
+    return isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "sys"
