@@ -65,8 +65,7 @@ def _prepare(case: Case, program: bytes, where: Path) -> Path:
     where.mkdir(parents=True)
     data = case.path / "data"
     if data.exists():
-        for item in data.iterdir():
-            shutil.copy(item, where / item.name)
+        shutil.copytree(data, where, dirs_exist_ok=True)
     (where / "prog.py").write_bytes(program)
     return where
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -46,17 +47,24 @@ _unsafe = click.option(
     help="Also apply fixes whose resume may differ (see each finding's hazards).",
 )
 _verbose = click.option("-v", "--verbose", is_flag=True, help="Show tracebacks of internal errors.")
+_exclude = click.option(
+    "--exclude",
+    multiple=True,
+    metavar="GLOB",
+    help="Skip files and folders matching this glob (repeatable; added to [tool.checkpointify] exclude).",
+)
 
 
 def _jobs_or_default(jobs: Optional[int]) -> int:
     return jobs if jobs is not None else (os.cpu_count() or 1)
 
 
-def _options(unsafe: Optional[bool]) -> Options:
+def _options(unsafe: Optional[bool], exclude: Sequence[str] = ()) -> Options:
     try:
-        return load_options(Path.cwd(), unsafe_fixes=unsafe)
+        options = load_options(Path.cwd(), unsafe_fixes=unsafe)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
+    return replace(options, exclude=tuple(options.exclude) + tuple(exclude)) if exclude else options
 
 
 def _report_error(result: FileResult, verbose: bool) -> None:
@@ -84,16 +92,18 @@ def cli() -> None:
 )
 @_jobs
 @_unsafe
+@_exclude
 @_verbose
 def scan(
     paths: Sequence[str],
     output_format: str,
     jobs: Optional[int],
     unsafe_fixes: Optional[bool],
+    exclude: Sequence[str],
     verbose: bool,
 ) -> int:
     """Report collect-then-save loops. Exit 1 if any is found or a file fails."""
-    options = _options(unsafe_fixes)
+    options = _options(unsafe_fixes, exclude)
     tally = Tally()
     results: List[FileResult] = []
     for result in run(paths or ["."], options, rewrite=False, jobs=_jobs_or_default(jobs)):
@@ -115,15 +125,17 @@ def scan(
 @_paths
 @_jobs
 @_unsafe
+@_exclude
 @_verbose
 def diff(
     paths: Sequence[str],
     jobs: Optional[int],
     unsafe_fixes: Optional[bool],
+    exclude: Sequence[str],
     verbose: bool,
 ) -> int:
     """Print the unified diff `fix` would apply; write nothing. Exit 1 if anything would change."""
-    options = _options(unsafe_fixes)
+    options = _options(unsafe_fixes, exclude)
     tally = Tally()
     out = sys.stdout.buffer
     for result in run(paths or ["."], options, rewrite=True, jobs=_jobs_or_default(jobs)):
@@ -142,15 +154,17 @@ def diff(
 @_paths
 @_jobs
 @_unsafe
+@_exclude
 @_verbose
 def fix(
     paths: Sequence[str],
     jobs: Optional[int],
     unsafe_fixes: Optional[bool],
+    exclude: Sequence[str],
     verbose: bool,
 ) -> int:
     """Rewrite the loops in place (safe fixes; unsafe ones with --unsafe-fixes)."""
-    options = _options(unsafe_fixes)
+    options = _options(unsafe_fixes, exclude)
     tally = Tally()
     for result in run(paths or ["."], options, rewrite=True, jobs=_jobs_or_default(jobs)):
         if result.changed:

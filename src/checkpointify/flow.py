@@ -80,6 +80,8 @@ def persists_per_item(a: FileAnalysis, body: cst.CSTNode) -> bool:
         if isinstance(func, cst.Attribute) and func.attr.value in sinks.PER_ITEM_PERSIST_METHODS:
             if not (a.qualified(func) & sinks.NOT_SINKS) and not is_std_stream(func.value):
                 return True
+        if a.qualified(func) & a.checkpoint_calls or callee_text(func) in a.checkpoint_calls:
+            return True  # a configured "already checkpointed" call
     return False
 
 

@@ -266,6 +266,7 @@ def _consumed_in(body: cst.BaseSuite, name: str) -> bool:
 
 def check_body(found: Hazards, a: FileAnalysis, body: cst.BaseSuite, accumulators: Set[str]) -> None:
     """Collective operations, per-item side effects, unpicklable results, escaping accumulators."""
+    on_self = sorted(n for n in accumulators if n.startswith("self."))
     has_inner_loop = False
     for node in walk(body):
         if isinstance(node, LOOPS):
@@ -285,6 +286,9 @@ def check_body(found: Hazards, a: FileAnalysis, body: cst.BaseSuite, accumulator
                     found.add(Hazard.UNSERIALISABLE_RESULTS, "accumulates %s" % code_of(arg.value))
         else:
             _check_escape(found, node, accumulators)
+        if on_self and owner == "self":
+            # self.results.append(x) ... self.refresh()   (a method can change self.results behind our back)
+            found.add(Hazard.ACCUMULATOR_ESCAPES, "`self.%s()` may change `%s`" % (method, on_self[0]))
     if has_inner_loop:
         found.add(Hazard.NESTED_LOOP, "an inner loop's progress within the unit in flight is redone")
 

@@ -15,7 +15,7 @@ Nothing here changes the tree; :mod:`checkpointify.transformer` applies the plan
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper
@@ -28,6 +28,7 @@ from checkpointify.cstutil import (
     assigned_names,
     body_of,
     bound_in,
+    callee_text,
     for_clauses,
     is_self_concat,
     loads,
@@ -39,6 +40,7 @@ from checkpointify.cstutil import (
 )
 from checkpointify.flow import Sink, completion_anchor, find_sink, persists_per_item, statements_between
 from checkpointify.patterns import COLLECT_COMPREHENSION, COLLECT_LOOP, Variant, fix_safety
+from checkpointify.suppression import suppression_comments
 from checkpointify.types import Finding, Hazard, Options
 
 Comprehension = Union[cst.ListComp, cst.SetComp, cst.DictComp]
@@ -66,6 +68,7 @@ class Plan:
     loop_id: str
     key: Tuple[str, ...]
     complete_after: cst.BaseStatement
+    sink_line: int
     comprehension: Optional[ComprehensionPlan] = None
 
 
@@ -95,12 +98,25 @@ class _Accumulator:
 
 
 def find_plans(wrapper: MetadataWrapper, path: str, options: Options) -> List[Plan]:
-    """Every collect-then-save site of a module, in source order."""
+    """Every collect-then-save site of a module, in source order, minus suppressed ones."""
     analysis = FileAnalysis(wrapper, path, options)
     plans: List[Plan] = []
     _scan_block(analysis, Chain(analysis.module.body, None), "<module>", None, plans)
+    if plans:
+        comments = suppression_comments(analysis.module.code)
+        plans = [p for p in plans if not _suppressed(p, comments)]
     plans.sort(key=lambda p: (p.finding.line, p.finding.column))
     return plans
+
+
+def _suppressed(plan: Plan, comments: Dict[int, Optional[FrozenSet[str]]]) -> bool:
+    """``# checkpointify: ignore`` or ``# noqa[: CKP001]`` on the loop's line or the save's line."""
+    for line in (plan.finding.line, plan.sink_line):
+        if line in comments:
+            codes = comments[line]
+            if codes is None or plan.finding.code in codes:
+                return True
+    return False
 
 
 def make_plan(a: FileAnalysis, site: Site) -> Plan:
@@ -139,6 +155,7 @@ def make_plan(a: FileAnalysis, site: Site) -> Plan:
         loop_id=a.loop_identity(site.qualname, site.accumulators),
         key=site.key,
         complete_after=completion_anchor(site.sink),
+        sink_line=a.line(site.sink.call),
         comprehension=site.comprehension,
     )
 
@@ -249,6 +266,11 @@ def _grown_names(body: cst.CSTNode) -> List[str]:
     return grown
 
 
+def _is_method(function: Optional[cst.FunctionDef]) -> bool:
+    params = function.params.params if function is not None else ()
+    return bool(params) and params[0].name.value == "self"
+
+
 def _declared_global(function: Optional[cst.FunctionDef], name: str) -> bool:
     if function is None:
         return False
@@ -264,8 +286,10 @@ def _find_accumulators(
     """The grown names bound, just before the loop, to an empty or literal value."""
     found: List[_Accumulator] = []
     for name in grown:
-        if "." in name or _declared_global(function, name):
-            continue  # self.results, or `global results` in the function
+        if name.startswith("self.") and not _is_method(function):
+            continue  # self.results outside a method
+        if _declared_global(function, name):
+            continue  # `global results` in the function: the name outlives the call
         for position in range(len(before) - 1, -1, -1):
             stmt = before[position]
             assigned = single_assignment(stmt)
@@ -296,6 +320,64 @@ def _does_work(body: cst.CSTNode, accumulators: Set[str]) -> bool:
             continue
         return True
     return False
+
+
+def _already_resumes(
+    a: FileAnalysis, loop: cst.For, before: List[cst.BaseStatement], accumulators: Set[str]
+) -> bool:
+    """The loop has resume logic of its own: a done-set, a start index, skip-if-output-exists."""
+    loaded = _loaded_names(a, before) - accumulators
+    iterable = loop.iter
+    if (
+        isinstance(iterable, cst.Call)
+        and "builtins.range" in a.qualified(iterable.func)
+        and len(iterable.args) >= 2
+    ):
+        if names_in(iterable.args[0].value) & loaded:
+            return True  # for i in range(start, n)   (start computed from saved progress)
+    if isinstance(iterable, cst.Subscript) and any(
+        isinstance(e.slice, cst.Slice) and e.slice.lower is not None and names_in(e.slice.lower) & loaded
+        for e in iterable.slice
+    ):
+        return True  # for x in items[start:]
+    for node in walk(loop.body):
+        if isinstance(node, cst.If) and _skips(node):
+            test = node.test
+            if isinstance(test, cst.Comparison) and any(
+                isinstance(t.operator, cst.In) and names_in(t.comparator) & loaded for t in test.comparisons
+            ):
+                return True  # if key in done: continue
+            if any(isinstance(n, cst.Call) and callee_text(n.func).endswith(_EXISTS) for n in walk(test)):
+                return True  # if os.path.exists(out): continue
+    return False
+
+
+_EXISTS = ("exists", "isfile", "is_file")
+
+
+def _skips(node: cst.If) -> bool:
+    """``if ...: continue`` (the body only skips the item)."""
+    body = body_of(node.body) if isinstance(node.body, cst.IndentedBlock) else node.body.body
+    first = body[0] if body else None
+    if isinstance(first, cst.SimpleStatementLine):
+        return isinstance(first.body[0], cst.Continue)
+    return isinstance(first, cst.Continue)
+
+
+def _loaded_names(a: FileAnalysis, before: List[cst.BaseStatement]) -> Set[str]:
+    """Names bound before the loop to something computed (not an empty or literal value)."""
+    loaded: Set[str] = set()
+    for stmt in before:
+        assigned = single_assignment(stmt)
+        if assigned is not None and accumulator_kind(a, assigned[1]) is None and not _literal(assigned[1]):
+            loaded.add(assigned[0])
+    return loaded
+
+
+def _literal(node: cst.BaseExpression) -> bool:
+    return isinstance(
+        node, (cst.Integer, cst.Float, cst.SimpleString, cst.Tuple, cst.List, cst.Dict, cst.Set)
+    )
 
 
 def _tiny_literal(node: cst.BaseExpression) -> bool:
@@ -382,6 +464,9 @@ class _LoopSite:
         names = [acc.name for acc in accumulators]
         if persists_per_item(a, loop.body):
             # for x in xs: acc.append(f(x)); save(acc)   (already saves inside the body)
+            return None
+        if _already_resumes(a, loop, before, set(names)):
+            # for x in xs: if x in done: continue   (done loaded from disk: it resumes already)
             return None
         if not _does_work(loop.body, set(names)):
             # for k in keys: acc.append({"k": k})   (only builds literals)

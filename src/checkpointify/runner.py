@@ -9,6 +9,7 @@ nothing; otherwise it is discarded and the file reported.
 from __future__ import annotations
 
 import ast
+import fnmatch
 import os
 import traceback
 from concurrent.futures import ProcessPoolExecutor
@@ -224,20 +225,21 @@ def display_path(path: Path) -> str:
         return path.as_posix()
 
 
-def discover(paths: Sequence[str]) -> Iterator[Path]:
+def discover(paths: Sequence[str], exclude: Sequence[str] = ()) -> Iterator[Path]:
     """Python files under ``paths``, each once, folders walked in sorted order.
 
     Named files are yielded whatever their suffix; folders contribute their ``*.py`` files,
-    skipping :data:`DEFAULT_EXCLUDED_DIRS` and hidden folders. A missing path is yielded
-    as is, so processing reports it.
+    skipping :data:`DEFAULT_EXCLUDED_DIRS` and hidden folders. Anything matching an
+    ``exclude`` glob (see :func:`excluded`) is skipped, named files included. A missing
+    path is yielded as is, so processing reports it.
     """
     seen = set()
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            candidates: Iterable[Path] = _walk(path)
+            candidates: Iterable[Path] = _walk(path, exclude)
         else:
-            candidates = [path]
+            candidates = [] if excluded(path, exclude) else [path]
         for candidate in candidates:
             key = os.path.normcase(os.path.abspath(candidate))
             if key not in seen:
@@ -245,22 +247,35 @@ def discover(paths: Sequence[str]) -> Iterator[Path]:
                 yield candidate
 
 
-def _walk(root: Path) -> Iterator[Path]:
+def excluded(path: Path, patterns: Sequence[str]) -> bool:
+    """Whether ``path`` (relative to the working directory) or one of its folders matches a glob.
+
+    ``tests/*``, ``build``, ``*_pb2.py`` and ``legacy/**/*.py`` all work: a pattern is
+    tried against the whole relative path, against the file or folder name, and against
+    every leading folder of the path.
+    """
+    if not patterns:
+        return False
+    rel = display_path(path)
+    parts = rel.split("/")
+    candidates = [rel, parts[-1]] + ["/".join(parts[: i + 1]) for i in range(len(parts) - 1)] + parts[:-1]
+    return any(fnmatch.fnmatchcase(c, p.rstrip("/")) for p in patterns for c in candidates)
+
+
+def _walk(root: Path, exclude: Sequence[str]) -> Iterator[Path]:
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
     except OSError:
         return
     for entry in entries:
+        path = Path(entry.path)
         if entry.is_dir(follow_symlinks=False):
-            if (
-                entry.name in DEFAULT_EXCLUDED_DIRS
-                or entry.name.startswith(".")
-                or entry.name.endswith(".egg-info")
-            ):
+            hidden = entry.name.startswith(".") or entry.name.endswith(".egg-info")
+            if entry.name in DEFAULT_EXCLUDED_DIRS or hidden or excluded(path, exclude):
                 continue
-            yield from _walk(Path(entry.path))
-        elif entry.name.endswith(".py") and entry.is_file():
-            yield Path(entry.path)
+            yield from _walk(path, exclude)
+        elif entry.name.endswith(".py") and entry.is_file() and not excluded(path, exclude):
+            yield path
 
 
 def process_file(path: Path, options: Options, rewrite: bool) -> FileResult:
@@ -281,7 +296,7 @@ def _process_star(args: Tuple[Path, Options, bool]) -> FileResult:
 
 def run(paths: Sequence[str], options: Options, rewrite: bool, jobs: int = 1) -> Iterator[FileResult]:
     """Process every discovered file; results come in discovery order whatever ``jobs`` is."""
-    files: List[Path] = list(discover(paths))
+    files: List[Path] = list(discover(paths, options.exclude))
     if jobs <= 1 or len(files) < 2:
         for path in files:
             yield process_file(path, options, rewrite)

@@ -51,7 +51,7 @@ def _choose_names(plans: Sequence[Plan], used: Set[str]) -> _Names:
     taken.add(function)
     variables: Dict[int, str] = {}
     for index, plan in enumerate(plans):
-        base = plan.finding.accumulators[0] if plan.finding.accumulators else "loop"
+        base = plan.finding.accumulators[0].replace(".", "_") if plan.finding.accumulators else "loop"
         candidates = ["ckpt", "%s_ckpt" % base]
         candidates += ["%s_ckpt%d" % (base, n) for n in range(2, 100)]
         name = next(c for c in candidates if c not in taken)
