@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider, QualifiedNameProvider, ScopeProvider
 
-from checkpointify.cstutil import Block, walk
+from checkpointify.cstutil import Block, body_of, walk
 from checkpointify.types import Options
 
 _ROOT_MARKERS = (".git", "pyproject.toml", "setup.py", "setup.cfg")
@@ -70,6 +70,11 @@ class FileAnalysis:
         }
         self._generators: Dict[int, bool] = {}
         self._ids: Dict[str, int] = {}
+        #: module-level functions and methods (``Class.method``) by name, for a look inside
+        self.functions: Dict[str, cst.FunctionDef] = _definitions(self.module)
+        #: the work a local function does (see checkpointify.work), by id of its node
+        self.work_memo: Dict[int, Any] = {}
+        self.is_script = _is_script(self.module)
 
     def qualified(self, node: cst.CSTNode) -> Set[str]:
         """Qualified names of an expression (``json.dump`` for ``j.dump`` after ``import json as j``)."""
@@ -112,6 +117,40 @@ class FileAnalysis:
             return path.resolve().relative_to(root.resolve()).as_posix()
         except ValueError:
             return path.name
+
+
+def _definitions(module: cst.Module) -> Dict[str, cst.FunctionDef]:
+    found: Dict[str, cst.FunctionDef] = {}
+    for stmt in module.body:
+        if isinstance(stmt, cst.FunctionDef):
+            found[stmt.name.value] = stmt
+        elif isinstance(stmt, cst.ClassDef):
+            for sub in body_of(stmt.body):
+                if isinstance(sub, cst.FunctionDef):
+                    found["%s.%s" % (stmt.name.value, sub.name.value)] = sub
+    return found
+
+
+def _is_script(module: cst.Module) -> bool:
+    """A module that runs something: a ``__main__`` guard, or top-level calls, loops or ``with`` blocks.
+
+    A library module is only imports, definitions, constants and docstrings (plus
+    assignments from calls such as ``logger = logging.getLogger(__name__)``).
+    """
+    for stmt in module.body:
+        if isinstance(stmt, (cst.For, cst.While, cst.With)):
+            return True
+        if isinstance(stmt, cst.If) and "__main__" in _EMPTY.code_for_node(stmt.test):
+            return True
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                value = small.value if isinstance(small, cst.Expr) else None
+                if isinstance(value, cst.Await) or isinstance(value, cst.Call):
+                    return True
+    return False
+
+
+_EMPTY = cst.Module(body=[])
 
 
 def project_root(path: Path) -> Path:

@@ -26,6 +26,7 @@ from checkpointify.cstutil import (
     target_name,
     walk,
 )
+from checkpointify.work import is_logging
 
 _GROWING_METHODS = frozenset({"append", "extend", "update", "add", "insert"})
 _PRINT_LIKE = frozenset({"tqdm.write", "pbar.write", "console.print"})
@@ -61,8 +62,8 @@ def describe_sink(a: FileAnalysis, call: cst.Call) -> Optional[str]:
         return None
     if isinstance(func, cst.Attribute):
         method = func.attr.value
-        if is_std_stream(func.value) or callee_text(func) in _PRINT_LIKE or method in {"update", "add"}:
-            return None
+        if is_logging(func) or callee_text(func) in _PRINT_LIKE or method in {"update", "add"}:
+            return None  # self.stdout.write(...), sys.stdout.buffer.write(...), logger.info(...)
         if method in sinks.METHOD_SINKS or method in a.extra_sinks or sinks.name_says_sink(method):
             text = callee_text(func)
             return text if len(text) <= 60 else "...%s" % text[-57:]
@@ -78,7 +79,7 @@ def persists_per_item(a: FileAnalysis, body: cst.CSTNode) -> bool:
             return True
         func = node.func
         if isinstance(func, cst.Attribute) and func.attr.value in sinks.PER_ITEM_PERSIST_METHODS:
-            if not (a.qualified(func) & sinks.NOT_SINKS) and not is_std_stream(func.value):
+            if not (a.qualified(func) & sinks.NOT_SINKS) and not is_logging(func):
                 return True
         if a.qualified(func) & a.checkpoint_calls or callee_text(func) in a.checkpoint_calls:
             return True  # a configured "already checkpointed" call
@@ -107,13 +108,19 @@ def find_sink(a: FileAnalysis, chain: Chain, index: int, accumulators: Set[str])
             assigned = single_assignment(stmt)
             if assigned and assigned[0] in accumulators and not (names_in(assigned[1]) & tracked):
                 return None  # results = [] again: the collected value is dropped
-            track_derived(stmt, tracked)
+            track_derived(a, stmt, tracked)
     return None
 
 
-def track_derived(stmt: cst.CSTNode, tracked: Set[str]) -> None:
+def _not_data(a: FileAnalysis, call: cst.Call) -> bool:
+    return any(q.startswith(sinks.NOT_DERIVING_PREFIXES) for q in a.qualified(call.func))
+
+
+def track_derived(a: FileAnalysis, stmt: cst.CSTNode, tracked: Set[str]) -> None:
     """``payload = {"results": results}``, ``df["col"] = acc``: names now holding tracked data."""
     for node in walk(stmt):
+        if isinstance(node, cst.Assign) and isinstance(node.value, cst.Call) and _not_data(a, node.value):
+            continue  # p = subprocess.Popen(cmd): a process, not data built from cmd
         if isinstance(node, cst.Assign) and names_in(node.value) & tracked:
             for t in node.targets:
                 target: cst.BaseExpression = t.target
@@ -139,7 +146,7 @@ def _search(
             call = _sink_call(a, small, tracked)
             if call is not None:
                 return call, path
-        track_derived(node, tracked)
+        track_derived(a, node, tracked)
         return None
     if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
         return None
@@ -158,10 +165,21 @@ def _search(
 
 
 def _sink_call(a: FileAnalysis, node: cst.CSTNode, tracked: Set[str]) -> Optional[cst.Call]:
+    statement_call = _statement_call(node)
     for sub in walk(node):
         if isinstance(sub, cst.Call) and describe_sink(a, sub) is not None and call_uses(sub, tracked):
-            return sub
+            if sub.args or sub is statement_call:
+                return sub
+            # 'before': repo.dump()   (no arguments and the result is used: it returns the data)
     return None
+
+
+def _statement_call(node: cst.CSTNode) -> Optional[cst.Call]:
+    """The call a small statement consists of (``save(x)`` or ``await save(x)``), if any."""
+    value = node.value if isinstance(node, cst.Expr) else None
+    if isinstance(value, cst.Await):
+        value = value.expression
+    return value if isinstance(value, cst.Call) else None
 
 
 def statements_between(chain: Chain, index: int, sink: Sink) -> Iterator[cst.BaseStatement]:

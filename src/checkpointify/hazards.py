@@ -7,7 +7,7 @@ list into the fix's safety.
 
 from __future__ import annotations
 
-from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 import libcst as cst
 
@@ -100,6 +100,9 @@ class Hazards:
     def add(self, hazard: Hazard, note: str) -> None:
         if all(h is not hazard for h, _ in self.items):
             self.items.append((hazard, note))
+
+    def remove(self, hazard: Hazard) -> None:
+        self.items = [(h, n) for h, n in self.items if h is not hazard]
 
     def extend(self, other: "Hazards") -> None:
         for hazard, note in other.items:
@@ -264,8 +267,17 @@ def _consumed_in(body: cst.BaseSuite, name: str) -> bool:
     return False
 
 
-def check_body(found: Hazards, a: FileAnalysis, body: cst.BaseSuite, accumulators: Set[str]) -> None:
-    """Collective operations, per-item side effects, unpicklable results, escaping accumulators."""
+def check_body(
+    found: Hazards,
+    a: FileAnalysis,
+    body: cst.BaseSuite,
+    accumulators: Set[str],
+    immutable: FrozenSet[str] = frozenset(),
+) -> None:
+    """Collective operations, per-item side effects, unpicklable results, escaping accumulators.
+
+    ``immutable`` accumulators (numbers, strings) cannot escape: a callee cannot change them.
+    """
     on_self = sorted(n for n in accumulators if n.startswith("self."))
     has_inner_loop = False
     for node in walk(body):
@@ -285,7 +297,7 @@ def check_body(found: Hazards, a: FileAnalysis, body: cst.BaseSuite, accumulator
                 if _unpicklable(a, arg.value):
                     found.add(Hazard.UNSERIALISABLE_RESULTS, "accumulates %s" % code_of(arg.value))
         else:
-            _check_escape(found, node, accumulators)
+            _check_escape(found, node, accumulators - immutable)
         if on_self and owner == "self":
             # self.results.append(x) ... self.refresh()   (a method can change self.results behind our back)
             found.add(Hazard.ACCUMULATOR_ESCAPES, "`self.%s()` may change `%s`" % (method, on_self[0]))
@@ -313,26 +325,98 @@ def _check_escape(found: Hazards, call: cst.Call, accumulators: Set[str]) -> Non
 
 
 def carried_state(
-    found: Hazards, a: FileAnalysis, loop: cst.For, accumulators: Set[str], after: Sequence[cst.BaseStatement]
+    found: Hazards,
+    a: FileAnalysis,
+    loop: Union[cst.For, cst.While],
+    accumulators: Set[str],
+    after: Sequence[cst.BaseStatement],
 ) -> List[str]:
-    """Other names assigned in the loop whose value crosses iterations or outlives the loop."""
-    targets = assigned_names(loop.target)
+    """Other names assigned in the loop whose value crosses iterations or outlives the loop.
+
+    They are checkpointed as snapshots. That is safe when every value the loop gives them
+    is plain data (literals, arithmetic, subscripts and ``.get()`` of data, other state);
+    otherwise the snapshot may not pickle, which makes the fix unsafe.
+    """
+    targets = assigned_names(loop.target) if isinstance(loop, cst.For) else set()
+    condition = {n.value for n in loads(loop.test)} if isinstance(loop, cst.While) else set()
     first_store: Dict[str, int] = {}
+    values: Dict[str, List[cst.BaseExpression]] = {}
     for node in walk(loop.body, PRUNE + COMPREHENSIONS):
         for name in assignment_targets(node):
             if name not in targets and name not in accumulators and "." not in name:
                 line = a.line(node)
                 first_store[name] = min(line, first_store.get(name, line))
+                values.setdefault(name, []).append(_assigned_value(node))
     carried: List[str] = []
     for name in sorted(first_store, key=lambda n: (first_store[n], n)):
         read_first = any(n.value == name and a.line(n) < first_store[name] for n in loads(loop.body))
-        if read_first or read_after(name, after):
+        if name in condition or read_first or read_after(name, after):
             carried.append(name)
-    if carried:
-        found.add(
-            Hazard.CARRIED_STATE, "%s also carried across iterations" % ", ".join("`%s`" % n for n in carried)
-        )
+    state = set(carried) | accumulators
+    opaque = [n for n in carried if not all(_plain(v, state) for v in values[n])]
+    if opaque:
+        shown = ", ".join("`%s`" % n for n in opaque)
+        found.add(Hazard.CARRIED_STATE, "%s also carried across iterations (snapshots must pickle)" % shown)
     return carried
+
+
+def _assigned_value(node: cst.CSTNode) -> cst.BaseExpression:
+    """The value an assignment node stores (a placeholder Call when it is not a plain assignment)."""
+    if isinstance(node, (cst.Assign, cst.AugAssign, cst.NamedExpr)) or (
+        isinstance(node, cst.AnnAssign) and node.value is not None
+    ):
+        value = node.value
+        assert value is not None
+        return value
+    return cst.Call(func=cst.Name("opaque"))  # a for target, a with ... as: anything
+
+
+_PLAIN_CALLS = frozenset({"len", "int", "float", "str", "bool", "min", "max", "abs", "round"})
+
+
+def _plain(value: cst.BaseExpression, state: Set[str]) -> bool:
+    """Plain data: it pickles whatever happens at run time (see :func:`carried_state`)."""
+    if isinstance(
+        value, (cst.Integer, cst.Float, cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)
+    ):
+        return True
+    if isinstance(value, cst.Name):
+        return value.value in state or value.value in {"None", "True", "False"}
+    if isinstance(value, cst.Subscript):
+        return True  # data["next"]: a field of data
+    if isinstance(value, cst.Attribute):
+        return _plain(value.value, state) or isinstance(value.value, cst.Subscript)
+    if isinstance(value, (cst.BinaryOperation, cst.BooleanOperation)):
+        return _plain(value.left, state) and _plain(value.right, state)
+    if isinstance(value, cst.UnaryOperation):
+        return _plain(value.expression, state)
+    if isinstance(value, cst.Comparison):
+        return True
+    if isinstance(value, cst.Call):
+        func = value.func
+        if isinstance(func, cst.Name) and func.value in _PLAIN_CALLS:
+            return True
+        return isinstance(func, cst.Attribute) and func.attr.value == "get"
+    return False
+
+
+def check_condition(found: Hazards, a: FileAnalysis, test: cst.BaseExpression) -> None:
+    """A ``while`` test is re-evaluated on resume with the restored state: it must not consume input."""
+    for node in walk(test):
+        if isinstance(node, cst.NamedExpr):
+            # while (line := f.readline()):   (the input position is not part of the checkpoint)
+            found.add(Hazard.UNSUPPORTED_SHAPE, "the loop condition assigns `%s`" % code_of(node.target))
+            return
+        if isinstance(node, cst.Call):
+            func = node.func
+            if isinstance(func, cst.Name) and func.value in sinks.CHEAP_BUILTINS:
+                continue
+            found.add(
+                Hazard.SINGLE_PASS_ITERABLE,
+                "the loop condition calls %s(); if it consumes input, a resumed run cannot replay it"
+                % callee_text(func),
+            )
+            return
 
 
 def check_loop_variable(

@@ -15,14 +15,13 @@ Nothing here changes the tree; :mod:`checkpointify.transformer` applies the plan
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper
 from libcst.metadata.scope_provider import ClassScope, ImportAssignment, Scope
 
 from checkpointify import hazards as hz
-from checkpointify import sinks
 from checkpointify.analysis import Chain, FileAnalysis
 from checkpointify.cstutil import (
     assigned_names,
@@ -38,10 +37,19 @@ from checkpointify.cstutil import (
     target_name,
     walk,
 )
+from checkpointify.external import DbCommit, QueueAck, find_db_commit, find_queue_ack
 from checkpointify.flow import Sink, completion_anchor, find_sink, persists_per_item, statements_between
-from checkpointify.patterns import COLLECT_COMPREHENSION, COLLECT_LOOP, Variant, fix_safety
+from checkpointify.patterns import (
+    COLLECT_COMPREHENSION,
+    COLLECT_LOOP,
+    DB_COMMIT,
+    QUEUE_ACK,
+    Variant,
+    fix_safety,
+)
 from checkpointify.suppression import suppression_comments
 from checkpointify.types import Finding, Hazard, Options
+from checkpointify.work import does_work, is_job
 
 Comprehension = Union[cst.ListComp, cst.SetComp, cst.DictComp]
 _GROWING = frozenset({"append", "extend", "add", "update", "setdefault"})
@@ -58,36 +66,55 @@ class ComprehensionPlan:
 
 @dataclass(frozen=True)
 class Plan:
-    """One finding plus what the transformer needs to rewrite it (CST nodes, matched by identity)."""
+    """One finding plus what the transformer needs to rewrite it (CST nodes, matched by identity).
+
+    ``kind`` is "for" (``iterable`` set), "while" (the loop's test is ``condition``) or
+    "comprehension" (``comprehension`` set); ``asynchronous`` marks ``async for``.
+    CKP002 plans carry the ``transaction`` (the connection's code); CKP003 plans carry the
+    per-unit ``ack`` callback and the after-loop statement it replaces (``removed``), and
+    no checkpoint at all.
+    """
 
     finding: Finding
-    statement: cst.BaseStatement  # the For, or the comprehension's assignment line
-    iterable: cst.BaseExpression
-    target: cst.BaseAssignTargetExpression
+    kind: str
+    statement: cst.BaseStatement  # the For/While, or the comprehension's assignment line
+    iterable: Optional[cst.BaseExpression]
+    condition: Optional[cst.BaseExpression]
     state: Tuple[str, ...]  # names the checkpoint restores, in order (accumulators, then carried state)
     loop_id: str
     key: Tuple[str, ...]
-    complete_after: cst.BaseStatement
+    complete_after: Optional[cst.BaseStatement]
     sink_line: int
+    asynchronous: bool = False
     comprehension: Optional[ComprehensionPlan] = None
+    transaction: Optional[str] = None
+    ack: Optional[str] = None
+    ack_grown: Optional[str] = None
+    ack_latest: Optional[str] = None
+    removed: Optional[cst.BaseStatement] = None
 
 
 @dataclass
 class Site:
-    """Everything known about one collect-then-save site, before it becomes a Plan."""
+    """Everything known about one site, before it becomes a Plan."""
 
     variant: Variant
+    kind: str
     statement: cst.BaseStatement
-    iterable: cst.BaseExpression
-    target: cst.BaseAssignTargetExpression
+    iterable: Optional[cst.BaseExpression]
+    condition: Optional[cst.BaseExpression]
     accumulators: List[str]  # every accumulator the loop grows, in order of binding
-    persisted: List[str]  # those that reach the sink
     carried: List[str]  # other state carried across iterations
-    sink: Sink
+    sink_call: cst.Call  # the save, commit or ack after the loop
+    sink: str  # how the finding names it
+    message: str
     hazards: hz.Hazards
     qualname: str
     key: Tuple[str, ...]
+    complete_after: Optional[cst.BaseStatement]
     comprehension: Optional[ComprehensionPlan] = None
+    transaction: Optional[str] = None
+    ack: Optional[QueueAck] = None
 
 
 @dataclass
@@ -119,19 +146,18 @@ def _suppressed(plan: Plan, comments: Dict[int, Optional[FrozenSet[str]]]) -> bo
     return False
 
 
+def collected_message(persisted: Sequence[str], comprehension: bool, sink: str) -> str:
+    return "%s %s %s and saved only after it by %s(); a crash before the save loses every completed unit" % (
+        ", ".join("`%s`" % n for n in persisted),
+        "is" if len(persisted) == 1 else "are",
+        "built by this comprehension" if comprehension else "collected in this loop",
+        sink,
+    )
+
+
 def make_plan(a: FileAnalysis, site: Site) -> Plan:
     """Assemble the finding and the fix plan for one site."""
     pos = a.positions[site.statement]
-    where = "built by this comprehension" if site.comprehension else "collected in this loop"
-    message = (
-        "%s %s %s and saved only after it by %s(); a crash before the save loses every completed unit"
-        % (
-            ", ".join("`%s`" % n for n in site.persisted),
-            "is" if len(site.persisted) == 1 else "are",
-            where,
-            site.sink.description,
-        )
-    )
     finding = Finding(
         code=site.variant.code,
         variant=site.variant.name,
@@ -140,23 +166,31 @@ def make_plan(a: FileAnalysis, site: Site) -> Plan:
         column=int(pos.start.column) + 1,
         end_line=int(pos.end.line),
         accumulators=tuple(site.accumulators),
-        sink=site.sink.description,
+        sink=site.sink,
         hazards=tuple(site.hazards.hazards),
         fix=fix_safety(tuple(site.hazards.hazards)),
-        message=message,
+        message=site.message,
         fix_note="; ".join(site.hazards.notes),
     )
+    identity = site.accumulators + ([site.transaction] if site.transaction else [])
     return Plan(
         finding=finding,
+        kind=site.kind,
         statement=site.statement,
         iterable=site.iterable,
-        target=site.target,
+        condition=site.condition,
+        asynchronous=isinstance(site.statement, cst.For) and site.statement.asynchronous is not None,
         state=tuple(site.accumulators + site.carried),
-        loop_id=a.loop_identity(site.qualname, site.accumulators),
+        loop_id=a.loop_identity(site.qualname, identity),
         key=site.key,
-        complete_after=completion_anchor(site.sink),
-        sink_line=a.line(site.sink.call),
+        complete_after=site.complete_after,
+        sink_line=a.line(site.sink_call),
         comprehension=site.comprehension,
+        transaction=site.transaction,
+        ack=site.ack.ack if site.ack else None,
+        ack_grown=site.ack.grown if site.ack else None,
+        ack_latest=site.ack.latest if site.ack else None,
+        removed=site.ack.statement if site.ack else None,
     )
 
 
@@ -171,10 +205,10 @@ def _scan_block(
     for index, stmt in enumerate(chain.body):
         if not in_generator:
             plan: Optional[Plan] = None
-            if isinstance(stmt, cst.For) and stmt.asynchronous is None:
+            if isinstance(stmt, (cst.For, cst.While)):
                 plan = _LoopSite(a, chain, index, stmt, qualname, function).plan()
             elif isinstance(stmt, cst.SimpleStatementLine):
-                plan = _comprehension_plan(a, chain, index, stmt, qualname)
+                plan = _comprehension_plan(a, chain, index, stmt, qualname, function)
             if plan is not None:
                 plans.append(plan)
         for child, child_qualname, child_function in _child_blocks(stmt, chain, index, qualname, function):
@@ -304,30 +338,12 @@ def _find_accumulators(
     return found
 
 
-def _does_work(body: cst.CSTNode, accumulators: Set[str]) -> bool:
-    """The body calls something other than the accumulators' methods and cheap builtins."""
-    for node in walk(body):
-        if isinstance(node, cst.Await):
-            return True
-        if not isinstance(node, cst.Call):
-            continue
-        func = node.func
-        if isinstance(func, cst.Name) and func.value in sinks.CHEAP_BUILTINS:
-            continue
-        if isinstance(func, cst.Attribute) and (
-            target_name(func.value) in accumulators or func.attr.value in sinks.CHEAP_METHODS
-        ):
-            continue
-        return True
-    return False
-
-
 def _already_resumes(
-    a: FileAnalysis, loop: cst.For, before: List[cst.BaseStatement], accumulators: Set[str]
+    a: FileAnalysis, loop: Union[cst.For, cst.While], before: List[cst.BaseStatement], accumulators: Set[str]
 ) -> bool:
     """The loop has resume logic of its own: a done-set, a start index, skip-if-output-exists."""
     loaded = _loaded_names(a, before) - accumulators
-    iterable = loop.iter
+    iterable = loop.iter if isinstance(loop, cst.For) else None
     if (
         isinstance(iterable, cst.Call)
         and "builtins.range" in a.qualified(iterable.func)
@@ -422,14 +438,14 @@ def context_names(scope: Scope, body: Sequence[cst.CSTNode], exclude: Set[str]) 
 
 
 class _LoopSite:
-    """Decides whether one ``for`` statement is a collect-then-save loop, and how to fix it."""
+    """Decides whether one ``for``/``async for``/``while`` loop collects then saves, and how to fix it."""
 
     def __init__(
         self,
         a: FileAnalysis,
         chain: Chain,
         index: int,
-        loop: cst.For,
+        loop: Union[cst.For, cst.While],
         qualname: str,
         function: Optional[cst.FunctionDef],
     ) -> None:
@@ -448,79 +464,223 @@ class _LoopSite:
             return None
         before = self.chain.before(self.index)
         if self._already_checkpointed(before):
-            # for item in ckpt:   (ckpt = checkpoint(...), our own rewrite)
+            # for item in ckpt:   /   while ckpt.advance():   (our own rewrite)
             return None
-        if _tiny_literal(loop.iter):
+        if isinstance(loop, cst.For) and _tiny_literal(loop.iter):
             # for name in ("id", "name", "email"): ...
             return None
         grown = _grown_names(loop.body)
-        if not grown:
-            # for x in xs: total_work(x)   (nothing accumulates)
-            return None
         accumulators = _find_accumulators(a, grown, before, self.function)
-        if not accumulators:
-            # out = load(); for x in xs: out.append(f(x))   (not bound to an empty or literal value)
-            return None
         names = [acc.name for acc in accumulators]
         if persists_per_item(a, loop.body):
-            # for x in xs: acc.append(f(x)); save(acc)   (already saves inside the body)
+            # for x in xs: acc.append(f(x)); save(acc)   (already saves, commits or acks inside the body)
             return None
         if _already_resumes(a, loop, before, set(names)):
             # for x in xs: if x in done: continue   (done loaded from disk: it resumes already)
             return None
-        if not _does_work(loop.body, set(names)):
-            # for k in keys: acc.append({"k": k})   (only builds literals)
+        if not does_work(a, [loop.body], set(names)):
+            # for k in keys: acc.append({"k": k})   (only builds literals and formats)
             return None
-        sink = find_sink(a, self.chain, self.index, set(names))
-        if sink is None:
-            # acc = []; for ...: acc.append(f(x)); return acc   (only returned, printed or used in memory)
+        if isinstance(loop, cst.For):
+            ack = find_queue_ack(a, self.chain, self.index, loop, grown)
+            if ack is not None:
+                # for m in messages: handle(m); ids.append(m.id)   then   ack(ids)
+                return self._ack_plan(accumulators, ack, scope, before)
+        if not is_job(a, [loop.body], set(names), self._class()):
+            # def render(self): for c in cases: out.append(self._case(c))   (a library helper: no evidence of work)
             return None
-        return self._plan(accumulators, sink, scope, before)
+        sink = find_sink(a, self.chain, self.index, set(names)) if names else None
+        if sink is not None:
+            return self._collect_plan(accumulators, sink, scope, before)
+        if isinstance(loop, cst.For):
+            commit = find_db_commit(a, self.chain, self.index, loop, before)
+            if commit is not None:
+                # for row in rows: cur.execute(...)   then   conn.commit()
+                return self._commit_plan(accumulators, commit, scope, before)
+        # acc = []; for ...: acc.append(f(x)); return acc   (only returned, printed or used in memory)
+        return None
+
+    def _class(self) -> Optional[str]:
+        """The enclosing class of a method (``Crawler`` for ``Crawler.run``)."""
+        return _enclosing_class(self.qualname, self.function)
 
     def _already_checkpointed(self, before: List[cst.BaseStatement]) -> bool:
-        iterable = self.loop.iter
-        if isinstance(iterable, cst.Call):
-            return bool(self.a.qualified(iterable.func) & self.a.checkpoint_calls)
-        if isinstance(iterable, cst.Name):
+        loop = self.loop
+        if isinstance(loop, cst.While):
+            return any(
+                isinstance(n, cst.Call)
+                and isinstance(n.func, cst.Attribute)
+                and n.func.attr.value == "advance"
+                and self._is_checkpoint(n.func.value, before)
+                for n in walk(loop.test)
+            )
+        return self._is_checkpoint(loop.iter, before)
+
+    def _is_checkpoint(self, node: cst.BaseExpression, before: List[cst.BaseStatement]) -> bool:
+        """``checkpoint(...)``, or a name bound to it just before the loop."""
+        if isinstance(node, cst.Call):
+            return bool(self.a.qualified(node.func) & self.a.checkpoint_calls)
+        if isinstance(node, cst.Name):
             for stmt in reversed(before):
                 assigned = single_assignment(stmt)
-                if assigned and assigned[0] == iterable.value:
-                    value = assigned[1]
-                    return isinstance(value, cst.Call) and bool(
-                        self.a.qualified(value.func) & self.a.checkpoint_calls
+                if assigned and assigned[0] == node.value:
+                    return (
+                        self._is_checkpoint(assigned[1], []) if isinstance(assigned[1], cst.Call) else False
                     )
         return False
 
-    def _plan(
-        self, accumulators: List[_Accumulator], sink: Sink, scope: Scope, before: List[cst.BaseStatement]
-    ) -> Plan:
+    def _hazards(
+        self,
+        accumulators: List[_Accumulator],
+        between: Iterator[cst.BaseStatement],
+        before: List[cst.BaseStatement],
+    ) -> Tuple[hz.Hazards, List[str]]:
+        """Every hazard of the loop, and the carried state to checkpoint with the accumulators."""
         a, loop = self.a, self.loop
         names = [acc.name for acc in accumulators]
         after = list(self.chain.after(self.index))
         found = hz.Hazards()
-        hz.check_exits(found, statements_between(self.chain, self.index, sink))
+        hz.check_exits(found, between)
         hz.check_growth(found, [(acc.name, acc.kind) for acc in accumulators], loop.body)
-        hz.check_iterable(found, a, loop.iter, before, loop.body)
-        hz.check_body(found, a, loop.body, set(names))
+        if isinstance(loop, cst.For):
+            hz.check_iterable(found, a, loop.iter, before, loop.body)
+        else:
+            hz.check_condition(found, a, loop.test)
+        immutable = {acc.name for acc in accumulators if acc.kind in {"number", "string"}}
+        hz.check_body(found, a, loop.body, set(names), frozenset(immutable))
         carried = hz.carried_state(found, a, loop, set(names), after)
-        hz.check_self_reference(found, loop.iter, names + carried)
-        hz.check_loop_variable(found, loop.target, after)
-        persisted = [n for n in names if _same_sink(find_sink(a, self.chain, self.index, {n}), sink)]
-        exclude = set(names + carried) | assigned_names(loop.target) | bound_in(loop)
-        site = Site(
-            variant=COLLECT_LOOP,
+        if isinstance(loop, cst.For):
+            hz.check_self_reference(found, loop.iter, names + carried)
+            hz.check_loop_variable(found, loop.target, after)
+        return found, carried
+
+    def _site(
+        self, variant: Variant, accumulators: List[str], carried: List[str], scope: Scope, **fields: Any
+    ) -> Site:
+        loop = self.loop
+        bound = assigned_names(loop.target) if isinstance(loop, cst.For) else set()
+        exclude = set(accumulators + carried) | bound | bound_in(loop)
+        exclude |= fields.pop("handles", set())
+        return Site(
+            variant=variant,
+            kind="for" if isinstance(loop, cst.For) else "while",
             statement=loop,
-            iterable=loop.iter,
-            target=loop.target,
-            accumulators=names,
-            persisted=persisted or names,
+            iterable=loop.iter if isinstance(loop, cst.For) else None,
+            condition=loop.test if isinstance(loop, cst.While) else None,
+            accumulators=accumulators,
             carried=carried,
-            sink=sink,
-            hazards=found,
             qualname=self.qualname,
             key=context_names(scope, [loop.body], exclude),
+            **fields,
+        )
+
+    def _collect_plan(
+        self, accumulators: List[_Accumulator], sink: Sink, scope: Scope, before: List[cst.BaseStatement]
+    ) -> Plan:
+        """CKP001: checkpoint the accumulators, complete after the save."""
+        a = self.a
+        names = [acc.name for acc in accumulators]
+        found, carried = self._hazards(accumulators, statements_between(self.chain, self.index, sink), before)
+        persisted = [n for n in names if _same_sink(find_sink(a, self.chain, self.index, {n}), sink)] or names
+        site = self._site(
+            COLLECT_LOOP,
+            names,
+            carried,
+            scope,
+            sink_call=sink.call,
+            sink=sink.description,
+            message=collected_message(persisted, False, sink.description),
+            hazards=found,
+            complete_after=completion_anchor(sink),
         )
         return make_plan(a, site)
+
+    def _commit_plan(
+        self,
+        accumulators: List[_Accumulator],
+        commit: DbCommit,
+        scope: Scope,
+        before: List[cst.BaseStatement],
+    ) -> Plan:
+        """CKP002: commit each unit with its progress record, complete after the final commit."""
+        between = (s for s in self.chain.after(self.index) if s is not commit.statement)
+        found, carried = self._hazards(accumulators, _until(between, commit.statement), before)
+        found.remove(Hazard.SIDE_EFFECTS)  # the writes are what the checkpoint commits
+        if commit.transactional is None:
+            found.add(
+                Hazard.AT_LEAST_ONCE,
+                "`%s` is not known to be a DB-API connection or a SQLAlchemy session here; if it is not one at "
+                "run time, a unit committed just before a crash is written again on resume"
+                % commit.connection,
+            )
+        if commit.writes_before:
+            found.add(
+                Hazard.WRITES_BEFORE_LOOP, "`%s` before the loop runs again on resume" % commit.writes_before
+            )
+        site = self._site(
+            DB_COMMIT,
+            [acc.name for acc in accumulators],
+            carried,
+            scope,
+            sink_call=commit.call,
+            sink="%s.commit" % commit.connection,
+            message="rows are written in this loop and committed only after it by %s.commit(); a crash before "
+            "the commit rolls back every completed unit" % commit.connection,
+            hazards=found,
+            complete_after=commit.statement,
+            transaction=commit.connection,
+            handles=commit.handles,
+        )
+        return make_plan(self.a, site)
+
+    def _ack_plan(
+        self, accumulators: List[_Accumulator], ack: QueueAck, scope: Scope, before: List[cst.BaseStatement]
+    ) -> Plan:
+        """CKP003: acknowledge each message when its unit completes; no checkpoint is stored."""
+        loop = self.loop
+        found = hz.Hazards()
+        if ack.problem:
+            found.add(Hazard.UNSUPPORTED_SHAPE, ack.problem)
+        if any(isinstance(n, cst.Break) for n in walk(loop.body, cst_loops_and_scopes())):
+            # for m in batch: ...; if done: break   (the last message would never be acknowledged)
+            found.add(Hazard.UNSUPPORTED_SHAPE, "a `break` would leave the last message unacknowledged")
+        others = [acc.name for acc in accumulators if acc.name != ack.grown]
+        saved = [n for n in others if find_sink(self.a, self.chain, self.index, {n}) is not None]
+        if saved:
+            found.add(
+                Hazard.UNSUPPORTED_SHAPE,
+                "%s is saved after the loop: acknowledging a message before it is saved would lose it on a crash"
+                % ", ".join("`%s`" % n for n in saved),
+            )
+        hz.check_body(found, self.a, loop.body, {acc.name for acc in accumulators})
+        found.remove(Hazard.SIDE_EFFECTS)
+        found.remove(Hazard.NESTED_LOOP)
+        site = self._site(
+            QUEUE_ACK,
+            [ack.grown] if ack.grown else [],
+            [ack.latest] if ack.latest else [],
+            scope,
+            sink_call=ack.call,
+            sink=callee_text(ack.call.func),
+            message="messages are processed in this loop and acknowledged only after it by %s(); a crash before "
+            "the ack makes the broker redeliver every one of them" % callee_text(ack.call.func),
+            hazards=found,
+            complete_after=None,
+            ack=ack,
+        )
+        return make_plan(self.a, site)
+
+
+def _until(statements: Iterator[cst.BaseStatement], stop: cst.BaseStatement) -> Iterator[cst.BaseStatement]:
+    for stmt in statements:
+        if stmt is stop:
+            return
+        yield stmt
+
+
+def cst_loops_and_scopes() -> Tuple[type, ...]:
+    """Nodes whose ``break`` does not leave the loop being analysed."""
+    return (cst.FunctionDef, cst.ClassDef, cst.Lambda, cst.For, cst.While)
 
 
 def _same_sink(found: Optional[Sink], sink: Sink) -> bool:
@@ -530,8 +690,19 @@ def _same_sink(found: Optional[Sink], sink: Sink) -> bool:
 # ---------------------------------------------------------------------- comprehensions
 
 
+def _enclosing_class(qualname: str, function: Optional[cst.FunctionDef]) -> Optional[str]:
+    if function is None or "." not in qualname or "<locals>" in qualname:
+        return None
+    return qualname.rsplit(".", 1)[0]
+
+
 def _comprehension_plan(
-    a: FileAnalysis, chain: Chain, index: int, stmt: cst.SimpleStatementLine, qualname: str
+    a: FileAnalysis,
+    chain: Chain,
+    index: int,
+    stmt: cst.SimpleStatementLine,
+    qualname: str,
+    function: Optional[cst.FunctionDef],
 ) -> Optional[Plan]:
     assigned = single_assignment(stmt)
     if (
@@ -545,8 +716,8 @@ def _comprehension_plan(
     if scope is None or isinstance(scope, ClassScope):
         # class C:  names = [f(x) for x in xs]
         return None
-    if not _does_work(value, set()):
-        # keys = [k.lower() for k in names]   (cheap)
+    if not is_job(a, _per_item_parts(value), set(), _enclosing_class(qualname, function)):
+        # keys = [k.lower() for k in names]   (cheap; the outermost iterable runs once)
         return None
     if _tiny_literal(value.for_in.iter):
         # columns = [describe(c) for c in ("id", "name")]
@@ -558,26 +729,36 @@ def _comprehension_plan(
     clauses = for_clauses(value.for_in)
     found = _comprehension_hazards(a, chain, index, name, value, clauses, scope, sink)
     exclude = {name}.union(*(assigned_names(c.target) for c in clauses))
-    parts: List[cst.CSTNode] = [value.key, value.value] if isinstance(value, cst.DictComp) else [value.elt]
-    for clause in clauses:
-        parts.extend(test.test for test in clause.ifs)
-    parts.extend(clause.iter for clause in clauses[1:])
+    parts = _per_item_parts(value)
     kind = "list" if isinstance(value, cst.ListComp) else "set" if isinstance(value, cst.SetComp) else "dict"
     site = Site(
         variant=COLLECT_COMPREHENSION,
+        kind="comprehension",
         statement=stmt,
         iterable=clauses[0].iter,
-        target=clauses[0].target,
+        condition=None,
         accumulators=[name],
-        persisted=[name],
         carried=[],
-        sink=sink,
+        sink_call=sink.call,
+        sink=sink.description,
+        message=collected_message([name], True, sink.description),
         hazards=found,
         qualname=qualname,
         key=context_names(scope, parts, exclude),
+        complete_after=completion_anchor(sink),
         comprehension=ComprehensionPlan(value, kind),
     )
     return make_plan(a, site)
+
+
+def _per_item_parts(value: Comprehension) -> List[cst.CSTNode]:
+    """What a comprehension evaluates per item: the element, the conditions, inner iterables."""
+    parts: List[cst.CSTNode] = [value.key, value.value] if isinstance(value, cst.DictComp) else [value.elt]
+    for clause in for_clauses(value.for_in):
+        parts.extend(test.test for test in clause.ifs)
+        if clause is not value.for_in:
+            parts.append(clause.iter)
+    return parts
 
 
 def _comprehension_hazards(

@@ -107,7 +107,98 @@ are not used anywhere else in that scope (hazard `scope-leak`).
 """,
 )
 
-VARIANTS: Tuple[Variant, ...] = (COLLECT_LOOP, COLLECT_COMPREHENSION)
+DB_COMMIT = Variant(
+    name="db-commit",
+    code="CKP002",
+    summary="rows are written in a loop and committed only after it",
+    rationale="""\
+## What it does
+Finds a loop that writes to a database per item (`cursor.execute(...)`,
+`connection.executemany(...)`, `session.add(...)`) with no commit in its body, followed in
+the same block by one `commit()` of that connection or session.
+
+## Why is this bad?
+Nothing is durable until the final commit: a crash one row before the end rolls back every
+row, and the re-run writes them all again.
+
+## Example
+```python
+conn = sqlite3.connect("warehouse.db")
+for row in rows:
+    conn.execute("INSERT INTO scores VALUES (?, ?)", (row.id, score(row)))
+conn.commit()
+```
+
+## Use instead
+```python
+conn = sqlite3.connect("warehouse.db")
+ckpt = checkpoint("load.py::<module>::conn", rows, transaction=conn)
+ckpt.restore()
+for row in ckpt:
+    conn.execute("INSERT INTO scores VALUES (?, ?)", (row.id, score(row)))
+conn.commit()
+ckpt.complete()
+```
+Each unit is committed together with its progress record, in the same transaction, so a
+re-run skips exactly the committed units.
+
+## Fix safety
+Safe when the connection is a DB-API connection (`sqlite3.connect`, `psycopg2.connect`,
+...) or a SQLAlchemy `Session` bound before the loop: the progress record shares the
+unit's transaction (exactly once). When the connection comes from elsewhere, the runtime
+still uses the same transaction if the object turns out to be a DB-API connection or a
+session; otherwise it commits the unit, then records it, and a crash between the two
+runs that unit again (at-least-once): unsafe. Statements before the loop that change the
+database run again on resume, which makes the fix unsafe too. Readers see the loop's rows
+as they are committed, not all at once at the end.
+""",
+)
+
+QUEUE_ACK = Variant(
+    name="queue-ack",
+    code="CKP003",
+    summary="messages are processed in a loop and acknowledged only after it",
+    rationale="""\
+## What it does
+Finds a loop over received messages followed, right after it, by one acknowledgement of
+the whole batch: SQS `delete_message_batch(Entries=...)`, Pub/Sub
+`acknowledge(ack_ids=...)`, a generic `ack(ids)`, RabbitMQ `basic_ack(..., multiple=True)`
+or a confluent-kafka `commit()`.
+
+## Why is this bad?
+A crash after processing all but one message acknowledges none of them: the broker
+redelivers the whole batch and every message is processed again.
+
+## Example
+```python
+entries = []
+for message in response["Messages"]:
+    handle(message["Body"])
+    entries.append({"Id": message["MessageId"], "ReceiptHandle": message["ReceiptHandle"]})
+sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+```
+
+## Use instead
+```python
+entries = []
+acks = acknowledge_each(response["Messages"], lambda new: sqs.delete_message_batch(QueueUrl=url, Entries=new), lambda: entries)
+for message in acks:
+    handle(message["Body"])
+    entries.append({"Id": message["MessageId"], "ReceiptHandle": message["ReceiptHandle"]})
+```
+Each message is acknowledged as soon as its unit completes (a unit that raises is not);
+the broker is the progress marker, so nothing else is stored.
+
+## Fix safety
+Safe: a message is acknowledged only after its unit completed, exactly as the batch ack
+would have after the loop. The message in flight at a crash is redelivered (at-least-once,
+as before). No fix when the loop can `break` (the last message would stay
+unacknowledged), when the block may exit before the ack, or when the loop also collects
+results that are saved after it (acknowledging before they are saved would lose them).
+""",
+)
+
+VARIANTS: Tuple[Variant, ...] = (COLLECT_LOOP, COLLECT_COMPREHENSION, DB_COMMIT, QUEUE_ACK)
 VARIANTS_BY_NAME: Dict[str, Variant] = {v.name: v for v in VARIANTS}
 
 
@@ -199,9 +290,15 @@ HAZARDS: Dict[Hazard, HazardDoc] = {
         None,
     ),
     Hazard.AT_LEAST_ONCE: HazardDoc(
-        "the unit in flight at a crash runs again",
-        "The external effect of the unit being processed when the process died is applied "
-        "again on resume (at-least-once delivery).",
+        "a committed unit may run again",
+        "The commit and the progress record are not one transaction: if the process dies "
+        "between them, the unit's writes are applied again on resume (at-least-once).",
+        Safety.UNSAFE,
+    ),
+    Hazard.WRITES_BEFORE_LOOP: HazardDoc(
+        "database writes before the loop run again",
+        "Units are committed as they complete, so statements before the loop that change "
+        "the database (DELETE, DROP, INSERT) run again on resume, over committed rows.",
         Safety.UNSAFE,
     ),
 }

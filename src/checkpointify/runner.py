@@ -76,8 +76,8 @@ def rewrite_module(module: cst.Module, path: str, options: Options) -> Rewrite:
 
 
 def may_match(source: bytes) -> bool:
-    """Cheap text test: every site has a ``for`` (a loop or a comprehension)."""
-    return b"for" in source
+    """Cheap text test: every site is a ``for`` or ``while`` loop, or a comprehension."""
+    return b"for" in source or b"while" in source
 
 
 def process_source(source: bytes, path: str, options: Options, rewrite: bool) -> FileResult:

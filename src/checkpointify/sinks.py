@@ -148,46 +148,119 @@ CHEAP_BUILTINS: FrozenSet[str] = frozenset(
     }
 )
 
-#: methods that are cheap whatever they are called on (string and mapping helpers)
+#: methods that are cheap whatever they are called on: string, container, path, regex and
+#: in-memory array helpers (a body made only of these reshapes data, it does no work)
 CHEAP_METHODS: FrozenSet[str] = frozenset(
+    # str and bytes
     {
-        "append",
         "capitalize",
         "casefold",
-        "copy",
+        "center",
         "count",
         "decode",
         "encode",
         "endswith",
-        "extend",
+        "expandtabs",
         "find",
         "format",
-        "get",
-        "index",
-        "isdigit",
-        "items",
-        "join",
-        "keys",
-        "ljust",
-        "lower",
-        "lstrip",
-        "partition",
-        "replace",
-        "rjust",
-        "rsplit",
-        "rstrip",
-        "setdefault",
-        "split",
-        "splitlines",
-        "startswith",
-        "strip",
-        "title",
-        "upper",
-        "values",
-        "zfill",
-        "add",
-        "update",
     }
+    | {"index", "isalnum", "isalpha", "isdigit", "isidentifier", "islower", "isnumeric", "isspace", "isupper"}
+    | {"join", "ljust", "lower", "lstrip", "partition", "removeprefix", "removesuffix", "replace", "rfind"}
+    | {"rjust", "rpartition", "rsplit", "rstrip", "split", "splitlines", "startswith", "strip", "swapcase"}
+    | {"title", "translate", "upper", "zfill", "hex", "isoformat", "strftime", "timestamp", "hexdigest"}
+    # containers
+    | {"append", "extend", "add", "update", "get", "items", "keys", "values", "setdefault", "copy", "pop"}
+    | {"popitem", "remove", "discard", "insert", "sort", "reverse", "clear", "union", "intersection"}
+    | {"difference", "issubset", "issuperset", "isdisjoint", "most_common", "elements", "__getitem__"}
+    # regex matches and paths
+    | {
+        "group",
+        "groups",
+        "groupdict",
+        "span",
+        "start",
+        "end",
+        "match",
+        "fullmatch",
+        "search",
+        "sub",
+        "findall",
+    }
+    | {"exists", "is_file", "is_dir", "with_suffix", "with_name", "with_stem", "joinpath", "relative_to"}
+    | {"as_posix", "resolve", "absolute", "expanduser", "is_absolute", "stat"}
+    # in-memory arrays and frames
+    | {"reshape", "transpose", "astype", "tolist", "item", "flatten", "ravel", "squeeze", "view", "to_list"}
+    | {"to_dict", "to_numpy", "rename", "reset_index", "set_index", "fillna", "dropna", "round", "clip"}
+)
+
+#: plain functions from these modules (qualified-name prefixes) are cheap
+CHEAP_QUALIFIED_PREFIXES = (
+    "os.path.",
+    "posixpath.",
+    "ntpath.",
+    "re.",
+    "shlex.",
+    "string.",
+    "textwrap.",
+    "math.",
+    "operator.",
+    "itertools.",
+    "functools.",
+    "copy.",
+    "datetime.",
+    "html.",
+    "urllib.parse.",
+    "fnmatch.",
+    "random.",
+    "json.dumps",
+    "json.loads",
+    "time.time",
+    "time.monotonic",
+    "time.perf_counter",
+    "time.strftime",
+    "time.gmtime",
+    "time.localtime",
+    "uuid.",
+    "gettext.",
+    "decimal.",
+    "fractions.",
+    "collections.",
+    "dataclasses.",
+    "enum.",
+    "typing.",
+    "builtins.",
+)
+
+#: bare function names that only convert or translate (``to_bytes``, ``as_text``, ``_``)
+CHEAP_NAME_PREFIXES = ("to_", "as_")
+CHEAP_NAMES: FrozenSet[str] = frozenset({"_", "gettext", "ngettext", "pgettext"})
+
+#: receivers whose calls only log or display (``logger.info``, ``display.warning``)
+LOGGER_NAMES: FrozenSet[str] = frozenset(
+    {
+        "logger",
+        "log",
+        "logging",
+        "LOGGER",
+        "LOG",
+        "display",
+        "console",
+        "warnings",
+        "click",
+        "pbar",
+        "progress",
+    }
+)
+
+#: calls whose result is not data derived from their arguments (a process, a socket...)
+NOT_DERIVING_PREFIXES = (
+    "subprocess.",
+    "os.",
+    "select.",
+    "socket.",
+    "threading.",
+    "multiprocessing.",
+    "signal.",
 )
 
 #: logging-style calls: reading the accumulator in them is not a use that matters

@@ -2,8 +2,10 @@
 
 For each plan the rewrite is the smallest a reviewer can read: two lines before the loop
 (open the checkpoint, restore the accumulators), the loop iterating the checkpoint instead
-of the iterable, and one line after the save (``ckpt.complete()``). The loop body is not
-re-indented and nothing else in the file moves; the runtime import is added once through
+of the iterable (a ``while`` loop's test gains ``ckpt.advance() and``), and one line after
+the save or commit (``ckpt.complete()``). A queue-ack rewrite (CKP003) wraps the iterable
+in ``acknowledge_each`` and drops the batch ack after the loop. The loop body is not
+re-indented and nothing else in the file moves; runtime imports are added once through
 LibCST's ``AddImportsVisitor``.
 """
 
@@ -20,14 +22,22 @@ from libcst.codemod.visitors import AddImportsVisitor
 from checkpointify.cstutil import for_clauses
 from checkpointify.matcher import Plan
 
-_IMPORT_NAME = "checkpoint"
-_IMPORT_ALIAS = "checkpointify_checkpoint"
+_CHECKPOINT = "checkpoint"
+_ACKNOWLEDGE = "acknowledge_each"
 
 
 @dataclass(frozen=True)
 class _Names:
-    function: str  # how the rewritten code calls the runtime's `checkpoint`
-    variables: Dict[int, str]  # plan index -> checkpoint variable
+    functions: Dict[str, str]  # runtime function -> how the rewritten code calls it
+    variables: Dict[int, str]  # plan index -> checkpoint (or acks) variable
+
+    @property
+    def checkpoint(self) -> str:
+        return self.functions[_CHECKPOINT]
+
+    @property
+    def acknowledge_each(self) -> str:
+        return self.functions[_ACKNOWLEDGE]
 
 
 def apply_plans(
@@ -40,24 +50,31 @@ def apply_plans(
     rewritten = module.visit(_Rewriter(module, plans, names))
     assert isinstance(rewritten, cst.Module)
     context = CodemodContext()
-    asname = names.function if names.function != _IMPORT_NAME else None
-    AddImportsVisitor.add_needed_import(context, runtime_module, _IMPORT_NAME, asname=asname)
+    needed = {_ACKNOWLEDGE if plan.ack else _CHECKPOINT for plan in plans}
+    for function in sorted(needed):
+        local = names.functions[function]
+        AddImportsVisitor.add_needed_import(
+            context, runtime_module, function, asname=local if local != function else None
+        )
     return AddImportsVisitor(context).transform_module(rewritten)
 
 
 def _choose_names(plans: Sequence[Plan], used: Set[str]) -> _Names:
+    """Names for the runtime functions and the checkpoint variables that collide with nothing."""
     taken = set(used)
-    function = _IMPORT_NAME if _IMPORT_NAME not in used else _IMPORT_ALIAS
-    taken.add(function)
+    functions: Dict[str, str] = {}
+    for function in (_CHECKPOINT, _ACKNOWLEDGE):
+        functions[function] = function if function not in used else "checkpointify_" + function
+        taken.add(functions[function])
     variables: Dict[int, str] = {}
     for index, plan in enumerate(plans):
         base = plan.finding.accumulators[0].replace(".", "_") if plan.finding.accumulators else "loop"
-        candidates = ["ckpt", "%s_ckpt" % base]
-        candidates += ["%s_ckpt%d" % (base, n) for n in range(2, 100)]
+        first = "acks" if plan.ack else "ckpt"
+        candidates = [first, "%s_%s" % (base, first)] + ["%s_%s%d" % (base, first, n) for n in range(2, 100)]
         name = next(c for c in candidates if c not in taken)
         taken.add(name)
         variables[index] = name
-    return _Names(function, variables)
+    return _Names(functions, variables)
 
 
 class _Rewriter(cst.CSTTransformer):
@@ -70,13 +87,17 @@ class _Rewriter(cst.CSTTransformer):
         self.loops: Dict[int, int] = {}
         self.comprehensions: Dict[int, int] = {}
         self.completions: Dict[int, List[int]] = {}
+        self.removed: Set[int] = set()
         self.plans = list(plans)
         for index, plan in enumerate(plans):
             if plan.comprehension is None:
                 self.loops[id(plan.statement)] = index
             else:
                 self.comprehensions[id(plan.statement)] = index
-            self.completions.setdefault(id(plan.complete_after), []).append(index)
+            if plan.complete_after is not None:
+                self.completions.setdefault(id(plan.complete_after), []).append(index)
+            if plan.removed is not None:
+                self.removed.add(id(plan.removed))
 
     # -- statements -------------------------------------------------------------------
 
@@ -85,6 +106,20 @@ class _Rewriter(cst.CSTTransformer):
         if index is None:
             return updated_node
         return updated_node.with_changes(iter=cst.Name(self.names.variables[index]), leading_lines=())
+
+    def leave_While(self, original_node: cst.While, updated_node: cst.While) -> cst.While:
+        """``while cond:`` -> ``while ckpt.advance() and cond:`` (``while True:`` -> ``while ckpt.advance():``)."""
+        index = self.loops.get(id(original_node))
+        if index is None:
+            return updated_node
+        advance = "%s.advance()" % self.names.variables[index]
+        test = updated_node.test
+        if isinstance(test, cst.Name) and test.value == "True":
+            code = advance
+        else:
+            condition = self._code(test)
+            code = "%s and %s" % (advance, condition if _binds_tighter_than_and(test) else "(%s)" % condition)
+        return updated_node.with_changes(test=cst.parse_expression(code), leading_lines=())
 
     def leave_IndentedBlock(
         self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
@@ -104,13 +139,15 @@ class _Rewriter(cst.CSTTransformer):
             key = id(orig)
             if key in self.loops:
                 index = self.loops[key]
-                assert isinstance(orig, cst.For)
+                assert isinstance(orig, (cst.For, cst.While))
                 prelude = self._prelude(index)
                 prelude[0] = prelude[0].with_changes(leading_lines=orig.leading_lines)
                 body.extend(prelude)
                 body.append(new)
             elif key in self.comprehensions:
                 body.extend(self._unrolled(self.comprehensions[key], orig))
+            elif key in self.removed:
+                pass  # the batch ack after the loop: each unit acknowledges its own messages now
             else:
                 body.append(new)
             for index in self.completions.get(key, ()):
@@ -123,25 +160,35 @@ class _Rewriter(cst.CSTTransformer):
         return cst.parse_statement(code, config=self.module.config_for_parsing)
 
     def _prelude(self, index: int) -> List[cst.BaseStatement]:
+        """``ckpt = checkpoint(...)`` and ``[acc, ...] = ckpt.restore()`` (awaited for ``async for``)."""
         plan = self.plans[index]
         var = self.names.variables[index]
-        state = ", ".join(plan.state)
-        packed = _tuple(plan.state)
-        key = ", key=%s" % _tuple(plan.key) if plan.key else ""
-        iterable = self._code(plan.iterable)
+        if plan.ack is not None:
+            assert plan.iterable is not None
+            arguments = [self._code(plan.iterable), plan.ack]
+            if plan.ack_grown:
+                arguments.append("grown=lambda: %s" % plan.ack_grown)
+            if plan.ack_latest:
+                arguments.append("latest=lambda: %s" % plan.ack_latest)
+            return [self._statement("%s = %s(%s)" % (var, self.names.acknowledge_each, ", ".join(arguments)))]
+        arguments = [self._literal(plan.loop_id)]
+        state = "lambda: %s" % _tuple(plan.state) if plan.state else None
+        if plan.iterable is not None:
+            arguments.append(self._code(plan.iterable))
+            if state:
+                arguments.append(state)
+        elif state:
+            arguments.append("state=" + state)  # a while loop: no iterable
+        if plan.key:
+            arguments.append("key=%s" % _tuple(plan.key))
+        if plan.transaction:
+            arguments.append("transaction=%s" % plan.transaction)
+        restore = "await %s.arestore()" % var if plan.asynchronous else "%s.restore()" % var
+        if plan.state:
+            restore = "[%s] = %s" % (", ".join(plan.state), restore)
         return [
-            self._statement(
-                "%s = %s(%s, %s, lambda: %s%s)"
-                % (
-                    var,
-                    self.names.function,
-                    self._literal(plan.loop_id),
-                    iterable,
-                    packed,
-                    key,
-                )
-            ),
-            self._statement("[%s] = %s.restore()" % (state, var)),
+            self._statement("%s = %s(%s)" % (var, self.names.checkpoint, ", ".join(arguments))),
+            self._statement(restore),
         ]
 
     def _code(self, node: cst.CSTNode) -> str:
@@ -216,3 +263,17 @@ class _Rewriter(cst.CSTTransformer):
 def _tuple(names: Sequence[str]) -> str:
     """``(a,)`` or ``(a, b)``: a tuple display of names."""
     return "(%s,)" % names[0] if len(names) == 1 else "(%s)" % ", ".join(names)
+
+
+_TIGHT = (cst.Name, cst.Attribute, cst.Call, cst.Subscript, cst.Comparison, cst.UnaryOperation, cst.Integer)
+
+
+def _binds_tighter_than_and(test: cst.BaseExpression) -> bool:
+    """Whether ``advance() and <test>`` parses as intended without parentheses."""
+    if isinstance(test, cst.BooleanOperation):
+        return (
+            isinstance(test.operator, cst.And)
+            and _binds_tighter_than_and(test.left)
+            and _binds_tighter_than_and(test.right)
+        )
+    return isinstance(test, _TIGHT) and not test.lpar

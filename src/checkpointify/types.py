@@ -45,6 +45,7 @@ class Hazard(str, enum.Enum):
     SCOPE_LEAK = "scope-leak"
     UNSUPPORTED_SHAPE = "unsupported-shape"
     AT_LEAST_ONCE = "at-least-once"
+    WRITES_BEFORE_LOOP = "writes-before-loop"
 
 
 @dataclass(frozen=True)
