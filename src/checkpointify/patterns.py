@@ -110,6 +110,12 @@ are not used anywhere else in that scope (hazard `scope-leak`).
 VARIANTS: Tuple[Variant, ...] = (COLLECT_LOOP, COLLECT_COMPREHENSION)
 VARIANTS_BY_NAME: Dict[str, Variant] = {v.name: v for v in VARIANTS}
 
+#: what each code means across its variants (SARIF rule titles, --statistics)
+CODES: Dict[str, Tuple[str, str]] = {
+    # code: (rule name, one-line summary)
+    "CKP001": ("CollectThenSave", "results are collected in a loop or comprehension and saved only after it"),
+}
+
 
 @dataclass(frozen=True)
 class HazardDoc:
