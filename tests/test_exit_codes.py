@@ -93,6 +93,7 @@ TABLE = [
     (["seed"], ["scan", "--statistics", "--format", "json"], Exit.USAGE),
     (["seed"], ["fix", "--exit-zero", "--exit-non-zero-on-fix"], Exit.USAGE),
     (["seed"], ["diff", "--exit-non-zero-on-fix"], Exit.USAGE),
+    (["seed"], ["fix", "--interactive"], Exit.USAGE),  # no terminal under pytest
     (["seed"], ["scan", "--output", "no/such/folder/report.sarif"], Exit.USAGE),
     (["seed"], ["fix", "-"], Exit.USAGE),  # stdin needs --stdin-filename for fix
     (["seed"], ["scan", "-", "seed.py"], Exit.USAGE),

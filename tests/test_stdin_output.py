@@ -148,6 +148,7 @@ def test_diff_stdin_is_a_patch_for_the_named_file(
         (["diff", "-"], "needs --stdin-filename"),
         (["scan", "-", "other.py"], "must be the only path"),
         (["scan", "--stdin-filename", "a.py", "b.py"], "needs the path `-`"),
+        (["fix", "--interactive", "-", "--stdin-filename", "a.py"], "cannot read the file from stdin"),
     ],
 )
 def test_stdin_usage_errors(

@@ -343,6 +343,12 @@ def diff(
 @cli.command()
 @_common
 @click.option(
+    "-i",
+    "--interactive",
+    is_flag=True,
+    help="Review each change (diff and hazards) and apply it or not: y/n/a(ll)/q(uit). Needs a terminal.",
+)
+@click.option(
     "--exit-non-zero-on-fix",
     is_flag=True,
     help="Exit 1 when a fix was applied (a CI job then fails and can push the change).",
@@ -354,6 +360,7 @@ def fix(
     unsafe_fixes: Optional[bool],
     verbose: bool,
     stdin_filename: Optional[str],
+    interactive: bool,
     exit_non_zero_on_fix: bool,
     exit_zero: bool,
 ) -> int:
@@ -363,6 +370,10 @@ def fix(
     """
     _check_exit_flags(exit_zero, exit_non_zero_on_fix)
     options = _options(unsafe_fixes)
+    if interactive:
+        return _fix_interactive(
+            paths, stdin_filename, options, jobs, verbose, exit_non_zero_on_fix, exit_zero
+        )
     stdin = _stdin(paths, stdin_filename, need_name=True)
     tally = Tally()
     for result in _results(paths, stdin, options, rewrite=True, jobs=jobs):
@@ -375,6 +386,35 @@ def fix(
                 write_atomic(Path(result.path), result.new_source, expected=result.source)
             except SourceError as exc:
                 result = FileResult(result.path, findings=result.findings, error=str(exc))
+        tally.add(result)
+        if result.error is not None:
+            _report_error(result, verbose)
+    say(fix_summary(tally, options.unsafe_fixes, dry_run=False))
+    return exit_code("fix", tally, exit_zero=exit_zero, exit_non_zero_on_fix=exit_non_zero_on_fix)
+
+
+def _fix_interactive(
+    paths: Sequence[str],
+    stdin_filename: Optional[str],
+    options: Options,
+    jobs: Optional[int],
+    verbose: bool,
+    exit_non_zero_on_fix: bool,
+    exit_zero: bool,
+) -> int:
+    from checkpointify.review import TerminalReviewer, can_review, review
+
+    if "-" in paths or stdin_filename is not None:
+        raise CliError("--interactive reads answers from the terminal; it cannot read the file from stdin")
+    if not can_review():
+        raise CliError(
+            "--interactive needs a terminal on stdin and stdout; use `checkpointify diff` to "
+            "review the changes or `checkpointify fix` to apply them without asking"
+        )
+    tally = Tally()
+    for result in review(
+        _results(paths, None, options, rewrite=True, jobs=jobs), options, TerminalReviewer()
+    ):
         tally.add(result)
         if result.error is not None:
             _report_error(result, verbose)
