@@ -363,3 +363,19 @@ def test_statistics_with_a_data_format_is_a_usage_error(
 ) -> None:
     code, out, err = scan(capsysbinary, "--statistics", "--format", "json")
     assert (code, out) == (2, "") and "--statistics" in err
+
+
+def test_sarif_fingerprints_are_distinct_and_survive_edits_above(
+    project: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    twice = b"import json\n\nr = []\nfor x in a:\n    r.append(f(x))\njson.dump(r, o1)\n\nr = []\nfor x in b:\n    r.append(f(x))\njson.dump(r, o2)\n"
+
+    def prints() -> List[str]:
+        document = json.loads(scan(capsysbinary, "--format", "sarif", "job.py")[1])
+        return [r["partialFingerprints"]["checkpointify/v1"] for r in document["runs"][0]["results"]]
+
+    (project / "job.py").write_bytes(twice)
+    first = prints()
+    assert len(first) == 2 and len(set(first)) == 2
+    (project / "job.py").write_bytes(b"# a comment moves everything down\n" + twice)
+    assert prints() == first

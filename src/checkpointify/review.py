@@ -80,7 +80,9 @@ class TerminalReviewer:
             if finding.fix is Safety.UNSAFE and line.startswith("fix:"):
                 style = "bold yellow"
             self.console.print("    " + line, style=style)
-        self.console.print(Syntax(diff, "diff", theme="ansi_dark", background_color="default"))
+        self.console.print(
+            Syntax(diff, "diff", theme="ansi_dark", background_color="default", word_wrap=True)
+        )
 
     def ask(self) -> Answer:
         while True:

@@ -177,13 +177,27 @@ def fix_object(finding: Finding, rewrite: FileResult) -> Optional[Dict[str, Any]
 # ---------------------------------------------------------------------------- results
 
 
-def fingerprint(finding: Finding) -> str:
-    """Stable across edits elsewhere in the file: the path, code and what is collected."""
-    key = "\0".join([finding.path, finding.code, ",".join(finding.accumulators), finding.sink])
+def fingerprint(finding: Finding, occurrence: int = 1) -> str:
+    """Stable across edits elsewhere in the file: the path, code, what is collected and by
+    which sink, and ``occurrence`` (the n-th finding of the file with those)."""
+    key = "\0".join(
+        [finding.path, finding.code, ",".join(finding.accumulators), finding.sink, str(occurrence)]
+    )
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
-def result_object(finding: Finding, rewrite: Optional[FileResult]) -> Dict[str, Any]:
+def _fingerprints(results: Sequence[FileResult]) -> Dict[Finding, str]:
+    seen: Dict[Tuple[str, ...], int] = {}
+    out: Dict[Finding, str] = {}
+    for result in results:
+        for finding in result.findings:
+            key = (finding.path, finding.code, ",".join(finding.accumulators), finding.sink)
+            seen[key] = seen.get(key, 0) + 1
+            out[finding] = fingerprint(finding, seen[key])
+    return out
+
+
+def result_object(finding: Finding, rewrite: Optional[FileResult], fingerprint_: str = "") -> Dict[str, Any]:
     result: Dict[str, Any] = {
         "ruleId": finding.code,
         "level": "warning",
@@ -200,7 +214,7 @@ def result_object(finding: Finding, rewrite: Optional[FileResult]) -> Dict[str, 
                 }
             }
         ],
-        "partialFingerprints": {"checkpointify/v1": fingerprint(finding)},
+        "partialFingerprints": {"checkpointify/v1": fingerprint_ or fingerprint(finding)},
         "properties": {
             "variant": finding.variant,
             "accumulators": list(finding.accumulators),
@@ -237,6 +251,7 @@ def sarif_document(
     be processed become ``toolExecutionNotifications``; ``executionSuccessful`` is false
     only when checkpointify itself failed on a file (an internal error).
     """
+    prints = _fingerprints(results)
     log = {
         "$schema": SARIF_SCHEMA,
         "version": SARIF_VERSION,
@@ -259,7 +274,7 @@ def sarif_document(
                 ],
                 "originalUriBaseIds": {SRCROOT: {"uri": _root_uri(root)}},
                 "columnKind": "unicodeCodePoints",
-                "results": [result_object(f, fixes.get(f)) for r in results for f in r.findings],
+                "results": [result_object(f, fixes.get(f), prints[f]) for r in results for f in r.findings],
             }
         ],
     }
