@@ -412,9 +412,10 @@ def _fix_interactive(
             "review the changes or `checkpointify fix` to apply them without asking"
         )
     tally = Tally()
-    for result in review(
-        _results(paths, None, options, rewrite=True, jobs=jobs), options, TerminalReviewer()
-    ):
+    # one file at a time unless -j says otherwise: the first question comes at once, and
+    # `q` stops at once instead of waiting for worker batches computed ahead
+    results = _results(paths, None, options, rewrite=True, jobs=jobs or 1)
+    for result in review(results, options, TerminalReviewer()):
         tally.add(result)
         if result.error is not None:
             _report_error(result, verbose)

@@ -366,5 +366,10 @@ def run(paths: Sequence[str], options: Options, rewrite: bool, jobs: int = 1) ->
             yield process_file(path, options, rewrite)
         return
     work = [(path, options, rewrite) for path in files]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs)
+    try:
         yield from pool.map(_process_star, work, chunksize=max(1, min(32, len(work) // (jobs * 8) or 1)))
+    finally:
+        # a consumer that stops early (an interactive review quit with `q`) must not wait
+        # for the rest of the tree to be processed
+        pool.shutdown(wait=True, cancel_futures=True)
