@@ -379,3 +379,18 @@ def test_sarif_fingerprints_are_distinct_and_survive_edits_above(
     assert len(first) == 2 and len(set(first)) == 2
     (project / "job.py").write_bytes(b"# a comment moves everything down\n" + twice)
     assert prints() == first
+
+
+def test_sarif_outside_the_working_directory_uses_file_uris(
+    project: Path, tmp_path_factory: pytest.TempPathFactory, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "job #1.py"
+    elsewhere.write_bytes(SEED)
+    code, out, _ = scan(capsysbinary, "--format", "sarif", str(elsewhere))
+    assert code == 1
+    document = json.loads(out)
+    validate_sarif(document)
+    [result] = document["runs"][0]["results"]
+    location = result["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert location == {"uri": elsewhere.as_uri()} and "%231.py" in location["uri"]
+    assert result["fixes"][0]["artifactChanges"][0]["artifactLocation"] == location

@@ -269,3 +269,22 @@ def test_statistics_on_a_terminal_is_a_table(project: Path) -> None:
 )
 def test_parse_answer(text: str, answer: Optional[Answer]) -> None:
     assert parse_answer(text) is answer
+
+
+def test_a_file_edited_during_the_review_is_left_alone(project: Path) -> None:
+    term = Terminal(["fix", "--interactive"], project)
+    term.expect(PROMPT)
+    edited = TWO + b"# saved by an editor meanwhile\n"
+    (project / "a.py").write_bytes(edited)
+    term.type("a")
+    assert term.finish() == 1
+    assert "a.py: error: changed on disk while being processed; left untouched" in term.stderr
+    assert (project / "a.py").read_bytes() == edited
+    assert (project / "b.py").read_bytes() == fully_fixed_bytes(TWO, "b.py", project)
+
+
+def fully_fixed_bytes(source: bytes, name: str, cwd: Path) -> bytes:
+    os.chdir(cwd)
+    result = process_source(source, name, Options(), rewrite=True)
+    assert result.new_source is not None
+    return result.new_source
