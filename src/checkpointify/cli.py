@@ -1,36 +1,58 @@
 """The command line: ``scan``, ``diff`` and ``fix`` over one runner call.
 
 ``main(argv) -> int`` is the testable entry point; ``entry_point`` is the console script.
-The three commands differ only in what they print and write, and in their exit policy
-(:class:`checkpointify.report.Exit`).
+The three commands differ only in what they print and write; their exit codes all come
+from :func:`checkpointify.report.exit_code`.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, TypeVar
 
 import click
 
 from checkpointify import __version__
 from checkpointify.config import ConfigError, load_options
 from checkpointify.diffs import unified_diff
-from checkpointify.fileio import SourceError, write_atomic
+from checkpointify.fileio import SourceError, read_source, write_atomic, write_output
+from checkpointify.formats import (
+    github_annotations,
+    json_document,
+    junit_document,
+    print_statistics_table,
+    statistics,
+    statistics_text,
+)
 from checkpointify.report import (
     Exit,
     Tally,
     error,
+    exit_code,
     fix_summary,
-    json_document,
     print_text,
     say,
     scan_summary,
+    text_document,
 )
-from checkpointify.runner import run
-from checkpointify.types import FileResult, Options
+from checkpointify.runner import process_source, rewrite_selected, run
+from checkpointify.types import FileResult, Finding, Options
+
+FORMATS = ("text", "json", "sarif", "github", "junit")
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+class CliError(click.ClickException):
+    """A usage problem found after parsing (bad combination, unwritable output): exit 2."""
+
+    exit_code = Exit.USAGE
+
+
+# ------------------------------------------------------------------------- options
 
 _paths = click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 _jobs = click.option(
@@ -47,12 +69,32 @@ _unsafe = click.option(
     help="Also apply fixes whose resume may differ (see each finding's hazards).",
 )
 _verbose = click.option("-v", "--verbose", is_flag=True, help="Show tracebacks of internal errors.")
+_stdin_filename = click.option(
+    "--stdin-filename",
+    metavar="NAME",
+    default=None,
+    help="Read one file from stdin (path `-`) and call it NAME in messages and checkpoint ids.",
+)
+_exit_zero = click.option(
+    "--exit-zero",
+    is_flag=True,
+    help="Exit 0 even with findings, pending changes or applied fixes "
+    "(not with files that failed, nor internal errors).",
+)
+
+
 _exclude = click.option(
     "--exclude",
     multiple=True,
     metavar="GLOB",
     help="Skip files and folders matching this glob (repeatable; added to [tool.checkpointify] exclude).",
 )
+
+
+def _common(command: F) -> F:
+    for decorator in (_exclude, _stdin_filename, _verbose, _unsafe, _jobs, _paths):
+        command = decorator(command)
+    return command
 
 
 def _jobs_or_default(jobs: Optional[int]) -> int:
@@ -74,6 +116,82 @@ def _report_error(result: FileResult, verbose: bool) -> None:
         say(result.detail.rstrip())
 
 
+# --------------------------------------------------------------------------- input
+
+
+@dataclass(frozen=True)
+class Stdin:
+    """One file read from stdin: its bytes and the name it goes by."""
+
+    source: bytes
+    name: str
+
+
+def _stdin(paths: Sequence[str], stdin_filename: Optional[str], need_name: bool) -> Optional[Stdin]:
+    """The file on stdin when the path is ``-`` (or only ``--stdin-filename`` is given)."""
+    if "-" not in paths and not (stdin_filename is not None and not paths):
+        if stdin_filename is not None:
+            raise CliError("--stdin-filename needs the path `-` (read the file from stdin)")
+        return None
+    if list(paths) not in (["-"], []):
+        raise CliError("`-` (stdin) must be the only path")
+    if stdin_filename is None and need_name:
+        raise CliError(
+            "reading from stdin needs --stdin-filename NAME: the name is part of each "
+            "rewritten loop's checkpoint id"
+        )
+    return Stdin(sys.stdin.buffer.read(), stdin_filename or "<stdin>")
+
+
+def _results(
+    paths: Sequence[str],
+    stdin: Optional[Stdin],
+    options: Options,
+    rewrite: bool,
+    jobs: Optional[int],
+) -> Iterator[FileResult]:
+    if stdin is not None:
+        result = process_source(stdin.source, stdin.name, options, rewrite)
+        yield result if result.changed else replace(result, source=None, new_source=None)
+        return
+    yield from run(paths or ["."], options, rewrite=rewrite, jobs=_jobs_or_default(jobs))
+
+
+# -------------------------------------------------------------------------- output
+
+
+def _check_output(output: Optional[str]) -> Optional[Path]:
+    """Fail before the run, not after it, when ``--output`` cannot be a file."""
+    if output is None:
+        return None
+    path = Path(output)
+    if path.is_dir():
+        raise CliError("--output %s is a directory" % output)
+    if not path.parent.is_dir():
+        raise CliError("--output %s: folder %s does not exist" % (output, path.parent))
+    return path
+
+
+def _emit(data: bytes, output: Optional[Path]) -> None:
+    """Data to stdout, or atomically to ``--output`` (then nothing goes to stdout)."""
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        write_output(output, data)
+    except SourceError as exc:
+        raise CliError("--output %s: %s" % (output, exc)) from exc
+
+
+def _check_exit_flags(exit_zero: bool, exit_non_zero_on_fix: bool = False) -> None:
+    if exit_zero and exit_non_zero_on_fix:
+        raise CliError("--exit-zero and --exit-non-zero-on-fix contradict each other")
+
+
+# ---------------------------------------------------------------------------- group
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="checkpointify")
 def cli() -> None:
@@ -81,93 +199,200 @@ def cli() -> None:
     rewrite them so that every iteration is checkpointed and a re-run resumes."""
 
 
+# ----------------------------------------------------------------------------- scan
+
+
 @cli.command()
-@_paths
+@_common
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(FORMATS),
     default="text",
     show_default=True,
+    help="text, json, sarif (SARIF 2.1.0 with fixes), github (workflow annotations) or junit.",
 )
-@_jobs
-@_unsafe
-@_exclude
-@_verbose
+@click.option("-o", "--output", metavar="FILE", default=None, help="Write the report to FILE, atomically.")
+@click.option(
+    "--statistics",
+    is_flag=True,
+    help="Print counts per code, hazard and fix safety instead of the findings.",
+)
+@_exit_zero
 def scan(
     paths: Sequence[str],
-    output_format: str,
     jobs: Optional[int],
     unsafe_fixes: Optional[bool],
-    exclude: Sequence[str],
     verbose: bool,
+    stdin_filename: Optional[str],
+    exclude: Sequence[str],
+    output_format: str,
+    output: Optional[str],
+    statistics: bool,
+    exit_zero: bool,
 ) -> int:
     """Report collect-then-save loops. Exit 1 if any is found or a file fails."""
+    if statistics and output_format != "text":
+        raise CliError("--statistics prints a table; it cannot be combined with --format %s" % output_format)
+    target = _check_output(output)
     options = _options(unsafe_fixes, exclude)
+    stdin = _stdin(paths, stdin_filename, need_name=False)
+    stream = output_format == "text" and not statistics and target is None
     tally = Tally()
     results: List[FileResult] = []
-    for result in run(paths or ["."], options, rewrite=False, jobs=_jobs_or_default(jobs)):
+    for result in _results(paths, stdin, options, rewrite=False, jobs=jobs):
         tally.add(result)
-        if output_format == "json":
-            results.append(result)
-        else:
+        if stream:
             print_text(result, sys.stdout)
+        else:
+            results.append(result)
         if result.error is not None:
             _report_error(result, verbose)
-    if output_format == "json":
-        sys.stdout.write(json_document(results))
     sys.stdout.flush()
+    if statistics:
+        _print_statistics(results, target)
+    elif not stream:
+        _emit(_scan_document(output_format, results, options, stdin).encode("utf-8"), target)
     say(scan_summary(tally))
-    return Exit.FAILED if tally.findings or tally.failed else Exit.OK
+    return exit_code("scan", tally, exit_zero=exit_zero)
+
+
+def _scan_document(
+    output_format: str, results: List[FileResult], options: Options, stdin: Optional[Stdin]
+) -> str:
+    if output_format == "json":
+        return json_document(results)
+    if output_format == "github":
+        return github_annotations(results)
+    if output_format == "junit":
+        return junit_document(results)
+    if output_format == "sarif":
+        from checkpointify.sarif import sarif_document
+
+        sources = {stdin.name: stdin.source} if stdin is not None else {}
+        return sarif_document(results, _single_fixes(results, options, sources), Path.cwd())
+    return text_document(results)
+
+
+def _single_fixes(
+    results: List[FileResult], options: Options, sources: Dict[str, bytes]
+) -> Dict[Finding, FileResult]:
+    """Each fixable finding's rewrite on its own (for SARIF), keyed by the finding.
+
+    A file is read again for this; if it changed since the scan, its findings no longer
+    match and simply get no fix.
+    """
+    fixes: Dict[Finding, FileResult] = {}
+    for result in results:
+        fixable = [f for f in result.findings if f.fix is not None]
+        if not fixable:
+            continue
+        source = sources.get(result.path)
+        if source is None:
+            try:
+                source = read_source(Path(result.path))
+            except SourceError:
+                continue
+        for finding in fixable:
+            alone = rewrite_selected(source, result.path, options, [finding])
+            if alone.applied == (finding,) and alone.changed:
+                fixes[finding] = alone
+    return fixes
+
+
+def _print_statistics(results: List[FileResult], target: Optional[Path]) -> None:
+    rows = statistics(results)
+    if target is None and sys.stdout.isatty():
+        print_statistics_table(rows, sys.stdout)
+    else:
+        _emit(statistics_text(rows).encode("utf-8"), target)
+
+
+# ----------------------------------------------------------------------------- diff
 
 
 @cli.command()
-@_paths
-@_jobs
-@_unsafe
-@_exclude
-@_verbose
+@_common
+@click.option("-o", "--output", metavar="FILE", default=None, help="Write the patch to FILE, atomically.")
+@_exit_zero
 def diff(
     paths: Sequence[str],
     jobs: Optional[int],
     unsafe_fixes: Optional[bool],
-    exclude: Sequence[str],
     verbose: bool,
+    stdin_filename: Optional[str],
+    exclude: Sequence[str],
+    output: Optional[str],
+    exit_zero: bool,
 ) -> int:
     """Print the unified diff `fix` would apply; write nothing. Exit 1 if anything would change."""
+    target = _check_output(output)
     options = _options(unsafe_fixes, exclude)
+    stdin = _stdin(paths, stdin_filename, need_name=True)
     tally = Tally()
-    out = sys.stdout.buffer
-    for result in run(paths or ["."], options, rewrite=True, jobs=_jobs_or_default(jobs)):
+    patch: List[bytes] = []
+    for result in _results(paths, stdin, options, rewrite=True, jobs=jobs):
         tally.add(result)
         if result.changed:
             assert result.source is not None and result.new_source is not None
-            out.write(unified_diff(result.source, result.new_source, result.path))
-            out.flush()
+            hunk = unified_diff(result.source, result.new_source, result.path)
+            if target is None:
+                _emit(hunk, None)
+            else:
+                patch.append(hunk)
         if result.error is not None:
             _report_error(result, verbose)
+    if target is not None:
+        _emit(b"".join(patch), target)
     say(fix_summary(tally, options.unsafe_fixes, dry_run=True))
-    return Exit.FAILED if tally.changed_files or tally.failed else Exit.OK
+    return exit_code("diff", tally, exit_zero=exit_zero)
+
+
+# ------------------------------------------------------------------------------ fix
 
 
 @cli.command()
-@_paths
-@_jobs
-@_unsafe
-@_exclude
-@_verbose
+@_common
+@click.option(
+    "-i",
+    "--interactive",
+    is_flag=True,
+    help="Review each change (diff and hazards) and apply it or not: y/n/a(ll)/q(uit). Needs a terminal.",
+)
+@click.option(
+    "--exit-non-zero-on-fix",
+    is_flag=True,
+    help="Exit 1 when a fix was applied (a CI job then fails and can push the change).",
+)
+@_exit_zero
 def fix(
     paths: Sequence[str],
     jobs: Optional[int],
     unsafe_fixes: Optional[bool],
-    exclude: Sequence[str],
     verbose: bool,
+    stdin_filename: Optional[str],
+    exclude: Sequence[str],
+    interactive: bool,
+    exit_non_zero_on_fix: bool,
+    exit_zero: bool,
 ) -> int:
-    """Rewrite the loops in place (safe fixes; unsafe ones with --unsafe-fixes)."""
+    """Rewrite the loops in place (safe fixes; unsafe ones with --unsafe-fixes).
+
+    With `-` the file is read from stdin and the fixed file written to stdout.
+    """
+    _check_exit_flags(exit_zero, exit_non_zero_on_fix)
     options = _options(unsafe_fixes, exclude)
+    if interactive:
+        return _fix_interactive(
+            paths, stdin_filename, options, jobs, verbose, exit_non_zero_on_fix, exit_zero
+        )
+    stdin = _stdin(paths, stdin_filename, need_name=True)
     tally = Tally()
-    for result in run(paths or ["."], options, rewrite=True, jobs=_jobs_or_default(jobs)):
-        if result.changed:
+    for result in _results(paths, stdin, options, rewrite=True, jobs=jobs):
+        if stdin is not None:
+            # an editor replaces its buffer with stdout: always send the whole file
+            _emit(result.new_source if result.changed and result.new_source else stdin.source, None)
+        elif result.changed:
             assert result.source is not None and result.new_source is not None
             try:
                 write_atomic(Path(result.path), result.new_source, expected=result.source)
@@ -177,7 +402,40 @@ def fix(
         if result.error is not None:
             _report_error(result, verbose)
     say(fix_summary(tally, options.unsafe_fixes, dry_run=False))
-    return Exit.FAILED if tally.failed else Exit.OK
+    return exit_code("fix", tally, exit_zero=exit_zero, exit_non_zero_on_fix=exit_non_zero_on_fix)
+
+
+def _fix_interactive(
+    paths: Sequence[str],
+    stdin_filename: Optional[str],
+    options: Options,
+    jobs: Optional[int],
+    verbose: bool,
+    exit_non_zero_on_fix: bool,
+    exit_zero: bool,
+) -> int:
+    from checkpointify.review import TerminalReviewer, can_review, review
+
+    if "-" in paths or stdin_filename is not None:
+        raise CliError("--interactive reads answers from the terminal; it cannot read the file from stdin")
+    if not can_review():
+        raise CliError(
+            "--interactive needs a terminal on stdin and stdout; use `checkpointify diff` to "
+            "review the changes or `checkpointify fix` to apply them without asking"
+        )
+    tally = Tally()
+    # one file at a time unless -j says otherwise: the first question comes at once, and
+    # `q` stops at once instead of waiting for worker batches computed ahead
+    results = _results(paths, None, options, rewrite=True, jobs=jobs or 1)
+    for result in review(results, options, TerminalReviewer()):
+        tally.add(result)
+        if result.error is not None:
+            _report_error(result, verbose)
+    say(fix_summary(tally, options.unsafe_fixes, dry_run=False))
+    return exit_code("fix", tally, exit_zero=exit_zero, exit_non_zero_on_fix=exit_non_zero_on_fix)
+
+
+# ------------------------------------------------------------------------------ main
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -190,6 +448,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if exc.ctx is not None:
             say(exc.ctx.get_usage())
         return Exit.USAGE
+    except CliError as exc:
+        say("checkpointify: error: %s" % exc.format_message(), style="red")
+        return exc.exit_code
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code

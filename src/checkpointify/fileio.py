@@ -56,6 +56,37 @@ def write_atomic(path: Path, data: bytes, expected: Optional[bytes] = None) -> N
         st = path.stat()
         if expected is not None and path.read_bytes() != expected:
             raise SourceError("changed on disk while being processed; left untouched")
+    except OSError as exc:
+        raise SourceError("cannot write: %s" % (exc.strerror or exc)) from exc
+    _replace(path, data, stat.S_IMODE(st.st_mode))
+
+
+def write_output(path: Path, data: bytes) -> None:
+    """Create or replace a report file (``--output``) atomically; raises SourceError.
+
+    A reader never sees a half-written report. An existing file keeps its permission
+    bits; a new one gets the usual 0666 minus the umask.
+    """
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    except OSError as exc:
+        raise SourceError("cannot write: %s" % (exc.strerror or exc)) from exc
+    if path.is_dir():
+        raise SourceError("cannot write: is a directory")
+    _replace(path, data, mode)
+
+
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def _replace(path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` to a temporary file next to ``path``, flush it, rename it over ``path``."""
+    try:
         fd, tmp = tempfile.mkstemp(
             prefix=".%s." % path.name, suffix=".checkpointify-tmp", dir=str(path.parent)
         )
@@ -66,7 +97,7 @@ def write_atomic(path: Path, data: bytes, expected: Optional[bytes] = None) -> N
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, stat.S_IMODE(st.st_mode))
+        os.chmod(tmp, mode)
         os.replace(tmp, str(path))
     except OSError as exc:
         try:

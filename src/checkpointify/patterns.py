@@ -201,6 +201,14 @@ results that are saved after it (acknowledging before they are saved would lose 
 VARIANTS: Tuple[Variant, ...] = (COLLECT_LOOP, COLLECT_COMPREHENSION, DB_COMMIT, QUEUE_ACK)
 VARIANTS_BY_NAME: Dict[str, Variant] = {v.name: v for v in VARIANTS}
 
+#: what each code means across its variants (SARIF rule titles, --statistics)
+CODES: Dict[str, Tuple[str, str]] = {
+    # code: (rule name, one-line summary)
+    "CKP001": ("CollectThenSave", "results are collected in a loop or comprehension and saved only after it"),
+    "CKP002": ("CommitAfterLoop", "rows are written in a loop and committed only after it"),
+    "CKP003": ("AckAfterBatch", "messages are processed in a loop and acknowledged only after it"),
+}
+
 
 @dataclass(frozen=True)
 class HazardDoc:

@@ -7,34 +7,65 @@ and ``NO_COLOR`` is not set.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import IO, Any, Dict, List, Optional
+from typing import IO, Any, List, Optional, Sequence
 
-from checkpointify.patterns import HAZARDS
+from checkpointify.formats import detail_lines
 from checkpointify.types import FileResult, Finding, Safety
-
-JSON_VERSION = 1
 
 
 class Exit:
-    """Exit codes, in one place (the README has the same table).
+    """Exit codes, in one place. The README's "Exit codes" table says the same.
 
-    ======  ==============================================================
+    ======  ======================================================================
     code    meaning
-    ======  ==============================================================
-    0       scan: no findings; diff: nothing would change; fix: no file failed
-    1       scan: findings or failed files; diff: changes pending or failed files;
-            fix: a file could not be processed
-    2       usage error (bad option, bad configuration)
-    ======  ==============================================================
+    ======  ======================================================================
+    0       nothing to report: scan found nothing, diff has nothing pending, fix
+            succeeded (or ``--exit-zero`` turned findings, pending changes and
+            applied fixes into success)
+    1       scan: findings; diff: changes pending; fix: a fix was applied and
+            ``--exit-non-zero-on-fix`` was given; any mode: a file could not be
+            processed (unreadable, undecodable, does not parse or compile)
+    2       usage error: unknown option, bad value, bad configuration, an
+            interactive review without a terminal, an unwritable ``--output``
+    3       internal error: checkpointify failed on a file (a bug); wins over 1
+            and is never hidden by ``--exit-zero``
+    ======  ======================================================================
     """
 
     OK = 0
     FAILED = 1
     USAGE = 2
+    INTERNAL = 3
+
+
+def exit_code(
+    command: str,
+    tally: Tally,
+    exit_zero: bool = False,
+    exit_non_zero_on_fix: bool = False,
+) -> int:
+    """The exit code of ``scan``, ``diff`` or ``fix`` after a run summed up by ``tally``.
+
+    ``--exit-zero`` hides findings, pending changes and applied fixes, but never an
+    internal error (3) nor a file that could not be processed (1): that file was not
+    checked at all, and a green job must not hide it.
+    """
+    if tally.internal:
+        return Exit.INTERNAL
+    if tally.failed:
+        return Exit.FAILED
+    if exit_zero:
+        return Exit.OK
+    if command == "scan" and tally.findings:
+        return Exit.FAILED
+    if command == "diff" and tally.changed_files:
+        return Exit.FAILED
+    if command == "fix" and exit_non_zero_on_fix and tally.changed_files:
+        return Exit.FAILED
+    return Exit.OK
 
 
 def _color(stream: IO[str]) -> bool:
@@ -75,6 +106,7 @@ class Tally:
     unsafe: int = 0
     no_fix: int = 0
     failed: int = 0
+    internal: int = 0
     changed_files: int = 0
     applied: int = 0
     errors: List[FileResult] = field(default_factory=list)
@@ -91,6 +123,7 @@ class Tally:
                 self.no_fix += 1
         if result.error is not None:
             self.failed += 1
+            self.internal += result.internal
             self.errors.append(result)
         if result.changed:
             self.changed_files += 1
@@ -101,18 +134,13 @@ class Tally:
 
 
 def finding_lines(finding: Finding) -> List[str]:
-    lines = ["%s:%d:%d: %s %s" % (finding.path, finding.line, finding.column, finding.code, finding.message)]
-    notes = finding.fix_note.split("; ") if finding.fix_note else []
-    for index, hazard in enumerate(finding.hazards):
-        note = notes[index] if index < len(notes) else HAZARDS[hazard].title
-        lines.append("    hazard %s: %s" % (hazard.value, note))
-    if finding.fix is Safety.SAFE:
-        lines.append("    fix: safe (applied by `checkpointify fix`)")
-    elif finding.fix is Safety.UNSAFE:
-        lines.append("    fix: unsafe (applied by `checkpointify fix --unsafe-fixes`)")
-    else:
-        lines.append("    fix: none (rewrite by hand)")
-    return lines
+    head = "%s:%d:%d: %s %s" % (finding.path, finding.line, finding.column, finding.code, finding.message)
+    return [head] + ["    " + line for line in detail_lines(finding)]
+
+
+def text_document(results: Sequence[FileResult]) -> str:
+    """The text format without colour, as one string (for ``--output``)."""
+    return "".join("\n".join(finding_lines(f)) + "\n" for r in results for f in r.findings)
 
 
 def print_text(result: FileResult, stream: IO[str]) -> None:
@@ -135,30 +163,6 @@ def print_text(result: FileResult, stream: IO[str]) -> None:
     else:
         for finding in result.findings:
             stream.write("\n".join(finding_lines(finding)) + "\n")
-
-
-# ------------------------------------------------------------------------------- json
-
-
-def finding_json(finding: Finding) -> Dict[str, Any]:
-    return {
-        "path": finding.path,
-        "line": finding.line,
-        "column": finding.column,
-        "end_line": finding.end_line,
-        "code": finding.code,
-        "message": finding.message,
-        "accumulators": list(finding.accumulators),
-        "sink": finding.sink,
-        "hazards": [h.value for h in finding.hazards],
-        "fix": finding.fix.value if finding.fix is not None else None,
-    }
-
-
-def json_document(results: List[FileResult]) -> str:
-    findings = [finding_json(f) for r in results for f in r.findings]
-    errors = [{"path": r.path, "message": r.error} for r in results if r.error is not None]
-    return json.dumps({"version": JSON_VERSION, "findings": findings, "errors": errors}, indent=2) + "\n"
 
 
 # ---------------------------------------------------------------------------- summaries

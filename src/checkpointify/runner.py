@@ -12,10 +12,11 @@ import ast
 import fnmatch
 import os
 import traceback
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Collection, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper
@@ -65,11 +66,19 @@ def applicable(plan: Plan, options: Options) -> bool:
     return fix is Safety.SAFE or (fix is Safety.UNSAFE and options.unsafe_fixes)
 
 
-def rewrite_module(module: cst.Module, path: str, options: Options) -> Rewrite:
-    """Find every site in ``module`` and apply the applicable fixes (no verification)."""
+def rewrite_module(
+    module: cst.Module,
+    path: str,
+    options: Options,
+    choose: Optional[Callable[[Plan], bool]] = None,
+) -> Rewrite:
+    """Find every site in ``module`` and apply the fixes ``choose`` accepts (no verification).
+
+    ``choose`` defaults to :func:`applicable` under ``options``.
+    """
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     plans = tuple(find_plans(wrapper, path, options))
-    chosen = tuple(p for p in plans if applicable(p, options))
+    chosen = tuple(p for p in plans if (choose(p) if choose else applicable(p, options)))
     names = set(all_names(wrapper.module))
     new_module = apply_plans(wrapper.module, chosen, names, options.runtime_module)
     return Rewrite(plans, chosen, new_module)
@@ -209,6 +218,76 @@ def _verify(new_source: bytes, path: str, options: Options) -> Optional[str]:
     return None
 
 
+def rewrite_selected(source: bytes, path: str, options: Options, selected: Collection[Finding]) -> FileResult:
+    """``source`` rewritten with the fixes of ``selected`` only, verified; never raises.
+
+    This is how a reviewer's accepted subset is applied and how SARIF gets the change of
+    one finding alone. ``selected`` are findings of this same ``source``, ``path`` and
+    ``options`` (as ``scan`` reported them); a selected finding that is no longer found, or
+    has no fix, is ignored, and a selected unsafe fix is applied whatever
+    ``options.unsafe_fixes`` says. The rewrite is kept only if it compiles and a second
+    scan of it finds exactly the findings that were not selected, unchanged (so ``fix``
+    would rewrite those and nothing else); otherwise ``error`` says why, with
+    ``internal=True``. ``applied`` lists the findings the rewrite covers.
+    """
+    wanted = set(selected)
+    try:
+        check_encoding(source)
+        module = _parse(source)
+        first = rewrite_module(
+            module, path, options, lambda p: p.finding in wanted and p.finding.fix is not None
+        )
+        findings = tuple(p.finding for p in first.plans)
+        if not first.applied:
+            return FileResult(path, findings=findings)
+        applied = tuple(p.finding for p in first.applied)
+        new_source = first.module.bytes
+        try:
+            compile(source, path, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError) as exc:
+            return FileResult(
+                path, findings=findings, error="not fixed: the file does not compile (%s)" % _one_line(exc)
+            )
+        problem = _verify_subset(new_source, path, options, [f for f in findings if f not in applied])
+    except SourceError as exc:
+        return FileResult(path, error=str(exc))
+    except Exception as exc:  # an internal error never escapes: the caller keeps the original
+        return FileResult(
+            path,
+            error="internal error: %s: %s" % (type(exc).__name__, _one_line(exc)),
+            internal=True,
+            detail=traceback.format_exc(),
+        )
+    if problem:
+        return FileResult(
+            path,
+            findings=findings,
+            error="internal error: %s; the fix was discarded and the file left untouched" % problem,
+            internal=True,
+        )
+    return FileResult(path, findings=findings, applied=applied, source=source, new_source=new_source)
+
+
+def _signature(finding: Finding) -> Tuple[object, ...]:
+    """A finding without its position (a rewrite above it moves it)."""
+    return (finding.code, finding.variant, finding.accumulators, finding.sink, finding.hazards, finding.fix)
+
+
+def _verify_subset(
+    new_source: bytes, path: str, options: Options, remaining: Sequence[Finding]
+) -> Optional[str]:
+    """Why a partial rewrite must be discarded, or None (see :func:`rewrite_selected`)."""
+    try:
+        compile(new_source, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:
+        return "the rewritten file does not compile (%s)" % _one_line(exc)
+    wrapper = MetadataWrapper(cst.parse_module(new_source), unsafe_skip_copy=True)
+    again = Counter(_signature(p.finding) for p in find_plans(wrapper, path, options))
+    if again != Counter(_signature(f) for f in remaining):
+        return "a second scan of the partly rewritten file does not find exactly the other findings"
+    return None
+
+
 def _one_line(exc: object) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -302,5 +381,10 @@ def run(paths: Sequence[str], options: Options, rewrite: bool, jobs: int = 1) ->
             yield process_file(path, options, rewrite)
         return
     work = [(path, options, rewrite) for path in files]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs)
+    try:
         yield from pool.map(_process_star, work, chunksize=max(1, min(32, len(work) // (jobs * 8) or 1)))
+    finally:
+        # a consumer that stops early (an interactive review quit with `q`) must not wait
+        # for the rest of the tree to be processed
+        pool.shutdown(wait=True, cancel_futures=True)
