@@ -120,6 +120,7 @@ class FileAnalysis:
 
 
 def _definitions(module: cst.Module) -> Dict[str, cst.FunctionDef]:
+    """Module-level functions, methods as ``Class.method``, and nested functions whose name is unique."""
     found: Dict[str, cst.FunctionDef] = {}
     for stmt in module.body:
         if isinstance(stmt, cst.FunctionDef):
@@ -128,6 +129,14 @@ def _definitions(module: cst.Module) -> Dict[str, cst.FunctionDef]:
             for sub in body_of(stmt.body):
                 if isinstance(sub, cst.FunctionDef):
                     found["%s.%s" % (stmt.name.value, sub.name.value)] = sub
+    nested: Dict[str, List[cst.FunctionDef]] = {}
+    for top in found.values():
+        for node in walk(top.body, ()):
+            if isinstance(node, cst.FunctionDef):
+                nested.setdefault(node.name.value, []).append(node)
+    for name, defs in nested.items():
+        if name not in found and len(defs) == 1:
+            found[name] = defs[0]  # a closure such as `def matcher(line): ...` used by a loop beside it
     return found
 
 

@@ -41,10 +41,10 @@ class Work(enum.IntEnum):
 #: verbs whose calls are evidence of real work (prefix of the function or method name)
 HEAVY_VERBS = re.compile(
     r"^_*(fetch|download|upload|request|query|execute|predict|infer|inference|generate|embed|transform"
-    r"|forward|invoke|complete|completion|chat|create|wait|load|read|parse|preprocess|process|setup"
+    r"|forward|invoke|complete|completion|chat|create|wait|load|read|preprocess|process|setup"
     r"|train|fit|evaluate|score|run|call|sleep|communicate|urlopen|retrieve|scrape|crawl|classify"
-    r"|summari[sz]e|analy[sz]e|detect|recogni[sz]e|transcribe|segment|render|compile|convert|extract"
-    r"|translate_text|post|put|patch|send|poll|receive|consume|get_object|search_documents)(?![a-z])",
+    r"|summari[sz]e|analy[sz]e|detect|recogni[sz]e|transcribe|segment"
+    r"|post|put|patch|send|poll|receive|consume|get_object)(?![a-z])",
 )
 #: qualified-name prefixes that are heavy whatever they are called
 HEAVY_QUALIFIED = (
@@ -78,7 +78,6 @@ HEAVY_QUALIFIED = (
     "smtplib.",
     "ftplib.",
     "sqlite3.",
-    "glob.",
     "urllib3.",
     "paramiko.",
     "docker.",
