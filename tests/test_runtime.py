@@ -26,7 +26,7 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CHECKPOINTIFY_ON_STALE", raising=False)
     monkeypatch.setenv("CHECKPOINTIFY_FSYNC", "never")
     # every unit is written before the next starts; batching has tests of its own
-    monkeypatch.setenv("CHECKPOINTIFY_BATCH_MS", "0")
+    monkeypatch.setenv("CHECKPOINTIFY_BATCH", "off")
 
 
 class Interrupted(Exception):
@@ -162,7 +162,7 @@ def test_failed_write_raises_at_once(tmp_path: Path) -> None:
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        env=dict(os.environ, PYTHONPATH=str(SRC)),  # BATCH_MS=0 from _in_tmp: one write a unit
+        env=dict(os.environ, PYTHONPATH=str(SRC)),  # BATCH=off from _in_tmp: one write a unit
     )
     assert done.returncode == 3, done.stdout + done.stderr
     assert "cannot write checkpoint" in done.stdout and ".checkpointify" in done.stdout

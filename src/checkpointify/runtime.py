@@ -26,11 +26,14 @@ The public API is :func:`checkpoint`, :class:`Checkpoint`, :func:`read_info`,
   space buffer) before the next item is returned. A unit that raises, or that ends the loop
   with ``break``, is not recorded and runs again on resume. A record that is present in the
   log means the unit is done; its effect is applied exactly once.
-* **Cheap units.** When units take less than about 100 microseconds, records are batched:
-  handed to the OS together at least every ``CHECKPOINTIFY_BATCH_MS`` (default 2 ms) of
-  loop time. A ``kill -9`` then loses at most the units completed in that window, which
-  simply run again. ``CHECKPOINTIFY_BATCH_MS=0`` (or ``CHECKPOINTIFY_FSYNC=always``) turns
-  batching off.
+* **Cheap units.** Writing a record costs something (computing the unit's effect, pickling,
+  one ``write``). When a unit takes less than about 20 times that cost, records are batched
+  so that writing takes at most about 5 % of the loop's time: units wait until 20 write
+  costs (at most 1 s) have passed since the last write, then go out as one record. A
+  ``kill -9``, an exception or a ``break`` then loses at most the units completed in that
+  window; they simply run again. ``CHECKPOINTIFY_BATCH=off`` (and
+  ``CHECKPOINTIFY_FSYNC=always``) writes every unit before the next starts, whatever it
+  costs.
 * **fsync.** ``CHECKPOINTIFY_FSYNC=batched`` (the default) syncs the log to the device when
   a second or more has passed since the last sync, when the input is exhausted, and at
   interpreter exit; the directory is synced when the log is created and removed. So a
@@ -71,6 +74,7 @@ import socket
 import struct
 import sys
 import time
+import weakref
 import zlib
 from collections import Counter, deque
 from dataclasses import dataclass
@@ -134,11 +138,13 @@ _FRAME_CRC_HEAD = struct.Struct("<BI")
 _RECORD = struct.Struct("<QI")  # seq of the first unit, number of units
 _UNIT = struct.Struct("<8sqB")  # item fingerprint, seq of the unit it replaces (-1: none), flags
 _REORDERABLE = 1  # flag: the unit's effect does not depend on the units before it
+_COMBINED = 2  # flag: the record's units share one delta (a batch in position mode)
 _MAX_PAYLOAD = 1 << 30
 _PICKLE_PROTOCOL = 4  # readable by every Python the runtime supports
 
 _FSYNC_INTERVAL = 1.0  # seconds between fsyncs in the default "batched" policy
-_CHEAP_UNIT = 100e-6  # bodies faster than this (moving average) get their records batched
+_WRITE_SHARE = 0.05  # batching keeps the time spent writing records under about this share
+_MAX_BATCH_WINDOW = 1.0  # seconds: units never wait longer than this to be written
 _BATCH_MAX_UNITS = 4096  # never hold more units than this in memory
 _LOCK_PATIENCE = 0.25  # seconds to retry a held lock (`checkpointify checkpoints` probes it briefly)
 
@@ -567,13 +573,15 @@ class _Unit:
         self.deltas = deltas
 
 
-# (seq, item fingerprint, seq replaced or -1, flags, deltas): a unit waiting to be written
-_PendingUnit = Tuple[int, bytes, int, int, Tuple[Any, ...]]
+# (seq, item fingerprint, seq replaced or -1, flags, deltas or None): a completed unit not yet
+# written. Position mode computes the deltas of a whole batch when it writes it (None here).
+_PendingUnit = Tuple[int, bytes, int, int, Optional[Tuple[Any, ...]]]
 
 
-def _encode_record(units: Sequence[_PendingUnit]) -> bytes:
-    """One frame holding ``units`` (raises whatever pickle raises for an unpicklable value)."""
-    deltas = [u[4] for u in units]
+def _encode_record(units: Sequence[_PendingUnit], deltas: List[Tuple[Any, ...]]) -> bytes:
+    """One frame holding ``units`` with ``deltas`` (one per unit, or one for all of them
+    when they are flagged ``_COMBINED``). Raises whatever pickle raises for a value it
+    cannot serialise."""
     body = pickle.dumps((deltas, _interned_strings(deltas)), _PICKLE_PROTOCOL)
     head = _RECORD.pack(units[0][0], len(units)) + b"".join(_UNIT.pack(u[1], u[2], u[3]) for u in units)
     if len(head) + len(body) > _MAX_PAYLOAD:
@@ -601,9 +609,15 @@ def _decode_units(data: bytes, scan: _Scan, v1: bool) -> List[_Unit]:
         deltas_list, interned = pickle.loads(payload[offset:])
         if interned:
             deltas_list = _reintern(deltas_list, frozenset(interned), {})
+        combined = len(deltas_list) == 1 and count > 1  # a batch: its effect is on its last unit
+        nothing = (None,) * len(deltas_list[0]) if combined else ()
         for index in range(count):
             fp, replaces, flags = _UNIT.unpack_from(payload, _RECORD.size + index * _UNIT.size)
-            units.append(_Unit(seq + index, fp, replaces, flags, deltas_list[index]))
+            if combined:
+                deltas = deltas_list[0] if index == count - 1 else nothing
+            else:
+                deltas = deltas_list[index]
+            units.append(_Unit(seq + index, fp, replaces, flags, deltas))
     return units
 
 
@@ -661,7 +675,7 @@ class _Settings:
     fsync: str  # always | batched | never
     on_stale: str  # error | restart
     quiet: bool
-    batch_window: float  # seconds; 0 = every unit is written before the next starts
+    batch: bool  # cheap units may wait to be written together (CHECKPOINTIFY_BATCH=auto)
     fault: Optional[Tuple[str, int]]  # test-only fault injection (CHECKPOINTIFY_FAULT)
 
     @staticmethod
@@ -673,17 +687,17 @@ class _Settings:
         on_stale = env.get("CHECKPOINTIFY_ON_STALE", "").strip().lower() or "error"
         if on_stale not in ("error", "restart"):
             raise CheckpointError("CHECKPOINTIFY_ON_STALE must be error or restart, not %r" % on_stale)
-        batch = env.get("CHECKPOINTIFY_BATCH_MS", "").strip() or "2"
-        try:
-            window = float(batch) / 1000.0
-            if not 0 <= window < 3600:
-                raise ValueError(batch)
-        except ValueError:
-            raise CheckpointError(
-                "CHECKPOINTIFY_BATCH_MS must be a number of milliseconds >= 0, not %r" % batch
-            ) from None
+        batch = env.get("CHECKPOINTIFY_BATCH", "").strip().lower() or "auto"
+        if batch not in ("auto", "off"):
+            raise CheckpointError("CHECKPOINTIFY_BATCH must be auto or off, not %r" % batch)
         quiet = env.get("CHECKPOINTIFY_QUIET", "").strip().lower() not in ("", "0", "false", "no")
-        return _Settings(fsync, on_stale, quiet, window, _parse_fault(env.get("CHECKPOINTIFY_FAULT", "")))
+        return _Settings(
+            fsync,
+            on_stale,
+            quiet,
+            batch == "auto" and fsync != "always",
+            _parse_fault(env.get("CHECKPOINTIFY_FAULT", "")),
+        )
 
 
 def _parse_fault(text: str) -> Optional[Tuple[str, int]]:
@@ -866,8 +880,8 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class _Log:
-    """One checkpoint's open log: its lock, its file descriptor, the units not yet handed to
-    the OS (cheap units are batched), and the fsync clock.
+    """One checkpoint's open log: its lock, its file descriptor and the fsync clock; it
+    writes the records its :class:`Checkpoint` (``owner``) encodes.
 
     Every write or fsync failure poisons it (``failed``): it is raised once as
     :class:`CheckpointWriteError` and every later call refuses to write.
@@ -881,8 +895,7 @@ class _Log:
         self.lock = _Lock(_lock_path(path))
         self.fd: Optional[int] = None
         self.pid = os.getpid()
-        self.pending: List[_PendingUnit] = []
-        self.pending_since = 0.0
+        self.owner: Callable[[], Optional[Checkpoint[Any]]] = lambda: None  # a weak reference
         self.last_sync = time.monotonic()
         self.failed: Optional[str] = None
         self.closed = False
@@ -896,6 +909,9 @@ class _Log:
         if older is not None and older.pid == os.getpid():
             # A newer checkpoint of the same loop in this process (a retried call after an
             # exception) takes over: the old one writes its completed units and stops.
+            owner = older.owner()
+            if owner is not None:
+                owner._flush_if_safe()
             older.close(remove=False)
             older.failed = "a newer checkpoint of the same loop took over in this process"
         try:
@@ -939,44 +955,29 @@ class _Log:
 
     # -- writing -----------------------------------------------------------------------
 
-    def add(self, unit: _PendingUnit, now: float, batch: bool) -> None:
-        """Queue one completed unit and hand the queue to the OS unless it may wait (cheap
-        units, within the batch window)."""
+    def check(self) -> None:
+        """Raise if this log may not be written any more."""
         if self.failed is not None:
             raise CheckpointWriteError("checkpoint %s failed earlier: %s" % (_shown(self.path), self.failed))
         if self.closed:
             raise CheckpointError("checkpoint %s was closed; it records no more units" % _shown(self.path))
-        if not self.pending:
-            self.pending_since = now
-        self.pending.append(unit)
-        if (
-            not batch
-            or now - self.pending_since >= self.settings.batch_window
-            or len(self.pending) >= _BATCH_MAX_UNITS
-        ):
-            self.flush()
 
-    def flush(self) -> None:
-        """Write the queued units as one record, then fsync if the policy says it is time."""
-        if not self.pending or self.closed:
-            return
-        if self.failed is not None:
-            raise CheckpointWriteError("checkpoint %s failed earlier: %s" % (_shown(self.path), self.failed))
-        units, self.pending = self.pending, []
-        try:
-            frame = _encode_record(units)
-        except CheckpointError as exc:
-            self.failed = str(exc)
-            raise
-        except Exception as exc:
-            self.failed = _unpicklable(self.loop_id, units, exc)
-            raise CheckpointError(self.failed) from exc
+    def write(self, frame: bytes, first: int, last: int) -> float:
+        """Hand one record (units ``first``..``last``) to the OS, then fsync if the policy
+        says it is time. Returns the seconds spent creating the file or syncing it (costs
+        that batching records would not reduce)."""
+        self.check()
+        extra = 0.0
         fault = self.settings.fault
-        point = fault[0] if fault is not None and units[0][0] <= fault[1] <= units[-1][0] else ""
+        point = fault[0] if fault is not None and first <= fault[1] <= last else ""
         if point == "before-write":
             _crash()
         try:
-            fd = self.fd if self.fd is not None else self._create()
+            fd = self.fd
+            if fd is None:
+                started = time.perf_counter()
+                fd = self._create()
+                extra = time.perf_counter() - started
             if point in ("enospc", "eio"):
                 code = errno.ENOSPC if point == "enospc" else errno.EIO
                 raise OSError(code, os.strerror(code))
@@ -996,7 +997,10 @@ class _Log:
             or self._fsync_fault
             or (policy == "batched" and time.monotonic() - self.last_sync >= _FSYNC_INTERVAL)
         ):
+            started = time.perf_counter()
             self.sync()
+            extra += time.perf_counter() - started
+        return extra
 
     def sync(self) -> None:
         """fsync the log (unless the policy is ``never``). A failure is never retried."""
@@ -1023,7 +1027,6 @@ class _Log:
             return
         try:
             if not remove and self.failed is None:
-                self.flush()
                 self.sync()
         finally:
             self.closed = True
@@ -1067,7 +1070,9 @@ def _sync_open_logs_at_exit() -> None:
         if log.pid != os.getpid() or log.closed:
             continue  # a forked child does not own its parent's logs
         try:
-            log.flush()
+            owner = log.owner()
+            if owner is not None:
+                owner._flush_if_safe()
             log.sync()
         except CheckpointError as exc:
             print("checkpointify: at exit: %s" % exc, file=sys.stderr)
@@ -1076,19 +1081,34 @@ def _sync_open_logs_at_exit() -> None:
 atexit.register(_sync_open_logs_at_exit)
 
 
-def _unpicklable(loop_id: str, units: Sequence[_PendingUnit], exc: Exception) -> str:
-    """Name the loop, the unit, the accumulator and the type of the value pickle refused."""
-    for seq, _fp, _replaces, _flags, deltas in units:
+def _unpicklable(
+    loop_id: str, units: Sequence[_PendingUnit], deltas_list: List[Tuple[Any, ...]], exc: Exception
+) -> str:
+    """Name the loop, the unit(s), the accumulator and the value pickle refused."""
+    for number, deltas in enumerate(deltas_list):
+        if len(deltas_list) == len(units):
+            which = "unit #%d" % units[number][0]
+        else:  # one delta for a batch
+            which = "units #%d-#%d" % (units[0][0], units[-1][0])
         for index, delta in enumerate(deltas):
             try:
                 pickle.dumps(delta, _PICKLE_PROTOCOL)
             except Exception as inner:
                 value = _culprit(delta)
                 return (
-                    "cannot checkpoint unit #%d of loop %r: accumulator %d of %d received a value of "
-                    "type %s that cannot be pickled (%s: %s). Checkpointed loops must collect "
-                    "picklable results"
-                    % (seq, loop_id, index + 1, len(deltas), _type_name(value), type(inner).__name__, inner)
+                    "cannot checkpoint %s of loop %r: accumulator %d of %d received a value of type "
+                    "%s that cannot be pickled (%s; %s: %s). Checkpointed loops must collect picklable "
+                    "results"
+                    % (
+                        which,
+                        loop_id,
+                        index + 1,
+                        len(deltas),
+                        _type_name(value),
+                        _short(value),
+                        type(inner).__name__,
+                        inner,
+                    )
                 )
     return "cannot checkpoint loop %r: pickling failed (%s: %s)" % (loop_id, type(exc).__name__, exc)
 
@@ -1210,8 +1230,9 @@ class Checkpoint(Generic[T]):
         self._replay: Deque[T] = deque()
         self._plan: Optional[_Plan] = None
         self._inflight: Optional[Tuple[bytes, int]] = None  # fingerprint, replaced seq
-        self._handout = 0.0
-        self._body_time: Optional[float] = None  # moving average of the loop body's time
+        self._pending: List[_PendingUnit] = []  # completed units not written yet (a batch)
+        self._last_write = 0.0  # perf_counter() when the last record was written
+        self._write_cost: Optional[float] = None  # moving average of what writing a record costs
         self._seq = 0
         self._restored = False
         self._finished = False
@@ -1240,7 +1261,9 @@ class Checkpoint(Generic[T]):
             _check_mutable(self.loop_id, values)
         log = _Log(self.path, self.loop_id, self._settings, self._header())
         log.acquire()
+        log.owner = weakref.ref(self)
         self._log = log
+        self._last_write = time.perf_counter()
         try:
             values = self._restore_with_lock(log, values)
         except BaseException:
@@ -1440,32 +1463,78 @@ class Checkpoint(Generic[T]):
                     raise
             fp, replaces = fingerprint(item), -1
         self._inflight = (fp, replaces)
-        self._handout = time.perf_counter()
         return item
 
     def _finish_unit(self, now: float) -> None:
-        """The unit handed out last has finished: record its effect."""
+        """The unit handed out last has finished: record it, now or with the next batch."""
         assert self._inflight is not None and self._log is not None
         fp, replaces = self._inflight
         self._inflight = None
-        body = now - self._handout
-        average = self._body_time
-        self._body_time = body if average is None else average + 0.25 * (body - average)
-        values = self._state()
-        trackers = self._trackers
-        deltas = tuple([t.delta(v) for t, v in zip(trackers, values)])
-        flags = _REORDERABLE if all(t.reorderable for t in trackers) else 0
-        batch = self._body_time < _CHEAP_UNIT and self._settings.fsync != "always"
-        self._log.add(
-            (self._seq, fp, replaces, flags, deltas), now, batch and self._settings.batch_window > 0
-        )
+        self._log.check()
+        if self._plan is not None:  # identity: every unit keeps its own effect
+            trackers = self._trackers
+            deltas = tuple([t.delta(v) for t, v in zip(trackers, self._state())])
+            flags = _REORDERABLE if all(t.reorderable for t in trackers) else 0
+            self._pending.append((self._seq, fp, replaces, flags, deltas))
+        else:  # position: a batch's effect is computed once, when it is written
+            self._pending.append((self._seq, fp, -1, 0, None))
         self._seq += 1
+        cost = self._write_cost
+        if (
+            not self._settings.batch
+            or cost is None
+            or now - self._last_write >= min(cost / _WRITE_SHARE, _MAX_BATCH_WINDOW)
+            or len(self._pending) >= _BATCH_MAX_UNITS
+        ):
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write the completed units that wait as one record. Only call it between units:
+        in position mode it reads the accumulators, which must hold completed units only."""
+        units = self._pending
+        if not units or self._log is None:
+            return
+        log = self._log
+        log.check()
+        started = time.perf_counter()
+        self._pending = []
+        if self._plan is not None:
+            deltas_list = [u[4] for u in units if u[4] is not None]
+        else:
+            trackers = self._trackers
+            deltas = tuple([t.delta(v) for t, v in zip(trackers, self._state())])
+            flags = _REORDERABLE if all(t.reorderable for t in trackers) else 0
+            if len(units) > 1:
+                flags |= _COMBINED
+            units = [(u[0], u[1], -1, flags, None) for u in units]
+            deltas_list = [deltas]
+        try:
+            frame = _encode_record(units, deltas_list)
+        except CheckpointError as exc:
+            log.failed = str(exc)
+            raise
+        except Exception as exc:
+            log.failed = _unpicklable(self.loop_id, units, deltas_list, exc)
+            raise CheckpointError(log.failed) from exc
+        extra = log.write(frame, units[0][0], units[-1][0])
+        now = time.perf_counter()
+        cost = now - started - extra  # the fsync's share is bounded by its own clock (1 s)
+        average = self._write_cost
+        self._write_cost = cost if average is None else average + 0.25 * (cost - average)
+        self._last_write = now
+
+    def _flush_if_safe(self) -> None:
+        """Write the waiting units if their effect can still be told apart: always in identity
+        mode (computed at each unit's end); in position mode only between units, never while
+        a unit is in flight (its partial effect is in the accumulators)."""
+        if self._pending and (self._plan is not None or self._inflight is None):
+            self._flush()
 
     def _end(self) -> None:
         """The input is exhausted: write what is queued and fsync."""
         self._finished = True
         if self._log is not None:
-            self._log.flush()
+            self._flush()
             self._log.sync()
         plan = self._plan
         if plan is not None and (self._rerun or plan.recorded > self._reused + self._rerun):
@@ -1513,6 +1582,9 @@ class Checkpoint(Generic[T]):
                 "checkpoint %s records %d accumulators but the loop has %d; %s"
                 % (_shown(self.path), len(unit.deltas), len(values), self._how_to_start_over())
             )
+        if unit.flags & _COMBINED:  # a position-mode batch: its units share one effect
+            plan.exact = False
+            return False
         exact = plan.exact and plan.exact_pos < len(plan.order) and plan.order[plan.exact_pos] == unit.seq
         if not exact:
             plan.exact = False
@@ -1558,6 +1630,7 @@ class Checkpoint(Generic[T]):
         and release the lock. The log stays, so the next run resumes. (The unit in flight,
         if any, is not recorded.)"""
         if self._log is not None:
+            self._flush_if_safe()
             self._inflight = None
             self._log.close(remove=False)
 
@@ -1653,8 +1726,9 @@ class CheckpointInfo:
 def read_info(path: Path) -> CheckpointInfo:
     """Describe the checkpoint log at ``path`` (a live ``*.ckpt`` or an archived
     ``*.ckpt.stale`` / ``*.ckpt.corrupt-*``). Read-only: nothing is truncated, moved or
-    unpickled. Raises :class:`CheckpointError` if the file cannot be read or has no valid
-    checkpoint header."""
+    unpickled. A log whose header is torn or damaged is described with empty header fields
+    and its ``damage``. Raises :class:`CheckpointError` if the file cannot be read or its
+    first frame is a valid frame of something else."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -1663,8 +1737,8 @@ def read_info(path: Path) -> CheckpointInfo:
         raise CheckpointError("cannot read checkpoint %s: %s" % (_shown(path), _describe(exc))) from exc
     scan = _scan(data)
     header = _header(data, scan)
-    if header.get("format") not in (FORMAT, _FORMAT_V1):
-        raise CheckpointError("%s is not a checkpointify log (no valid header)" % _shown(path))
+    if header.get("format") not in (FORMAT, _FORMAT_V1) and scan.frames:
+        raise CheckpointError("%s is not a checkpointify log (its header is not one)" % _shown(path))
     units, replaced = _count_units(data, scan, v1=header.get("format") == _FORMAT_V1)
     if scan.corrupt_at >= 0:
         damage = "corrupt at byte %d" % scan.corrupt_at
@@ -1684,9 +1758,9 @@ def read_info(path: Path) -> CheckpointInfo:
         pid=header.get("pid") if isinstance(header.get("pid"), int) else None,
         host=str(header.get("host", "")),
         python=str(header.get("python", "")),
-        format=str(header.get("format")),
+        format=str(header.get("format", "")),
         units=units - replaced,
-        records=len(scan.frames) - 1,
+        records=max(0, len(scan.frames) - 1),
         size=scan.size,
         valid_bytes=scan.valid_end,
         damage=damage,
