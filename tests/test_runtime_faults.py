@@ -146,7 +146,7 @@ def test_crash_point_with_batched_cheap_units(tmp_path: Path) -> None:
     _resume(job, {})
     ran = _ran(job)
     assert ran and ran == _items(job)[_items(job).index(ran[0]) :]
-    assert ran[0] <= 2000 and len(killed) - ran[0] < 1000  # at most one batch ran again
+    assert ran[0] <= 2000 and len(killed) - ran[0] <= 4096  # at most one batch ran again
     assert check_final(job) == []
 
 

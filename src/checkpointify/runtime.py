@@ -561,9 +561,11 @@ def _scan(data: bytes) -> _Scan:
 
 
 class _Unit:
-    """One completed unit as read back from a log."""
+    """One completed unit as read back from a log. Units written together as a batch
+    share one effect: ``batch`` holds them all, and the effect (``deltas``) is on the last
+    one; the others carry no effect of their own."""
 
-    __slots__ = ("seq", "fp", "replaces", "flags", "deltas")
+    __slots__ = ("seq", "fp", "replaces", "flags", "deltas", "batch", "keyed")
 
     def __init__(self, seq: int, fp: bytes, replaces: int, flags: int, deltas: Tuple[Any, ...]) -> None:
         self.seq = seq
@@ -571,19 +573,20 @@ class _Unit:
         self.replaces = replaces
         self.flags = flags
         self.deltas = deltas
+        self.batch: Optional[Tuple[_Unit, ...]] = None
+        #: whether its effect (or its batch's) touches a dict or set, not only sequences
+        self.keyed = any(d is not None and d[0] != "e" for d in deltas)
 
 
-# (seq, item fingerprint, seq replaced or -1, flags, deltas or None): a completed unit not yet
-# written. Position mode computes the deltas of a whole batch when it writes it (None here).
-_PendingUnit = Tuple[int, bytes, int, int, Optional[Tuple[Any, ...]]]
+# (seq, item fingerprint, seq of the unit it replaces or -1): a completed unit not yet written
+_PendingUnit = Tuple[int, bytes, int]
 
 
-def _encode_record(units: Sequence[_PendingUnit], deltas: List[Tuple[Any, ...]]) -> bytes:
-    """One frame holding ``units`` with ``deltas`` (one per unit, or one for all of them
-    when they are flagged ``_COMBINED``). Raises whatever pickle raises for a value it
-    cannot serialise."""
-    body = pickle.dumps((deltas, _interned_strings(deltas)), _PICKLE_PROTOCOL)
-    head = _RECORD.pack(units[0][0], len(units)) + b"".join(_UNIT.pack(u[1], u[2], u[3]) for u in units)
+def _encode_record(units: Sequence[_PendingUnit], flags: int, deltas: Tuple[Any, ...]) -> bytes:
+    """One frame holding ``units`` and their joint effect ``deltas``. Raises whatever
+    pickle raises for a value it cannot serialise."""
+    body = pickle.dumps(([deltas], _interned_strings(deltas)), _PICKLE_PROTOCOL)
+    head = _RECORD.pack(units[0][0], len(units)) + b"".join(_UNIT.pack(u[1], u[2], flags) for u in units)
     if len(head) + len(body) > _MAX_PAYLOAD:
         raise CheckpointError(
             "a unit's record is larger than %d bytes; checkpoints hold results up to 1 GiB a unit"
@@ -611,14 +614,31 @@ def _decode_units(data: bytes, scan: _Scan, v1: bool) -> List[_Unit]:
             deltas_list = _reintern(deltas_list, frozenset(interned), {})
         combined = len(deltas_list) == 1 and count > 1  # a batch: its effect is on its last unit
         nothing = (None,) * len(deltas_list[0]) if combined else ()
+        record = []
         for index in range(count):
             fp, replaces, flags = _UNIT.unpack_from(payload, _RECORD.size + index * _UNIT.size)
             if combined:
                 deltas = deltas_list[0] if index == count - 1 else nothing
             else:
                 deltas = deltas_list[index]
-            units.append(_Unit(seq + index, fp, replaces, flags, deltas))
+            record.append(_Unit(seq + index, fp, replaces, flags, deltas))
+        if combined:
+            batch = tuple(record)
+            for unit in record:
+                unit.batch = batch
+                unit.keyed = record[-1].keyed
+        units.extend(record)
     return units
+
+
+def _live(units: List[_Unit]) -> List[_Unit]:
+    """The units whose effect still counts: not replaced by a later re-run of their item,
+    and not in a batch of which any unit was replaced (a batch's effect is indivisible)."""
+    replaced = {u.replaces for u in units if u.replaces >= 0}
+    if not replaced:
+        return units
+    dead = {id(u.batch) for u in units if u.batch is not None and u.seq in replaced}
+    return [u for u in units if u.seq not in replaced and (u.batch is None or id(u.batch) not in dead)]
 
 
 def _count_units(data: bytes, scan: _Scan, v1: bool) -> Tuple[int, int]:
@@ -1081,35 +1101,29 @@ def _sync_open_logs_at_exit() -> None:
 atexit.register(_sync_open_logs_at_exit)
 
 
-def _unpicklable(
-    loop_id: str, units: Sequence[_PendingUnit], deltas_list: List[Tuple[Any, ...]], exc: Exception
-) -> str:
+def _unpicklable(loop_id: str, units: Sequence[_PendingUnit], deltas: Tuple[Any, ...], exc: Exception) -> str:
     """Name the loop, the unit(s), the accumulator and the value pickle refused."""
-    for number, deltas in enumerate(deltas_list):
-        if len(deltas_list) == len(units):
-            which = "unit #%d" % units[number][0]
-        else:  # one delta for a batch
-            which = "units #%d-#%d" % (units[0][0], units[-1][0])
-        for index, delta in enumerate(deltas):
-            try:
-                pickle.dumps(delta, _PICKLE_PROTOCOL)
-            except Exception as inner:
-                value = _culprit(delta)
-                return (
-                    "cannot checkpoint %s of loop %r: accumulator %d of %d received a value of type "
-                    "%s that cannot be pickled (%s; %s: %s). Checkpointed loops must collect picklable "
-                    "results"
-                    % (
-                        which,
-                        loop_id,
-                        index + 1,
-                        len(deltas),
-                        _type_name(value),
-                        _short(value),
-                        type(inner).__name__,
-                        inner,
-                    )
+    which = "unit #%d" % units[0][0] if len(units) == 1 else "units #%d-#%d" % (units[0][0], units[-1][0])
+    for index, delta in enumerate(deltas):
+        try:
+            pickle.dumps(delta, _PICKLE_PROTOCOL)
+        except Exception as inner:
+            value = _culprit(delta)
+            return (
+                "cannot checkpoint %s of loop %r: accumulator %d of %d received a value of type %s "
+                "that cannot be pickled (%s; %s: %s). Checkpointed loops must collect picklable "
+                "results"
+                % (
+                    which,
+                    loop_id,
+                    index + 1,
+                    len(deltas),
+                    _type_name(value),
+                    _short(value),
+                    type(inner).__name__,
+                    inner,
                 )
+            )
     return "cannot checkpoint loop %r: pickling failed (%s: %s)" % (loop_id, type(exc).__name__, exc)
 
 
@@ -1147,7 +1161,9 @@ class _Plan:
     lists, added to sets or created dict keys that do not exist yet), and no unit recorded
     before it has vanished from the input while the loop has dict or set accumulators (a
     vanished unit may have added an element or key that later units then added again
-    invisibly). Otherwise its item runs again, and the new record replaces the old one.
+    invisibly). A batch (cheap units written together, with one joint effect) is reused
+    only whole and exact: its items come up next to each other, in log order. Otherwise
+    the item runs again, and the new record replaces the old one.
     """
 
     __slots__ = ("items", "fps", "pos", "by_fp", "order", "exact_pos", "exact", "cut", "keyed")
@@ -1156,8 +1172,7 @@ class _Plan:
         self.items = items
         self.fps = fps
         self.pos = 0
-        replaced = {u.replaces for u in units if u.replaces >= 0}
-        live = [u for u in units if u.seq not in replaced]
+        live = _live(units)
         self.by_fp: Dict[bytes, Deque[_Unit]] = {}
         for unit in live:
             self.by_fp.setdefault(unit.fp, deque()).append(unit)
@@ -1165,7 +1180,7 @@ class _Plan:
         self.cut: Optional[int] = None  # units after this seq may miss invisible effects
         for fp, queue in self.by_fp.items():
             for unit in list(queue)[wanted.get(fp, 0) :]:  # recorded more often than it occurs now
-                if any(d is not None and d[0] != "e" for d in unit.deltas):
+                if unit.keyed:
                     self.cut = unit.seq if self.cut is None else min(self.cut, unit.seq)
         self.order = [u.seq for u in live]
         self.exact_pos = 0
@@ -1232,7 +1247,9 @@ class Checkpoint(Generic[T]):
         self._inflight: Optional[Tuple[bytes, int]] = None  # fingerprint, replaced seq
         self._pending: List[_PendingUnit] = []  # completed units not written yet (a batch)
         self._last_write = 0.0  # perf_counter() when the last record was written
-        self._write_cost: Optional[float] = None  # moving average of what writing a record costs
+        # what writing a record costs: the minimum of the last few writes (a write that was
+        # descheduled must not make slow units wait), growing with the accumulators
+        self._write_costs: Deque[float] = deque(maxlen=8)
         self._seq = 0
         self._restored = False
         self._finished = False
@@ -1302,8 +1319,7 @@ class Checkpoint(Generic[T]):
                     % (self.loop_id, self._plan.recorded, _shown(self.path))
                 )
             return values
-        replaced = {u.replaces for u in units if u.replaces >= 0}
-        live = [u for u in units if u.seq not in replaced] if replaced else units
+        live = _live(units)
         if live:
             consumed: List[T] = []
             mismatch = self._match_items(live, consumed)
@@ -1450,6 +1466,8 @@ class Checkpoint(Generic[T]):
             raise StopIteration
         if self._completed:
             raise CheckpointError("checkpoint %r was completed; it cannot hand out items" % self.loop_id)
+        assert self._log is not None
+        self._log.check()  # closed, taken over or failed: hand out nothing more
         if self._plan is not None:
             item, fp, replaces = self._next_by_identity()
         else:
@@ -1471,26 +1489,21 @@ class Checkpoint(Generic[T]):
         fp, replaces = self._inflight
         self._inflight = None
         self._log.check()
-        if self._plan is not None:  # identity: every unit keeps its own effect
-            trackers = self._trackers
-            deltas = tuple([t.delta(v) for t, v in zip(trackers, self._state())])
-            flags = _REORDERABLE if all(t.reorderable for t in trackers) else 0
-            self._pending.append((self._seq, fp, replaces, flags, deltas))
-        else:  # position: a batch's effect is computed once, when it is written
-            self._pending.append((self._seq, fp, -1, 0, None))
+        self._pending.append((self._seq, fp, replaces))
         self._seq += 1
-        cost = self._write_cost
+        costs = self._write_costs
         if (
             not self._settings.batch
-            or cost is None
-            or now - self._last_write >= min(cost / _WRITE_SHARE, _MAX_BATCH_WINDOW)
+            or not costs
+            or now - self._last_write >= min(min(costs) / _WRITE_SHARE, _MAX_BATCH_WINDOW)
             or len(self._pending) >= _BATCH_MAX_UNITS
         ):
             self._flush()
 
     def _flush(self) -> None:
-        """Write the completed units that wait as one record. Only call it between units:
-        in position mode it reads the accumulators, which must hold completed units only."""
+        """Write the completed units that wait as one record with their joint effect. Only
+        call it between units: it reads the accumulators, which must then hold completed
+        units only."""
         units = self._pending
         if not units or self._log is None:
             return
@@ -1498,36 +1511,28 @@ class Checkpoint(Generic[T]):
         log.check()
         started = time.perf_counter()
         self._pending = []
-        if self._plan is not None:
-            deltas_list = [u[4] for u in units if u[4] is not None]
-        else:
-            trackers = self._trackers
-            deltas = tuple([t.delta(v) for t, v in zip(trackers, self._state())])
-            flags = _REORDERABLE if all(t.reorderable for t in trackers) else 0
-            if len(units) > 1:
-                flags |= _COMBINED
-            units = [(u[0], u[1], -1, flags, None) for u in units]
-            deltas_list = [deltas]
+        trackers = self._trackers
+        deltas = tuple([t.delta(v) for t, v in zip(trackers, self._state())])
+        flags = _REORDERABLE if all(t.reorderable for t in trackers) else 0
+        if len(units) > 1:
+            flags |= _COMBINED
         try:
-            frame = _encode_record(units, deltas_list)
+            frame = _encode_record(units, flags, deltas)
         except CheckpointError as exc:
             log.failed = str(exc)
             raise
         except Exception as exc:
-            log.failed = _unpicklable(self.loop_id, units, deltas_list, exc)
+            log.failed = _unpicklable(self.loop_id, units, deltas, exc)
             raise CheckpointError(log.failed) from exc
         extra = log.write(frame, units[0][0], units[-1][0])
         now = time.perf_counter()
-        cost = now - started - extra  # the fsync's share is bounded by its own clock (1 s)
-        average = self._write_cost
-        self._write_cost = cost if average is None else average + 0.25 * (cost - average)
+        self._write_costs.append(now - started - extra)  # fsync: bounded by its own clock (1 s)
         self._last_write = now
 
     def _flush_if_safe(self) -> None:
-        """Write the waiting units if their effect can still be told apart: always in identity
-        mode (computed at each unit's end); in position mode only between units, never while
-        a unit is in flight (its partial effect is in the accumulators)."""
-        if self._pending and (self._plan is not None or self._inflight is None):
+        """Write the waiting units, unless a unit is in flight: its partial effect is in the
+        accumulators and cannot be told apart (the batch is then lost and runs again)."""
+        if self._pending and self._inflight is None:
             self._flush()
 
     def _end(self) -> None:
@@ -1575,32 +1580,57 @@ class Checkpoint(Generic[T]):
         raise StopIteration
 
     def _reuse(self, plan: _Plan, unit: _Unit) -> bool:
-        """Apply ``unit``'s recorded effect in place if that is exact here (see :class:`_Plan`)."""
+        """Apply ``unit``'s recorded effect in place if that is exact here (see :class:`_Plan`);
+        for a batch, the whole batch's, skipping its other items."""
         values = self._state()
         if len(unit.deltas) != len(values):
             raise StaleCheckpointError(
                 "checkpoint %s records %d accumulators but the loop has %d; %s"
                 % (_shown(self.path), len(unit.deltas), len(values), self._how_to_start_over())
             )
-        if unit.flags & _COMBINED:  # a position-mode batch: its units share one effect
-            plan.exact = False
-            return False
-        exact = plan.exact and plan.exact_pos < len(plan.order) and plan.order[plan.exact_pos] == unit.seq
-        if not exact:
+        members = unit.batch or (unit,)
+        exact = (
+            plan.exact
+            and unit is members[0]
+            and plan.exact_pos < len(plan.order)
+            and plan.order[plan.exact_pos] == unit.seq
+        )
+        if unit.batch is not None:
+            exact = exact and self._batch_comes_next(plan, members[1:])
+            if not exact:
+                plan.exact = False
+                return False
+        elif not exact:
             plan.exact = False
             if not unit.flags & _REORDERABLE or (plan.keyed and plan.cut is not None and unit.seq > plan.cut):
                 return False
-        if not all(_applicable_in_place(v, d, not exact) for v, d in zip(values, unit.deltas)):
+        effect = members[-1].deltas
+        if not all(_applicable_in_place(v, d, not exact) for v, d in zip(values, effect)):
             plan.exact = False
             return False
-        for value, delta in zip(values, unit.deltas):
+        self._flush_if_safe()  # fresh units first: their joint effect must not include this one
+        for member in members[1:]:
+            plan.by_fp[member.fp].popleft()
+        plan.pos += len(members) - 1
+        for value, delta in zip(values, effect):
             if delta is not None:
                 _apply_in_place(value, delta)
         if exact:
-            plan.exact_pos += 1
+            plan.exact_pos += len(members)
         self._trackers_stale = True
-        self._reused += 1
-        self.restored_units += 1
+        self._reused += len(members)
+        self.restored_units += len(members)
+        return True
+
+    @staticmethod
+    def _batch_comes_next(plan: _Plan, rest: Sequence[_Unit]) -> bool:
+        """Whether the input items right after the current one are ``rest``'s, in order."""
+        if plan.pos + len(rest) > len(plan.items):
+            return False
+        for offset, member in enumerate(rest):
+            queue = plan.by_fp.get(plan.fps[plan.pos + offset])
+            if not queue or queue[0] is not member:
+                return False
         return True
 
     # -- completion -------------------------------------------------------------------
