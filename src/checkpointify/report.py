@@ -37,13 +37,17 @@ class Exit:
     USAGE = 2
 
 
-def _color(stream: IO[str]) -> bool:
+def color_for(stream: IO[str]) -> bool:
+    """Colour (and rich rendering) only on a terminal, and never with ``NO_COLOR``."""
     return (
         hasattr(stream, "isatty")
         and stream.isatty()
         and "NO_COLOR" not in os.environ
         and os.environ.get("TERM") != "dumb"
     )
+
+
+_color = color_for
 
 
 def _console(stream: IO[str]) -> Any:
