@@ -271,7 +271,24 @@ def test_failed_fsync_is_never_retried(tmp_path: Path) -> None:
     done = job.run(env=dict(STRICT, CHECKPOINTIFY_FSYNC="always"))
     assert done.returncode == 1 and "cannot sync checkpoint" in done.stderr and "I/O error" in done.stderr
     calls = (tmp_path / "syncs.txt").read_text().splitlines()
-    assert len(calls) == 3, calls  # creation, unit 0, unit 1 (fails); nothing after
+    assert len(calls) == 3, calls  # units 0 and 1, then unit 2's fails; nothing after
+    job.config.pop("fail_fsync_at")
+    _resume(job)
+    assert check_final(job) == []
+
+
+def test_a_failed_background_fsync_stops_the_loop_at_its_next_step(tmp_path: Path) -> None:
+    """With the default policy the sync thread fsyncs; when that fails (EIO at the OS
+    boundary), the loop raises at the next unit boundary, and nothing syncs that log again."""
+    synclog = tmp_path / "syncs.txt"
+    job = make_job(tmp_path / "job", list(range(300)), work=0.01, fail_fsync_at=1, synclog=str(synclog))
+    done = job.run(env=STRICT)
+    assert done.returncode == 1 and "CheckpointWriteError" in done.stderr
+    assert "cannot sync checkpoint" in done.stderr and "I/O error" in done.stderr
+    [failed] = synclog.read_text().splitlines()  # never retried, not even at exit
+    failed_at = float(failed.split()[2])
+    assert len([t for _, t in job.starts() if t > failed_at]) <= 2
+    job.config.pop("fail_fsync_at")
     _resume(job)
     assert check_final(job) == []
 

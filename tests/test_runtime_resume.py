@@ -13,7 +13,7 @@ import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -452,3 +452,32 @@ def test_checkpoint_info_is_frozen() -> None:
     info = read_info(ckpt.path)
     with pytest.raises(AttributeError):
         info.units = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_dict_deltas_replay_every_kind_of_change(seed: int) -> None:
+    """Random units over a dict: new keys, overwrites, lists grown in place, containers
+    replaced by scalars and back. Replaying the recorded deltas on a copy of the starting
+    state, batch by batch, always gives the same dict."""
+    import copy
+    import random
+
+    rng = random.Random(seed)
+    live: Dict[Any, Any] = {k: ([k] if k % 3 == 0 else k) for k in range(50)}
+    replay = copy.deepcopy(live)
+    tracker = runtime._Tracker(live)
+    for _ in range(200):
+        for _ in range(rng.randint(1, 4)):  # one unit = a few operations; one delta per batch
+            key = rng.randrange(80)
+            op = rng.random()
+            if op < 0.3:
+                live[key] = rng.random()
+            elif op < 0.6 and isinstance(live.get(key), list):
+                live[key].append(rng.random())
+            elif op < 0.8 and isinstance(live.get(key, []), list):
+                live.setdefault(key, []).append(key)
+            else:
+                live[key] = {"n": rng.random()}
+        delta = tracker.delta(live)
+        replay = runtime._apply(replay, copy.deepcopy(delta))
+        assert replay == live

@@ -65,7 +65,9 @@ from __future__ import annotations
 
 import atexit
 import errno
+import gc
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -73,13 +75,14 @@ import re
 import socket
 import struct
 import sys
+import threading
 import time
 import weakref
 import zlib
 from collections import Counter, deque
 from dataclasses import dataclass
-from itertools import compress
-from operator import is_not
+from itertools import compress, islice
+from operator import is_not, ne
 from pathlib import Path, PurePath
 from typing import (
     Any,
@@ -276,13 +279,17 @@ _SCALARS = (int, float, complex, bool, type(None), frozenset)
 
 
 class _Tracker:
-    """Remembers an accumulator's value at the end of the last unit, and diffs against it.
+    """Remembers an accumulator's value as of the last record, and diffs against it.
 
-    Each diff is O(what the unit added) for sequences, numbers and strings, and one
-    C-speed pass over the entries for dicts and sets (about 10-40 ns an entry).
+    A diff is O(what changed) for sequences, numbers and strings. For a dict it is one
+    C-speed pass over the values (is each still the same object?) plus one over the values
+    that are containers (is each still as long? ``defaultdict(list)`` grows them in place),
+    about 20-40 ns an entry, and Python-level work only for the entries that changed or are
+    new; for a set, one C-speed set difference. Batching (see ``_WRITE_SHARE``) keeps even
+    a large dict's passes to a small share of the loop's time.
     """
 
-    __slots__ = ("obj", "size", "values", "lens", "seen", "reorderable")
+    __slots__ = ("obj", "size", "values", "seen", "reorderable", "n_pos", "n_obj", "n_len", "n_slot")
 
     def __init__(self, value: object) -> None:
         self.obj: object = None
@@ -291,24 +298,45 @@ class _Tracker:
         self.reorderable = True
         self.size = 0
         self.values: List[object] = []
-        self.lens: Optional[List[int]] = None
         self.seen: Set[object] = set()
+        # dict values that are containers: their positions, the objects and their lengths
+        self.n_pos: List[int] = []
+        self.n_obj: List[Any] = []
+        self.n_len: List[int] = []
+        self.n_slot: Dict[int, int] = {}  # position -> index in the three lists above
         self.rebase(value)
 
     def rebase(self, value: object) -> None:
         self.obj = value
         self.size = 0
-        self.values, self.lens, self.seen = [], None, set()
+        self.values, self.seen = [], set()
+        self.n_pos, self.n_obj, self.n_len, self.n_slot = [], [], [], {}
         if isinstance(value, dict):
             self.values = list(value.values())
             self.size = len(self.values)
-            if any(isinstance(v, _NESTED) for v in self.values):
-                self.lens = [len(v) if isinstance(v, _NESTED) else -1 for v in self.values]
+            for index, item in enumerate(self.values):
+                if isinstance(item, _NESTED):
+                    self._track(index, item)
         elif isinstance(value, (set, frozenset)):
             self.seen = set(value)
             self.size = len(value)
         elif isinstance(value, (_APPENDABLE, _IMMUTABLE_SEQ)):
             self.size = len(value)
+
+    def _track(self, index: int, item: Any) -> None:
+        """Remember the dict value at ``index`` (its length, if it is a container)."""
+        slot = self.n_slot.get(index)
+        nested = isinstance(item, _NESTED)
+        if slot is None:
+            if nested:
+                self.n_slot[index] = len(self.n_pos)
+                self.n_pos.append(index)
+                self.n_obj.append(item)
+                self.n_len.append(len(item))
+        elif nested:
+            self.n_obj[slot], self.n_len[slot] = item, len(item)
+        else:  # no longer a container: an empty tuple never grows
+            self.n_obj[slot], self.n_len[slot] = (), 0
 
     def delta(self, value: object) -> Optional[Tuple[str, object]]:
         """How ``value`` differs from the remembered one; then remembers ``value``."""
@@ -345,20 +373,27 @@ class _Tracker:
             return ("v", value)  # something was deleted: fall back to a snapshot
         vals = list(value.values())
         # an existing key keeps its position in a dict, and a replaced value has a new identity
-        changed = set(compress(range(n), map(is_not, vals, self.values)))
-        if self.lens is not None or any(isinstance(v, _NESTED) for v in vals[n:]):
-            # values that are containers can grow in place (defaultdict(list)): compare sizes
-            lens = [len(v) if isinstance(v, _NESTED) else -1 for v in vals]
-            old_lens = self.lens if self.lens is not None else [-1] * n
-            changed.update(i for i in range(n) if lens[i] != old_lens[i])
-            self.lens = lens
+        replaced = set(compress(range(n), map(is_not, vals, self.values)))
+        # container values can grow in place (defaultdict(list)): compare their lengths
+        grown = set(compress(self.n_pos, map(ne, map(len, self.n_obj), self.n_len))) if self.n_pos else set()
+        for index in grown:
+            slot = self.n_slot[index]
+            self.n_len[slot] = len(self.n_obj[slot])
+        for index in replaced:
+            self._track(index, vals[index])
+        for index in range(n, len(vals)):
+            self._track(index, vals[index])
         self.values, self.size = vals, len(vals)
+        changed = replaced | grown
         if not changed and len(vals) == n:
             return None
         self.reorderable = not changed  # only new keys: the unit did not read-modify-write
-        keys = list(value)
-        items = [(keys[i], vals[i]) for i in sorted(changed)]
-        items.extend(zip(keys[n:], vals[n:]))
+        if changed:
+            keys = list(value)
+            items = [(keys[i], vals[i]) for i in sorted(changed)]
+            items.extend(zip(keys[n:], vals[n:]))
+        else:  # only new keys, at the end: no need to list them all
+            items = list(zip(reversed(list(islice(reversed(value), len(vals) - n))), vals[n:]))
         return ("d", items)
 
     def _set_delta(self, value: Set[Any]) -> Optional[Tuple[str, object]]:
@@ -399,42 +434,36 @@ def _apply(value: Any, delta: Optional[Tuple[str, Any]]) -> Any:
 # pickle shares repeated objects, so the bytes a program's final ``pickle.dump`` writes
 # depend on which strings are the *same object*. In the original run, literal keys and
 # values (``{"id": x, "status": "ok"}``) are interned constants shared by every unit;
-# unpickled from a checkpoint they would be fresh copies. Each record therefore lists the
-# identifier-like strings it holds that were interned when it was written, and restore
-# interns those again; runtime strings that were distinct objects stay distinct.
+# unpickled from a checkpoint they would be fresh copies. So a record marks each
+# identifier-like string that is interned when it is written (a pickle "persistent id"),
+# and restore interns exactly those occurrences again; runtime strings that were distinct
+# objects stay distinct. Only the marked strings cost anything on restore.
 
 _IDENTIFIER_MAX = 64
-_WALK_BUDGET = 100000
 
 
-def _interned_strings(value: object) -> Tuple[str, ...]:
-    found: Set[str] = set()
-    stack: List[Any] = [value]
-    seen: Set[int] = set()
-    budget = _WALK_BUDGET
-    while stack and budget:
-        budget -= 1
-        x = stack.pop()
-        t = type(x)
-        if t is str:
-            if len(x) <= _IDENTIFIER_MAX and x.isidentifier() and sys.intern(x) is x:
-                found.add(x)
-        elif t in (list, tuple, set, frozenset) or isinstance(x, dict) or hasattr(x, "__dict__"):
-            if id(x) in seen:
-                continue
-            seen.add(id(x))
-            if isinstance(x, dict):
-                stack.extend(x.keys())
-                stack.extend(x.values())
-            elif t in (list, tuple, set, frozenset):
-                stack.extend(x)
-            elif type(getattr(x, "__dict__", None)) is dict:
-                stack.extend(x.__dict__.values())
-    return tuple(sorted(found))
+class _RecordPickler(pickle.Pickler):
+    def persistent_id(self, obj: Any) -> Any:
+        if type(obj) is str and len(obj) <= _IDENTIFIER_MAX and obj.isidentifier() and sys.intern(obj) is obj:
+            return obj
+        return None
+
+
+def _dumps(value: object) -> bytes:
+    buffer = io.BytesIO()
+    _RecordPickler(buffer, _PICKLE_PROTOCOL).dump(value)
+    return buffer.getvalue()
+
+
+def _loads(data: Any) -> Any:
+    unpickler = pickle.Unpickler(io.BytesIO(data))
+    unpickler.persistent_load = sys.intern  # type: ignore[method-assign]  # C to C: no Python frame
+    return unpickler.load()
 
 
 def _reintern(value: Any, names: FrozenSet[str], memo: Dict[int, Any]) -> Any:
-    """``value`` with the strings in ``names`` replaced by their interned copies (in place where possible)."""
+    """``value`` with the strings in ``names`` replaced by their interned copies (in place
+    where possible): how logs of format 1 (0.1) recorded string identity."""
     t = type(value)
     if t is str:
         return sys.intern(value) if value in names else value
@@ -565,7 +594,7 @@ class _Unit:
     share one effect: ``batch`` holds them all, and the effect (``deltas``) is on the last
     one; the others carry no effect of their own."""
 
-    __slots__ = ("seq", "fp", "replaces", "flags", "deltas", "batch", "keyed")
+    __slots__ = ("seq", "fp", "replaces", "flags", "deltas", "batch")
 
     def __init__(self, seq: int, fp: bytes, replaces: int, flags: int, deltas: Tuple[Any, ...]) -> None:
         self.seq = seq
@@ -574,8 +603,12 @@ class _Unit:
         self.flags = flags
         self.deltas = deltas
         self.batch: Optional[Tuple[_Unit, ...]] = None
-        #: whether its effect (or its batch's) touches a dict or set, not only sequences
-        self.keyed = any(d is not None and d[0] != "e" for d in deltas)
+
+    @property
+    def keyed(self) -> bool:
+        """Whether its effect (or its batch's) touches a dict or set, not only sequences."""
+        effect = self.batch[-1].deltas if self.batch is not None else self.deltas
+        return any(d is not None and d[0] != "e" for d in effect)
 
 
 # (seq, item fingerprint, seq of the unit it replaces or -1): a completed unit not yet written
@@ -585,7 +618,7 @@ _PendingUnit = Tuple[int, bytes, int]
 def _encode_record(units: Sequence[_PendingUnit], flags: int, deltas: Tuple[Any, ...]) -> bytes:
     """One frame holding ``units`` and their joint effect ``deltas``. Raises whatever
     pickle raises for a value it cannot serialise."""
-    body = pickle.dumps(([deltas], _interned_strings(deltas)), _PICKLE_PROTOCOL)
+    body = _dumps([deltas])
     head = _RECORD.pack(units[0][0], len(units)) + b"".join(_UNIT.pack(u[1], u[2], flags) for u in units)
     if len(head) + len(body) > _MAX_PAYLOAD:
         raise CheckpointError(
@@ -609,9 +642,7 @@ def _decode_units(data: bytes, scan: _Scan, v1: bool) -> List[_Unit]:
             continue
         seq, count = _RECORD.unpack_from(payload, 0)
         offset = _RECORD.size + count * _UNIT.size
-        deltas_list, interned = pickle.loads(payload[offset:])
-        if interned:
-            deltas_list = _reintern(deltas_list, frozenset(interned), {})
+        deltas_list = _loads(payload[offset:])
         combined = len(deltas_list) == 1 and count > 1  # a batch: its effect is on its last unit
         nothing = (None,) * len(deltas_list[0]) if combined else ()
         record = []
@@ -626,7 +657,6 @@ def _decode_units(data: bytes, scan: _Scan, v1: bool) -> List[_Unit]:
             batch = tuple(record)
             for unit in record:
                 unit.batch = batch
-                unit.keyed = record[-1].keyed
         units.extend(record)
     return units
 
@@ -900,11 +930,14 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class _Log:
-    """One checkpoint's open log: its lock, its file descriptor and the fsync clock; it
-    writes the records its :class:`Checkpoint` (``owner``) encodes.
+    """One checkpoint's open log: its lock and its file descriptor; it writes the records
+    its :class:`Checkpoint` (``owner``) encodes, and fsyncs them by the policy: ``always``
+    after each record, ``batched`` from the sync thread (:func:`_sync_forever`) and at the
+    end of the input, close and exit, ``never`` not at all.
 
-    Every write or fsync failure poisons it (``failed``): it is raised once as
-    :class:`CheckpointWriteError` and every later call refuses to write.
+    Every write or fsync failure poisons it (``failed``): it is raised as
+    :class:`CheckpointWriteError` (by the loop's next step when the sync thread met it)
+    and every later call refuses to write. A failed fsync is never retried.
     """
 
     def __init__(self, path: Path, loop_id: str, settings: _Settings, header: Dict[str, Any]) -> None:
@@ -919,6 +952,9 @@ class _Log:
         self.last_sync = time.monotonic()
         self.failed: Optional[str] = None
         self.closed = False
+        self.unsynced = False  # records written since the last fsync
+        self._dir_synced = False  # the log's directory entry was fsynced once
+        self._io = threading.Lock()  # an fsync (in either thread) against closing the fd
         self._fsync_fault = False
 
     # -- opening -----------------------------------------------------------------------
@@ -940,6 +976,8 @@ class _Log:
         except OSError as exc:
             self._fail(exc, "create the lock of")
         _OPEN[key] = self
+        if self.settings.fsync == "batched":
+            _start_sync_thread()
 
     def open_existing(self, valid_end: int, size: int) -> None:
         """Append to an existing log, first cutting off a torn tail (made durable at once)."""
@@ -967,10 +1005,7 @@ class _Log:
             host=socket.gethostname(),
         )
         _write_all(fd, _frame(_KIND_HEADER, json.dumps(header, sort_keys=True).encode("utf-8")))
-        if self.settings.fsync != "never":
-            _fsync(fd)
-            _fsync_dir(self.path.parent)
-            self.last_sync = time.monotonic()
+        self.unsynced = True  # the first sync also syncs the directory entry
         return fd
 
     # -- writing -----------------------------------------------------------------------
@@ -1009,29 +1044,49 @@ class _Log:
             self._fail(exc, "write")
         if point == "after-write":
             _crash()
+        self.unsynced = True
         if point == "eio-fsync":
             self._fsync_fault = True
-        policy = self.settings.fsync
-        if (
-            policy == "always"
-            or self._fsync_fault
-            or (policy == "batched" and time.monotonic() - self.last_sync >= _FSYNC_INTERVAL)
-        ):
+        if self.settings.fsync == "always" or self._fsync_fault:
             started = time.perf_counter()
             self.sync()
             extra += time.perf_counter() - started
         return extra
 
     def sync(self) -> None:
-        """fsync the log (unless the policy is ``never``). A failure is never retried."""
-        if self.fd is None or self.closed or self.settings.fsync == "never" or self.failed is not None:
+        """fsync what was written since the last sync (unless the policy is ``never``), and
+        the directory entry the first time. A failure is raised and never retried."""
+        if self.settings.fsync == "never" or not self.unsynced:
             return
-        try:
-            if self._fsync_fault:
-                raise OSError(errno.EIO, os.strerror(errno.EIO))
-            _fsync(self.fd)
-        except OSError as exc:
-            self._fail(exc, "sync")
+        with self._io:
+            if self.fd is None or self.closed or self.failed is not None:
+                return
+            try:
+                self._sync_now(self.fd)
+            except OSError as exc:
+                self._fail(exc, "sync")
+
+    def background_sync(self) -> None:
+        """The sync thread's pass: like :meth:`sync`, but a failure only poisons the log;
+        the loop raises it at its next step."""
+        if not self.unsynced or self.failed is not None or self.closed:
+            return
+        with self._io:
+            if self.fd is None or self.closed or self.failed is not None:
+                return
+            try:
+                self._sync_now(self.fd)
+            except OSError as exc:
+                self.failed = "cannot sync checkpoint %s: %s" % (_shown(self.path), _describe(exc))
+
+    def _sync_now(self, fd: int) -> None:
+        self.unsynced = False  # before the fsync: a record written meanwhile needs the next one
+        if self._fsync_fault:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        _fsync(fd)
+        if not self._dir_synced:
+            _fsync_dir(self.path.parent)
+            self._dir_synced = True
         self.last_sync = time.monotonic()
 
     def _fail(self, exc: OSError, verb: str) -> NoReturn:
@@ -1049,10 +1104,11 @@ class _Log:
             if not remove and self.failed is None:
                 self.sync()
         finally:
-            self.closed = True
-            if self.fd is not None:
-                os.close(self.fd)
-                self.fd = None
+            with self._io:
+                self.closed = True
+                if self.fd is not None:
+                    os.close(self.fd)
+                    self.fd = None
             try:
                 if remove:
                     self._remove_file()
@@ -1080,12 +1136,42 @@ class _Log:
                 ) from exc
 
 
-# Open logs of this process, by absolute path: synced at interpreter exit, and taken over
-# by a newer checkpoint of the same loop.
+# Open logs of this process, by absolute path: synced by the sync thread and at interpreter
+# exit, and taken over by a newer checkpoint of the same loop.
 _OPEN: Dict[str, _Log] = {}
+_SYNC_THREAD_PID = 0  # the process whose sync thread runs (a forked child starts its own)
+_EXITING = False
+
+
+def _start_sync_thread() -> None:
+    global _SYNC_THREAD_PID
+    if _SYNC_THREAD_PID == os.getpid():
+        return
+    _SYNC_THREAD_PID = os.getpid()
+    thread = threading.Thread(
+        target=_sync_forever, args=(os.getpid(),), name="checkpointify-fsync", daemon=True
+    )
+    thread.start()
+
+
+def _sync_forever(pid: int) -> None:
+    """Redis' ``appendfsync everysec``: every ``_FSYNC_INTERVAL``, fsync each ``batched``
+    log of this process that was written since its last sync. The loop never waits for the
+    device, and what a power loss can take is about one interval of completed units, even
+    while a long unit runs."""
+    while not _EXITING:
+        time.sleep(_FSYNC_INTERVAL)
+        try:
+            for log in list(_OPEN.values()):
+                if log.pid == pid and log.settings.fsync == "batched":
+                    log.background_sync()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            return
 
 
 def _sync_open_logs_at_exit() -> None:
+    global _EXITING
+    _EXITING = True
     for log in list(_OPEN.values()):
         if log.pid != os.getpid() or log.closed:
             continue  # a forked child does not own its parent's logs
@@ -1281,11 +1367,16 @@ class Checkpoint(Generic[T]):
         log.owner = weakref.ref(self)
         self._log = log
         self._last_write = time.perf_counter()
+        collecting = gc.isenabled()
+        gc.disable()  # restoring only allocates; collections over the growing heap cost ~half the time
         try:
             values = self._restore_with_lock(log, values)
         except BaseException:
             log.close(remove=False)
             raise
+        finally:
+            if collecting:
+                gc.enable()
         self._trackers = [_Tracker(v) for v in values]
         self._restored = True
         return values
