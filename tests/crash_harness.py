@@ -240,3 +240,37 @@ def kill_and_resume(
         rerun=sum(1 for item, _ in resumed if item in before),
         problems=problems,
     )
+
+
+# name: (job config, kill window in seconds after the first unit, loss the invariants allow
+# for completed units: 0 = every completed unit is written before the next starts)
+KILL_CELLS: Dict[str, Tuple[Dict[str, Any], Tuple[float, float], float]] = {
+    "small-records": ({"items": list(range(200)), "work": 0.003}, (0.02, 0.6), 0.0),
+    "default-policy": ({"items": list(range(200)), "work": 0.003}, (0.02, 0.6), 0.05),
+    "large-records": ({"items": list(range(300)), "work": 0.0005, "size": 250_000}, (0.02, 0.6), 0.0),
+    "cheap-units-batched": ({"items": list(range(40_000)), "work": 0.00002}, (0.05, 0.6), 0.25),
+    "identity-reordered": (
+        {"items": list(range(200)), "work": 0.003, "resume": "identity"},
+        (0.02, 0.6),
+        0.0,
+    ),
+    "identity-large": (
+        {"items": list(range(200)), "work": 0.0005, "size": 150_000, "resume": "identity"},
+        (0.02, 0.4),
+        0.0,
+    ),
+}
+
+
+def random_kill_trial(cell: str, rng: Random, where: Path) -> Trial:
+    """One trial of ``KILL_CELLS[cell]``: identity cells see their input shuffled on resume;
+    cells without a batch allowance write every unit before the next starts."""
+    config, window, allowance = KILL_CELLS[cell]
+    job = make_job(where, **config)
+    if allowance == 0:
+        job.env["CHECKPOINTIFY_BATCH"] = "off"
+    new_items = None
+    if config.get("resume") == "identity":
+        new_items = list(job.config["items"])
+        rng.shuffle(new_items)
+    return kill_and_resume(job, rng, window, new_items=new_items, batch_window=allowance)

@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Tuple
 import pytest
 
 from checkpointify.runtime import read_info
-from crash_harness import Job, check_final, kill_and_resume, make_job
+from crash_harness import KILL_CELLS, Job, check_final, kill_and_resume, make_job, random_kill_trial
 
 POSIX = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
 pytestmark = POSIX
@@ -54,24 +54,10 @@ def _resume(job: Job, env: Dict[str, str] = STRICT) -> "subprocess.CompletedProc
 
 # ------------------------------------------------------------------------ random SIGKILL
 
-# name: (job config, kill window in seconds, batch window the invariants allow)
-SIGKILL_CELLS: Dict[str, Tuple[Dict[str, Any], Tuple[float, float], float]] = {
-    "small-records": ({"items": list(range(200)), "work": 0.003}, (0.02, 0.6), 0.0),
-    "large-records": ({"items": list(range(300)), "work": 0.0005, "size": 250_000}, (0.02, 0.6), 0.0),
-    "cheap-units-batched": ({"items": list(range(40_000)), "work": 0.00002}, (0.05, 0.6), 0.25),
-    "identity-reordered": (
-        {"items": list(range(200)), "work": 0.003, "resume": "identity"},
-        (0.02, 0.6),
-        0.0,
-    ),
-    "identity-large": (
-        {"items": list(range(200)), "work": 0.0005, "size": 150_000, "resume": "identity"},
-        (0.02, 0.4),
-        0.0,
-    ),
-}
+# Each cell runs a few trials here; benchmarks/sigkill_stress.py runs hundreds.
 TRIALS = {
     "small-records": 10,
+    "default-policy": 4,
     "large-records": 12,
     "cheap-units-batched": 6,
     "identity-reordered": 6,
@@ -81,20 +67,11 @@ TRIALS = {
 
 @pytest.mark.parametrize(
     "cell,seed",
-    [(cell, seed) for cell in SIGKILL_CELLS for seed in range(TRIALS[cell])],
+    [(cell, seed) for cell in KILL_CELLS for seed in range(TRIALS[cell])],
     ids=lambda value: str(value),
 )
 def test_sigkill_at_a_random_moment(cell: str, seed: int, tmp_path: Path) -> None:
-    config, window, batch = SIGKILL_CELLS[cell]
-    rng = Random("%s-%d" % (cell, seed))
-    job = make_job(tmp_path / "job", **config)
-    if batch == 0:
-        job.env.update(STRICT)
-    new_items = None
-    if config.get("resume") == "identity":  # the next run sees the input in another order
-        new_items = _items(job)
-        rng.shuffle(new_items)
-    trial = kill_and_resume(job, rng, window, new_items=new_items, batch_window=batch)
+    trial = random_kill_trial(cell, Random("%s-%d" % (cell, seed)), tmp_path / "job")
     assert trial.problems == [], trial
 
 

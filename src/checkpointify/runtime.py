@@ -34,14 +34,16 @@ The public API is :func:`checkpoint`, :class:`Checkpoint`, :func:`read_info`,
   window; they simply run again. ``CHECKPOINTIFY_BATCH=off`` (and
   ``CHECKPOINTIFY_FSYNC=always``) writes every unit before the next starts, whatever it
   costs.
-* **fsync.** ``CHECKPOINTIFY_FSYNC=batched`` (the default) syncs the log to the device when
-  a second or more has passed since the last sync, when the input is exhausted, and at
-  interpreter exit; the directory is synced when the log is created and removed. So a
-  power loss costs at most about a second of completed units. ``always`` syncs every
-  record; ``never`` leaves it to the OS.
-* **Failures.** A failed write or fsync raises :class:`CheckpointWriteError` at once,
-  naming the file and the OS error. Nothing is retried (a retried fsync can report success
-  for data the kernel already dropped); the checkpoint refuses every later write.
+* **fsync.** ``CHECKPOINTIFY_FSYNC=batched`` (the default) syncs the log from a background
+  thread about once a second (Redis' ``appendfsync everysec``), and synchronously when the
+  input is exhausted, on ``close()`` and at interpreter exit; the directory is synced with
+  the log's first sync and when ``complete()`` removes it. So a power loss costs at most
+  about a second of completed units. ``always`` syncs every record before the next unit
+  starts; ``never`` leaves it to the OS.
+* **Failures.** A failed write or fsync raises :class:`CheckpointWriteError`, naming the
+  file and the OS error: at once, or at the loop's next step when the sync thread met it.
+  Nothing is retried (a retried fsync can report success for data the kernel already
+  dropped); the checkpoint refuses every later write.
 * **Damage.** On restore the longest valid prefix of frames is kept. A torn, zero-filled
   or garbage tail (the writer died mid-write, or the machine lost power) is cut off before
   the next append. A damaged frame followed by a valid one is corruption: the file is
@@ -1336,6 +1338,8 @@ class Checkpoint(Generic[T]):
         # what writing a record costs: the minimum of the last few writes (a write that was
         # descheduled must not make slow units wait), growing with the accumulators
         self._write_costs: Deque[float] = deque(maxlen=8)
+        # units wait to be written while less than this has passed since the last write
+        self._window = 0.0 if self._settings.batch else -1.0
         self._seq = 0
         self._restored = False
         self._finished = False
@@ -1579,16 +1583,9 @@ class Checkpoint(Generic[T]):
         assert self._inflight is not None and self._log is not None
         fp, replaces = self._inflight
         self._inflight = None
-        self._log.check()
         self._pending.append((self._seq, fp, replaces))
         self._seq += 1
-        costs = self._write_costs
-        if (
-            not self._settings.batch
-            or not costs
-            or now - self._last_write >= min(min(costs) / _WRITE_SHARE, _MAX_BATCH_WINDOW)
-            or len(self._pending) >= _BATCH_MAX_UNITS
-        ):
+        if now - self._last_write >= self._window or len(self._pending) >= _BATCH_MAX_UNITS:
             self._flush()
 
     def _flush(self) -> None:
@@ -1618,6 +1615,8 @@ class Checkpoint(Generic[T]):
         extra = log.write(frame, units[0][0], units[-1][0])
         now = time.perf_counter()
         self._write_costs.append(now - started - extra)  # fsync: bounded by its own clock (1 s)
+        if self._settings.batch:
+            self._window = min(min(self._write_costs) / _WRITE_SHARE, _MAX_BATCH_WINDOW)
         self._last_write = now
 
     def _flush_if_safe(self) -> None:
