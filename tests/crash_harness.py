@@ -255,7 +255,7 @@ KILL_CELLS: Dict[str, Tuple[Dict[str, Any], Tuple[float, float], float]] = {
         0.0,
     ),
     "identity-large": (
-        {"items": list(range(200)), "work": 0.0005, "size": 150_000, "resume": "identity"},
+        {"items": list(range(400)), "work": 0.0005, "size": 150_000, "resume": "identity"},
         (0.02, 0.4),
         0.0,
     ),

@@ -354,6 +354,52 @@ def test_lock_of_a_killed_process_never_blocks_a_rerun(tmp_path: Path) -> None:
     assert trial.problems == [] and not trial.finished_before_kill
 
 
+FORKING_JOB = """
+import os, sys, time
+from checkpointify.runtime import checkpoint
+acc = []
+ckpt = checkpoint("fork::main::acc", range(60), lambda: (acc,))
+[acc] = ckpt.restore()
+for i in ckpt:
+    acc.append(i)
+    if i == 3 and len(sys.argv) > 1:  # a worker forked mid-loop (multiprocessing's default on Linux)
+        child = os.fork()
+        if child == 0:
+            time.sleep(60)
+            os._exit(0)
+        print(child, flush=True)
+    time.sleep(0.02)
+ckpt.complete()
+print("done", len(acc), flush=True)
+"""
+
+
+def test_a_forked_child_that_outlives_a_killed_parent_does_not_hold_the_lock(tmp_path: Path) -> None:
+    env = Job(tmp_path, {}).environment(STRICT)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", FORKING_JOB, "fork"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    try:
+        time.sleep(0.2)
+        parent.kill()
+        parent.wait()
+        os.kill(child, 0)  # the child is still alive
+        done = subprocess.run(
+            [sys.executable, "-c", FORKING_JOB],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "done 60"
+    finally:
+        os.kill(child, 9)
+
+
 # ------------------------------------------------------------------ input changed between runs
 
 

@@ -167,7 +167,7 @@ def details(entry: Entry, now: Optional[float] = None) -> List[Tuple[str, str]]:
     """``show``: every field of one log, as (label, value) pairs."""
     now = time.time() if now is None else now
     info = entry.info
-    fields = [("id", entry.id), ("path", str(entry.path))]
+    fields = [("id", entry.id), ("path", shown(entry.path))]
     if info is None:
         return fields + [("state", "unreadable: %s" % entry.error)]
     created = info.created or "?"
@@ -251,7 +251,9 @@ def remove_orphan_locks(directory: Path) -> None:
 
 
 def shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is inside it."""
     try:
-        return os.path.relpath(path) if not os.path.relpath(path).startswith("..") else str(path)
+        relative = os.path.relpath(path)
     except ValueError:  # pragma: no cover - another drive on Windows
         return str(path)
+    return str(path) if relative.startswith("..") else relative

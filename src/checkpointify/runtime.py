@@ -1189,6 +1189,30 @@ def _sync_open_logs_at_exit() -> None:
 atexit.register(_sync_open_logs_at_exit)
 
 
+def _forget_logs_in_child() -> None:
+    """After ``fork()``: the child shares its parent's open file descriptions, and a flock
+    belongs to those, so a child that outlived a killed parent would keep the lock and block
+    every re-run. The child closes its copies (the parent's lock is unaffected) and forgets
+    the parent's logs; checkpoints it opens itself get their own."""
+    global _SYNC_THREAD_PID
+    for log in list(_OPEN.values()):
+        for fd in (log.fd, log.lock.fd):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        log.fd = log.lock.fd = None
+        log.closed = True
+        log.failed = "this checkpoint belongs to the parent process"
+    _OPEN.clear()
+    _SYNC_THREAD_PID = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_logs_in_child)
+
+
 def _unpicklable(loop_id: str, units: Sequence[_PendingUnit], deltas: Tuple[Any, ...], exc: Exception) -> str:
     """Name the loop, the unit(s), the accumulator and the value pickle refused."""
     which = "unit #%d" % units[0][0] if len(units) == 1 else "units #%d-#%d" % (units[0][0], units[-1][0])
