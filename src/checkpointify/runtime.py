@@ -143,7 +143,7 @@ _FRAME_CRC_HEAD = struct.Struct("<BI")
 _RECORD = struct.Struct("<QI")  # seq of the first unit, number of units
 _UNIT = struct.Struct("<8sqB")  # item fingerprint, seq of the unit it replaces (-1: none), flags
 _REORDERABLE = 1  # flag: the unit's effect does not depend on the units before it
-_COMBINED = 2  # flag: the record's units share one delta (a batch in position mode)
+_COMBINED = 2  # flag: the record's units share one delta (a batch of cheap units)
 _MAX_PAYLOAD = 1 << 30
 _PICKLE_PROTOCOL = 4  # readable by every Python the runtime supports
 
