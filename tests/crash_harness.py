@@ -42,6 +42,7 @@ class Job:
     where: Path
     config: Dict[str, Any]
     env: Dict[str, str] = field(default_factory=dict)
+    python: str = sys.executable
 
     @property
     def worklog(self) -> Path:
@@ -65,7 +66,7 @@ class Job:
     def command(self) -> List[str]:
         config = self.where / "config.json"
         config.write_text(json.dumps(dict(self.config, worklog=str(self.worklog))))
-        return [sys.executable, str(CHILD), str(config)]
+        return [self.python, str(CHILD), str(config)]
 
     def run(
         self, env: Optional[Dict[str, str]] = None, timeout: float = 120

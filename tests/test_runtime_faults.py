@@ -509,3 +509,31 @@ def test_errno_names_are_what_the_messages_claim() -> None:
     assert "no space left" in _describe(OSError(errno.ENOSPC, "x"))
     assert "read-only" in _describe(OSError(errno.EROFS, "x"))
     assert "not writable" in _describe(OSError(errno.EACCES, "x"))
+
+
+def _python39() -> str:
+    for candidate in sorted(Path.home().glob(".pyenv/versions/3.9*/bin/python3.9")) + [
+        Path(shutil.which("python3.9") or "/nonexistent")
+    ]:
+        if candidate.exists() and subprocess.run([str(candidate), "-c", "pass"]).returncode == 0:
+            return str(candidate)
+    return ""
+
+
+@pytest.mark.skipif(not _python39(), reason="no working python3.9 here")
+@pytest.mark.parametrize("resume", ["position", "identity"])
+def test_crash_and_resume_on_python_39(resume: str, tmp_path: Path) -> None:
+    """The oldest supported Python: crash point, torn record, lock, sync thread, resume."""
+    job = make_job(tmp_path / "job", list(range(300)), work=0.00002, resume=resume)
+    job.python = _python39()
+    # identity: one record a unit, so that the reversed input can reuse them (batches of
+    # cheap units are reused only whole and in order)
+    env = {"CHECKPOINTIFY_BATCH": "off"} if resume == "identity" else {}
+    _crash_at(job, dict(env, CHECKPOINTIFY_FAULT="mid-record:200"))
+    killed = _ran(job)
+    if resume == "identity":
+        job.config["items"] = _items(job)[::-1]
+    _resume(job, env)
+    assert len(_ran(job)) < len(_items(job)) - 100  # most units were reused
+    assert set(_ran(job)) | set(killed) == set(_items(job))
+    assert check_final(job) == []
