@@ -47,9 +47,6 @@ def color_for(stream: IO[str]) -> bool:
     )
 
 
-_color = color_for
-
-
 def _console(stream: IO[str]) -> Any:
     from rich.console import Console
 
@@ -58,7 +55,7 @@ def _console(stream: IO[str]) -> Any:
 
 def say(message: str, style: Optional[str] = None) -> None:
     """Human-facing text on stderr."""
-    if style and _color(sys.stderr):
+    if style and color_for(sys.stderr):
         _console(sys.stderr).print(message, style=style)
     else:
         print(message, file=sys.stderr)
@@ -122,7 +119,7 @@ def finding_lines(finding: Finding) -> List[str]:
 def print_text(result: FileResult, stream: IO[str]) -> None:
     if not result.findings:
         return
-    if _color(stream):
+    if color_for(stream):
         from rich.text import Text
 
         console = _console(stream)
