@@ -68,7 +68,8 @@ def exit_code(
     return Exit.OK
 
 
-def _color(stream: IO[str]) -> bool:
+def color_for(stream: IO[str]) -> bool:
+    """Colour (and rich rendering) only on a terminal, and never with ``NO_COLOR``."""
     return (
         hasattr(stream, "isatty")
         and stream.isatty()
@@ -85,7 +86,7 @@ def _console(stream: IO[str]) -> Any:
 
 def say(message: str, style: Optional[str] = None) -> None:
     """Human-facing text on stderr."""
-    if style and _color(sys.stderr):
+    if style and color_for(sys.stderr):
         _console(sys.stderr).print(message, style=style)
     else:
         print(message, file=sys.stderr)
@@ -146,7 +147,7 @@ def text_document(results: Sequence[FileResult]) -> str:
 def print_text(result: FileResult, stream: IO[str]) -> None:
     if not result.findings:
         return
-    if _color(stream):
+    if color_for(stream):
         from rich.text import Text
 
         console = _console(stream)

@@ -1,0 +1,259 @@
+"""``checkpointify checkpoints``: list, show and clear the checkpoint logs in a directory.
+
+Logs are read only through :func:`checkpointify.runtime.read_info` (read-only, nothing is
+unpickled) and removed only through :func:`checkpointify.runtime.remove` (never under a
+process that is running the loop). The table and the details are data (stdout); what
+was removed or refused is human text (stderr).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, List, Optional, Sequence, Tuple
+
+from checkpointify import runtime
+from checkpointify.runtime import CheckpointError, CheckpointInfo
+
+COLUMNS = ("ID", "LOOP", "SOURCE", "UNITS", "SIZE", "AGE", "STATE")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file that looks like a checkpoint log: a live ``*.ckpt`` or an archive."""
+
+    path: Path
+    info: Optional[CheckpointInfo]
+    error: Optional[str]  # why it could not be read
+
+    @property
+    def id(self) -> str:
+        """The name to pass to ``show`` and ``clear``: the file name without ``.ckpt``."""
+        name = self.path.name
+        return name[: -len(".ckpt")] if name.endswith(".ckpt") else name
+
+
+def default_dir() -> Path:
+    """``$CHECKPOINTIFY_DIR``, else ``./.checkpointify`` (where the runtime writes)."""
+    return runtime.checkpoint_dir()
+
+
+def _is_log(path: Path) -> bool:
+    name = path.name
+    return name.endswith(".ckpt") or name.endswith(".ckpt.stale") or ".ckpt.corrupt-" in name
+
+
+def load(directory: Path) -> List[Entry]:
+    """Every checkpoint log in ``directory`` (sorted by name); none if it does not exist."""
+    if not directory.is_dir():
+        return []
+    entries = []
+    for path in sorted(directory.iterdir()):
+        if not path.is_file() or not _is_log(path):
+            continue
+        try:
+            entries.append(Entry(path, runtime.read_info(path), None))
+        except CheckpointError as exc:
+            entries.append(Entry(path, None, str(exc)))
+    return entries
+
+
+def select(entries: Sequence[Entry], ident: str) -> List[Entry]:
+    """The entries ``ident`` names: an ID or file name, the 8-hex hash of a live log, or a
+    loop id (which may name several logs: one per ``key``)."""
+    ident = ident.strip()
+    by_name = [e for e in entries if ident in (e.id, e.path.name)]
+    if by_name:
+        return by_name
+    return [
+        e
+        for e in entries
+        if (e.path.name.endswith(".ckpt") and e.id.endswith("-" + ident) and len(ident) == 8)
+        or (e.info is not None and e.info.loop_id == ident)
+    ]
+
+
+# ------------------------------------------------------------------------------ rendering
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return ("%d %s" % (value, unit)) if unit == "B" else ("%.1f %s" % (value, unit))
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return "%ds" % seconds
+    if seconds < 3600:
+        return "%dm" % (seconds // 60)
+    if seconds < 86400:
+        return "%dh" % (seconds // 3600)
+    return "%dd" % (seconds // 86400)
+
+
+def writer_text(info: CheckpointInfo) -> str:
+    writer = info.writer or {}
+    if writer.get("pid"):
+        return "pid %s on %s" % (writer["pid"], writer.get("host", "?"))
+    return "another process"
+
+
+def state(entry: Entry) -> str:
+    """What a re-run would do with this log, in a few words."""
+    info = entry.info
+    if info is None:
+        return "unreadable"
+    if info.archived:
+        return "archived (%s)" % info.archived
+    if info.writer is not None:
+        return "in use by %s" % writer_text(info)
+    if info.damage.startswith("corrupt"):
+        return "corrupt (a re-run moves it aside)"
+    if info.damage:
+        return "resumable; torn tail of %s" % human_size(info.size - info.valid_bytes)
+    return "resumable"
+
+
+def rows(entries: Sequence[Entry], now: Optional[float] = None) -> List[Tuple[str, ...]]:
+    now = time.time() if now is None else now
+    out: List[Tuple[str, ...]] = []
+    for entry in entries:
+        info = entry.info
+        if info is None:
+            out.append((entry.id, "?", "?", "?", "?", "?", state(entry)))
+            continue
+        out.append(
+            (
+                entry.id,
+                info.loop_id or "?",
+                info.source or "?",
+                str(info.units),
+                human_size(info.size),
+                human_age(now - info.modified),
+                state(entry),
+            )
+        )
+    return out
+
+
+def render_table(table: Sequence[Tuple[str, ...]], stream: IO[str], color: bool) -> None:
+    """The listing: a rich table on a terminal, aligned plain text otherwise."""
+    if color:
+        from rich.console import Console
+        from rich.table import Table
+
+        grid = Table(box=None, pad_edge=False, header_style="bold")
+        for name in COLUMNS:
+            grid.add_column(name, justify="right" if name in ("UNITS", "SIZE", "AGE") else "left")
+        for row in table:
+            grid.add_row(*row, style="yellow" if row[-1].startswith("in use") else None)
+        Console(file=stream, highlight=False, soft_wrap=True).print(grid)
+        return
+    widths = [max(len(r[i]) for r in [COLUMNS, *table]) for i in range(len(COLUMNS))]
+    right = {COLUMNS.index(c) for c in ("UNITS", "SIZE", "AGE")}
+    for row in [COLUMNS, *table]:
+        cells = [cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(row)]
+        stream.write("  ".join(cells).rstrip() + "\n")
+
+
+def details(entry: Entry, now: Optional[float] = None) -> List[Tuple[str, str]]:
+    """``show``: every field of one log, as (label, value) pairs."""
+    now = time.time() if now is None else now
+    info = entry.info
+    fields = [("id", entry.id), ("path", shown(entry.path))]
+    if info is None:
+        return fields + [("state", "unreadable: %s" % entry.error)]
+    created = info.created or "?"
+    if info.pid is not None:
+        created += " by pid %d on %s" % (info.pid, info.host or "?")
+    if info.python:
+        created += " (Python %s)" % info.python
+    fields += [
+        ("loop", info.loop_id or "?"),
+        ("source", info.source or "?"),
+        ("key", info.key or "-"),
+        ("resume", info.resume),
+        ("units", "%d completed, in %d records" % (info.units, info.records)),
+        ("size", "%s (%d bytes, %d valid)" % (human_size(info.size), info.size, info.valid_bytes)),
+        (
+            "modified",
+            "%s (%s ago)"
+            % (
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.modified)),
+                human_age(now - info.modified),
+            ),
+        ),
+        ("created", created),
+        ("format", info.format or "?"),
+        ("damage", info.damage or "none"),
+        ("state", state(entry)),
+    ]
+    if info.writer is not None:
+        fields.append(
+            (
+                "writer",
+                "%s (since %s: %s)"
+                % (writer_text(info), info.writer.get("since", "?"), info.writer.get("argv", "?")),
+            )
+        )
+    return fields
+
+
+def render_details(fields: Sequence[Tuple[str, str]], stream: IO[str]) -> None:
+    width = max(len(label) for label, _ in fields) + 1
+    for label, value in fields:
+        stream.write("%s %s\n" % ((label + ":").ljust(width), value))
+
+
+# -------------------------------------------------------------------------------- clearing
+
+
+def clear(entries: Sequence[Entry]) -> Tuple[List[Path], List[str]]:
+    """Remove ``entries`` (and their lock files). Returns what was removed and, for each log
+    a live process is using, why it was left alone."""
+    removed: List[Path] = []
+    refused: List[str] = []
+    for entry in entries:
+        try:
+            runtime.remove(entry.path)
+        except CheckpointError as exc:
+            refused.append(str(exc))
+        except OSError as exc:
+            refused.append("cannot remove %s: %s" % (entry.path, exc))
+        else:
+            removed.append(entry.path)
+    return removed, refused
+
+
+def remove_orphan_locks(directory: Path) -> None:
+    """Lock files whose log is gone (left by a process that was killed after complete()
+    removed its log, or before it wrote one); a held one is left alone."""
+    if not directory.is_dir():
+        return
+    for lock in directory.glob("*.ckpt.lock"):
+        log = lock.with_name(lock.name[: -len(".lock")])
+        if not log.exists():
+            try:
+                runtime.remove(log)
+            except (CheckpointError, OSError):
+                pass
+    try:
+        directory.rmdir()  # only when nothing else is left in it
+    except OSError:
+        pass
+
+
+def shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is inside it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # pragma: no cover - another drive on Windows
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
