@@ -39,9 +39,9 @@ CLEAN = b"""def add(a, b):
 UNSAFE = b"""import json
 import os
 
-names = []
+names = ""  # a string: resume by identity needs containers, so the order hazard stays
 for name in os.listdir("."):
-    names.append(describe(name))
+    names += describe(name)
 json.dump(names, open("names.json", "w"))
 """
 

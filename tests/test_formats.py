@@ -34,9 +34,9 @@ json.dump(results, open("results.json", "w"))
 UNSAFE = b"""import json
 import os
 
-names = []
+names = ""  # a string: resume by identity needs containers, so the order hazard stays
 for name in os.listdir("."):
-    names.append(describe(name))
+    names += describe(name)
 json.dump(names, open("names.json", "w"))
 """
 

@@ -41,9 +41,9 @@ json.dump(second, open("second.json", "w"))
 UNSAFE = b"""import json
 import os
 
-names = []
+names = ""  # a string: resume by identity needs containers, so the order hazard stays
 for name in os.listdir("."):
-    names.append(describe(name))
+    names += describe(name)
 json.dump(names, open("names.json", "w"))
 """
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")

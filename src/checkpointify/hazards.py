@@ -51,6 +51,7 @@ _MUTATING_METHODS = frozenset(
     | {"difference_update", "intersection_update", "symmetric_difference_update"}
 )
 _AUGMENTABLE = frozenset({"list", "number", "string", "set", "deque"})
+_ELEMENT_GROWTH = frozenset({"append", "extend", "add", "insert", "appendleft", "setdefault"})
 _UNORDERED_CALLS = frozenset({"os.listdir", "os.scandir", "os.walk", "glob.glob", "glob.iglob"})
 _UNORDERED_METHODS = frozenset({"glob", "rglob", "iterdir"})
 _SINGLE_PASS_CALLS = frozenset(
@@ -136,12 +137,14 @@ def growth_problem(name: str, kind: str, node: cst.CSTNode) -> Optional[str]:
             if method in _READ_METHODS or method in GROWTH_METHODS.get(kind, frozenset()):
                 return None
             return "`%s.%s()` is not an accumulation of a %s" % (name, method, kind)
-        if (
-            isinstance(node.func.value, cst.Subscript)
-            and target_name(node.func.value.value) == name
-            and kind != "dict"
-        ):
-            return "an element of `%s` is changed inside the loop" % name
+        if isinstance(node.func.value, cst.Subscript) and target_name(node.func.value.value) == name:
+            # groups[k].append(x) grows a value of a dict (the runtime sees its length change);
+            # groups[k].update(d) may overwrite inside it without changing its length, and
+            # rows[-1].append(x) changes a row recorded by an earlier unit
+            if kind == "dict" and method in _ELEMENT_GROWTH:
+                return None
+            if method in _MUTATING_METHODS | _ELEMENT_GROWTH | {"update"}:
+                return "`%s[...].%s()` changes an element in place" % (name, method)
         return None
     if isinstance(node, cst.Del) and name in names_in(node.target):
         return "`del` on `%s` inside the loop" % name

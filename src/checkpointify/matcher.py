@@ -92,6 +92,7 @@ class Plan:
     ack_grown: Optional[str] = None
     ack_latest: Optional[str] = None
     removed: Optional[cst.BaseStatement] = None
+    resume: Optional[str] = None  # "identity" when the iteration order may change between runs
 
 
 @dataclass
@@ -115,6 +116,7 @@ class Site:
     comprehension: Optional[ComprehensionPlan] = None
     transaction: Optional[str] = None
     ack: Optional[QueueAck] = None
+    resume: Optional[str] = None
 
 
 @dataclass
@@ -191,6 +193,7 @@ def make_plan(a: FileAnalysis, site: Site) -> Plan:
         ack_grown=site.ack.grown if site.ack else None,
         ack_latest=site.ack.latest if site.ack else None,
         removed=site.ack.statement if site.ack else None,
+        resume=site.resume,
     )
 
 
@@ -581,6 +584,7 @@ class _LoopSite:
         a = self.a
         names = [acc.name for acc in accumulators]
         found, carried = self._hazards(accumulators, statements_between(self.chain, self.index, sink), before)
+        resume = resume_by_identity(found, [acc.kind for acc in accumulators], carried)
         persisted = [n for n in names if _same_sink(find_sink(a, self.chain, self.index, {n}), sink)] or names
         site = self._site(
             COLLECT_LOOP,
@@ -592,6 +596,7 @@ class _LoopSite:
             message=collected_message(persisted, False, sink.description),
             hazards=found,
             complete_after=completion_anchor(sink),
+            resume=resume,
         )
         return make_plan(a, site)
 
@@ -683,6 +688,24 @@ def cst_loops_and_scopes() -> Tuple[type, ...]:
     return (cst.FunctionDef, cst.ClassDef, cst.Lambda, cst.For, cst.While)
 
 
+_IDENTITY_KINDS = frozenset({"list", "dict", "set", "deque"})
+
+
+def resume_by_identity(found: hz.Hazards, kinds: Sequence[str], carried: Sequence[str]) -> Optional[str]:
+    """``"identity"`` when the only thing against a safe fix is an iteration order that may change.
+
+    The runtime then matches completed items by fingerprint rather than position and
+    re-applies their recorded effect where they appear now, which needs every checkpointed
+    value to be a container it can change in place (not a number, a string or carried state).
+    """
+    if Hazard.UNORDERED_ITERABLE not in found.hazards or carried or not kinds:
+        return None
+    if not all(kind in _IDENTITY_KINDS for kind in kinds):
+        return None
+    found.remove(Hazard.UNORDERED_ITERABLE)
+    return "identity"
+
+
 def _same_sink(found: Optional[Sink], sink: Sink) -> bool:
     return found is not None and found.call is sink.call
 
@@ -728,9 +751,10 @@ def _comprehension_plan(
         return None
     clauses = for_clauses(value.for_in)
     found = _comprehension_hazards(a, chain, index, name, value, clauses, scope, sink)
+    kind = "list" if isinstance(value, cst.ListComp) else "set" if isinstance(value, cst.SetComp) else "dict"
+    resume = resume_by_identity(found, [kind], [])
     exclude = {name}.union(*(assigned_names(c.target) for c in clauses))
     parts = _per_item_parts(value)
-    kind = "list" if isinstance(value, cst.ListComp) else "set" if isinstance(value, cst.SetComp) else "dict"
     site = Site(
         variant=COLLECT_COMPREHENSION,
         kind="comprehension",
@@ -747,6 +771,7 @@ def _comprehension_plan(
         key=context_names(scope, parts, exclude),
         complete_after=completion_anchor(sink),
         comprehension=ComprehensionPlan(value, kind),
+        resume=resume,
     )
     return make_plan(a, site)
 

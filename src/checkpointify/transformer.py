@@ -181,6 +181,8 @@ class _Rewriter(cst.CSTTransformer):
             arguments.append("state=" + state)  # a while loop: no iterable
         if plan.key:
             arguments.append("key=%s" % _tuple(plan.key))
+        if plan.resume:
+            arguments.append("resume=%s" % json.dumps(plan.resume))
         if plan.transaction:
             arguments.append("transaction=%s" % plan.transaction)
         restore = "await %s.arestore()" % var if plan.asynchronous else "%s.restore()" % var
