@@ -71,6 +71,13 @@ def test_extra_sinks_and_checkpoint_calls() -> None:
     assert findings(marked, extra_checkpoint_calls=("progress.mark",)) == 0
 
 
+def test_checkpoint_dir_is_written_into_the_rewrite() -> None:
+    source = JOB.format(loop_comment="", sink_comment="").encode()
+    result = process_source(source, "job.py", Options(checkpoint_dir="/var/lib/job/ckpt"), rewrite=True)
+    assert result.new_source is not None
+    assert b', directory="/var/lib/job/ckpt")\n' in result.new_source
+
+
 def test_runtime_module_is_configurable() -> None:
     source = JOB.format(loop_comment="", sink_comment="").encode()
     result = process_source(source, "job.py", Options(runtime_module="vendored.ckpt_runtime"), rewrite=True)
@@ -106,6 +113,7 @@ def test_pyproject_configuration_and_exclude(
         ("unsafe-fixes = 'yes'", "unsafe-fixes must be bool"),
         ("runtime-module = 'not a module'", "runtime-module must be a dotted module name"),
         ("colour = true", "unknown key 'colour'"),
+        ("checkpoint-dir = 3", "checkpoint-dir must be str"),
     ],
 )
 def test_invalid_configuration_is_a_usage_error(

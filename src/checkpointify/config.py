@@ -30,6 +30,7 @@ _KEYS: Dict[str, Tuple[str, type]] = {
     "extra-sinks": ("extra_sinks", list),
     "extra-checkpoint-calls": ("extra_checkpoint_calls", list),
     "exclude": ("exclude", list),
+    "checkpoint-dir": ("checkpoint_dir", str),
 }
 
 

@@ -80,7 +80,7 @@ def rewrite_module(
     plans = tuple(find_plans(wrapper, path, options))
     chosen = tuple(p for p in plans if (choose(p) if choose else applicable(p, options)))
     names = set(all_names(wrapper.module))
-    new_module = apply_plans(wrapper.module, chosen, names, options.runtime_module)
+    new_module = apply_plans(wrapper.module, chosen, names, options.runtime_module, options.checkpoint_dir)
     return Rewrite(plans, chosen, new_module)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Set
+from typing import Dict, List, Optional, Sequence, Set
 
 import libcst as cst
 from libcst.codemod import CodemodContext
@@ -41,13 +41,17 @@ class _Names:
 
 
 def apply_plans(
-    module: cst.Module, plans: Sequence[Plan], used_names: Set[str], runtime_module: str
+    module: cst.Module,
+    plans: Sequence[Plan],
+    used_names: Set[str],
+    runtime_module: str,
+    directory: Optional[str] = None,
 ) -> cst.Module:
     """Rewrite every plan into ``module``; returns the new module (``module`` itself if ``plans`` is empty)."""
     if not plans:
         return module
     names = _choose_names(plans, used_names)
-    rewritten = module.visit(_Rewriter(module, plans, names))
+    rewritten = module.visit(_Rewriter(module, plans, names, directory))
     assert isinstance(rewritten, cst.Module)
     context = CodemodContext()
     needed = {_ACKNOWLEDGE if plan.ack else _CHECKPOINT for plan in plans}
@@ -80,9 +84,12 @@ def _choose_names(plans: Sequence[Plan], used: Set[str]) -> _Names:
 class _Rewriter(cst.CSTTransformer):
     """Inserts the checkpoint lines around each planned loop, matched by node identity."""
 
-    def __init__(self, module: cst.Module, plans: Sequence[Plan], names: _Names) -> None:
+    def __init__(
+        self, module: cst.Module, plans: Sequence[Plan], names: _Names, directory: Optional[str]
+    ) -> None:
         super().__init__()
         self.module = module
+        self.directory = directory
         self.names = names
         self.loops: Dict[int, int] = {}
         self.comprehensions: Dict[int, int] = {}
@@ -185,6 +192,8 @@ class _Rewriter(cst.CSTTransformer):
             arguments.append("resume=%s" % json.dumps(plan.resume))
         if plan.transaction:
             arguments.append("transaction=%s" % plan.transaction)
+        if self.directory:
+            arguments.append("directory=%s" % self._literal(self.directory))
         restore = "await %s.arestore()" % var if plan.asynchronous else "%s.restore()" % var
         if plan.state:
             restore = "[%s] = %s" % (", ".join(plan.state), restore)

@@ -110,3 +110,5 @@ class Options:
     extra_checkpoint_calls: Tuple[str, ...] = ()
     root: Optional[Path] = None
     exclude: Tuple[str, ...] = field(default=())
+    #: written into rewritten code as ``directory=...`` (else the runtime's default applies)
+    checkpoint_dir: Optional[str] = None
