@@ -10,8 +10,25 @@ A rewritten loop looks like this::
     save_results(results)
     ckpt.complete()
 
-The public API is :func:`checkpoint`, :class:`Checkpoint`, :func:`read_info`,
-:func:`remove`, :class:`CheckpointInfo` and the errors. What it promises:
+The public API is :func:`checkpoint`, :class:`Checkpoint`, :func:`acknowledge_each`,
+:class:`Acknowledger`, :func:`read_info`, :func:`remove`, :class:`CheckpointInfo` and the
+errors. The same checkpoint serves four loop shapes:
+
+* ``for`` over an iterable, as above;
+* ``while``: ``checkpoint(loop_id, state=...)`` without an iterable; the loop's test
+  becomes ``while ckpt.advance() and <test>:``. ``restore()`` re-applies every recorded
+  unit (there are no items to check);
+* ``async for`` over an async iterable: ``[acc] = await ckpt.arestore()``, then
+  ``async for item in ckpt:`` (position resume only);
+* ``transaction=conn`` (rows written per item, one commit after the loop): the records
+  live in table ``checkpointify_log`` of the connection's own database and are committed
+  with each unit's writes, so exactly the committed units are skipped (a DB-API 2
+  connection or a SQLAlchemy Session/Connection; any other object with ``commit()`` is
+  committed, then recorded in the log file: at-least-once).
+
+:func:`acknowledge_each` is for message loops that ack the whole batch after the loop:
+it acks each unit as it completes and stores nothing (the broker is the progress
+marker). What the log-file checkpoint promises:
 
 * **Restore.** ``restore()`` takes the loop's lock, reads its log, re-applies each
   completed unit's effect to the accumulators and returns their values. By default
@@ -55,8 +72,8 @@ The public API is :func:`checkpoint`, :class:`Checkpoint`, :func:`read_info`,
 * **Complete.** ``complete()``, placed after the final save, removes the log: the next run
   starts from zero.
 
-The log is ``<dir>/<slug>-<hash>.ckpt`` where ``<dir>`` is ``$CHECKPOINTIFY_DIR`` or
-``./.checkpointify``; its lock is ``<name>.ckpt.lock``. Each frame is ``magic u8 | kind u8 |
+The log is ``<dir>/<slug>-<hash>.ckpt`` where ``<dir>`` is the ``directory=`` argument,
+else ``$CHECKPOINTIFY_DIR``, else ``./.checkpointify``; its lock is ``<name>.ckpt.lock``. Each frame is ``magic u8 | kind u8 |
 length u32 | crc32 u32 | payload`` (little endian; the CRC covers kind, length and
 payload). The first frame is a JSON header; each later frame holds one or more units:
 ``first seq u64 | count u32 | count x (item fingerprint 8s | replaced seq i64 | flags u8)``
@@ -1436,7 +1453,12 @@ class _Database:
             )
         except Exception as exc:
             if self._conflict is None or not isinstance(exc, self._conflict):
-                self.failed = "cannot write a record in %s: %s: %s" % (self.shown, type(exc).__name__, exc)
+                self.failed = (
+                    "cannot write a record in %s: %s: %s (a second process running the same loop on this "
+                    "database fails this way too: it waits for the first one's lock, or finds the table "
+                    "gone once that one completed; only one process at a time can run a loop)"
+                    % (self.shown, type(exc).__name__, exc)
+                )
                 raise CheckpointWriteError(self.failed) from exc
             if seq == _HEADER_SEQ:
                 what = "started the loop in this table first"
