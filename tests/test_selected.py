@@ -42,7 +42,9 @@ def test_selecting_what_fix_applies_gives_fix_bytes(case: Case) -> None:
 
 
 def test_unsafe_fix_is_applied_when_selected_whatever_the_options() -> None:
-    source = b"import json, os\nnames = ''\nfor n in os.listdir('.'):\n    names += f(n)\njson.dump(names, out)\n"
+    source = (
+        b"import json, os\nnames = ''\nfor n in os.listdir('.'):\n    names += f(n)\njson.dump(names, out)\n"
+    )
     options = Options(unsafe_fixes=False)
     [finding] = process_source(source, "u.py", options, rewrite=False).findings
     assert finding.fix is not None and finding.fix.value == "unsafe"

@@ -10,8 +10,25 @@ A rewritten loop looks like this::
     save_results(results)
     ckpt.complete()
 
-The public API is :func:`checkpoint`, :class:`Checkpoint`, :func:`read_info`,
-:func:`remove`, :class:`CheckpointInfo` and the errors. What it promises:
+The public API is :func:`checkpoint`, :class:`Checkpoint`, :func:`acknowledge_each`,
+:class:`Acknowledger`, :func:`read_info`, :func:`remove`, :class:`CheckpointInfo` and the
+errors. The same checkpoint serves four loop shapes:
+
+* ``for`` over an iterable, as above;
+* ``while``: ``checkpoint(loop_id, state=...)`` without an iterable; the loop's test
+  becomes ``while ckpt.advance() and <test>:``. ``restore()`` re-applies every recorded
+  unit (there are no items to check);
+* ``async for`` over an async iterable: ``[acc] = await ckpt.arestore()``, then
+  ``async for item in ckpt:`` (position resume only);
+* ``transaction=conn`` (rows written per item, one commit after the loop): the records
+  live in table ``checkpointify_log`` of the connection's own database and are committed
+  with each unit's writes, so exactly the committed units are skipped (a DB-API 2
+  connection or a SQLAlchemy Session/Connection; any other object with ``commit()`` is
+  committed, then recorded in the log file: at-least-once).
+
+:func:`acknowledge_each` is for message loops that ack the whole batch after the loop:
+it acks each unit as it completes and stores nothing (the broker is the progress
+marker). What the log-file checkpoint promises:
 
 * **Restore.** ``restore()`` takes the loop's lock, reads its log, re-applies each
   completed unit's effect to the accumulators and returns their values. By default
@@ -55,8 +72,8 @@ The public API is :func:`checkpoint`, :class:`Checkpoint`, :func:`read_info`,
 * **Complete.** ``complete()``, placed after the final save, removes the log: the next run
   starts from zero.
 
-The log is ``<dir>/<slug>-<hash>.ckpt`` where ``<dir>`` is ``$CHECKPOINTIFY_DIR`` or
-``./.checkpointify``; its lock is ``<name>.ckpt.lock``. Each frame is ``magic u8 | kind u8 |
+The log is ``<dir>/<slug>-<hash>.ckpt`` where ``<dir>`` is the ``directory=`` argument,
+else ``$CHECKPOINTIFY_DIR``, else ``./.checkpointify``; its lock is ``<name>.ckpt.lock``. Each frame is ``magic u8 | kind u8 |
 length u32 | crc32 u32 | payload`` (little endian; the CRC covers kind, length and
 payload). The first frame is a JSON header; each later frame holds one or more units:
 ``first seq u64 | count u32 | count x (item fingerprint 8s | replaced seq i64 | flags u8)``
@@ -66,6 +83,8 @@ followed by the pickle of the units' deltas.
 from __future__ import annotations
 
 import atexit
+import base64
+import binascii
 import errno
 import gc
 import hashlib
@@ -82,12 +101,15 @@ import time
 import weakref
 import zlib
 from collections import Counter, deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import compress, islice
 from operator import is_not, ne
 from pathlib import Path, PurePath
 from typing import (
     Any,
+    AsyncIterable,
+    AsyncIterator,
     Callable,
     Deque,
     Dict,
@@ -102,6 +124,7 @@ from typing import (
     Set,
     Tuple,
     TypeVar,
+    Union,
 )
 
 try:
@@ -112,6 +135,8 @@ except ImportError:  # pragma: no cover - Windows: no advisory locks, documented
     _fcntl = None
 
 __all__ = [
+    "acknowledge_each",
+    "Acknowledger",
     "checkpoint",
     "Checkpoint",
     "CheckpointInfo",
@@ -717,7 +742,16 @@ def log_name(loop_id: str, key_fp: str = "") -> str:
 # ------------------------------------------------------------------------- settings
 
 
-_FAULT_POINTS = ("before-write", "mid-record", "after-write", "during-complete", "enospc", "eio", "eio-fsync")
+_FAULT_POINTS = (
+    "before-write",
+    "mid-record",
+    "after-write",
+    "after-commit",  # transaction=: after the unit's commit, before the loop goes on
+    "during-complete",
+    "enospc",
+    "eio",
+    "eio-fsync",
+)
 
 
 @dataclass(frozen=True)
@@ -1180,9 +1214,9 @@ def _sync_open_logs_at_exit() -> None:
         try:
             owner = log.owner()
             if owner is not None:
-                owner._flush_if_safe()
+                owner._flush_if_safe()  # transaction= without a shared transaction: commits first
             log.sync()
-        except CheckpointError as exc:
+        except Exception as exc:
             print("checkpointify: at exit: %s" % exc, file=sys.stderr)
 
 
@@ -1260,6 +1294,292 @@ def _type_name(value: object) -> str:
     return t.__qualname__ if t.__module__ == "builtins" else "%s.%s" % (t.__module__, t.__qualname__)
 
 
+# ------------------------------------------------------------- records in the database
+#
+# ``checkpoint(..., transaction=conn)`` (CKP002: rows written per item, one commit after
+# the loop) keeps the loop's records in the connection's own database, in the transaction
+# that holds the units' writes, and commits it per unit (or per batch of cheap units): a
+# unit's rows and its record become durable together or not at all, so a re-run skips
+# exactly the committed units. The table holds the same frames as a log file, one a row.
+
+_TABLE = "checkpointify_log"
+_HEADER_SEQ = -1  # the row holding the header frame
+_OPEN_SEQ = -2  # the "open transaction" marker (see _Database)
+_PARAMSTYLES = ("qmark", "numeric", "named", "format", "pyformat")
+_PLACEHOLDER = re.compile(r":([a-z_]+)")
+
+
+def _bind(sql: str, paramstyle: str, params: Dict[str, Any]) -> Tuple[str, Any]:
+    """``sql`` written with ``:name`` placeholders, in the driver's ``paramstyle``."""
+    if paramstyle == "named":
+        return sql, params
+    names = _PLACEHOLDER.findall(sql)
+    if paramstyle == "qmark":
+        text = _PLACEHOLDER.sub("?", sql)
+    elif paramstyle == "numeric":
+        numbers = iter(range(1, len(names) + 1))
+        text = _PLACEHOLDER.sub(lambda _m: ":%d" % next(numbers), sql)
+    else:  # format, pyformat (%s is valid in both)
+        text = _PLACEHOLDER.sub("%s", sql)
+    return text, tuple(params[name] for name in names)
+
+
+def _dbapi_module(conn: Any) -> Any:
+    """The DB-API 2 module of ``conn`` (the first module of its class, or of a base class,
+    or a parent package of one, that declares a ``paramstyle``), or ``None``."""
+    if not (callable(getattr(conn, "cursor", None)) and callable(getattr(conn, "commit", None))):
+        return None
+    for cls in type(conn).__mro__:
+        parts = (getattr(cls, "__module__", "") or "").split(".")
+        for n in range(1, len(parts) + 1):
+            module = sys.modules.get(".".join(parts[:n]))
+            if getattr(module, "paramstyle", None) in _PARAMSTYLES:
+                return module
+    return None
+
+
+def _autocommits(conn: Any) -> bool:
+    """Whether ``conn`` commits every statement by itself (then a unit's writes and its record
+    cannot share a transaction): sqlite3 with ``isolation_level=None`` or ``autocommit=True``,
+    ``conn.autocommit = True`` (psycopg, pyodbc, mysql-connector), PyMySQL's ``get_autocommit()``."""
+    sqlite = sys.modules.get("sqlite3")
+    if sqlite is not None and isinstance(conn, sqlite.Connection):
+        mode = getattr(conn, "autocommit", -1)  # Python >= 3.12; -1 is LEGACY_TRANSACTION_CONTROL
+        if mode is True or mode is False:
+            return mode
+        return conn.isolation_level is None
+    flag = getattr(conn, "autocommit", None)
+    if isinstance(flag, bool):
+        return flag
+    getter = getattr(conn, "get_autocommit", None)
+    if callable(getter):
+        try:
+            return bool(getter())
+        except Exception:
+            return False
+    return False
+
+
+def _describe_connection(conn: Any) -> str:
+    return "%s.%s" % (type(conn).__module__, type(conn).__qualname__)
+
+
+class _Database:
+    """A loop's records in table ``checkpointify_log`` of the connection's own database.
+
+    Columns: ``log_id`` (the log file's name without ``.ckpt``: loop id and key), ``seq``
+    (the header is row -1; a record's row is the seq of its first unit) and ``record``
+    (base64 of the frame a log file would hold, CRC included). The primary key
+    ``(log_id, seq)`` is what keeps two processes from recording the same unit: the second
+    insert fails, its unit is rolled back and :class:`CheckpointLockedError` raised.
+
+    The *open marker* (row -2) is inserted with the first unit of every transaction the
+    loop opens, and deleted just before the loop's own commit, so a transaction the loop
+    commits never holds it. Found committed on restore, it means that someone else
+    committed while a unit was in flight: the ``commit()`` after a loop that ended with
+    ``break`` (or a commit after an exception), with a crash before ``complete()``. That
+    unit's writes are durable but it has no record, so the re-run must not run it again:
+    the loop ends there, as it did.
+    """
+
+    def __init__(self, conn: Any, kind: str, paramstyle: str, log_id: str, text: Any, conflict: Any) -> None:
+        self.conn = conn
+        self.kind = kind  # "dbapi" | "sqlalchemy"
+        self.paramstyle = paramstyle
+        self.log_id = log_id
+        self._text = text  # sqlalchemy.text
+        self._conflict = conflict  # the driver's IntegrityError (a class, or None)
+        self._cursor: Any = None
+        self.failed: Optional[str] = None
+        self.closed = False
+
+    @property
+    def shown(self) -> str:
+        return "table %s (log %s) of %s" % (_TABLE, self.log_id, _describe_connection(self.conn))
+
+    def _run(self, sql: str, params: Dict[str, Any], fetch: bool) -> List[Any]:
+        if self.kind == "sqlalchemy":
+            result = self.conn.execute(self._text(sql), params)
+            return list(result.fetchall()) if fetch else []
+        if self._cursor is None:
+            self._cursor = self.conn.cursor()
+        statement, args = _bind(sql, self.paramstyle, params)
+        self._cursor.execute(statement, args)
+        return list(self._cursor.fetchall()) if fetch else []
+
+    def run(self, what: str, sql: str, fetch: bool = False, **params: Any) -> List[Any]:
+        """One statement of ours; a failure poisons the store and is raised as
+        :class:`CheckpointWriteError` naming the table and what was being done."""
+        self.check()
+        try:
+            return self._run(sql, params, fetch)
+        except Exception as exc:
+            self.failed = "cannot %s in %s: %s: %s" % (what, self.shown, type(exc).__name__, exc)
+            raise CheckpointWriteError(self.failed) from exc
+
+    def check(self) -> None:
+        if self.failed is not None:
+            raise CheckpointWriteError("checkpoint in %s failed earlier: %s" % (self.shown, self.failed))
+        if self.closed:
+            raise CheckpointError("checkpoint in %s was closed; it records no more units" % self.shown)
+
+    def setup(self) -> None:
+        """Create the table if it is missing, in the current transaction (nothing is committed;
+        sqlite3 runs DDL outside a transaction when none is open, and MySQL commits on DDL)."""
+        self.run(
+            "create the checkpoint table",
+            "CREATE TABLE IF NOT EXISTS %s (log_id VARCHAR(100) NOT NULL, seq BIGINT NOT NULL, "
+            "record TEXT NOT NULL, PRIMARY KEY (log_id, seq))" % _TABLE,
+        )
+
+    def read(self) -> List[Tuple[int, str]]:
+        rows = self.run(
+            "read the records",
+            "SELECT seq, record FROM %s WHERE log_id = :log_id ORDER BY seq" % _TABLE,
+            fetch=True,
+            log_id=self.log_id,
+        )
+        return [(int(seq), str(record)) for seq, record in rows]
+
+    def insert(self, seq: int, frame: bytes, loop_id: str) -> None:
+        """Add a row in the open transaction. A row that exists already (another process
+        recorded this unit meanwhile) rolls the transaction back and raises
+        :class:`CheckpointLockedError`."""
+        self.check()
+        params = {"log_id": self.log_id, "seq": seq, "record": base64.b64encode(frame).decode("ascii")}
+        try:
+            self._run(
+                "INSERT INTO %s (log_id, seq, record) VALUES (:log_id, :seq, :record)" % _TABLE, params, False
+            )
+        except Exception as exc:
+            if self._conflict is None or not isinstance(exc, self._conflict):
+                self.failed = (
+                    "cannot write a record in %s: %s: %s (a second process running the same loop on this "
+                    "database fails this way too: it waits for the first one's lock, or finds the table "
+                    "gone once that one completed; only one process at a time can run a loop)"
+                    % (self.shown, type(exc).__name__, exc)
+                )
+                raise CheckpointWriteError(self.failed) from exc
+            if seq == _HEADER_SEQ:
+                what = "started the loop in this table first"
+            elif seq == _OPEN_SEQ:
+                what = "has a unit of it in flight"
+            else:
+                what = "recorded unit #%d first" % seq
+            self.failed = "another process %s" % what
+            try:
+                self.conn.rollback()
+            except Exception:
+                pass
+            raise CheckpointLockedError(
+                "%s: another process is running loop %r on the same database and %s. Only one process "
+                "at a time can run a loop; this process's open unit was rolled back (%s: %s)"
+                % (self.shown, loop_id, what, type(exc).__name__, exc),
+                {},
+            ) from exc
+
+    def delete(self, seq: int) -> None:
+        self.run(
+            "delete a row",
+            "DELETE FROM %s WHERE log_id = :log_id AND seq = :seq" % _TABLE,
+            log_id=self.log_id,
+            seq=seq,
+        )
+
+    def delete_all(self) -> None:
+        self.run("delete the records", "DELETE FROM %s WHERE log_id = :log_id" % _TABLE, log_id=self.log_id)
+
+    def commit(self) -> None:
+        """The connection's own commit: the user's writes and ours. Its failure (which may
+        be the user's data: a deferred constraint) is raised as it is, and poisons the store."""
+        self.check()
+        try:
+            self.conn.commit()
+        except Exception as exc:
+            self.failed = "the commit failed (%s: %s)" % (type(exc).__name__, exc)
+            raise
+
+    def remove(self) -> None:
+        """Delete the loop's rows, drop the table if no other loop has rows in it, and commit."""
+        self.delete_all()
+        [(count,)] = self.run("count the records", "SELECT COUNT(*) FROM %s" % _TABLE, fetch=True)
+        if not count:
+            self.run("drop the empty checkpoint table", "DROP TABLE %s" % _TABLE)
+        self.commit()
+        self.close()
+
+    def close(self) -> None:
+        self.closed = True
+        cursor, self._cursor = self._cursor, None
+        if cursor is not None:
+            try:
+                cursor.close()
+            except Exception:
+                pass
+
+
+def _database(conn: Any, log_id: str) -> Tuple[Optional[_Database], str]:
+    """The store for ``transaction=conn``: a :class:`_Database` when ``conn`` can hold the
+    records in its own transactions, else ``(None, why not)``: the records then go to the
+    log file, each written after ``conn.commit()`` (at-least-once). Raises
+    :class:`CheckpointError` for an object without ``commit()`` or an async session."""
+    module = type(conn).__module__ or ""
+    if module.startswith("sqlalchemy."):
+        if module.startswith("sqlalchemy.ext.asyncio"):
+            raise CheckpointError(
+                "transaction= needs a synchronous SQLAlchemy Session or Connection; %s is asynchronous "
+                "(its commit() must be awaited)" % _describe_connection(conn)
+            )
+        sqlalchemy = sys.modules.get("sqlalchemy")
+        if (
+            sqlalchemy is not None
+            and callable(getattr(conn, "execute", None))
+            and callable(getattr(conn, "commit", None))
+        ):
+            exc_module = sys.modules.get("sqlalchemy.exc")
+            return (
+                _Database(
+                    conn,
+                    "sqlalchemy",
+                    "named",
+                    log_id,
+                    sqlalchemy.text,
+                    getattr(exc_module, "IntegrityError", None),
+                ),
+                "",
+            )
+    dbapi = _dbapi_module(conn)
+    if dbapi is not None:
+        if _autocommits(conn):
+            return (
+                None,
+                "it commits every statement by itself (autocommit), so no transaction can hold a unit",
+            )
+        return _Database(
+            conn, "dbapi", dbapi.paramstyle, log_id, None, getattr(dbapi, "IntegrityError", None)
+        ), ""
+    if not callable(getattr(conn, "commit", None)):
+        raise CheckpointError(
+            "transaction= must be a DB-API connection, a SQLAlchemy Session or Connection, or an object with a "
+            "commit() method; %s has no commit()" % _describe_connection(conn)
+        )
+    return None, "it is neither a DB-API connection nor a SQLAlchemy Session or Connection"
+
+
+def _commit_transaction(conn: Any) -> None:
+    """``conn.commit()`` for the file-log fallback; refuses an asynchronous commit (a
+    coroutine that nobody would await commits nothing)."""
+    result = conn.commit()
+    if hasattr(result, "__await__"):
+        close = getattr(result, "close", None)
+        if callable(close):
+            close()
+        raise CheckpointError(
+            "transaction=%s: its commit() returns an awaitable; transaction= needs a synchronous commit()"
+            % _describe_connection(conn)
+        )
+
+
 # ------------------------------------------------------------------ resume by identity
 
 
@@ -1307,6 +1627,33 @@ class _Plan:
 # ------------------------------------------------------------------------ the checkpoint
 
 
+_NO_ITEM = bytes(8)  # the "item fingerprint" of a while loop's units: there is no item
+
+
+def _no_state() -> Tuple[Any, ...]:
+    return ()
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Restoring only allocates; collections over the growing heap cost about half the time."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """What restore() found: the valid frames and the units they hold."""
+
+    scan: _Scan
+    units: List[_Unit]
+
+
 class Checkpoint(Generic[T]):
     """One loop's checkpoint: restores, hands out the remaining items, records each unit.
 
@@ -1326,33 +1673,51 @@ class Checkpoint(Generic[T]):
     unit whose effect depended on earlier units (a counter incremented, a list inside a
     dict grown, an entry overwritten) is reused only while the order is unchanged up to
     it; after the first difference it runs again (see :class:`_Plan`).
+
+    Three more shapes (see :func:`checkpoint`): a ``while`` loop (no iterable; the test
+    calls :meth:`advance`), ``async for`` over an async iterable (:meth:`arestore`, then
+    ``async for``; position mode only) and ``transaction=`` (the records live in the
+    connection's database, committed with each unit's writes).
     """
 
     def __init__(
         self,
         loop_id: str,
-        iterable: Iterable[T],
-        state: Callable[[], Tuple[Any, ...]],
+        iterable: Optional[Union[Iterable[T], AsyncIterable[T]]],
+        state: Optional[Callable[[], Tuple[Any, ...]]],
         key: object = None,
         directory: Optional[Path] = None,
         *,
         resume: str = "position",
         source: str = "",
+        transaction: object = None,
     ) -> None:
         if resume not in ("position", "identity"):
             raise ValueError("resume must be 'position' or 'identity', not %r" % (resume,))
+        if iterable is None and resume != "position":
+            raise ValueError("resume='identity' matches units by item; a while loop (no iterable) has none")
         self.loop_id = loop_id
         self.resume = resume
         self.source = source
-        self._state = state
-        self._iterable: Optional[Iterable[T]] = iterable
+        self._state: Callable[[], Tuple[Any, ...]] = state if state is not None else _no_state
+        self._iterable: Optional[Any] = iterable
         self._iterator: Iterator[T] = iter(())
+        self._aiterator: Optional[AsyncIterator[T]] = None
+        #: "for", "async for" (once arestore() ran) or "while" (no iterable)
+        self._shape = "while" if iterable is None else "for"
+        self._transaction = transaction
         self._key_fp = key_fingerprint(key) if key is not None else ""
         self._default_dir = directory is None and not os.environ.get("CHECKPOINTIFY_DIR")
         self.directory = directory if directory is not None else checkpoint_dir()
         self.path = self.directory / log_name(loop_id, self._key_fp)
         self._settings = _Settings.from_env()
         self._log: Optional[_Log] = None
+        self._db: Optional[_Database] = None  # transaction=: the records live in the database
+        self._commit_first: Any = None  # transaction= without a shared transaction: commit, then record
+        self._db_header = False  # the database holds this log's header row
+        self._marker = False  # the open marker is in the loop's open transaction (see _Database)
+        self._ended_early = False  # a committed open marker: the last run's loop ended at this unit
+        self._accumulators = 0
         self._trackers: List[_Tracker] = []
         self._replay: Deque[T] = deque()
         self._plan: Optional[_Plan] = None
@@ -1383,28 +1748,111 @@ class Checkpoint(Generic[T]):
         not the first items of the current input (nothing is applied then),
         :class:`CorruptCheckpointError` when the log is damaged in the middle,
         :class:`CheckpointLockedError` when another process runs the loop, and
-        :class:`CheckpointWriteError` when the directory is not writable.
+        :class:`CheckpointWriteError` when the directory is not writable. A checkpoint over
+        an async iterable is refused: use :meth:`arestore`.
+
+        For a ``while`` loop (no iterable) every recorded unit is re-applied: there are no
+        items whose fingerprints could show that the input changed.
         """
-        if self._restored:
+        self._check_restorable()
+        iterable = self._iterable
+        if iterable is not None and not hasattr(iterable, "__iter__") and hasattr(iterable, "__aiter__"):
+            raise CheckpointError(
+                "checkpoint %r is over an async iterable (%s): restore it with `await ckpt.arestore()` and "
+                "iterate it with `async for`" % (self.loop_id, _type_name(iterable))
+            )
+        values = self._open()
+        try:
+            with _gc_paused():
+                if iterable is not None:
+                    self._iterator = iter(iterable)
+                self._iterable = None
+                recorded = self._read_records()
+                if self.resume == "identity":
+                    values = self._restore_by_identity(values, recorded)
+                else:
+                    live = _live(recorded.units)
+                    consumed, mismatch = self._match_items(live)
+                    values = self._restore_by_position(values, recorded, live, consumed, mismatch)
+        except BaseException:
+            self._release()
+            raise
+        return self._ready(values)
+
+    async def arestore(self) -> List[Any]:
+        """:meth:`restore` for ``async for`` over an async iterable: the recorded items are
+        read from it (awaited) and checked by fingerprint. Position mode only (identity
+        would need the whole input first). Refused for a synchronous iterable or a while
+        loop, which use :meth:`restore`."""
+        self._check_restorable()
+        iterable = self._iterable
+        if iterable is None or not hasattr(iterable, "__aiter__"):
+            raise CheckpointError(
+                "arestore() is for `async for` over an async iterable; checkpoint %r is over %s: use "
+                "restore() and a plain `%s` loop"
+                % (self.loop_id, "no iterable" if iterable is None else _type_name(iterable), self._shape)
+            )
+        if self.resume != "position":
+            raise CheckpointError(
+                "checkpoint %r: resume=%r needs the whole input before the loop starts; an async iterable "
+                "supports resume='position' only" % (self.loop_id, self.resume)
+            )
+        values = self._open()
+        try:
+            self._aiterator = iterable.__aiter__()
+            self._iterable = None
+            self._shape = "async for"
+            recorded = self._read_records()
+            live = _live(recorded.units)
+            consumed, mismatch = await self._amatch_items(live)
+            with _gc_paused():
+                values = self._restore_by_position(values, recorded, live, consumed, mismatch)
+        except BaseException:
+            self._release()
+            raise
+        return self._ready(values)
+
+    def _check_restorable(self) -> None:
+        if self._restored:  # a restore() that failed (locked, stale...) may be retried
             raise CheckpointError("restore() was already called for checkpoint %r" % self.loop_id)
+
+    def _open(self) -> List[Any]:
+        """Read the accumulators' initial values and open the store: the log file (taking
+        its lock) or, for ``transaction=``, the database table (no file, no lock: the
+        transaction is the progress marker and the table's primary key stops a second
+        writer)."""
         values = list(self._state())
         if self.resume == "identity":
             _check_mutable(self.loop_id, values)
+        self._accumulators = len(values)
+        if self._transaction is not None:
+            db, why_not = _database(self._transaction, self.path.name[: -len(".ckpt")])
+            if db is not None:
+                db.setup()
+                self._db = db
+                self._last_write = time.perf_counter()
+                return values
+            self._commit_first = self._transaction
+            self._say(
+                "%s: transaction=%s: %s; progress is kept in %s, written after each commit (at-least-once: "
+                "a unit committed just before a crash runs again)"
+                % (self.loop_id, _describe_connection(self._transaction), why_not, _shown(self.path))
+            )
         log = _Log(self.path, self.loop_id, self._settings, self._header())
         log.acquire()
         log.owner = weakref.ref(self)
         self._log = log
         self._last_write = time.perf_counter()
-        collecting = gc.isenabled()
-        gc.disable()  # restoring only allocates; collections over the growing heap cost ~half the time
-        try:
-            values = self._restore_with_lock(log, values)
-        except BaseException:
-            log.close(remove=False)
-            raise
-        finally:
-            if collecting:
-                gc.enable()
+        return values
+
+    def _release(self) -> None:
+        """restore() failed: let go of the log (the database needs nothing: nothing was written)."""
+        if self._log is not None:
+            self._log.close(remove=False)
+        if self._db is not None:
+            self._db.close()
+
+    def _ready(self, values: List[Any]) -> List[Any]:
         self._trackers = [_Tracker(v) for v in values]
         self._restored = True
         return values
@@ -1416,32 +1864,35 @@ class Checkpoint(Generic[T]):
             "key": self._key_fp,
             "source": self.source,
             "resume": self.resume,
+            "loop": "while" if self._shape == "while" else "for",
+            "state": self._accumulators,
             "python": sys.version.split()[0],
             "runtime": RUNTIME_VERSION,
         }
 
-    def _restore_with_lock(self, log: _Log, values: List[Any]) -> List[Any]:
-        assert self._iterable is not None
-        self._iterator = iter(self._iterable)
-        self._iterable = None
-        data, scan, units = self._read_log()
-        if self.resume == "identity":
-            items = list(self._iterator)
-            keyed = any(isinstance(v, (dict, set)) for v in values)
-            self._plan = _Plan(items, [fingerprint(x) for x in items], units, keyed)
-            self._seq = max((u.seq for u in units), default=-1) + 1
-            if scan.frames:
-                log.open_existing(scan.valid_end, scan.size)
-            if units:
-                self._say(
-                    "resuming %s by item identity: %d completed units recorded in %s"
-                    % (self.loop_id, self._plan.recorded, _shown(self.path))
-                )
-            return values
-        live = _live(units)
+    def _restore_by_identity(self, values: List[Any], recorded: _Recorded) -> List[Any]:
+        units = recorded.units
+        items = list(self._iterator)
+        keyed = any(isinstance(v, (dict, set)) for v in values)
+        self._plan = _Plan(items, [fingerprint(x) for x in items], units, keyed)
+        self._seq = max((u.seq for u in units), default=-1) + 1
+        self._open_existing(recorded.scan)
+        if units:
+            self._say(
+                "resuming %s by item identity: %d completed units recorded in %s"
+                % (self.loop_id, self._plan.recorded, self._where())
+            )
+        return values
+
+    def _restore_by_position(
+        self,
+        values: List[Any],
+        recorded: _Recorded,
+        live: List[_Unit],
+        consumed: List[T],
+        mismatch: Optional[str],
+    ) -> List[Any]:
         if live:
-            consumed: List[T] = []
-            mismatch = self._match_items(live, consumed)
             if mismatch is not None:
                 self._on_stale(mismatch, consumed)  # raises, or archives the log
                 return values
@@ -1449,18 +1900,33 @@ class Checkpoint(Generic[T]):
                 if len(unit.deltas) != len(values):
                     raise StaleCheckpointError(
                         "checkpoint %s records %d accumulators but the loop has %d; %s"
-                        % (_shown(self.path), len(unit.deltas), len(values), self._how_to_start_over())
+                        % (self._where(), len(unit.deltas), len(values), self._how_to_start_over())
                     )
                 values = [_apply(v, d) for v, d in zip(values, unit.deltas)]
             self.restored_units = len(live)
             self._say(
-                "resuming %s: %d completed units restored from %s"
-                % (self.loop_id, len(live), _shown(self.path))
+                "resuming %s: %d completed units restored from %s" % (self.loop_id, len(live), self._where())
             )
-        self._seq = max((u.seq for u in units), default=-1) + 1
-        if scan.frames:
-            log.open_existing(scan.valid_end, scan.size)
+        self._seq = max((u.seq for u in recorded.units), default=-1) + 1
+        if self._ended_early:
+            self._say(
+                "%s: the last run left this loop at unit #%d without completing it (a `break`, or an "
+                "exception) and its writes were committed after the loop; the loop ends there again instead "
+                "of writing them twice" % (self.loop_id, self._seq)
+            )
+        self._open_existing(recorded.scan)
         return values
+
+    def _open_existing(self, scan: _Scan) -> None:
+        if self._log is not None and scan.frames:
+            self._log.open_existing(scan.valid_end, scan.size)
+
+    def _where(self) -> str:
+        return self._db.shown if self._db is not None else _shown(self.path)
+
+    def _read_records(self) -> _Recorded:
+        data, scan, units = self._read_database() if self._db is not None else self._read_log()
+        return _Recorded(scan, units)
 
     def _read_log(self) -> Tuple[bytes, _Scan, List[_Unit]]:
         """The valid prefix of the log, decoded; moves a corrupt log aside and raises."""
@@ -1480,22 +1946,57 @@ class Checkpoint(Generic[T]):
                 "%s: dropped %d bytes at the end: a record torn by a crash mid-write (or a "
                 "power loss); the units it held run again" % (_shown(self.path), scan.size - scan.valid_end)
             )
+        return data, scan, self._decode(data, scan)
+
+    def _read_database(self) -> Tuple[bytes, _Scan, List[_Unit]]:
+        """The rows of this loop, decoded. A transaction is all or nothing, so there is no
+        torn tail here: any frame that fails its checks is damage, and is raised."""
+        db = self._db
+        assert db is not None
+        frames: List[bytes] = []
+        for seq, text in db.read():
+            if seq == _OPEN_SEQ:
+                self._ended_early = True
+                continue
+            try:
+                frames.append(base64.b64decode(text.encode("ascii"), validate=True))
+            except (binascii.Error, ValueError, UnicodeError):
+                frames.append(b"\0")  # fails the scan below
+        data = b"".join(frames)
+        scan = _scan(data)
+        if scan.valid_end < scan.size:
+            raise CorruptCheckpointError(
+                "checkpoint %s is corrupt: the frame at byte %d of its rows fails its checksum (damage, or "
+                "rows written by something else). Nothing was restored; %s"
+                % (db.shown, scan.valid_end, self._how_to_start_over()),
+                self.path,
+                None,
+            )
+        self._db_header = bool(scan.frames)
+        return data, scan, self._decode(data, scan)
+
+    def _decode(self, data: bytes, scan: _Scan) -> List[_Unit]:
         if not scan.frames:
-            return data, scan, []
+            return []
         header = _header(data, scan)
         if header.get("format") not in (FORMAT, _FORMAT_V1) or header.get("loop_id") != self.loop_id:
             raise CheckpointError(
                 "%s is not a checkpoint of loop %r (header %r); %s"
-                % (_shown(self.path), self.loop_id, header, self._how_to_start_over())
+                % (self._where(), self.loop_id, header, self._how_to_start_over())
+            )
+        shape = "while" if self._shape == "while" else "for"
+        if header.get("loop", "for") != shape:
+            raise StaleCheckpointError(
+                "checkpoint %s was written by a %s loop, but loop %r is now a %s loop; %s"
+                % (self._where(), header.get("loop"), self.loop_id, shape, self._how_to_start_over())
             )
         try:
-            units = _decode_units(data, scan, v1=header.get("format") == _FORMAT_V1)
+            return _decode_units(data, scan, v1=header.get("format") == _FORMAT_V1)
         except Exception as exc:
             raise CheckpointError(
                 "cannot load a unit recorded in %s (%s: %s); was it written by other code? %s"
-                % (_shown(self.path), type(exc).__name__, exc, self._how_to_start_over())
+                % (self._where(), type(exc).__name__, exc, self._how_to_start_over())
             ) from exc
-        return data, scan, units
 
     def _corrupt(self, scan: _Scan) -> NoReturn:
         stamp = time.strftime("%Y%m%dT%H%M%S")
@@ -1524,20 +2025,50 @@ class Checkpoint(Generic[T]):
             target,
         )
 
-    def _match_items(self, units: List[_Unit], consumed: List[T]) -> Optional[str]:
-        """Pull one input item per unit and compare fingerprints; describe a mismatch."""
+    def _match_items(self, units: List[_Unit]) -> Tuple[List[T], Optional[str]]:
+        """Pull one input item per unit and compare fingerprints: (the items pulled, a
+        description of the first mismatch or ``None``). A while loop has nothing to match."""
+        consumed: List[T] = []
+        if self._shape == "while":
+            return consumed, None
         iterator = self._iterator
         for index, unit in enumerate(units):
             try:
                 item = next(iterator)
             except StopIteration:
-                return "the input now has %d items but %d were completed" % (index, len(units))
+                return consumed, "the input now has %d items but %d were completed" % (index, len(units))
             consumed.append(item)
             if fingerprint(item) != unit.fp:
-                return "item #%d (%s) is not the item recorded at that position" % (index, _short(item))
-        return None
+                return consumed, "item #%d (%s) is not the item recorded at that position" % (
+                    index,
+                    _short(item),
+                )
+        return consumed, None
+
+    async def _amatch_items(self, units: List[_Unit]) -> Tuple[List[T], Optional[str]]:
+        """:meth:`_match_items` over the async iterator."""
+        consumed: List[T] = []
+        aiterator = self._aiterator
+        assert aiterator is not None
+        for index, unit in enumerate(units):
+            try:
+                item = await aiterator.__anext__()
+            except StopAsyncIteration:
+                return consumed, "the input now has %d items but %d were completed" % (index, len(units))
+            consumed.append(item)
+            if fingerprint(item) != unit.fp:
+                return consumed, "item #%d (%s) is not the item recorded at that position" % (
+                    index,
+                    _short(item),
+                )
+        return consumed, None
 
     def _how_to_start_over(self) -> str:
+        if self._db is not None:
+            return "to start over, delete its rows (DELETE FROM %s WHERE log_id = '%s') and commit" % (
+                _TABLE,
+                self._db.log_id,
+            )
         command = "checkpointify checkpoints clear %s" % self.path.name[: -len(".ckpt")]
         if not self._default_dir and not os.environ.get("CHECKPOINTIFY_DIR"):
             command += " --dir %s" % _shown(self.directory)
@@ -1545,6 +2076,18 @@ class Checkpoint(Generic[T]):
 
     def _on_stale(self, reason: str, consumed: List[T]) -> None:
         if self._settings.on_stale == "restart":
+            if self._db is not None:
+                # no archive in the user's database: the rows go, in the loop's first transaction
+                self._db.delete_all()
+                self._db_header = False
+                self._ended_early = False
+                print(
+                    "checkpointify: %s: input changed (%s); deleted its records and starting from zero"
+                    % (self._db.shown, reason),
+                    file=sys.stderr,
+                )
+                self._replay.extend(consumed)
+                return
             archived = self.path.with_name(self.path.name + ".stale")
             try:
                 os.replace(str(self.path), str(archived))
@@ -1563,7 +2106,7 @@ class Checkpoint(Generic[T]):
         raise StaleCheckpointError(
             "checkpoint %s does not match the input: %s. It was written by a run over other "
             "input; %s, or set CHECKPOINTIFY_ON_STALE=restart to archive it and start from zero"
-            % (_shown(self.path), reason, self._how_to_start_over())
+            % (self._where(), reason, self._how_to_start_over())
         )
 
     def _say(self, message: str) -> None:
@@ -1573,20 +2116,16 @@ class Checkpoint(Generic[T]):
     # -- iteration --------------------------------------------------------------------
 
     def __iter__(self) -> "Checkpoint[T]":
+        if self._shape != "for":
+            raise CheckpointError(self._wrong_loop("for"))
         return self
 
     def __next__(self) -> T:
-        now = time.perf_counter()
-        if self._inflight is not None:
-            self._finish_unit(now)
-        elif not self._restored:
-            raise CheckpointError("call restore() before iterating over checkpoint %r" % self.loop_id)
-        if self._finished:
+        if self._step():
             raise StopIteration
-        if self._completed:
-            raise CheckpointError("checkpoint %r was completed; it cannot hand out items" % self.loop_id)
-        assert self._log is not None
-        self._log.check()  # closed, taken over or failed: hand out nothing more
+        if self._ended_early:
+            self._end()
+            raise StopIteration
         if self._plan is not None:
             item, fp, replaces = self._next_by_identity()
         else:
@@ -1599,12 +2138,115 @@ class Checkpoint(Generic[T]):
                     self._end()
                     raise
             fp, replaces = fingerprint(item), -1
-        self._inflight = (fp, replaces)
+        self._start_unit(fp, replaces)
         return item
+
+    def __aiter__(self) -> "Checkpoint[T]":
+        if self._shape != "async for":
+            raise CheckpointError(self._wrong_loop("async for"))
+        return self
+
+    async def __anext__(self) -> T:
+        if self._step():
+            raise StopAsyncIteration
+        if self._replay:
+            item = self._replay.popleft()
+        elif self._ended_early:
+            self._end()
+            raise StopAsyncIteration
+        else:
+            assert self._aiterator is not None
+            try:
+                item = await self._aiterator.__anext__()
+            except StopAsyncIteration:
+                self._end()
+                raise
+        self._start_unit(fingerprint(item), -1)
+        return item
+
+    def advance(self) -> bool:
+        """For a ``while`` loop (a checkpoint without an iterable): call it at every
+        evaluation of the loop's test (``while ckpt.advance() and <test>:``). It records the
+        previous unit, if one was handed out (a unit that ended by ``break`` or an exception
+        never gets here, so it is not recorded; ``continue`` comes here, so it counts as
+        done), then marks that a unit starts and returns True. It returns False only when
+        the database shows that the last run's loop ended at this point (``transaction=``;
+        see :class:`_Database`)."""
+        if self._shape != "while":
+            raise CheckpointError(
+                "advance() is for while loops; checkpoint %r is over an iterable: iterate over it instead"
+                % self.loop_id
+            )
+        if self._step():
+            return False
+        if self._ended_early:
+            self._end()
+            return False
+        self._start_unit(_NO_ITEM, -1)
+        return True
+
+    def _wrong_loop(self, used: str) -> str:
+        if not self._restored:
+            how = "`await ckpt.arestore()`" if used == "async for" else "restore()"
+            return "call %s before iterating over checkpoint %r" % (how, self.loop_id)
+        if self._shape == "while":
+            return (
+                "checkpoint %r has no iterable: it is for a while loop (`while ckpt.advance():`)"
+                % self.loop_id
+            )
+        return "checkpoint %r is over %s iterable: iterate it with `%s`, not `%s`" % (
+            self.loop_id,
+            "an async" if self._shape == "async for" else "a synchronous",
+            self._shape,
+            used,
+        )
+
+    def _step(self) -> bool:
+        """The loop asks for its next unit: record the one in flight. True when the input
+        was exhausted before (hand out nothing)."""
+        now = time.perf_counter()
+        if self._inflight is not None:
+            self._finish_unit(now)
+        elif not self._restored:
+            raise CheckpointError(
+                "call %s before iterating over checkpoint %r"
+                % ("`await ckpt.arestore()`" if self._shape == "async for" else "restore()", self.loop_id)
+            )
+        if self._finished:
+            return True
+        if self._completed:
+            raise CheckpointError("checkpoint %r was completed; it cannot hand out items" % self.loop_id)
+        self._check_store()  # closed, taken over or failed: hand out nothing more
+        return False
+
+    def _check_store(self) -> None:
+        if self._db is not None:
+            self._db.check()
+        else:
+            assert self._log is not None
+            self._log.check()
+
+    def _start_unit(self, fp: bytes, replaces: int) -> None:
+        """A unit starts. With a database, the first unit of a transaction opens it with the
+        open marker (and the header row, the first time)."""
+        db = self._db
+        if db is not None and not self._marker:
+            if not self._db_header:
+                header = dict(self._header(), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), pid=os.getpid())
+                header["host"] = socket.gethostname()
+                db.insert(
+                    _HEADER_SEQ,
+                    _frame(_KIND_HEADER, json.dumps(header, sort_keys=True).encode()),
+                    self.loop_id,
+                )
+                self._db_header = True
+            db.insert(_OPEN_SEQ, b"", self.loop_id)
+            self._marker = True
+        self._inflight = (fp, replaces)
 
     def _finish_unit(self, now: float) -> None:
         """The unit handed out last has finished: record it, now or with the next batch."""
-        assert self._inflight is not None and self._log is not None
+        assert self._inflight is not None
         fp, replaces = self._inflight
         self._inflight = None
         self._pending.append((self._seq, fp, replaces))
@@ -1613,14 +2255,14 @@ class Checkpoint(Generic[T]):
             self._flush()
 
     def _flush(self) -> None:
-        """Write the completed units that wait as one record with their joint effect. Only
-        call it between units: it reads the accumulators, which must then hold completed
-        units only."""
+        """Write the completed units that wait as one record with their joint effect (with a
+        database: insert it and commit, which makes the units' own writes durable with it).
+        Only call it between units: it reads the accumulators, which must then hold
+        completed units only."""
         units = self._pending
-        if not units or self._log is None:
+        if not units or (self._log is None and self._db is None):
             return
-        log = self._log
-        log.check()
+        self._check_store()
         started = time.perf_counter()
         self._pending = []
         trackers = self._trackers
@@ -1631,17 +2273,62 @@ class Checkpoint(Generic[T]):
         try:
             frame = _encode_record(units, flags, deltas)
         except CheckpointError as exc:
-            log.failed = str(exc)
+            self._poison(str(exc))
             raise
         except Exception as exc:
-            log.failed = _unpicklable(self.loop_id, units, deltas, exc)
-            raise CheckpointError(log.failed) from exc
-        extra = log.write(frame, units[0][0], units[-1][0])
+            message = _unpicklable(self.loop_id, units, deltas, exc)
+            self._poison(message)
+            raise CheckpointError(message) from exc
+        if self._db is not None:
+            extra = self._commit_record(frame, units[0][0], units[-1][0])
+        else:
+            assert self._log is not None
+            if self._commit_first is not None:
+                _commit_transaction(self._commit_first)  # at-least-once: commit, then record
+            extra = self._log.write(frame, units[0][0], units[-1][0])
         now = time.perf_counter()
         self._write_costs.append(now - started - extra)  # fsync: bounded by its own clock (1 s)
         if self._settings.batch:
             self._window = min(min(self._write_costs) / _WRITE_SHARE, _MAX_BATCH_WINDOW)
         self._last_write = now
+
+    def _poison(self, message: str) -> None:
+        if self._db is not None:
+            self._db.failed = message
+        elif self._log is not None:
+            self._log.failed = message
+
+    def _commit_record(self, frame: bytes, first: int, last: int) -> float:
+        """Insert the record, take the open marker out and commit: the units' writes and
+        their record become durable together. Honours the fault points before-write,
+        after-write (the record inserted, not committed) and after-commit. Returns the
+        seconds the commit took."""
+        db = self._db
+        assert db is not None
+        fault = self._settings.fault
+        point = fault[0] if fault is not None and first <= fault[1] <= last else ""
+        if point == "before-write":
+            _crash()
+        db.insert(first, frame, self.loop_id)
+        if point == "after-write":
+            _crash()
+        started = time.perf_counter()
+        self._commit_database()
+        if point == "after-commit":
+            _crash()
+        # Like an fsync of the log file, the commit is the storage's durability cost, not the
+        # cost of encoding records that batching amortizes: a unit slower than 20 encodings is
+        # committed before the next one starts, whatever the commit costs (as with
+        # CHECKPOINTIFY_FSYNC=always). Only microsecond units share a transaction.
+        return time.perf_counter() - started
+
+    def _commit_database(self) -> None:
+        db = self._db
+        assert db is not None
+        if self._marker:
+            db.delete(_OPEN_SEQ)
+            self._marker = False
+        db.commit()
 
     def _flush_if_safe(self) -> None:
         """Write the waiting units, unless a unit is in flight: its partial effect is in the
@@ -1650,9 +2337,13 @@ class Checkpoint(Generic[T]):
             self._flush()
 
     def _end(self) -> None:
-        """The input is exhausted: write what is queued and fsync."""
+        """The input is exhausted: write what is queued and fsync (with a database: commit)."""
         self._finished = True
-        if self._log is not None:
+        if self._db is not None:
+            self._flush()
+            if self._marker:
+                self._commit_database()
+        elif self._log is not None:
             self._flush()
             self._log.sync()
         plan = self._plan
@@ -1750,9 +2441,22 @@ class Checkpoint(Generic[T]):
     # -- completion -------------------------------------------------------------------
 
     def complete(self) -> None:
-        """The final save succeeded: remove the log (durably) and release the lock, so that
-        the next run starts from zero."""
+        """The final save (or commit) succeeded: remove the log (durably) and release the
+        lock, so that the next run starts from zero. With a database: delete the loop's
+        rows, drop the table if no other loop has rows in it, and commit."""
         if self._completed:
+            return
+        if self._transaction is not None and self._log is None and (self._db is None or self._db.closed):
+            db, _why_not = _database(self._transaction, self.path.name[: -len(".ckpt")])
+            if db is not None:  # complete() without restore(): the rows may still be there
+                db.setup()
+                self._db = db
+        if self._db is not None:
+            if self._settings.fault is not None and self._settings.fault[0] == "during-complete":
+                _crash()
+            self._completed = True
+            self._inflight = None
+            self._db.remove()
             return
         log = self._log
         if log is None or log.closed:
@@ -1771,12 +2475,15 @@ class Checkpoint(Generic[T]):
 
     def close(self) -> None:
         """Stop without completing: write the completed units that are still queued, fsync
-        and release the lock. The log stays, so the next run resumes. (The unit in flight,
-        if any, is not recorded.)"""
-        if self._log is not None:
+        and release the lock (with a database: commit them). The log stays, so the next run
+        resumes. (The unit in flight, if any, is not recorded.)"""
+        if self._log is not None or self._db is not None:
             self._flush_if_safe()
             self._inflight = None
+        if self._log is not None:
             self._log.close(remove=False)
+        if self._db is not None:
+            self._db.close()
 
 
 def _check_mutable(loop_id: str, values: List[Any]) -> None:
@@ -1820,24 +2527,196 @@ def _short(item: object) -> str:
 
 def checkpoint(
     loop_id: str,
-    iterable: Iterable[T],
-    state: Callable[[], Tuple[Any, ...]],
+    iterable: Optional[Union[Iterable[T], AsyncIterable[T]]] = None,
+    state: Optional[Callable[[], Tuple[Any, ...]]] = None,
     *,
     key: object = None,
     resume: str = "position",
+    transaction: object = None,
+    directory: Optional[Union[str, "os.PathLike[str]"]] = None,
 ) -> Checkpoint[T]:
-    """Open the checkpoint of loop ``loop_id`` over ``iterable``.
+    """Open the checkpoint of loop ``loop_id``.
 
-    ``state`` returns the loop's accumulators (a tuple, in a fixed order); ``key``
-    separates calls of the same loop over different inputs (the function parameters the
-    iterable depends on; see :func:`key_fingerprint`); ``resume`` is ``"position"`` (the
-    input is the same sequence on every run) or ``"identity"`` (its order may change: see
-    :class:`Checkpoint`). The log lives in ``$CHECKPOINTIFY_DIR`` or ``./.checkpointify``.
-    Nothing is read, locked or written until :meth:`Checkpoint.restore`.
+    ``iterable`` is what the loop iterates: a ``for`` loop iterates the checkpoint
+    instead (after :meth:`Checkpoint.restore`), an ``async for`` loop over an async
+    iterable too (after ``await`` :meth:`Checkpoint.arestore`). Without it the checkpoint
+    is for a ``while`` loop, whose test calls :meth:`Checkpoint.advance`. ``state`` returns
+    the loop's accumulators (a tuple, in a fixed order; ``None``: none, and ``restore()``
+    returns ``[]``); ``key`` separates calls of the same loop over different inputs (the
+    function parameters the iterable depends on; see :func:`key_fingerprint`); ``resume``
+    is ``"position"`` (the input is the same sequence on every run) or ``"identity"`` (its
+    order may change: see :class:`Checkpoint`).
+
+    ``transaction`` is the database connection the loop writes through (CKP002): a DB-API 2
+    connection or a SQLAlchemy ``Session``/``Connection`` keeps the records in its own
+    database, in table ``checkpointify_log``, and each unit (or batch of cheap units) is
+    committed with its record: exactly once. Any other object with ``commit()`` (or a
+    connection that autocommits) is committed per unit and the record then written to the
+    log file: at-least-once.
+
+    The log lives in ``directory``, else ``$CHECKPOINTIFY_DIR``, else ``./.checkpointify``
+    (only that default folder is removed when it is left empty). Nothing is read, locked
+    or written until :meth:`Checkpoint.restore`.
     """
     caller = sys._getframe(1)
     source = "%s:%d" % (_shown(Path(caller.f_code.co_filename)), caller.f_lineno)
-    return Checkpoint(loop_id, iterable, state, key=key, resume=resume, source=source)
+    return Checkpoint(
+        loop_id,
+        iterable,
+        state,
+        key=key,
+        directory=Path(directory) if directory is not None else None,
+        resume=resume,
+        source=source,
+        transaction=transaction,
+    )
+
+
+# --------------------------------------------------------------------- acknowledge each
+
+
+class Acknowledger(Generic[T]):
+    """What :func:`acknowledge_each` returns: iterate it (``for``, or ``async for`` over an
+    async iterable) instead of the messages. ``acknowledged`` counts the acks it made."""
+
+    def __init__(
+        self,
+        iterable: Union[Iterable[T], AsyncIterable[T]],
+        ack: Callable[..., Any],
+        grown: Optional[Callable[[], Sequence[Any]]],
+        latest: Optional[Callable[[], Any]],
+    ) -> None:
+        if grown is not None and latest is not None:
+            raise ValueError("acknowledge_each() takes grown= or latest=, not both")
+        self._iterable = iterable
+        self._ack = ack
+        self._grown = grown
+        self._latest = latest
+        self._iterator: Optional[Iterator[T]] = None
+        self._aiterator: Optional[AsyncIterator[T]] = None
+        self._inflight = False
+        self._done = False
+        self._size = 0  # len(grown()) as of the last ack
+        self._acked: Any = None  # the tag acknowledged last
+        self.acknowledged = 0
+
+    def _start(self) -> None:
+        if self._grown is not None:
+            self._size = len(self._grown())  # what was there before the loop is not its to ack
+
+    def _settle(self) -> Any:
+        """The unit handed out last has completed: acknowledge it (returns what ``ack``
+        returned, or ``None`` when nothing was due)."""
+        if not self._inflight:
+            return None
+        self._inflight = False
+        if self._grown is not None:
+            current = self._grown()
+            new = list(islice(current, self._size, None))
+            self._size = len(current)
+            if not new:
+                return None
+            arguments: Tuple[Any, ...] = (new,)
+        elif self._latest is not None:
+            tag = self._latest()
+            if tag is None or tag == self._acked:
+                return None
+            self._acked = tag
+            arguments = (tag,)
+        else:
+            arguments = ()
+        self.acknowledged += 1
+        return self._ack(*arguments)
+
+    def __iter__(self) -> "Acknowledger[T]":
+        if self._iterator is None:
+            iterable = self._iterable
+            if not hasattr(iterable, "__iter__") and hasattr(iterable, "__aiter__"):
+                raise CheckpointError(
+                    "acknowledge_each() over an async iterable (%s): iterate it with `async for`"
+                    % _type_name(iterable)
+                )
+            self._iterator = iter(iterable)  # type: ignore[arg-type]
+            self._start()
+        return self
+
+    def __next__(self) -> T:
+        if self._iterator is None:
+            self.__iter__()
+        result = self._settle()
+        if hasattr(result, "__await__"):
+            close = getattr(result, "close", None)
+            if callable(close):
+                close()
+            raise CheckpointError(
+                "the ack callback of acknowledge_each() returned an awaitable, which a plain `for` loop "
+                "cannot await: iterate with `async for`, or acknowledge synchronously"
+            )
+        if self._done:
+            raise StopIteration
+        assert self._iterator is not None
+        try:
+            item = next(self._iterator)
+        except StopIteration:
+            self._done = True
+            raise
+        self._inflight = True
+        return item
+
+    def __aiter__(self) -> "Acknowledger[T]":
+        if self._aiterator is None:
+            iterable = self._iterable
+            if not hasattr(iterable, "__aiter__"):
+                raise CheckpointError(
+                    "acknowledge_each() over a synchronous iterable (%s): iterate it with `for`"
+                    % _type_name(iterable)
+                )
+            self._aiterator = iterable.__aiter__()
+            self._start()
+        return self
+
+    async def __anext__(self) -> T:
+        if self._aiterator is None:
+            self.__aiter__()
+        result = self._settle()
+        if hasattr(result, "__await__"):
+            await result
+        if self._done:
+            raise StopAsyncIteration
+        assert self._aiterator is not None
+        try:
+            item = await self._aiterator.__anext__()
+        except StopAsyncIteration:
+            self._done = True
+            raise
+        self._inflight = True
+        return item
+
+
+def acknowledge_each(
+    iterable: Union[Iterable[T], AsyncIterable[T]],
+    ack: Callable[..., Any],
+    *,
+    grown: Optional[Callable[[], Sequence[Any]]] = None,
+    latest: Optional[Callable[[], Any]] = None,
+) -> Acknowledger[T]:
+    """Hand out the messages of ``iterable`` and acknowledge each unit as soon as it has
+    completed (CKP003): when the loop asks for the next message, or the messages run out.
+    A unit that raises or ends the loop with ``break`` is never acknowledged.
+
+    * ``grown`` (a callable returning the list the body appends to, e.g. the ids to ack):
+      ``ack(new)`` with the elements the unit appended, if it appended any;
+    * ``latest`` (a callable returning the latest delivery tag, e.g. for
+      ``basic_ack(delivery_tag=tag, multiple=True)``): ``ack(tag)`` when the tag is not
+      ``None`` and differs from the one acknowledged last;
+    * neither: ``ack()``.
+
+    Nothing is stored: the broker is the progress marker, so a re-run simply receives what
+    was not acknowledged. At-least-once: the message in flight at a crash is redelivered
+    and processed again. Over an async iterable iterate with ``async for``; an ``ack`` that
+    returns an awaitable is then awaited.
+    """
+    return Acknowledger(iterable, ack, grown, latest)
 
 
 # ------------------------------------------------------------------------- inspection
