@@ -9,7 +9,13 @@ from checkpointify.types import Hazard, Safety
 def test_every_variant_has_a_documented_code() -> None:
     for variant in VARIANTS:
         assert variant.code in CODES, variant.name
-        for section in ("## What it does", "## Why is this bad?", "## Example", "## Use instead", "## Fix safety"):
+        for section in (
+            "## What it does",
+            "## Why is this bad?",
+            "## Example",
+            "## Use instead",
+            "## Fix safety",
+        ):
             assert section in variant.rationale, (variant.name, section)
 
 
