@@ -30,8 +30,10 @@ for x in xs:
 json.dump(acc, out)
 """
 CLEAN = b"def add(a, b):\n    return a + b\n"
-BROKEN = b"for x in (:\n"
-BOOM = b"for x in xs:\n    pass\n"  # the injected internal error fires on this file
+#: a syntax error in a file that could hold a finding (files that could not are not parsed)
+BROKEN = b"for x in (:\n    save(x)\n"
+#: the injected internal error fires on this file, which must get as far as the matcher
+BOOM = b"acc = []\nfor x in xs:\n    acc.append(work(x))\nsave(acc)\n"
 
 FILES = {"seed": SEED, "nofix": NO_FIX, "clean": CLEAN, "broken": BROKEN, "boom": BOOM}
 

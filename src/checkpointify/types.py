@@ -102,6 +102,7 @@ class Options:
 
     ``root`` is the directory checkpoint identities are made relative to (see
     :func:`checkpointify.matcher.loop_identity`); ``None`` means "find the project root".
+    ``cache_dir`` is the ``cache-dir`` setting, already made absolute (None: the default).
     """
 
     unsafe_fixes: bool = False
@@ -110,3 +111,4 @@ class Options:
     extra_checkpoint_calls: Tuple[str, ...] = ()
     root: Optional[Path] = None
     exclude: Tuple[str, ...] = field(default=())
+    cache_dir: Optional[str] = None
