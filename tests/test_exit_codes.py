@@ -44,10 +44,10 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     real = checkpointify.runner.find_plans
 
-    def find_plans(wrapper: Any, path: str, options: Any) -> List[Any]:
+    def find_plans(wrapper: Any, path: str, options: Any, *args: Any) -> List[Any]:
         if path.endswith("boom.py"):
             raise RuntimeError("injected bug")
-        return real(wrapper, path, options)
+        return real(wrapper, path, options, *args)
 
     monkeypatch.setattr(checkpointify.runner, "find_plans", find_plans)
     return tmp_path

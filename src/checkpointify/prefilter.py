@@ -276,7 +276,10 @@ def _found(pattern: "re.Pattern[bytes]", source: bytes, before: FrozenSet[int]) 
 
 
 def utf8(source: bytes, encoding: str) -> bytes:
-    """``source`` as UTF-8 (it is already, unless its encoding declaration says otherwise)."""
+    """``source`` as UTF-8 without a BOM, the text ``ast`` positions count in (it is UTF-8
+    already, unless its encoding declaration says otherwise)."""
+    if source.startswith(b"\xef\xbb\xbf"):
+        source = source[3:]
     if encoding.replace("_", "-").lower() in ("utf-8", "utf-8-sig", "ascii"):
         return source
     return source.decode(encoding).encode("utf-8")
@@ -308,20 +311,33 @@ def text_stage(source: bytes, encoding: str, extra_sinks: Tuple[str, ...]) -> bo
     return text_may_match(text, vocabulary(tuple(extra_sinks)))
 
 
-def may_match(source: bytes, encoding: str, extra_sinks: Tuple[str, ...]) -> bool:
-    """Both stages: False only when the file provably holds no finding.
+def candidate_lines(source: bytes, encoding: str, extra_sinks: Tuple[str, ...]) -> Optional[FrozenSet[int]]:
+    """Both stages: the lines where a site may start; empty when the file provably holds no
+    finding; None when the tree stage cannot tell (then every line may).
 
-    ``source`` must decode in ``encoding`` (``fileio.check_encoding`` says so).
+    ``source`` must decode in ``encoding`` (``fileio.check_encoding`` says so). A site's
+    line is where its statement starts, as LibCST's PositionProvider and ``ast`` both
+    count it: the ``for``/``while``/``async`` keyword, or the assignment's first token.
     """
     try:
         text = utf8(source, encoding)
     except (UnicodeError, LookupError):
-        return True
+        return None
     vocab = vocabulary(tuple(extra_sinks))
     if not text_may_match(text, vocab):
-        return False
+        return frozenset()
     tree = parse(source)
-    return tree is None or tree_may_match(tree, text, vocab)
+    if tree is None:
+        return None
+    try:
+        return frozenset(stmt.lineno for stmt in _Module(tree, text, vocab).sites())
+    except Exception:  # a construct or a depth this stage cannot handle: the matcher decides
+        return None
+
+
+def may_match(source: bytes, encoding: str, extra_sinks: Tuple[str, ...]) -> bool:
+    """Both stages: False only when the file provably holds no finding."""
+    return candidate_lines(source, encoding, extra_sinks) != frozenset()
 
 
 def parse(source: bytes) -> Optional[ast.Module]:

@@ -17,7 +17,7 @@ import traceback
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Collection, Iterator, Optional, Sequence, Tuple
+from typing import AbstractSet, Callable, Collection, Iterator, Optional, Sequence, Tuple
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper
@@ -61,13 +61,18 @@ def rewrite_module(
     path: str,
     options: Options,
     choose: Optional[Callable[[Plan], bool]] = None,
+    lines: Optional[AbstractSet[int]] = None,
 ) -> Rewrite:
     """Find every site in ``module`` and apply the fixes ``choose`` accepts (no verification).
 
-    ``choose`` defaults to :func:`applicable` under ``options``.
+    ``choose`` defaults to :func:`applicable` under ``options``. ``lines``, when given, are
+    the only lines a site can start on (``prefilter.candidate_lines``).
     """
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    plans = tuple(find_plans(wrapper, path, options))
+    found = (
+        find_plans(wrapper, path, options, lines) if lines is not None else find_plans(wrapper, path, options)
+    )
+    plans = tuple(found)
     chosen = tuple(p for p in plans if (choose(p) if choose else applicable(p, options)))
     names = set(all_names(wrapper.module))
     new_module = apply_plans(wrapper.module, chosen, names, options.runtime_module)
@@ -94,15 +99,16 @@ def process_source(
     """
     try:
         encoding = check_encoding(source)
+        lines: Optional[AbstractSet[int]] = None
         if staged:
             # keep in step with the matcher: see the docstring of checkpointify.prefilter
-            if not prefilter.may_match(source, encoding, options.extra_sinks):
+            lines = prefilter.candidate_lines(source, encoding, options.extra_sinks)
+            if lines is not None and not lines:
                 return FileResult(path)
         elif not may_match(source):
             return FileResult(path)
         module = _parse(source)
-        result = _rewrite(module, path, options) if rewrite else _scan(module, path, options)
-        return result
+        return _rewrite(module, path, options, lines) if rewrite else _scan(module, path, options, lines)
     except SourceError as exc:
         return FileResult(path, error=str(exc))
     except RecursionError:
@@ -138,9 +144,13 @@ def _syntax_error(source: bytes, exc: Exception) -> str:
     return "LibCST cannot parse this file: %s" % _one_line(getattr(exc, "message", exc))
 
 
-def _scan(module: cst.Module, path: str, options: Options) -> FileResult:
+def _scan(
+    module: cst.Module, path: str, options: Options, lines: Optional[AbstractSet[int]] = None
+) -> FileResult:
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    plans = find_plans(wrapper, path, options)
+    plans = (
+        find_plans(wrapper, path, options, lines) if lines is not None else find_plans(wrapper, path, options)
+    )
     return FileResult(path, findings=tuple(p.finding for p in plans))
 
 
@@ -159,9 +169,15 @@ class CheckedRewrite:
     internal: bool = False
 
 
-def rewrite_checked(module: cst.Module, path: str, options: Options) -> CheckedRewrite:
-    """Rewrite ``module`` and keep the result only if it compiles and is stable."""
-    first = rewrite_module(module, path, options)
+def rewrite_checked(
+    module: cst.Module, path: str, options: Options, lines: Optional[AbstractSet[int]] = None
+) -> CheckedRewrite:
+    """Rewrite ``module`` and keep the result only if it compiles and is stable.
+
+    ``lines`` (``prefilter.candidate_lines``) only speeds up the first pass; the second
+    pass, over the rewritten file, looks everywhere.
+    """
+    first = rewrite_module(module, path, options, lines=lines)
     findings = tuple(p.finding for p in first.plans)
     if not first.applied:
         return CheckedRewrite(findings, (), module)
@@ -186,8 +202,10 @@ def rewrite_checked(module: cst.Module, path: str, options: Options) -> CheckedR
     return CheckedRewrite(findings, tuple(p.finding for p in first.applied), first.module)
 
 
-def _rewrite(module: cst.Module, path: str, options: Options) -> FileResult:
-    outcome = rewrite_checked(module, path, options)
+def _rewrite(
+    module: cst.Module, path: str, options: Options, lines: Optional[AbstractSet[int]] = None
+) -> FileResult:
+    outcome = rewrite_checked(module, path, options, lines)
     if not outcome.applied:
         return FileResult(
             path,
