@@ -31,7 +31,7 @@ from checkpointify.cache import Cache, cacheable, digest, namespace
 from checkpointify.discovery import Candidate, Selection, discover
 from checkpointify.fileio import SourceError, check_encoding, read_source
 from checkpointify.journal import Journal
-from checkpointify.pool import Failure, IsolatedPool
+from checkpointify.pool import Failure, IsolatedPool, forks
 from checkpointify.progress import Progress
 from checkpointify.types import FileResult, Finding, Options, Safety
 
@@ -180,6 +180,10 @@ class _Run:
 
     def submit(self, seq: int, task: Task) -> None:
         if self.pool is None:
+            if forks():
+                # loaded once here, inherited by every worker (and by any replacement)
+                # instead of imported by each: only a run with something to analyse pays
+                import checkpointify.runner  # noqa: F401
             self.pool = IsolatedPool(analyse, self.settings.jobs, self.settings.timeout)
         self.pool.submit(seq, task)
 

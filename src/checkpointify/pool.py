@@ -55,11 +55,14 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def forks() -> bool:
+    """Whether workers are forked (and so inherit what the parent imported)."""
+    return sys.platform.startswith("linux")
+
+
 def _context() -> Any:
     """``fork`` on Linux (fast, inherits imports); the platform's default elsewhere."""
-    if sys.platform.startswith("linux"):
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context()
+    return multiprocessing.get_context("fork") if forks() else multiprocessing.get_context()
 
 
 class _Worker:
