@@ -113,8 +113,9 @@ def test_two_shards_make_one_full_run() -> None:
     halves = [scan_document(root, "--shard", "%d/2" % k) for k in (1, 2)]
     paths = [{f["path"] for f in half["findings"]} for half in halves]
     assert not paths[0] & paths[1]
-    merged = sorted((f for half in halves for f in half["findings"]), key=lambda f: (f["path"], f["line"]))
-    assert merged == full["findings"]
+    key = lambda f: (f["path"], f["line"], f["column"])  # noqa: E731
+    merged = sorted((f for half in halves for f in half["findings"]), key=key)
+    assert merged == sorted(full["findings"], key=key)
 
 
 def journal_entries(root: Path) -> Dict[str, str]:

@@ -344,8 +344,9 @@ def test_shards_split_the_tree_with_no_overlap_and_no_gap(
         parts.append(json.loads(out)["findings"])
     paths = [{f["path"] for f in part} for part in parts]
     assert all(paths) and not (paths[0] & paths[1] or paths[1] & paths[2] or paths[0] & paths[2])
-    merged = sorted((f for part in parts for f in part), key=lambda f: (f["path"], f["line"]))
-    assert merged == json.loads(full)["findings"]
+    key = lambda f: (f["path"], f["line"], f["column"])  # noqa: E731
+    merged = sorted((f for part in parts for f in part), key=key)
+    assert merged == sorted(json.loads(full)["findings"], key=key)
 
 
 @pytest.mark.parametrize("bad", ["0/2", "3/2", "1/0", "x", "1/2/3"])
