@@ -196,6 +196,26 @@ CASES = [
         (),
     ),
     (
+        "a-print-like-name-with-another-method",  # tqdm.write is not a sink, tqdm.writelines is
+        "acc = []\nfor x in xs:\n    acc.append(fetch(x))\ntqdm.writelines(acc)\n",
+        (),
+    ),
+    (
+        "a-stream-named-like-an-attribute",  # self.stdout.write is logging, stdout.write is not
+        "acc = []\nfor x in xs:\n    acc.append(fetch(x))\nstdout.write(''.join(acc))\n",
+        (),
+    ),
+    (
+        "a-logger-name-inside-a-longer-name",
+        "acc = []\nfor x in xs:\n    acc.append(fetch(x))\nélogger.write(''.join(acc))\n",
+        (),
+    ),
+    (
+        "a-qualified-sink-on-a-logger-name",  # the qualified name wins over is_logging
+        "import json as logger\nacc = []\nfor x in xs:\n    acc.append(fetch(x))\nlogger.dump(acc, f)\n",
+        (),
+    ),
+    (
         "non-ascii-identifiers",
         "import json\nrésultats = []\nfor élément in xs:\n    résultats.append(fetch(élément))\n"
         "json.dump(résultats, open('o', 'w'))\n",
@@ -232,6 +252,8 @@ NO_SITE = [
     b"import json\nacc = []\nfor x in ('a', 'b'):\n    acc.append(fetch(x))\njson.dump(acc, f)\n",
     b"import json\ndef gen():\n    acc = []\n    for x in xs:\n        acc.append(fetch(x))\n"
     b"    json.dump(acc, f)\n    yield 1\n",
+    b"import sys\nacc = []\nfor x in xs:\n    acc.append(fetch(x))\nsys.stdout.write(''.join(acc))\n",
+    b"acc = []\nfor x in xs:\n    acc.append(fetch(x))\nself.stderr.write(''.join(acc))\n",
 ]
 
 
