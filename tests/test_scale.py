@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -119,6 +119,26 @@ def test_a_file_over_the_time_limit_is_reported_and_the_run_goes_on(
     assert [f["path"] for f in document["findings"]] == ["a.py", "z.py"]
     [error] = document["errors"]
     assert error["path"] == "hang.py" and "longer than 1 s" in error["message"]
+
+
+def echo_large(task: bytes) -> bytes:
+    """A worker function whose answer is larger than any pipe buffer (module level: it pickles)."""
+    return task * 3
+
+
+def test_large_tasks_and_answers_never_deadlock_the_pool() -> None:
+    # the parent must never block sending a task to a worker that is itself blocked sending
+    # back an answer larger than the pipe's buffer: a big task only goes to an idle worker
+    from checkpointify.pool import IsolatedPool
+
+    big = b"x" * 3_000_000
+    answers: Dict[int, Any] = {}
+    with IsolatedPool(echo_large, 1, timeout=120) as pool:
+        for seq in range(4):
+            pool.submit(seq, big, len(big))
+        while len(answers) < 4:
+            answers.update(pool.poll(1.0))
+    assert all(answers[seq] == big * 3 for seq in range(4))
 
 
 @pytest.mark.parametrize("jobs", ["1", "3"])
@@ -312,6 +332,16 @@ def test_fix_killed_with_sigkill_resumes_without_redoing_finished_files(tmp_path
     assert not list(cache.glob("fix-journal-*.log"))  # removed once the run completed
     for path in reference.rglob("*.py"):
         assert (interrupted / path.relative_to(reference)).read_bytes() == path.read_bytes(), path
+
+
+def test_an_unwritable_journal_warns_and_fix_still_completes(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "job.py").write_bytes(JOB)
+    (project / "blocked").write_text("a file where the cache folder should be")
+    code, _, err = cli(capsys, "fix", "--cache-dir", "blocked")
+    assert code == 0 and b"ckpt.complete()" in (project / "job.py").read_bytes()
+    assert "cannot write the fix journal" in err and "could not have been resumed" in err
 
 
 def test_the_journal_skips_only_unchanged_files_and_only_for_the_same_arguments(project: Path) -> None:

@@ -185,7 +185,7 @@ class _Run:
                 # instead of imported by each: only a run with something to analyse pays
                 import checkpointify.runner  # noqa: F401
             self.pool = IsolatedPool(analyse, self.settings.jobs, self.settings.timeout)
-        self.pool.submit(seq, task)
+        self.pool.submit(seq, task, len(task[1]) + 4096)
 
     def collect(self, timeout: Optional[float], paths: Dict[int, str]) -> None:
         if self.pool is None or not self.pool.busy:

@@ -33,8 +33,12 @@ from typing import Any, Callable, Deque, Dict, Generic, List, Optional, Tuple, T
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: tasks handed to a worker ahead of the one it is running (they wait in its pipe)
+#: tasks a worker holds: the one it runs, and one waiting in its pipe
 PREFETCH = 2
+#: a task waits in a busy worker's pipe only if it is smaller than this (bytes): then
+#: sending it never blocks, so the parent is never stuck sending while the worker is stuck
+#: sending a large answer back (a deadlock); a larger task goes to an idle worker only
+QUEUE_LIMIT = 32 * 1024
 #: how often a worker checks that its parent is still alive, in seconds
 _PARENT_CHECK = 1.0
 
@@ -90,15 +94,15 @@ class _Worker:
         finally:
             sys.stdin = stdin
         child.close()
-        #: (sequence number, task) sent and not answered yet, oldest first
-        self.outstanding: Deque[Tuple[int, Any]] = deque()
+        #: (sequence number, task, size) sent and not answered yet, oldest first
+        self.outstanding: Deque[Tuple[int, Any, int]] = deque()
         #: when the oldest outstanding task started (when the previous answer came)
         self.started = time.monotonic()
 
-    def send(self, seq: int, task: Any) -> None:
+    def send(self, seq: int, task: Any, size: int) -> None:
         if not self.outstanding:
             self.started = time.monotonic()
-        self.outstanding.append((seq, task))
+        self.outstanding.append((seq, task, size))
         self.conn.send((seq, task))
 
     def kill(self) -> None:
@@ -131,7 +135,7 @@ class IsolatedPool(Generic[T, R]):
         self.timeout = timeout
         self._context = _context()
         self._workers: List[_Worker] = []
-        self._pending: Deque[Tuple[int, T]] = deque()
+        self._pending: Deque[Tuple[int, T, int]] = deque()
         self._ready: List[Tuple[int, Union[R, Failure]]] = []
 
     @property
@@ -139,8 +143,9 @@ class IsolatedPool(Generic[T, R]):
         """Tasks submitted and not answered yet."""
         return len(self._pending) + sum(len(w.outstanding) for w in self._workers)
 
-    def submit(self, seq: int, task: T) -> None:
-        self._pending.append((seq, task))
+    def submit(self, seq: int, task: T, size: int = 0) -> None:
+        """Queue ``task``; ``size`` is about how many bytes it pickles to (see QUEUE_LIMIT)."""
+        self._pending.append((seq, task, size))
         self._dispatch()
 
     def poll(self, timeout: Optional[float]) -> List[Tuple[int, Union[R, Failure]]]:
@@ -194,9 +199,11 @@ class IsolatedPool(Generic[T, R]):
                 worker = self._spawn()
             elif len(worker.outstanding) >= PREFETCH:
                 return
-            seq, task = self._pending.popleft()
+            elif worker.outstanding and self._pending[0][2] >= QUEUE_LIMIT:
+                return  # too big to wait in a pipe: it goes to the next idle worker
+            seq, task, size = self._pending.popleft()
             try:
-                worker.send(seq, task)
+                worker.send(seq, task, size)
             except (OSError, ValueError):
                 self._pending.appendleft(worker.outstanding.pop())
                 self._replace(worker, None)
@@ -256,7 +263,7 @@ class IsolatedPool(Generic[T, R]):
         if not killed:
             worker.kill()
         if failure is not None and worker.outstanding:
-            seq, _ = worker.outstanding.popleft()
+            seq, _, _ = worker.outstanding.popleft()
             self._ready.append((seq, failure))
         while worker.outstanding:
             self._pending.appendleft(worker.outstanding.pop())
