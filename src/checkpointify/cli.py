@@ -200,23 +200,24 @@ def _settings(flags: RunFlags, options: Options, jobs: Optional[int] = None) -> 
             shard = Shard.parse(flags.shard)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--shard") from exc
-    cache_dir: Optional[Path] = None
-    if not flags.no_cache:
-        if flags.cache_dir is not None:
-            cache_dir = Path(flags.cache_dir)
-        elif options.cache_dir is not None:
-            cache_dir = Path(options.cache_dir)
-        else:
-            config = find_config(Path.cwd())
-            cache_dir = default_directory(config.parent if config is not None else None)
     return Settings(
         jobs=jobs if jobs is not None else (flags.jobs if flags.jobs is not None else default_jobs()),
         timeout=flags.timeout,
-        cache_dir=cache_dir,
+        cache_dir=None if flags.no_cache else _cache_folder(flags, options),
         selection=Selection(exclude=tuple(options.exclude), shard=shard),
         staged=not flags.no_prefilter,
         include_generated=flags.include_generated,
     )
+
+
+def _cache_folder(flags: RunFlags, options: Options) -> Path:
+    """--cache-dir, else cache-dir from the configuration, else next to pyproject.toml or here."""
+    if flags.cache_dir is not None:
+        return Path(flags.cache_dir)
+    if options.cache_dir is not None:
+        return Path(options.cache_dir)
+    config = find_config(Path.cwd())
+    return default_directory(config.parent if config is not None else None)
 
 
 def _notes(stats: Stats, flags: RunFlags) -> None:
@@ -561,7 +562,7 @@ def fix(
     session = _session(flags, options)
     stdin = _stdin(paths, stdin_filename, need_name=True)
     if stdin is None:
-        session.journal = _journal(paths, options, session.settings)
+        session.journal = _journal(paths, options, flags, session.settings)
     tally = Tally()
     for result in _results(paths, stdin, options, True, session):
         if stdin is not None:
@@ -575,18 +576,17 @@ def fix(
                 _report_error(result, verbose)
     if session.journal is not None:
         session.journal.complete()
+        if session.journal.problem and not flags.quiet:
+            say("checkpointify: warning: %s; this run could not have been resumed." % session.journal.problem)
     _notes(session.stats, flags)
     if not flags.quiet:
         say(fix_summary(tally, options.unsafe_fixes, dry_run=False))
     return exit_code("fix", tally, exit_zero=exit_zero, exit_non_zero_on_fix=exit_non_zero_on_fix)
 
 
-def _journal(paths: Sequence[str], options: Options, settings: Settings) -> Optional[Journal]:
-    """The journal of this command line, in the cache folder (or the default one with --no-cache)."""
-    folder = settings.cache_dir
-    if folder is None:
-        config = find_config(Path.cwd())
-        folder = default_directory(config.parent if config is not None else None)
+def _journal(paths: Sequence[str], options: Options, flags: RunFlags, settings: Settings) -> Journal:
+    """The journal of this command line, in the cache folder (which --no-cache does not move)."""
+    folder = settings.cache_dir or _cache_folder(flags, options)
     key = journal_key(paths or ["."], options, [str(settings.selection), str(settings.staged)])
     return Journal.open(folder, key)
 
@@ -599,10 +599,7 @@ def _write(result: FileResult, journal: Optional[Journal]) -> FileResult:
     except SourceError as exc:
         return FileResult(result.path, findings=result.findings, error=str(exc))
     if journal is not None:
-        try:
-            journal.record(result.path, digest(result.new_source))
-        except OSError as exc:
-            say("checkpointify: warning: cannot write the fix journal %s: %s" % (journal.path, exc))
+        journal.record(result.path, digest(result.new_source))
     return result
 
 

@@ -43,6 +43,8 @@ class Journal:
         self.path = path
         self.done: Dict[str, str] = self._read()
         self.skipped = 0
+        #: why nothing is recorded any more (the folder is not writable...), else None
+        self.problem: Optional[str] = None
         self._fd: Optional[int] = None
 
     @classmethod
@@ -61,22 +63,31 @@ class Journal:
         return False
 
     def record(self, path: str, content: str) -> None:
-        """``path`` is finished and now has content hash ``content``. Raises OSError."""
-        if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fresh = not self.path.exists()
-            self._fd = os.open(str(self.path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            if fresh:
-                os.write(self._fd, (_HEADER + "\n").encode())
+        """``path`` is finished and now has content hash ``content``.
+
+        Never raises: if the journal cannot be written, :attr:`problem` says why and the
+        run goes on without it (it just cannot be resumed).
+        """
+        if self.problem is not None:
+            return
         line = json.dumps([content, path], ensure_ascii=False) + "\n"
-        os.write(self._fd, line.encode("utf-8", "surrogateescape"))
+        try:
+            if self._fd is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fresh = not self.path.exists()
+                self._fd = os.open(str(self.path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                if fresh:
+                    os.write(self._fd, (_HEADER + "\n").encode())
+            os.write(self._fd, line.encode("utf-8", "surrogateescape"))
+        except OSError as exc:
+            self.problem = "cannot write the fix journal %s: %s" % (self.path, exc.strerror or exc)
 
     def complete(self) -> None:
         """The run finished: the journal has served its purpose."""
         self.close()
         try:
             self.path.unlink()
-        except FileNotFoundError:
+        except OSError:
             pass
 
     def close(self) -> None:
@@ -87,7 +98,7 @@ class Journal:
     def _read(self) -> Dict[str, str]:
         try:
             text = self.path.read_bytes().decode("utf-8", "surrogateescape")
-        except FileNotFoundError:
+        except OSError:  # none yet, or no folder to hold one (then record() says why)
             return {}
         lines = text.split("\n")
         if not lines or lines[0] != _HEADER:
