@@ -15,9 +15,10 @@ temporary folder, and times, each as a separate process with the same number of 
 
 Each line gives the wall time, the speed-up against the LibCST baseline, and the peak
 resident memory of the largest process of that command (``getrusage(RUSAGE_CHILDREN)``
-of a wrapper process: the biggest of the command's processes, workers included). The
-machine may be shared and noisy: compare the ratios, which come from one run, rather
-than the seconds.
+of a wrapper process: the biggest of the command's processes, workers included). Cold
+and warm scans are the median of ``--repeat`` runs (3). The machine may be shared and
+noisy: compare the ratios, which come from one run, rather than the seconds. It also
+checks, with ``python -X importtime``, that a warm scan never imports LibCST.
 """
 
 from __future__ import annotations
@@ -71,6 +72,12 @@ def measure(name: str, command: Sequence[str], cwd: Path, env: Optional[dict] = 
     return Measure(name, seconds, int(rss_kb) / 1024.0, int(code))
 
 
+def median(runs: List[Measure]) -> Measure:
+    ordered = sorted(runs, key=lambda m: m.seconds)
+    middle = ordered[len(ordered) // 2]
+    return Measure(middle.name, middle.seconds, max(m.peak_mb for m in runs), middle.exit_code)
+
+
 def findings_of(command: Sequence[str], cwd: Path) -> List[dict]:  # type: ignore[type-arg]
     done = subprocess.run(list(command), cwd=cwd, capture_output=True, text=True)
     if done.returncode not in (0, 1):
@@ -111,6 +118,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--corpus", help="use this folder instead of fetching")
     parser.add_argument("-j", "--jobs", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--skip-reference", action="store_true", help="skip the slow unstaged reference scan")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="cold and warm scans: report the median of this many"
+    )
     args = parser.parse_args(argv)
 
     source = corpus_folder(args)
@@ -146,8 +156,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 )
             )
         scan = checkpointify + ["scan", "-q", "-j", jobs, "--format", "json", "--cache-dir", str(cache), "."]
-        results.append(measure("scan (cold)", scan, tree))
-        results.append(measure("scan (warm)", scan, tree))
+        colds, warms = [], []
+        for _ in range(args.repeat):  # the median of a few runs: the machine may be noisy
+            shutil.rmtree(cache, ignore_errors=True)
+            colds.append(measure("scan (cold)", scan, tree))
+            warms.append(measure("scan (warm)", scan, tree))
+        results.append(median(colds))
+        results.append(median(warms))
+        probe = subprocess.run(
+            [sys.executable, "-X", "importtime", *checkpointify[1:], *scan[3:]],
+            cwd=tree,
+            capture_output=True,
+            text=True,
+        )
+        warm_imports_libcst = " libcst" in probe.stderr
         fix_tree = work / "fix"
         shutil.copytree(source, fix_tree)
         results.append(
@@ -180,6 +202,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             )
 
         print("findings: %d" % len(staged))
+        print("a warm scan imports LibCST: %s" % ("yes" if warm_imports_libcst else "no"))
         print()
         print("%-34s %9s %12s %10s" % ("", "seconds", "vs LibCST", "peak MB"))
         for m in results:
