@@ -32,6 +32,9 @@ for item in range(10):
 save_results(results)
 """
 
+#: a syntax error in a file that could hold a finding (a loop and a save): such a file is
+#: parsed and reported; one that could not hold any is not parsed at all
+BROKEN = b"for x in (:\n    save(x)\n"
 CLEAN = b"""def add(a, b):
     return a + b
 """
@@ -87,7 +90,7 @@ def test_scan_clean_tree_exits_zero(project: Path, capsysbinary: pytest.CaptureF
 def test_scan_json_contract(project: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     (project / "job.py").write_bytes(SEED)
     (project / "unsafe.py").write_bytes(UNSAFE)
-    (project / "broken.py").write_bytes(b"for x in (:\n")
+    (project / "broken.py").write_bytes(BROKEN)
     code, out, _ = run_cli(capsysbinary, "scan", "--format", "json", "-j", "1")
     assert code == 1
     document = json.loads(out)

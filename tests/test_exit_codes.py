@@ -30,8 +30,10 @@ for x in xs:
 json.dump(acc, out)
 """
 CLEAN = b"def add(a, b):\n    return a + b\n"
-BROKEN = b"for x in (:\n"
-BOOM = b"for x in xs:\n    pass\n"  # the injected internal error fires on this file
+#: a syntax error in a file that could hold a finding (files that could not are not parsed)
+BROKEN = b"for x in (:\n    save(x)\n"
+#: the injected internal error fires on this file, which must get as far as the matcher
+BOOM = b"acc = []\nfor x in xs:\n    acc.append(work(x))\nsave(acc)\n"
 
 FILES = {"seed": SEED, "nofix": NO_FIX, "clean": CLEAN, "broken": BROKEN, "boom": BOOM}
 
@@ -42,10 +44,10 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     real = checkpointify.runner.find_plans
 
-    def find_plans(wrapper: Any, path: str, options: Any) -> List[Any]:
+    def find_plans(wrapper: Any, path: str, options: Any, *args: Any) -> List[Any]:
         if path.endswith("boom.py"):
             raise RuntimeError("injected bug")
-        return real(wrapper, path, options)
+        return real(wrapper, path, options, *args)
 
     monkeypatch.setattr(checkpointify.runner, "find_plans", find_plans)
     return tmp_path

@@ -31,6 +31,9 @@ for item in range(10):
 json.dump(results, open("results.json", "w"))
 """
 
+#: a syntax error in a file that could hold a finding (a loop and a save): such a file is
+#: parsed and reported; one that could not hold any is not parsed at all
+BROKEN = b"for x in (:\n    save(x)\n"
 UNSAFE = b"""import json
 import os
 
@@ -110,7 +113,7 @@ def test_sarif_is_valid_and_carries_rules_results_fixes_and_errors(
     (project / "pkg" / "job one.py").write_bytes(SEED)
     (project / "unsafe.py").write_bytes(UNSAFE)
     (project / "nofix.py").write_bytes(NO_FIX)
-    (project / "broken.py").write_bytes(b"for x in (:\n")
+    (project / "broken.py").write_bytes(BROKEN)
     code, out, err = scan(capsysbinary, "--format", "sarif")
     assert code == 1 and "broken.py: error: syntax error" in err
     document = json.loads(out)
@@ -256,7 +259,7 @@ ANNOTATION = re.compile(
 def test_github_annotations(project: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     (project / "job.py").write_bytes(SEED)
     (project / "unsafe.py").write_bytes(UNSAFE)
-    (project / "broken.py").write_bytes(b"for x in (:\n")
+    (project / "broken.py").write_bytes(BROKEN)
     code, out, _ = scan(capsysbinary, "--format", "github")
     assert code == 1
     lines = out.splitlines()
@@ -307,7 +310,7 @@ def test_junit_one_testcase_per_file(project: Path, capsysbinary: pytest.Capture
     (project / "job.py").write_bytes(SEED)
     (project / "clean.py").write_bytes(b"x = 1\n")
     (project / "unsafe.py").write_bytes(UNSAFE)
-    (project / "broken.py").write_bytes(b"for x in (:\n")
+    (project / "broken.py").write_bytes(BROKEN)
     code, out, _ = scan(capsysbinary, "--format", "junit")
     assert code == 1
     root = ET.fromstring(out.encode("utf-8"))

@@ -8,7 +8,6 @@ all come from :func:`checkpointify.report.exit_code`.
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,8 +16,10 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, TypeVar
 import click
 
 from checkpointify import __version__, checkpoints
-from checkpointify.config import ConfigError, load_options
+from checkpointify.cache import default_directory, digest
+from checkpointify.config import ConfigError, find_config, load_options
 from checkpointify.diffs import unified_diff
+from checkpointify.discovery import Selection, Shard
 from checkpointify.fileio import SourceError, read_source, write_atomic, write_output
 from checkpointify.formats import (
     github_annotations,
@@ -28,6 +29,10 @@ from checkpointify.formats import (
     statistics,
     statistics_text,
 )
+from checkpointify.journal import Journal, journal_key
+from checkpointify.pipeline import DEFAULT_TIMEOUT, Settings, Stats, run, run_source
+from checkpointify.pool import default_jobs
+from checkpointify.progress import Progress, wanted
 from checkpointify.report import (
     Exit,
     Tally,
@@ -40,7 +45,6 @@ from checkpointify.report import (
     scan_summary,
     text_document,
 )
-from checkpointify.runner import process_source, rewrite_selected, run
 from checkpointify.types import FileResult, Finding, Options
 
 FORMATS = ("text", "json", "sarif", "github", "junit")
@@ -62,7 +66,47 @@ _jobs = click.option(
     "--jobs",
     type=click.IntRange(min=1),
     default=None,
-    help="Worker processes (default: number of cores).",
+    help="Worker processes (default: the number of cores). Each file is analysed in a worker, "
+    "so a crash on one file costs that file only.",
+)
+_timeout = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    help="Give up on a file whose analysis takes longer (reported as an error).",
+)
+_cache_dir = click.option(
+    "--cache-dir",
+    metavar="DIR",
+    default=None,
+    help="Cache folder (default: .checkpointify_cache next to pyproject.toml, else here).",
+)
+_no_cache = click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
+_shard = click.option(
+    "--shard",
+    metavar="K/N",
+    default=None,
+    help="Process only shard K of N (K from 1 to N): files are split by a hash of their path.",
+)
+_quiet = click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="No progress bar, summary or notes on stderr (findings, reports, diffs and errors stay).",
+)
+_include_generated = click.option(
+    "--include-generated",
+    is_flag=True,
+    help="Also process files marked @generated in their first 2 KB.",
+)
+_no_prefilter = click.option(
+    "--no-prefilter",
+    "no_prefilter",
+    is_flag=True,
+    hidden=True,
+    help="Run LibCST on every file with a loop (the reference path; for tests and benchmarks).",
 )
 _unsafe = click.option(
     "--unsafe-fixes",
@@ -94,13 +138,52 @@ _exclude = click.option(
 
 
 def _common(command: F) -> F:
-    for decorator in (_exclude, _stdin_filename, _verbose, _unsafe, _jobs, _paths):
+    for decorator in (
+        _no_prefilter,
+        _include_generated,
+        _quiet,
+        _shard,
+        _no_cache,
+        _cache_dir,
+        _timeout,
+        _exclude,
+        _stdin_filename,
+        _verbose,
+        _unsafe,
+        _jobs,
+        _paths,
+    ):
         command = decorator(command)
     return command
 
 
-def _jobs_or_default(jobs: Optional[int]) -> int:
-    return jobs if jobs is not None else (os.cpu_count() or 1)
+@dataclass(frozen=True)
+class RunFlags:
+    """The options every command shares that say how the run goes (not what a file means)."""
+
+    jobs: Optional[int]
+    timeout: float
+    cache_dir: Optional[str]
+    no_cache: bool
+    shard: Optional[str]
+    quiet: bool
+    include_generated: bool
+    no_prefilter: bool
+
+    @classmethod
+    def take(cls, params: Dict[str, object]) -> "RunFlags":
+        """Pop these flags out of a command's keyword arguments."""
+        names = (
+            "jobs",
+            "timeout",
+            "cache_dir",
+            "no_cache",
+            "shard",
+            "quiet",
+            "include_generated",
+            "no_prefilter",
+        )
+        return cls(**{name: params.pop(name) for name in names})  # type: ignore[arg-type]
 
 
 def _options(unsafe: Optional[bool], exclude: Sequence[str] = ()) -> Options:
@@ -109,6 +192,56 @@ def _options(unsafe: Optional[bool], exclude: Sequence[str] = ()) -> Options:
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
     return replace(options, exclude=tuple(options.exclude) + tuple(exclude)) if exclude else options
+
+
+def _settings(flags: RunFlags, options: Options, jobs: Optional[int] = None) -> Settings:
+    """How the run goes: workers, time limit, cache folder, file selection."""
+    shard = None
+    if flags.shard is not None:
+        try:
+            shard = Shard.parse(flags.shard)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--shard") from exc
+    return Settings(
+        jobs=jobs if jobs is not None else (flags.jobs if flags.jobs is not None else default_jobs()),
+        timeout=flags.timeout,
+        cache_dir=None if flags.no_cache else _cache_folder(flags, options),
+        selection=Selection(exclude=tuple(options.exclude), shard=shard),
+        staged=not flags.no_prefilter,
+        include_generated=flags.include_generated,
+    )
+
+
+def _cache_folder(flags: RunFlags, options: Options) -> Path:
+    """--cache-dir, else cache-dir from the configuration, else next to pyproject.toml or here."""
+    if flags.cache_dir is not None:
+        return Path(flags.cache_dir)
+    if options.cache_dir is not None:
+        return Path(options.cache_dir)
+    config = find_config(Path.cwd())
+    return default_directory(config.parent if config is not None else None)
+
+
+def _notes(stats: Stats, flags: RunFlags) -> None:
+    """What the run skipped or could not do, in a line each (none with --quiet)."""
+    if flags.quiet:
+        return
+    if stats.resumed:
+        say(
+            "checkpointify: resumed an interrupted run: %d %s it had finished %s skipped."
+            % (
+                stats.resumed,
+                "file" if stats.resumed == 1 else "files",
+                "was" if stats.resumed == 1 else "were",
+            )
+        )
+    if stats.generated:
+        say(
+            "checkpointify: skipped %d %s marked @generated (--include-generated to process them)."
+            % (stats.generated, "file" if stats.generated == 1 else "files")
+        )
+    if stats.cache_warning:
+        say("checkpointify: warning: %s; continuing without the cache." % stats.cache_warning)
 
 
 def _report_error(result: FileResult, verbose: bool) -> None:
@@ -145,18 +278,40 @@ def _stdin(paths: Sequence[str], stdin_filename: Optional[str], need_name: bool)
     return Stdin(sys.stdin.buffer.read(), stdin_filename or "<stdin>")
 
 
+@dataclass
+class Session:
+    """One command's run: its settings, what it saw, its progress bar, its journal."""
+
+    settings: Settings
+    flags: RunFlags
+    stats: Stats
+    progress: Progress
+    journal: Optional[Journal] = None
+
+
+def _session(flags: RunFlags, options: Options, jobs: Optional[int] = None) -> Session:
+    return Session(_settings(flags, options, jobs), flags, Stats(), Progress(wanted(flags.quiet)))
+
+
 def _results(
     paths: Sequence[str],
     stdin: Optional[Stdin],
     options: Options,
     rewrite: bool,
-    jobs: Optional[int],
+    session: Session,
 ) -> Iterator[FileResult]:
     if stdin is not None:
-        result = process_source(stdin.source, stdin.name, options, rewrite)
-        yield result if result.changed else replace(result, source=None, new_source=None)
+        yield run_source(stdin.source, stdin.name, options, rewrite, session.settings)
         return
-    yield from run(paths or ["."], options, rewrite=rewrite, jobs=_jobs_or_default(jobs))
+    yield from run(
+        paths or ["."],
+        options,
+        rewrite,
+        session.settings,
+        journal=session.journal,
+        progress=session.progress,
+        stats=session.stats,
+    )
 
 
 # -------------------------------------------------------------------------- output
@@ -223,7 +378,6 @@ def cli() -> None:
 @_exit_zero
 def scan(
     paths: Sequence[str],
-    jobs: Optional[int],
     unsafe_fixes: Optional[bool],
     verbose: bool,
     stdin_filename: Optional[str],
@@ -232,30 +386,39 @@ def scan(
     output: Optional[str],
     statistics: bool,
     exit_zero: bool,
+    **run_flags: object,
 ) -> int:
     """Report collect-then-save loops. Exit 1 if any is found or a file fails."""
+    flags = RunFlags.take(run_flags)
     if statistics and output_format != "text":
         raise CliError("--statistics prints a table; it cannot be combined with --format %s" % output_format)
     target = _check_output(output)
     options = _options(unsafe_fixes, exclude)
+    session = _session(flags, options)
     stdin = _stdin(paths, stdin_filename, need_name=False)
     stream = output_format == "text" and not statistics and target is None
     tally = Tally()
     results: List[FileResult] = []
-    for result in _results(paths, stdin, options, rewrite=False, jobs=jobs):
+    for result in _results(paths, stdin, options, False, session):
         tally.add(result)
         if stream:
-            print_text(result, sys.stdout)
+            if result.findings:
+                with session.progress.pause():
+                    print_text(result, sys.stdout)
+                    sys.stdout.flush()
         else:
             results.append(result)
         if result.error is not None:
-            _report_error(result, verbose)
+            with session.progress.pause():
+                _report_error(result, verbose)
     sys.stdout.flush()
     if statistics:
         _print_statistics(results, target)
     elif not stream:
         _emit(_scan_document(output_format, results, options, stdin).encode("utf-8"), target)
-    say(scan_summary(tally))
+    _notes(session.stats, flags)
+    if not flags.quiet:
+        say(scan_summary(tally))
     return exit_code("scan", tally, exit_zero=exit_zero)
 
 
@@ -285,6 +448,8 @@ def _single_fixes(
     match and simply get no fix.
     """
     fixes: Dict[Finding, FileResult] = {}
+    from checkpointify.runner import rewrite_selected
+
     for result in results:
         fixable = [f for f in result.findings if f.fix is not None]
         if not fixable:
@@ -319,34 +484,40 @@ def _print_statistics(results: List[FileResult], target: Optional[Path]) -> None
 @_exit_zero
 def diff(
     paths: Sequence[str],
-    jobs: Optional[int],
     unsafe_fixes: Optional[bool],
     verbose: bool,
     stdin_filename: Optional[str],
     exclude: Sequence[str],
     output: Optional[str],
     exit_zero: bool,
+    **run_flags: object,
 ) -> int:
     """Print the unified diff `fix` would apply; write nothing. Exit 1 if anything would change."""
+    flags = RunFlags.take(run_flags)
     target = _check_output(output)
     options = _options(unsafe_fixes, exclude)
+    session = _session(flags, options)
     stdin = _stdin(paths, stdin_filename, need_name=True)
     tally = Tally()
     patch: List[bytes] = []
-    for result in _results(paths, stdin, options, rewrite=True, jobs=jobs):
+    for result in _results(paths, stdin, options, True, session):
         tally.add(result)
         if result.changed:
             assert result.source is not None and result.new_source is not None
             hunk = unified_diff(result.source, result.new_source, result.path)
             if target is None:
-                _emit(hunk, None)
+                with session.progress.pause():
+                    _emit(hunk, None)
             else:
                 patch.append(hunk)
         if result.error is not None:
-            _report_error(result, verbose)
+            with session.progress.pause():
+                _report_error(result, verbose)
     if target is not None:
         _emit(b"".join(patch), target)
-    say(fix_summary(tally, options.unsafe_fixes, dry_run=True))
+    _notes(session.stats, flags)
+    if not flags.quiet:
+        say(fix_summary(tally, options.unsafe_fixes, dry_run=True))
     return exit_code("diff", tally, exit_zero=exit_zero)
 
 
@@ -369,7 +540,6 @@ def diff(
 @_exit_zero
 def fix(
     paths: Sequence[str],
-    jobs: Optional[int],
     unsafe_fixes: Optional[bool],
     verbose: bool,
     stdin_filename: Optional[str],
@@ -377,41 +547,69 @@ def fix(
     interactive: bool,
     exit_non_zero_on_fix: bool,
     exit_zero: bool,
+    **run_flags: object,
 ) -> int:
     """Rewrite the loops in place (safe fixes; unsafe ones with --unsafe-fixes).
 
-    With `-` the file is read from stdin and the fixed file written to stdout.
+    With `-` the file is read from stdin and the fixed file written to stdout. An
+    interrupted run started again with the same arguments skips the files it finished.
     """
+    flags = RunFlags.take(run_flags)
     _check_exit_flags(exit_zero, exit_non_zero_on_fix)
     options = _options(unsafe_fixes, exclude)
     if interactive:
         return _fix_interactive(
-            paths, stdin_filename, options, jobs, verbose, exit_non_zero_on_fix, exit_zero
+            paths, stdin_filename, options, flags, verbose, exit_non_zero_on_fix, exit_zero
         )
+    session = _session(flags, options)
     stdin = _stdin(paths, stdin_filename, need_name=True)
+    if stdin is None:
+        session.journal = _journal(paths, options, flags, session.settings)
     tally = Tally()
-    for result in _results(paths, stdin, options, rewrite=True, jobs=jobs):
+    for result in _results(paths, stdin, options, True, session):
         if stdin is not None:
             # an editor replaces its buffer with stdout: always send the whole file
             _emit(result.new_source if result.changed and result.new_source else stdin.source, None)
         elif result.changed:
-            assert result.source is not None and result.new_source is not None
-            try:
-                write_atomic(Path(result.path), result.new_source, expected=result.source)
-            except SourceError as exc:
-                result = FileResult(result.path, findings=result.findings, error=str(exc))
+            result = _write(result, session.journal)
         tally.add(result)
         if result.error is not None:
-            _report_error(result, verbose)
-    say(fix_summary(tally, options.unsafe_fixes, dry_run=False))
+            with session.progress.pause():
+                _report_error(result, verbose)
+    if session.journal is not None:
+        session.journal.complete()
+        if session.journal.problem and not flags.quiet:
+            say("checkpointify: warning: %s; this run could not have been resumed." % session.journal.problem)
+    _notes(session.stats, flags)
+    if not flags.quiet:
+        say(fix_summary(tally, options.unsafe_fixes, dry_run=False))
     return exit_code("fix", tally, exit_zero=exit_zero, exit_non_zero_on_fix=exit_non_zero_on_fix)
+
+
+def _journal(paths: Sequence[str], options: Options, flags: RunFlags, settings: Settings) -> Journal:
+    """The journal of this command line, in the cache folder (which --no-cache does not move)."""
+    folder = settings.cache_dir or _cache_folder(flags, options)
+    key = journal_key(paths or ["."], options, [str(settings.selection), str(settings.staged)])
+    return Journal.open(folder, key)
+
+
+def _write(result: FileResult, journal: Optional[Journal]) -> FileResult:
+    """Replace the file atomically, then record it as finished."""
+    assert result.source is not None and result.new_source is not None
+    try:
+        write_atomic(Path(result.path), result.new_source, expected=result.source)
+    except SourceError as exc:
+        return FileResult(result.path, findings=result.findings, error=str(exc))
+    if journal is not None:
+        journal.record(result.path, digest(result.new_source))
+    return result
 
 
 def _fix_interactive(
     paths: Sequence[str],
     stdin_filename: Optional[str],
     options: Options,
-    jobs: Optional[int],
+    flags: RunFlags,
     verbose: bool,
     exit_non_zero_on_fix: bool,
     exit_zero: bool,
@@ -426,14 +624,17 @@ def _fix_interactive(
             "review the changes or `checkpointify fix` to apply them without asking"
         )
     tally = Tally()
-    # one file at a time unless -j says otherwise: the first question comes at once, and
-    # `q` stops at once instead of waiting for worker batches computed ahead
-    results = _results(paths, None, options, rewrite=True, jobs=jobs or 1)
+    # one worker unless -j says otherwise: the first question comes at once, and `q`
+    # stops at once instead of waiting for files computed ahead
+    session = _session(replace(flags, quiet=True), options, jobs=flags.jobs or 1)
+    results = _results(paths, None, options, True, session)
     for result in review(results, options, TerminalReviewer()):
         tally.add(result)
         if result.error is not None:
             _report_error(result, verbose)
-    say(fix_summary(tally, options.unsafe_fixes, dry_run=False))
+    _notes(session.stats, flags)
+    if not flags.quiet:
+        say(fix_summary(tally, options.unsafe_fixes, dry_run=False))
     return exit_code("fix", tally, exit_zero=exit_zero, exit_non_zero_on_fix=exit_non_zero_on_fix)
 
 

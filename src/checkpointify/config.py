@@ -31,6 +31,7 @@ _KEYS: Dict[str, Tuple[str, type]] = {
     "extra-checkpoint-calls": ("extra_checkpoint_calls", list),
     "exclude": ("exclude", list),
     "checkpoint-dir": ("checkpoint_dir", str),
+    "cache-dir": ("cache_dir", str),
 }
 
 
@@ -77,9 +78,14 @@ def read_config(path: Path) -> Dict[str, Any]:
 
 
 def load_options(cwd: Path, unsafe_fixes: Optional[bool] = None) -> Options:
-    """Options from the configuration file found from ``cwd``, with CLI flags on top."""
+    """Options from the configuration file found from ``cwd``, with CLI flags on top.
+
+    ``cache-dir`` is relative to the configuration file's folder.
+    """
     path = find_config(cwd)
     values = read_config(path) if path is not None else {}
+    if path is not None and "cache_dir" in values:
+        values["cache_dir"] = str(path.parent / values["cache_dir"])
     if unsafe_fixes is not None:
         values["unsafe_fixes"] = unsafe_fixes
     return Options(**values)

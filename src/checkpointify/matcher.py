@@ -15,7 +15,7 @@ Nothing here changes the tree; :mod:`checkpointify.transformer` applies the plan
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import AbstractSet, Any, Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper
@@ -126,11 +126,18 @@ class _Accumulator:
     init: cst.BaseStatement
 
 
-def find_plans(wrapper: MetadataWrapper, path: str, options: Options) -> List[Plan]:
-    """Every collect-then-save site of a module, in source order, minus suppressed ones."""
+def find_plans(
+    wrapper: MetadataWrapper, path: str, options: Options, lines: Optional[AbstractSet[int]] = None
+) -> List[Plan]:
+    """Every collect-then-save site of a module, in source order, minus suppressed ones.
+
+    With ``lines``, only statements that start on those lines are looked at as sites: the
+    staged path passes the lines checkpointify.prefilter could not rule out. A change to
+    what makes a site here must be made there too (see that module's docstring).
+    """
     analysis = FileAnalysis(wrapper, path, options)
     plans: List[Plan] = []
-    _scan_block(analysis, Chain(analysis.module.body, None), "<module>", None, plans)
+    _scan_block(analysis, Chain(analysis.module.body, None), "<module>", None, plans, lines)
     if plans:
         comments = suppression_comments(analysis.module.code)
         plans = [p for p in plans if not _suppressed(p, comments)]
@@ -201,12 +208,17 @@ def make_plan(a: FileAnalysis, site: Site) -> Plan:
 
 
 def _scan_block(
-    a: FileAnalysis, chain: Chain, qualname: str, function: Optional[cst.FunctionDef], plans: List[Plan]
+    a: FileAnalysis,
+    chain: Chain,
+    qualname: str,
+    function: Optional[cst.FunctionDef],
+    plans: List[Plan],
+    lines: Optional[AbstractSet[int]] = None,
 ) -> None:
     """Look at each statement of a block, then recurse into the blocks it holds."""
     in_generator = function is not None and a.is_generator(function)
     for index, stmt in enumerate(chain.body):
-        if not in_generator:
+        if not in_generator and (lines is None or a.line(stmt) in lines):
             plan: Optional[Plan] = None
             if isinstance(stmt, (cst.For, cst.While)):
                 plan = _LoopSite(a, chain, index, stmt, qualname, function).plan()
@@ -215,7 +227,7 @@ def _scan_block(
             if plan is not None:
                 plans.append(plan)
         for child, child_qualname, child_function in _child_blocks(stmt, chain, index, qualname, function):
-            _scan_block(a, child, child_qualname, child_function, plans)
+            _scan_block(a, child, child_qualname, child_function, plans, lines)
 
 
 def _child_blocks(

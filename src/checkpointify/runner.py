@@ -1,56 +1,46 @@
-"""Discovery and per-file processing. Never raises across a file boundary.
+"""Per-file processing with LibCST. Never raises across a file boundary.
 
 ``process_source`` is the one core call: bytes in, :class:`FileResult` out. ``scan``,
 ``diff`` and ``fix`` all go through it and differ only in what they do with the result.
 A rewrite is kept only if the new file compiles and a second pass over it changes
 nothing; otherwise it is discarded and the file reported.
+
+Runs over trees (discovery, the cache, the worker pool) are in
+:mod:`checkpointify.pipeline`, which imports this module only in its workers: a run
+whose results all come from the cache never loads LibCST.
 """
 
 from __future__ import annotations
 
 import ast
-import fnmatch
-import os
 import traceback
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Collection, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import AbstractSet, Callable, Collection, Iterator, Optional, Sequence, Tuple
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper
 
+from checkpointify import discovery, prefilter
 from checkpointify.cstutil import all_names
+from checkpointify.discovery import DEFAULT_EXCLUDED_DIRS, Selection, display_path, excluded
 from checkpointify.fileio import SourceError, check_encoding, read_source
 from checkpointify.matcher import Plan, find_plans
 from checkpointify.transformer import apply_plans
 from checkpointify.types import FileResult, Finding, Options, Safety
 
-#: directories never entered when a folder is walked (explicitly named files are always read)
-DEFAULT_EXCLUDED_DIRS = frozenset(
-    {
-        ".git",
-        ".hg",
-        ".svn",
-        ".bzr",
-        ".venv",
-        "venv",
-        ".tox",
-        ".nox",
-        "__pycache__",
-        "node_modules",
-        ".eggs",
-        ".mypy_cache",
-        ".pytest_cache",
-        ".ruff_cache",
-        ".checkpointify",
-        ".checkpointify_cache",
-        "build",
-        "dist",
-        "site-packages",
-    }
-)
+__all__ = [
+    "DEFAULT_EXCLUDED_DIRS",  # discovery lives in checkpointify.discovery; kept here for callers
+    "discover",
+    "display_path",
+    "excluded",
+    "process_source",
+    "process_file",
+    "rewrite_selected",
+    "rewrite_checked",
+    "run",
+]
 
 
 @dataclass(frozen=True)
@@ -71,13 +61,18 @@ def rewrite_module(
     path: str,
     options: Options,
     choose: Optional[Callable[[Plan], bool]] = None,
+    lines: Optional[AbstractSet[int]] = None,
 ) -> Rewrite:
     """Find every site in ``module`` and apply the fixes ``choose`` accepts (no verification).
 
-    ``choose`` defaults to :func:`applicable` under ``options``.
+    ``choose`` defaults to :func:`applicable` under ``options``. ``lines``, when given, are
+    the only lines a site can start on (``prefilter.candidate_lines``).
     """
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    plans = tuple(find_plans(wrapper, path, options))
+    found = (
+        find_plans(wrapper, path, options, lines) if lines is not None else find_plans(wrapper, path, options)
+    )
+    plans = tuple(found)
     chosen = tuple(p for p in plans if (choose(p) if choose else applicable(p, options)))
     names = set(all_names(wrapper.module))
     new_module = apply_plans(wrapper.module, chosen, names, options.runtime_module, options.checkpoint_dir)
@@ -89,19 +84,31 @@ def may_match(source: bytes) -> bool:
     return b"for" in source or b"while" in source
 
 
-def process_source(source: bytes, path: str, options: Options, rewrite: bool) -> FileResult:
+def process_source(
+    source: bytes, path: str, options: Options, rewrite: bool, staged: bool = True
+) -> FileResult:
     """Scan one file's bytes and, when ``rewrite``, compute the fixed bytes.
+
+    With ``staged`` (the default), :mod:`checkpointify.prefilter` first rules out files
+    that cannot hold a finding, without LibCST; otherwise LibCST parses every file that
+    contains ``for`` or ``while``. Both give the same findings. The decoding check comes
+    first either way, so a file that does not decode is always reported.
 
     Never raises: unreadable, undecodable or unparsable input becomes ``error``; so does
     an internal failure, with ``internal=True``.
     """
     try:
-        check_encoding(source)
-        if not may_match(source):
+        encoding = check_encoding(source)
+        lines: Optional[AbstractSet[int]] = None
+        if staged:
+            # keep in step with the matcher: see the docstring of checkpointify.prefilter
+            lines = prefilter.candidate_lines(source, encoding, options.extra_sinks)
+            if lines is not None and not lines:
+                return FileResult(path)
+        elif not may_match(source):
             return FileResult(path)
         module = _parse(source)
-        result = _rewrite(module, path, options) if rewrite else _scan(module, path, options)
-        return result
+        return _rewrite(module, path, options, lines) if rewrite else _scan(module, path, options, lines)
     except SourceError as exc:
         return FileResult(path, error=str(exc))
     except RecursionError:
@@ -137,9 +144,13 @@ def _syntax_error(source: bytes, exc: Exception) -> str:
     return "LibCST cannot parse this file: %s" % _one_line(getattr(exc, "message", exc))
 
 
-def _scan(module: cst.Module, path: str, options: Options) -> FileResult:
+def _scan(
+    module: cst.Module, path: str, options: Options, lines: Optional[AbstractSet[int]] = None
+) -> FileResult:
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    plans = find_plans(wrapper, path, options)
+    plans = (
+        find_plans(wrapper, path, options, lines) if lines is not None else find_plans(wrapper, path, options)
+    )
     return FileResult(path, findings=tuple(p.finding for p in plans))
 
 
@@ -158,9 +169,15 @@ class CheckedRewrite:
     internal: bool = False
 
 
-def rewrite_checked(module: cst.Module, path: str, options: Options) -> CheckedRewrite:
-    """Rewrite ``module`` and keep the result only if it compiles and is stable."""
-    first = rewrite_module(module, path, options)
+def rewrite_checked(
+    module: cst.Module, path: str, options: Options, lines: Optional[AbstractSet[int]] = None
+) -> CheckedRewrite:
+    """Rewrite ``module`` and keep the result only if it compiles and is stable.
+
+    ``lines`` (``prefilter.candidate_lines``) only speeds up the first pass; the second
+    pass, over the rewritten file, looks everywhere.
+    """
+    first = rewrite_module(module, path, options, lines=lines)
     findings = tuple(p.finding for p in first.plans)
     if not first.applied:
         return CheckedRewrite(findings, (), module)
@@ -185,8 +202,10 @@ def rewrite_checked(module: cst.Module, path: str, options: Options) -> CheckedR
     return CheckedRewrite(findings, tuple(p.finding for p in first.applied), first.module)
 
 
-def _rewrite(module: cst.Module, path: str, options: Options) -> FileResult:
-    outcome = rewrite_checked(module, path, options)
+def _rewrite(
+    module: cst.Module, path: str, options: Options, lines: Optional[AbstractSet[int]] = None
+) -> FileResult:
+    outcome = rewrite_checked(module, path, options, lines)
     if not outcome.applied:
         return FileResult(
             path,
@@ -293,98 +312,36 @@ def _one_line(exc: object) -> str:
     return text[0] if text else type(exc).__name__
 
 
-# ---------------------------------------------------------------------------- discovery
+# ---------------------------------------------------------------------------- files
 
 
-def display_path(path: Path) -> str:
-    """``path`` relative to the working directory when inside it, with forward slashes."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
-
-
-def discover(paths: Sequence[str], exclude: Sequence[str] = ()) -> Iterator[Path]:
-    """Python files under ``paths``, each once, folders walked in sorted order.
-
-    Named files are yielded whatever their suffix; folders contribute their ``*.py`` files,
-    skipping :data:`DEFAULT_EXCLUDED_DIRS` and hidden folders. Anything matching an
-    ``exclude`` glob (see :func:`excluded`) is skipped, named files included. A missing
-    path is yielded as is, so processing reports it.
-    """
-    seen = set()
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            candidates: Iterable[Path] = _walk(path, exclude)
-        else:
-            candidates = [] if excluded(path, exclude) else [path]
-        for candidate in candidates:
-            key = os.path.normcase(os.path.abspath(candidate))
-            if key not in seen:
-                seen.add(key)
-                yield candidate
-
-
-def excluded(path: Path, patterns: Sequence[str]) -> bool:
-    """Whether ``path`` (relative to the working directory) or one of its folders matches a glob.
-
-    ``tests/*``, ``build``, ``*_pb2.py`` and ``legacy/**/*.py`` all work: a pattern is
-    tried against the whole relative path, against the file or folder name, and against
-    every leading folder of the path.
-    """
-    if not patterns:
-        return False
-    rel = display_path(path)
-    parts = rel.split("/")
-    candidates = [rel, parts[-1]] + ["/".join(parts[: i + 1]) for i in range(len(parts) - 1)] + parts[:-1]
-    return any(fnmatch.fnmatchcase(c, p.rstrip("/")) for p in patterns for c in candidates)
-
-
-def _walk(root: Path, exclude: Sequence[str]) -> Iterator[Path]:
-    try:
-        entries = sorted(os.scandir(root), key=lambda e: e.name)
-    except OSError:
-        return
-    for entry in entries:
-        path = Path(entry.path)
-        if entry.is_dir(follow_symlinks=False):
-            hidden = entry.name.startswith(".") or entry.name.endswith(".egg-info")
-            if entry.name in DEFAULT_EXCLUDED_DIRS or hidden or excluded(path, exclude):
-                continue
-            yield from _walk(path, exclude)
-        elif entry.name.endswith(".py") and entry.is_file() and not excluded(path, exclude):
-            yield path
-
-
-def process_file(path: Path, options: Options, rewrite: bool) -> FileResult:
+def process_file(path: Path, options: Options, rewrite: bool, staged: bool = True) -> FileResult:
+    """:func:`process_source` of a file on disk, in this process; the sources are dropped
+    from the result unless the file changes."""
     shown = display_path(path)
     try:
         source = read_source(path)
     except SourceError as exc:
         return FileResult(shown, error=str(exc))
-    result = process_source(source, shown, options, rewrite)
+    result = process_source(source, shown, options, rewrite, staged)
     if not result.changed:
         result = replace(result, source=None, new_source=None)
     return result
 
 
-def _process_star(args: Tuple[Path, Options, bool]) -> FileResult:
-    return process_file(*args)
+def discover(paths: Sequence[str], exclude: Sequence[str] = ()) -> Iterator[Path]:
+    """The files a run reads under ``paths`` (see :mod:`checkpointify.discovery`)."""
+    for candidate in discovery.discover(paths, Selection(exclude=tuple(exclude))):
+        yield candidate.path
 
 
 def run(paths: Sequence[str], options: Options, rewrite: bool, jobs: int = 1) -> Iterator[FileResult]:
-    """Process every discovered file; results come in discovery order whatever ``jobs`` is."""
-    files: List[Path] = list(discover(paths, options.exclude))
-    if jobs <= 1 or len(files) < 2:
-        for path in files:
-            yield process_file(path, options, rewrite)
-        return
-    work = [(path, options, rewrite) for path in files]
-    pool = ProcessPoolExecutor(max_workers=jobs)
-    try:
-        yield from pool.map(_process_star, work, chunksize=max(1, min(32, len(work) // (jobs * 8) or 1)))
-    finally:
-        # a consumer that stops early (an interactive review quit with `q`) must not wait
-        # for the rest of the tree to be processed
-        pool.shutdown(wait=True, cancel_futures=True)
+    """Process every discovered file; results come in discovery order whatever ``jobs`` is.
+
+    A thin wrapper over :func:`checkpointify.pipeline.run` with no cache.
+    """
+    from checkpointify.pipeline import Settings
+    from checkpointify.pipeline import run as run_pipeline
+
+    settings = Settings(jobs=jobs, selection=Selection(exclude=tuple(options.exclude)))
+    yield from run_pipeline(paths, options, rewrite, settings)

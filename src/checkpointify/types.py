@@ -102,6 +102,7 @@ class Options:
 
     ``root`` is the directory checkpoint identities are made relative to (see
     :func:`checkpointify.matcher.loop_identity`); ``None`` means "find the project root".
+    ``cache_dir`` is the ``cache-dir`` setting, already made absolute (None: the default).
     """
 
     unsafe_fixes: bool = False
@@ -112,3 +113,4 @@ class Options:
     exclude: Tuple[str, ...] = field(default=())
     #: written into rewritten code as ``directory=...`` (else the runtime's default applies)
     checkpoint_dir: Optional[str] = None
+    cache_dir: Optional[str] = None
