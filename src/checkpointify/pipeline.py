@@ -87,11 +87,12 @@ def generated(source: bytes) -> bool:
 
 
 def analyse(task: Task) -> FileResult:
-    """A worker's job: one file through the staged path (or the full one)."""
+    """A worker's job: one file through the staged path (or the full one). Every task has
+    passed :func:`screen` already, so the text stage is not run again."""
     from checkpointify.runner import process_source
 
     path, source, options, rewrite, staged = task
-    result = process_source(source, path, options, rewrite, staged=staged)
+    result = process_source(source, path, options, rewrite, staged=staged, text_kept=True)
     return result if result.changed else replace(result, source=None, new_source=None)
 
 

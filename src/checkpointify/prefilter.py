@@ -353,9 +353,13 @@ def text_stage(source: bytes, encoding: str, extra_sinks: Tuple[str, ...]) -> bo
     return text_may_match(text, vocabulary(tuple(extra_sinks)))
 
 
-def candidate_lines(source: bytes, encoding: str, extra_sinks: Tuple[str, ...]) -> Optional[FrozenSet[int]]:
+def candidate_lines(
+    source: bytes, encoding: str, extra_sinks: Tuple[str, ...], text_kept: bool = False
+) -> Optional[FrozenSet[int]]:
     """Both stages: the lines where a site may start; empty when the file provably holds no
-    finding; None when the tree stage cannot tell (then every line may).
+    finding; None when the tree stage cannot tell (then every line may). With
+    ``text_kept``, the caller's :func:`text_stage` already kept the file: only the tree
+    stage runs.
 
     ``source`` must decode in ``encoding`` (``fileio.check_encoding`` says so). A site's
     line is where its statement starts, as LibCST's PositionProvider and ``ast`` both
@@ -366,7 +370,7 @@ def candidate_lines(source: bytes, encoding: str, extra_sinks: Tuple[str, ...]) 
     except (UnicodeError, LookupError):
         return None
     vocab = vocabulary(tuple(extra_sinks))
-    if not text_may_match(text, vocab):
+    if not text_kept and not text_may_match(text, vocab):
         return frozenset()
     tree = parse(source)
     if tree is None:

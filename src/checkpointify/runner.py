@@ -85,7 +85,7 @@ def may_match(source: bytes) -> bool:
 
 
 def process_source(
-    source: bytes, path: str, options: Options, rewrite: bool, staged: bool = True
+    source: bytes, path: str, options: Options, rewrite: bool, staged: bool = True, text_kept: bool = False
 ) -> FileResult:
     """Scan one file's bytes and, when ``rewrite``, compute the fixed bytes.
 
@@ -95,14 +95,15 @@ def process_source(
     first either way, so a file that does not decode is always reported.
 
     Never raises: unreadable, undecodable or unparsable input becomes ``error``; so does
-    an internal failure, with ``internal=True``.
+    an internal failure, with ``internal=True``. ``text_kept`` says that the text stage
+    (``prefilter.text_stage``) already kept this file, so it is not run again.
     """
     try:
         encoding = check_encoding(source)
         lines: Optional[AbstractSet[int]] = None
         if staged:
             # keep in step with the matcher: see the docstring of checkpointify.prefilter
-            lines = prefilter.candidate_lines(source, encoding, options.extra_sinks)
+            lines = prefilter.candidate_lines(source, encoding, options.extra_sinks, text_kept)
             if lines is not None and not lines:
                 return FileResult(path)
         elif not may_match(source):
