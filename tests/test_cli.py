@@ -13,6 +13,7 @@ from typing import Tuple
 import pytest
 
 from checkpointify.cli import main
+from programs import BROKEN, CLEAN, UNSAFE
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,22 +31,6 @@ results = []
 for item in range(10):
     results.append(expensive_operation(item))
 save_results(results)
-"""
-
-#: a syntax error in a file that could hold a finding (a loop and a save): such a file is
-#: parsed and reported; one that could not hold any is not parsed at all
-BROKEN = b"for x in (:\n    save(x)\n"
-CLEAN = b"""def add(a, b):
-    return a + b
-"""
-
-UNSAFE = b"""import json
-import os
-
-names = ""  # a string: resume by identity needs containers, so the order hazard stays
-for name in os.listdir("."):
-    names += describe(name)
-json.dump(names, open("names.json", "w"))
 """
 
 

@@ -11,6 +11,7 @@ import pytest
 import checkpointify.runner
 from checkpointify.cli import main
 from checkpointify.report import Exit
+from programs import BROKEN, CLEAN, NO_FIX
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,17 +22,6 @@ for item in range(10):
     results.append(work(item))
 json.dump(results, open("results.json", "w"))
 """
-NO_FIX = b"""import json
-
-acc = []
-for x in xs:
-    acc.append(work(x))
-    acc.sort()
-json.dump(acc, out)
-"""
-CLEAN = b"def add(a, b):\n    return a + b\n"
-#: a syntax error in a file that could hold a finding (files that could not are not parsed)
-BROKEN = b"for x in (:\n    save(x)\n"
 #: the injected internal error fires on this file, which must get as far as the matcher
 BOOM = b"acc = []\nfor x in xs:\n    acc.append(work(x))\nsave(acc)\n"
 

@@ -18,39 +18,9 @@ from checkpointify.patterns import HAZARDS
 from checkpointify.sarif import replacements
 from checkpointify.types import FileResult, Finding, Hazard, Safety
 from fixture_cases import cases
+from programs import BROKEN, JOB, NO_FIX, UNSAFE
 
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "sarif-2.1.0-rtm.5.json").read_text())
-
-SEED = b"""import json
-
-from work import expensive_operation
-
-results = []
-for item in range(10):
-    results.append(expensive_operation(item))
-json.dump(results, open("results.json", "w"))
-"""
-
-#: a syntax error in a file that could hold a finding (a loop and a save): such a file is
-#: parsed and reported; one that could not hold any is not parsed at all
-BROKEN = b"for x in (:\n    save(x)\n"
-UNSAFE = b"""import json
-import os
-
-names = ""  # a string: resume by identity needs containers, so the order hazard stays
-for name in os.listdir("."):
-    names += describe(name)
-json.dump(names, open("names.json", "w"))
-"""
-
-NO_FIX = b"""import json
-
-acc = []
-for x in xs:
-    acc.append(work(x))
-    acc.sort()
-json.dump(acc, out)
-"""
 
 
 def scan(capsysbinary: pytest.CaptureFixture[bytes], *args: str) -> Tuple[int, str, str]:
@@ -110,7 +80,7 @@ def test_sarif_is_valid_and_carries_rules_results_fixes_and_errors(
     project: Path, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
     (project / "pkg").mkdir()
-    (project / "pkg" / "job one.py").write_bytes(SEED)
+    (project / "pkg" / "job one.py").write_bytes(JOB)
     (project / "unsafe.py").write_bytes(UNSAFE)
     (project / "nofix.py").write_bytes(NO_FIX)
     (project / "broken.py").write_bytes(BROKEN)
@@ -151,7 +121,7 @@ def test_sarif_is_valid_and_carries_rules_results_fixes_and_errors(
     assert fix["properties"] == {"safety": "safe"}
     [change] = fix["artifactChanges"]
     assert len(change["replacements"]) == 3  # the import, the loop head, the completion
-    fixed = apply_replacements(SEED.decode(), change["replacements"])
+    fixed = apply_replacements(JOB.decode(), change["replacements"])
     assert main(["fix", "pkg/job one.py"]) == 0  # the file's only finding: the same as `fix`
     assert fixed == (project / "pkg" / "job one.py").read_text()
 
@@ -227,14 +197,14 @@ def test_replacements_rebuild_the_new_text(old: bytes, new: bytes) -> None:
 def test_sarif_from_stdin_has_fixes_for_the_named_file(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
-    monkeypatch.setattr("sys.stdin", _Stdin(SEED))
+    monkeypatch.setattr("sys.stdin", _Stdin(JOB))
     code, out, _ = scan(capsysbinary, "--format", "sarif", "--stdin-filename", "src/job.py", "-")
     assert code == 1
     document = json.loads(out)
     validate_sarif(document)
     [result] = document["runs"][0]["results"]
     assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "src/job.py"
-    fixed = apply_replacements(SEED.decode(), result["fixes"][0]["artifactChanges"][0]["replacements"])
+    fixed = apply_replacements(JOB.decode(), result["fixes"][0]["artifactChanges"][0]["replacements"])
     assert '"src/job.py::<module>::results"' in fixed
 
 
@@ -257,7 +227,7 @@ ANNOTATION = re.compile(
 
 
 def test_github_annotations(project: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
-    (project / "job.py").write_bytes(SEED)
+    (project / "job.py").write_bytes(JOB)
     (project / "unsafe.py").write_bytes(UNSAFE)
     (project / "broken.py").write_bytes(BROKEN)
     code, out, _ = scan(capsysbinary, "--format", "github")
@@ -307,7 +277,7 @@ def test_github_escapes_per_the_workflow_command_rules() -> None:
 
 
 def test_junit_one_testcase_per_file(project: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
-    (project / "job.py").write_bytes(SEED)
+    (project / "job.py").write_bytes(JOB)
     (project / "clean.py").write_bytes(b"x = 1\n")
     (project / "unsafe.py").write_bytes(UNSAFE)
     (project / "broken.py").write_bytes(BROKEN)
@@ -334,8 +304,8 @@ def test_junit_one_testcase_per_file(project: Path, capsysbinary: pytest.Capture
 
 
 def test_statistics_replace_the_listing(project: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
-    (project / "job.py").write_bytes(SEED)
-    (project / "job2.py").write_bytes(SEED)
+    (project / "job.py").write_bytes(JOB)
+    (project / "job2.py").write_bytes(JOB)
     (project / "unsafe.py").write_bytes(UNSAFE)
     (project / "nofix.py").write_bytes(NO_FIX)
     code, out, err = scan(capsysbinary, "--statistics")
@@ -388,7 +358,7 @@ def test_sarif_outside_the_working_directory_uses_file_uris(
     project: Path, tmp_path_factory: pytest.TempPathFactory, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
     elsewhere = tmp_path_factory.mktemp("elsewhere") / "job #1.py"
-    elsewhere.write_bytes(SEED)
+    elsewhere.write_bytes(JOB)
     code, out, _ = scan(capsysbinary, "--format", "sarif", str(elsewhere))
     assert code == 1
     document = json.loads(out)

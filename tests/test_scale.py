@@ -24,17 +24,8 @@ from checkpointify import pipeline, progress
 from checkpointify.cli import main
 from checkpointify.discovery import Candidate, Selection, Shard, discover
 from checkpointify.journal import Journal
+from programs import CLEAN, JOB
 
-JOB = b"""import json
-
-from work import expensive_operation
-
-results = []
-for item in range(10):
-    results.append(expensive_operation(item))
-json.dump(results, open("results.json", "w"))
-"""
-CLEAN = b"def add(a, b):\n    return a + b\n"
 #: legal Python that makes LibCST's native parser overflow its stack (it dies with SIGSEGV);
 #: the loop and the save get it past the prefilter's text stage, and ``ast`` gives up on it
 SEGFAULT = (

@@ -11,17 +11,7 @@ from typing import Tuple
 import pytest
 
 from checkpointify.cli import main
-
-SEED = b"""import json
-
-from work import expensive_operation
-
-results = []
-for item in range(10):
-    results.append(expensive_operation(item))
-json.dump(results, open("results.json", "w"))
-"""
-CLEAN = b"def add(a, b):\n    return a + b\n"
+from programs import CLEAN, JOB
 
 
 class FakeStdin:
@@ -65,11 +55,11 @@ def fixed_on_disk(project: Path, capsysbinary: pytest.CaptureFixture[bytes], nam
 @pytest.mark.parametrize(
     "source",
     [
-        SEED,
-        SEED.replace(b"\n", b"\r\n"),
-        b"\xef\xbb\xbf" + SEED,
-        b"# -*- coding: latin-1 -*-\n# r\xe9sultats\n" + SEED,
-        SEED.rstrip(b"\n"),
+        JOB,
+        JOB.replace(b"\n", b"\r\n"),
+        b"\xef\xbb\xbf" + JOB,
+        b"# -*- coding: latin-1 -*-\n# r\xe9sultats\n" + JOB,
+        JOB.rstrip(b"\n"),
     ],
     ids=["lf", "crlf", "bom", "latin-1", "no-final-newline"],
 )
@@ -101,7 +91,7 @@ def test_fix_stdin_with_nothing_to_fix_echoes_the_input(
 def test_fix_stdin_with_a_syntax_error_echoes_the_input_and_fails(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
-    source = b"def broken(:\n" + SEED
+    source = b"def broken(:\n" + JOB
     code, out, err = piped(monkeypatch, capsysbinary, source, "fix", "-", "--stdin-filename", "bad.py")
     assert (code, out) == (1, source)
     assert "bad.py: error: syntax error at line 1" in err
@@ -111,7 +101,7 @@ def test_fix_stdin_exit_non_zero_on_fix(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
     args = ("fix", "-", "--stdin-filename", "job.py", "--exit-non-zero-on-fix")
-    assert piped(monkeypatch, capsysbinary, SEED, *args)[0] == 1
+    assert piped(monkeypatch, capsysbinary, JOB, *args)[0] == 1
     assert piped(monkeypatch, capsysbinary, CLEAN, *args)[0] == 0
 
 
@@ -119,12 +109,12 @@ def test_scan_stdin_names_the_file(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
     code, out, _ = piped(
-        monkeypatch, capsysbinary, SEED, "scan", "--format", "json", "--stdin-filename", "pkg/job.py", "-"
+        monkeypatch, capsysbinary, JOB, "scan", "--format", "json", "--stdin-filename", "pkg/job.py", "-"
     )
     assert code == 1
     [finding] = json.loads(out)["findings"]
     assert (finding["path"], finding["line"]) == ("pkg/job.py", 6)
-    code, out, _ = piped(monkeypatch, capsysbinary, SEED, "scan", "-")
+    code, out, _ = piped(monkeypatch, capsysbinary, JOB, "scan", "-")
     assert code == 1 and out.startswith(b"<stdin>:6:1: CKP001 ")
     code, out, _ = piped(monkeypatch, capsysbinary, CLEAN, "scan", "-")
     assert (code, out) == (0, b"")
@@ -133,9 +123,9 @@ def test_scan_stdin_names_the_file(
 def test_diff_stdin_is_a_patch_for_the_named_file(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
-    (project / "job.py").write_bytes(SEED)
+    (project / "job.py").write_bytes(JOB)
     subprocess.run(["git", "init", "-q"], check=True)
-    code, out, _ = piped(monkeypatch, capsysbinary, SEED, "diff", "--stdin-filename", "job.py")
+    code, out, _ = piped(monkeypatch, capsysbinary, JOB, "diff", "--stdin-filename", "job.py")
     assert code == 1 and out.startswith(b"--- a/job.py\n+++ b/job.py\n@@ ")
     (project / "p.diff").write_bytes(out)
     subprocess.run(["git", "apply", "--check", "p.diff"], check=True)
@@ -158,7 +148,7 @@ def test_stdin_usage_errors(
     args: list,
     message: str,
 ) -> None:
-    code, out, err = piped(monkeypatch, capsysbinary, SEED, *args)
+    code, out, err = piped(monkeypatch, capsysbinary, JOB, *args)
     assert (code, out) == (2, b"") and message in err and err.startswith("checkpointify: error: ")
 
 
@@ -169,7 +159,7 @@ def test_stdin_usage_errors(
 def test_scan_output_file_holds_what_stdout_would(
     project: Path, capsysbinary: pytest.CaptureFixture[bytes], fmt: str
 ) -> None:
-    (project / "job.py").write_bytes(SEED)
+    (project / "job.py").write_bytes(JOB)
     args = ["scan", "-j", "1"] + (["--statistics"] if fmt == "statistics" else ["--format", fmt])
     assert main(args) == 1
     expected = capsysbinary.readouterr().out
@@ -183,7 +173,7 @@ def test_scan_output_file_holds_what_stdout_would(
 def test_output_replaces_an_existing_report_and_keeps_its_mode(
     project: Path, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
-    (project / "job.py").write_bytes(SEED)
+    (project / "job.py").write_bytes(JOB)
     report = project / "report.json"
     report.write_text("old")
     report.chmod(0o640)
@@ -195,7 +185,7 @@ def test_output_replaces_an_existing_report_and_keeps_its_mode(
 def test_output_into_a_missing_folder_is_a_usage_error_before_the_run(
     project: Path, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
-    (project / "job.py").write_bytes(SEED)
+    (project / "job.py").write_bytes(JOB)
     assert main(["diff", "--output", "missing/autofix.patch"]) == 2
     out, err = capsysbinary.readouterr()
     assert out == b"" and "folder missing does not exist" in err.decode()
@@ -211,10 +201,10 @@ def test_diff_output_patch_applies_on_a_clean_checkout(
 ) -> None:
     """The bot's path: commit, `diff --output autofix.patch`, `git apply --check` in a fresh clone."""
     (project / "pkg").mkdir()
-    (project / "pkg" / "job.py").write_bytes(SEED)
-    (project / "pkg" / "crlf.py").write_bytes(SEED.replace(b"\n", b"\r\n"))
-    (project / "pkg" / "latin.py").write_bytes(b"# -*- coding: latin-1 -*-\n# r\xe9sultats\n" + SEED)
-    (project / "tail.py").write_bytes(SEED.rstrip(b"\n"))
+    (project / "pkg" / "job.py").write_bytes(JOB)
+    (project / "pkg" / "crlf.py").write_bytes(JOB.replace(b"\n", b"\r\n"))
+    (project / "pkg" / "latin.py").write_bytes(b"# -*- coding: latin-1 -*-\n# r\xe9sultats\n" + JOB)
+    (project / "tail.py").write_bytes(JOB.rstrip(b"\n"))
     (project / "lib.py").write_bytes(CLEAN)
     (project / ".gitattributes").write_text("*.py -text\n")  # keep CRLF bytes as they are
     git("init", "-q", cwd=project)
