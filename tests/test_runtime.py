@@ -20,13 +20,9 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 @pytest.fixture(autouse=True)
-def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("CHECKPOINTIFY_DIR", raising=False)
-    monkeypatch.delenv("CHECKPOINTIFY_ON_STALE", raising=False)
-    monkeypatch.setenv("CHECKPOINTIFY_FSYNC", "never")
+def _in_tmp(runtime_sandbox: Callable[..., None]) -> None:
     # every unit is written before the next starts; batching has tests of its own
-    monkeypatch.setenv("CHECKPOINTIFY_BATCH", "off")
+    runtime_sandbox(CHECKPOINTIFY_FSYNC="never", CHECKPOINTIFY_BATCH="off")
 
 
 class Interrupted(Exception):

@@ -31,14 +31,8 @@ from checkpointify.runtime import (
 
 
 @pytest.fixture(autouse=True)
-def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith("CHECKPOINTIFY_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("CHECKPOINTIFY_FSYNC", "never")
-    monkeypatch.setenv("CHECKPOINTIFY_BATCH", "off")
-    monkeypatch.setenv("CHECKPOINTIFY_QUIET", "1")
+def _in_tmp(runtime_sandbox: Callable[..., None]) -> None:
+    runtime_sandbox(CHECKPOINTIFY_FSYNC="never", CHECKPOINTIFY_BATCH="off", CHECKPOINTIFY_QUIET="1")
 
 
 class Crash(Exception):

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, AsyncIterator, List, Optional, Tuple
+from typing import Any, AsyncIterator, Callable, List, Optional, Tuple
 
 import pytest
 
@@ -26,13 +26,9 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 @pytest.fixture(autouse=True)
-def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith("CHECKPOINTIFY_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("CHECKPOINTIFY_FSYNC", "never")
-    monkeypatch.setenv("CHECKPOINTIFY_BATCH", "off")  # every unit written before the next starts
+def _in_tmp(runtime_sandbox: Callable[..., None]) -> None:
+    # every unit written before the next starts
+    runtime_sandbox(CHECKPOINTIFY_FSYNC="never", CHECKPOINTIFY_BATCH="off")
 
 
 class Interrupted(Exception):

@@ -17,7 +17,7 @@ import sys
 import time
 import types
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -63,14 +63,10 @@ print(json.dumps({"total": total}))
 
 
 @pytest.fixture(autouse=True)
-def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith("CHECKPOINTIFY_"):
-            monkeypatch.delenv(name)
+def _in_tmp(runtime_sandbox: Callable[..., None]) -> None:
     # every unit is committed before the next starts (microsecond units would share a
     # transaction otherwise); the random-kill test runs the default policy
-    monkeypatch.setenv("CHECKPOINTIFY_BATCH", "off")
+    runtime_sandbox(CHECKPOINTIFY_BATCH="off")
 
 
 def job_env(config: Dict[str, Any], **extra: str) -> Dict[str, str]:
