@@ -11,6 +11,15 @@ for item in range(10):
 json.dump(results, open("results.json", "w"))
 """
 
+#: the seed job as a script whose work is a call to an unknown name (a finding with a safe fix)
+SCRIPT = b"""import json
+
+results = []
+for item in range(10):
+    results.append(work(item))
+json.dump(results, open("results.json", "w"))
+"""
+
 #: nothing to find
 CLEAN = b"def add(a, b):\n    return a + b\n"
 

@@ -11,21 +11,14 @@ import pytest
 import checkpointify.runner
 from checkpointify.cli import main
 from checkpointify.report import Exit
-from programs import BROKEN, CLEAN, NO_FIX
+from programs import BROKEN, CLEAN, NO_FIX, SCRIPT
 
 REPO = Path(__file__).resolve().parents[1]
 
-SEED = b"""import json
-
-results = []
-for item in range(10):
-    results.append(work(item))
-json.dump(results, open("results.json", "w"))
-"""
 #: the injected internal error fires on this file, which must get as far as the matcher
 BOOM = b"acc = []\nfor x in xs:\n    acc.append(work(x))\nsave(acc)\n"
 
-FILES = {"seed": SEED, "nofix": NO_FIX, "clean": CLEAN, "broken": BROKEN, "boom": BOOM}
+FILES = {"seed": SCRIPT, "nofix": NO_FIX, "clean": CLEAN, "broken": BROKEN, "boom": BOOM}
 
 
 @pytest.fixture()

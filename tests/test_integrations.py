@@ -27,16 +27,10 @@ import pytest
 import yaml
 
 from checkpointify.cli import cli
+from programs import SCRIPT
 
 REPO = Path(__file__).resolve().parents[1]
 
-SEED = b"""import json
-
-results = []
-for item in range(10):
-    results.append(work(item))
-json.dump(results, open("results.json", "w"))
-"""
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "test",
@@ -99,7 +93,7 @@ def test_pre_commit_try_repo_runs_both_hooks(tmp_path: Path) -> None:
     project = tmp_path / "project"
     project.mkdir()
     (project / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
-    (project / "job.py").write_bytes(SEED)
+    (project / "job.py").write_bytes(SCRIPT)
     (project / "notes.txt").write_text("not python\n")
     subprocess.run(["git", "init", "-q"], cwd=project, check=True)
     subprocess.run(["git", "add", "-A"], cwd=project, check=True)
@@ -183,8 +177,8 @@ def _outputs(path: Path) -> Dict[str, str]:
 def _git_project(tmp_path: Path) -> Path:
     project = tmp_path / "checkout"
     (project / "src").mkdir(parents=True)
-    (project / "src" / "job.py").write_bytes(SEED)
-    (project / "other.py").write_bytes(SEED)
+    (project / "src" / "job.py").write_bytes(SCRIPT)
+    (project / "other.py").write_bytes(SCRIPT)
     subprocess.run(["git", "init", "-q"], cwd=project, check=True)
     subprocess.run(["git", "add", "-A"], cwd=project, check=True)
     subprocess.run(["git", "commit", "-qm", "seed"], cwd=project, check=True, env={**os.environ, **GIT_ENV})
@@ -234,4 +228,4 @@ def test_action_fix_step_with_exit_non_zero_on_fix_records_1(tmp_path: Path) -> 
     inputs = _defaults(mode="fix", args="--exit-non-zero-on-fix", paths="src")
     assert _run_step(_step("checkpointify fix"), inputs, project, outputs, {}) == 0
     assert _outputs(outputs) == {"exit-code": "1", "changed": "true"}
-    assert (project / "other.py").read_bytes() == SEED  # only the paths given
+    assert (project / "other.py").read_bytes() == SCRIPT  # only the paths given
