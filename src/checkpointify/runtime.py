@@ -2036,13 +2036,11 @@ class Checkpoint(Generic[T]):
             try:
                 item = next(iterator)
             except StopIteration:
-                return consumed, "the input now has %d items but %d were completed" % (index, len(units))
+                return consumed, _input_ended(index, units)
             consumed.append(item)
-            if fingerprint(item) != unit.fp:
-                return consumed, "item #%d (%s) is not the item recorded at that position" % (
-                    index,
-                    _short(item),
-                )
+            mismatch = _item_mismatch(index, item, unit)
+            if mismatch is not None:
+                return consumed, mismatch
         return consumed, None
 
     async def _amatch_items(self, units: List[_Unit]) -> Tuple[List[T], Optional[str]]:
@@ -2054,13 +2052,11 @@ class Checkpoint(Generic[T]):
             try:
                 item = await aiterator.__anext__()
             except StopAsyncIteration:
-                return consumed, "the input now has %d items but %d were completed" % (index, len(units))
+                return consumed, _input_ended(index, units)
             consumed.append(item)
-            if fingerprint(item) != unit.fp:
-                return consumed, "item #%d (%s) is not the item recorded at that position" % (
-                    index,
-                    _short(item),
-                )
+            mismatch = _item_mismatch(index, item, unit)
+            if mismatch is not None:
+                return consumed, mismatch
         return consumed, None
 
     def _how_to_start_over(self) -> str:
@@ -2518,6 +2514,19 @@ def _shown(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def _input_ended(index: int, units: Sequence["_Unit"]) -> str:
+    """Why resume stops when the input runs out after ``index`` of the completed ``units``."""
+    return "the input now has %d items but %d were completed" % (index, len(units))
+
+
+def _item_mismatch(index: int, item: object, unit: "_Unit") -> Optional[str]:
+    """Why resume stops at ``item``, the ``index``-th of the input, or None when it is the
+    item ``unit`` recorded (the sync and async resumes share this check)."""
+    if fingerprint(item) == unit.fp:
+        return None
+    return "item #%d (%s) is not the item recorded at that position" % (index, _short(item))
 
 
 def _short(item: object) -> str:
