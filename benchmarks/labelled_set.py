@@ -139,7 +139,7 @@ def _mirror_git_dirs(mirrors: str, repo: str) -> list[str]:
     owner_name = repo.replace("/", "+", 1)
     found = []
     for cand in sorted(glob.glob(os.path.join(mirrors, glob.escape(owner_name) + "*"))):
-        for git_dir in (os.path.join(cand, "repo"), cand):
+        for git_dir in (os.path.join(cand, "repo", ".git"), os.path.join(cand, "repo"), os.path.join(cand, ".git"), cand):
             if os.path.isfile(os.path.join(git_dir, "HEAD")) and os.path.isdir(
                 os.path.join(git_dir, "objects")
             ):
