@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List
 
-from checkpointify.runner import process_source
+from checkpointify.api import process_source
 from checkpointify.types import FileResult, Finding, Options
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -16,7 +16,7 @@ from typing import Dict, List
 
 import pytest
 
-from checkpointify import checkpoints
+from checkpointify.cli import inventory as checkpoints
 from checkpointify.cli import main
 from fixture_cases import FIXTURES, SUPPORT
 

@@ -8,7 +8,7 @@ from typing import Tuple
 import pytest
 
 from checkpointify.cli import main
-from checkpointify.runner import process_source
+from checkpointify.api import process_source
 from checkpointify.types import Options
 
 JOB = """import json

@@ -8,9 +8,9 @@ from typing import Any, Dict, List
 
 import pytest
 
-import checkpointify.runner
+import checkpointify.rewrite.verify
 from checkpointify.cli import main
-from checkpointify.report import Exit
+from checkpointify.output.report import Exit
 from programs import BROKEN, CLEAN, NO_FIX, SCRIPT
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,14 +25,14 @@ FILES = {"seed": SCRIPT, "nofix": NO_FIX, "clean": CLEAN, "broken": BROKEN, "boo
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
     monkeypatch.chdir(tmp_path)
-    real = checkpointify.runner.find_plans
+    real = checkpointify.rewrite.verify.find_plans
 
     def find_plans(wrapper: Any, path: str, options: Any, *args: Any) -> List[Any]:
         if path.endswith("boom.py"):
             raise RuntimeError("injected bug")
         return real(wrapper, path, options, *args)
 
-    monkeypatch.setattr(checkpointify.runner, "find_plans", find_plans)
+    monkeypatch.setattr(checkpointify.rewrite.verify, "find_plans", find_plans)
     return tmp_path
 
 

@@ -13,9 +13,9 @@ import jsonschema
 import pytest
 
 from checkpointify.cli import main
-from checkpointify.formats import github_annotations, statistics, statistics_text
-from checkpointify.patterns import HAZARDS
-from checkpointify.sarif import replacements
+from checkpointify.output.formats import github_annotations, statistics, statistics_text
+from checkpointify.rules import HAZARDS
+from checkpointify.output.sarif import replacements
 from checkpointify.types import FileResult, Finding, Hazard, Safety
 from fixture_cases import cases
 from programs import BROKEN, JOB, NO_FIX, UNSAFE

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from checkpointify.patterns import CODES, HAZARDS, VARIANTS, fix_safety
+from checkpointify.rules import CODES, HAZARDS, VARIANTS, fix_safety
 from checkpointify.types import Hazard, Safety
 
 

@@ -26,7 +26,7 @@ from typing import Optional
 import pytest
 
 from checkpointify import prefilter
-from checkpointify.runner import process_source
+from checkpointify.api import process_source
 from checkpointify.types import FileResult, Options
 from fixture_cases import cases
 

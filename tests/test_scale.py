@@ -18,12 +18,13 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
-import checkpointify.runner
-from checkpointify import cache as cache_module
-from checkpointify import pipeline, progress
+import checkpointify.rewrite.verify
+from checkpointify.engine import cache as cache_module
+from checkpointify.engine import pipeline
+from checkpointify.engine import progress
 from checkpointify.cli import main
-from checkpointify.discovery import Candidate, Selection, Shard, discover
-from checkpointify.journal import Journal
+from checkpointify.engine.discovery import Candidate, Selection, Shard, discover
+from checkpointify.engine.journal import Journal
 from programs import CLEAN, JOB
 
 #: legal Python that makes LibCST's native parser overflow its stack (it dies with SIGSEGV);
@@ -93,14 +94,14 @@ def test_a_segfault_on_stdin_is_reported_too(project: Path) -> None:
 def test_a_file_over_the_time_limit_is_reported_and_the_run_goes_on(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    real = checkpointify.runner.find_plans
+    real = checkpointify.rewrite.verify.find_plans
 
     def find_plans(wrapper: Any, path: str, options: Any, *args: Any) -> List[Any]:
         if path.endswith("hang.py"):
             time.sleep(600)  # the worker is forked, so it runs this
         return real(wrapper, path, options, *args)
 
-    monkeypatch.setattr(checkpointify.runner, "find_plans", find_plans)
+    monkeypatch.setattr(checkpointify.rewrite.verify, "find_plans", find_plans)
     (project / "hang.py").write_bytes(JOB)
     for name in ("a.py", "z.py"):
         (project / name).write_bytes(JOB)
@@ -120,7 +121,7 @@ def echo_large(task: bytes) -> bytes:
 def test_large_tasks_and_answers_never_deadlock_the_pool() -> None:
     # the parent must never block sending a task to a worker that is itself blocked sending
     # back an answer larger than the pipe's buffer: a big task only goes to an idle worker
-    from checkpointify.pool import IsolatedPool
+    from checkpointify.engine.pool import IsolatedPool
 
     big = b"x" * 3_000_000
     answers: Dict[int, Any] = {}
@@ -482,7 +483,7 @@ def test_quiet_keeps_errors(project: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_jobs_defaults_to_the_cores_available() -> None:
-    from checkpointify.pool import default_jobs
+    from checkpointify.engine.pool import default_jobs
 
     expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert default_jobs() == expected

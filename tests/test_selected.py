@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from checkpointify.runner import process_source, rewrite_selected
+from checkpointify.api import process_source, rewrite_selected
 from checkpointify.types import Options
 from fixture_cases import Case, cases
 

@@ -3,7 +3,7 @@
 After the loop the accumulators are *tracked*; a statement that builds a value from a
 tracked name (``payload = {"results": results}``, ``df["col"] = acc``, ``with open(...) as
 f`` wrapping it) tracks that name too. The first call that persists (see
-:mod:`checkpointify.sinks`) a tracked value is the sink.
+:mod:`checkpointify.catalogue`) a tracked value is the sink.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Iterator, List, Optional, Set, Tuple
 
 import libcst as cst
 
-from checkpointify import sinks
-from checkpointify.analysis import Chain, FileAnalysis
-from checkpointify.cstutil import (
+from checkpointify import catalogue
+from checkpointify.detect.analysis import Chain, FileAnalysis
+from checkpointify.detect.cstutil import (
     assigned_names,
     body_of,
     callee_text,
@@ -26,10 +26,7 @@ from checkpointify.cstutil import (
     target_name,
     walk,
 )
-from checkpointify.work import is_logging
-
-_GROWING_METHODS = frozenset({"append", "extend", "update", "add", "insert"})
-_PRINT_LIKE = frozenset({"tqdm.write", "pbar.write", "console.print"})
+from checkpointify.detect.work import is_logging
 
 
 @dataclass
@@ -45,9 +42,9 @@ def describe_sink(a: FileAnalysis, call: cst.Call) -> Optional[str]:
     """A readable name for the sink when ``call`` persists something, else None."""
     func = call.func
     qualified = a.qualified(func)
-    if qualified & sinks.NOT_SINKS:
+    if qualified & catalogue.NOT_SINKS:
         return None
-    known = qualified & (sinks.QUALIFIED_SINKS | a.extra_sinks)
+    known = qualified & (catalogue.QUALIFIED_SINKS | a.extra_sinks)
     if known:
         return sorted(known)[0]
     if isinstance(func, cst.Name):
@@ -57,14 +54,18 @@ def describe_sink(a: FileAnalysis, call: cst.Call) -> Optional[str]:
                 for arg in call.args
             )
             return "print(file=...)" if to_file else None
-        if func.value in a.extra_sinks or sinks.name_says_sink(func.value):
+        if func.value in a.extra_sinks or catalogue.name_says_sink(func.value):
             return func.value
         return None
     if isinstance(func, cst.Attribute):
         method = func.attr.value
-        if is_logging(func) or callee_text(func) in _PRINT_LIKE or method in {"update", "add"}:
+        if (
+            is_logging(func)
+            or callee_text(func) in catalogue.PRINT_LIKE_CALLS
+            or method in catalogue.NEVER_SINK_METHODS
+        ):
             return None  # self.stdout.write(...), sys.stdout.buffer.write(...), logger.info(...)
-        if method in sinks.METHOD_SINKS or method in a.extra_sinks or sinks.name_says_sink(method):
+        if method in catalogue.METHOD_SINKS or method in a.extra_sinks or catalogue.name_says_sink(method):
             text = callee_text(func)
             return text if len(text) <= 60 else "...%s" % text[-57:]
     return None
@@ -78,8 +79,8 @@ def persists_per_item(a: FileAnalysis, body: cst.CSTNode) -> bool:
         if describe_sink(a, node) is not None:
             return True
         func = node.func
-        if isinstance(func, cst.Attribute) and func.attr.value in sinks.PER_ITEM_PERSIST_METHODS:
-            if not (a.qualified(func) & sinks.NOT_SINKS) and not is_logging(func):
+        if isinstance(func, cst.Attribute) and func.attr.value in catalogue.PER_ITEM_PERSIST_METHODS:
+            if not (a.qualified(func) & catalogue.NOT_SINKS) and not is_logging(func):
                 return True
         if a.qualified(func) & a.checkpoint_calls or callee_text(func) in a.checkpoint_calls:
             return True  # a configured "already checkpointed" call
@@ -113,7 +114,7 @@ def find_sink(a: FileAnalysis, chain: Chain, index: int, accumulators: Set[str])
 
 
 def _not_data(a: FileAnalysis, call: cst.Call) -> bool:
-    return any(q.startswith(sinks.NOT_DERIVING_PREFIXES) for q in a.qualified(call.func))
+    return any(q.startswith(catalogue.NOT_DERIVING_PREFIXES) for q in a.qualified(call.func))
 
 
 def track_derived(a: FileAnalysis, stmt: cst.CSTNode, tracked: Set[str]) -> None:
@@ -133,7 +134,7 @@ def track_derived(a: FileAnalysis, stmt: cst.CSTNode, tracked: Set[str]) -> None
             tracked |= assigned_names(node.asname.name)
         elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
             owner = target_name(node.func.value)
-            if owner and node.func.attr.value in _GROWING_METHODS and call_uses(node, tracked):
+            if owner and node.func.attr.value in catalogue.DERIVING_METHODS and call_uses(node, tracked):
                 tracked.add(owner)  # summary.update(results=results)
 
 

@@ -1,7 +1,7 @@
 """What could make a resumed run differ from an uninterrupted one, per site.
 
 Each check adds ``(Hazard, note)`` pairs to a :class:`Hazards` list; the note is the one
-line ``scan`` prints under the finding. :func:`checkpointify.patterns.fix_safety` turns the
+line ``scan`` prints under the finding. :func:`checkpointify.rules.fix_safety` turns the
 list into the fix's safety.
 """
 
@@ -11,9 +11,9 @@ from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tup
 
 import libcst as cst
 
-from checkpointify import sinks
-from checkpointify.analysis import FileAnalysis
-from checkpointify.cstutil import (
+from checkpointify import catalogue
+from checkpointify.detect.analysis import FileAnalysis
+from checkpointify.detect.cstutil import (
     COMPREHENSIONS,
     LOOPS,
     PRUNE,
@@ -32,15 +32,6 @@ from checkpointify.cstutil import (
 )
 from checkpointify.types import Hazard
 
-#: methods that grow an accumulator, by the kind of its initial value
-GROWTH_METHODS: Dict[str, FrozenSet[str]] = {
-    "list": frozenset({"append", "extend"}),
-    "deque": frozenset({"append", "extend"}),
-    "dict": frozenset({"update", "setdefault"}),
-    "set": frozenset({"add", "update"}),
-    "number": frozenset(),
-    "string": frozenset(),
-}
 _READ_METHODS = frozenset(
     {"get", "keys", "values", "items", "count", "index", "copy", "most_common"}
     | {"issubset", "issuperset", "isdisjoint", "union", "intersection", "difference"}
@@ -51,7 +42,6 @@ _MUTATING_METHODS = frozenset(
     | {"difference_update", "intersection_update", "symmetric_difference_update"}
 )
 _AUGMENTABLE = frozenset({"list", "number", "string", "set", "deque"})
-_ELEMENT_GROWTH = frozenset({"append", "extend", "add", "insert", "appendleft", "setdefault"})
 _UNORDERED_CALLS = frozenset({"os.listdir", "os.scandir", "os.walk", "glob.glob", "glob.iglob"})
 _UNORDERED_METHODS = frozenset({"glob", "rglob", "iterdir"})
 _SINGLE_PASS_CALLS = frozenset(
@@ -134,16 +124,16 @@ def growth_problem(name: str, kind: str, node: cst.CSTNode) -> Optional[str]:
         if target_name(node.func.value) == name:
             if method in _MUTATING_METHODS:
                 return "`%s.%s()` inside the loop" % (name, method)
-            if method in _READ_METHODS or method in GROWTH_METHODS.get(kind, frozenset()):
+            if method in _READ_METHODS or method in catalogue.GROWTH_METHODS.get(kind, frozenset()):
                 return None
             return "`%s.%s()` is not an accumulation of a %s" % (name, method, kind)
         if isinstance(node.func.value, cst.Subscript) and target_name(node.func.value.value) == name:
             # groups[k].append(x) grows a value of a dict (the runtime sees its length change);
             # groups[k].update(d) may overwrite inside it without changing its length, and
             # rows[-1].append(x) changes a row recorded by an earlier unit
-            if kind == "dict" and method in _ELEMENT_GROWTH:
+            if kind == "dict" and method in catalogue.ELEMENT_GROWTH_METHODS:
                 return None
-            if method in _MUTATING_METHODS | _ELEMENT_GROWTH | {"update"}:
+            if method in _MUTATING_METHODS | catalogue.ELEMENT_GROWTH_METHODS | {"update"}:
                 return "`%s[...].%s()` changes an element in place" % (name, method)
         return None
     if isinstance(node, cst.Del) and name in names_in(node.target):
@@ -295,7 +285,7 @@ def check_body(
             found.add(Hazard.COLLECTIVE_OPERATION, "calls %s()" % callee_text(node.func))
         elif qualified & _SIDE_EFFECT_CALLS or (method in _SIDE_EFFECT_METHODS and owner not in accumulators):
             found.add(Hazard.SIDE_EFFECTS, "calls %s()" % callee_text(node.func))
-        elif method in {"append", "add", "extend"} and owner in accumulators:
+        elif method in catalogue.ELEMENT_ADDING_METHODS and owner in accumulators:
             for arg in node.args:
                 if _unpicklable(a, arg.value):
                     found.add(Hazard.UNSERIALISABLE_RESULTS, "accumulates %s" % code_of(arg.value))
@@ -316,10 +306,10 @@ def _unpicklable(a: FileAnalysis, value: cst.BaseExpression) -> bool:
 
 def _check_escape(found: Hazards, call: cst.Call, accumulators: Set[str]) -> None:
     func = call.func
-    if isinstance(func, cst.Name) and func.value in sinks.CHEAP_BUILTINS:
+    if isinstance(func, cst.Name) and func.value in catalogue.CHEAP_BUILTINS:
         return
     if isinstance(func, cst.Attribute):
-        if target_name(func.value) in accumulators or func.attr.value in sinks.LOGGING_METHODS:
+        if target_name(func.value) in accumulators or func.attr.value in catalogue.LOGGING_METHODS:
             return
     for arg in call.args:
         name = target_name(arg.value)
@@ -412,7 +402,7 @@ def check_condition(found: Hazards, a: FileAnalysis, test: cst.BaseExpression) -
             return
         if isinstance(node, cst.Call):
             func = node.func
-            if isinstance(func, cst.Name) and func.value in sinks.CHEAP_BUILTINS:
+            if isinstance(func, cst.Name) and func.value in catalogue.CHEAP_BUILTINS:
                 continue
             found.add(
                 Hazard.SINGLE_PASS_ITERABLE,

@@ -1,15 +1,22 @@
-"""Data, not code: the catalogue of calls that persist, and of calls that do no real work.
+"""Data, not code: every word list and table both detection stages use.
 
-The matcher asks three questions of a call, all answered from these tables:
+The matcher (:mod:`checkpointify.detect`) asks its questions of a call from these tables:
 is it a *sink* (it persists its arguments or receiver), is it a *per-item persist* (a loop
-that already does this inside its body is left alone), and is it *cheap* (a loop body
-made only of cheap calls does no work worth checkpointing).
+that already does this inside its body is left alone), is it *cheap* (a loop body made
+only of cheap calls does no work worth checkpointing) or *heavy*, does it *grow* an
+accumulator, write to a database, acknowledge a batch. The screening stages
+(:mod:`checkpointify.prefilter`) must admit everything the matcher can report, so they read
+the very same tables: there is one copy of each, here, and ``tests/test_layers.py`` fails
+when a stage defines a word list of its own.
+
+Stdlib only: the prefilter imports this module in the main process, where LibCST is never
+loaded.
 """
 
 from __future__ import annotations
 
 import re
-from typing import FrozenSet
+from typing import Dict, FrozenSet, Tuple
 
 #: fully qualified functions that write their argument somewhere durable
 QUALIFIED_SINKS: FrozenSet[str] = frozenset(
@@ -278,3 +285,125 @@ def name_says_sink(name: str) -> bool:
         return False
     # the verb must end the word: save, save_all, saveAll, SaveAll; not saved, writer, storage
     return bool(_SINK_NAME.match(name) or _SINK_NAME.match(name[:1].lower() + name[1:]))
+
+
+# ------------------------------------------------------------------ growth and flow
+
+#: methods that grow an accumulator in a loop body (``acc.append(v)``)
+GROWING_METHODS: FrozenSet[str] = frozenset({"append", "extend", "add", "update", "setdefault"})
+#: methods that grow an accumulator, by the kind of its initial value
+GROWTH_METHODS: Dict[str, FrozenSet[str]] = {
+    "list": frozenset({"append", "extend"}),
+    "deque": frozenset({"append", "extend"}),
+    "dict": frozenset({"update", "setdefault"}),
+    "set": frozenset({"add", "update"}),
+    "number": frozenset(),
+    "string": frozenset(),
+}
+#: methods that grow a container held inside an accumulator (``acc[k].append(v)``)
+ELEMENT_GROWTH_METHODS: FrozenSet[str] = frozenset(
+    {"append", "extend", "add", "insert", "appendleft", "setdefault"}
+)
+#: growth that stores its arguments as elements (what the log must be able to pickle)
+ELEMENT_ADDING_METHODS: FrozenSet[str] = frozenset({"append", "extend", "add"})
+#: methods whose arguments flow into their receiver (``out.append(row)`` derives ``out`` from ``row``)
+DERIVING_METHODS: FrozenSet[str] = frozenset({"append", "extend", "update", "add", "insert"})
+#: calls that make an empty (or default-valued) accumulator, by qualified name
+ACCUMULATOR_CALLS: FrozenSet[str] = frozenset(
+    {"builtins.list", "builtins.dict", "builtins.set", "collections.OrderedDict", "collections.Counter"}
+    | {"collections.defaultdict", "collections.deque"}
+)
+#: a loop over a literal of at most this many plain constants does no work worth a checkpoint
+TINY_LITERAL_LOOP = 5
+#: methods that are never a sink whatever their receiver: progress bars and counters
+#: (``pbar.update(1)``, ``seen.add(x)``), not a save
+NEVER_SINK_METHODS: FrozenSet[str] = frozenset({"update", "add"})
+#: print-like calls that write a line somewhere (a sink when they write to a file)
+PRINT_LIKE_CALLS: FrozenSet[str] = frozenset({"tqdm.write", "pbar.write", "console.print"})
+#: attributes on a receiver chain that make ``.write``/``.info`` logging (``sys.stderr.write``)
+LOGGING_RECEIVERS: FrozenSet[str] = frozenset({"stdout", "stderr", "logger", "log"})
+#: ``self.<method>(...)`` calls that are logging
+SELF_LOGGING_METHODS: FrozenSet[str] = frozenset({"log", "debug", "info", "warning", "error"})
+
+# ------------------------------------------------------------ databases and queues
+
+#: per-item database writes (a loop of these with one ``commit()`` after it is CKP002)
+DB_WRITE_METHODS: FrozenSet[str] = frozenset(
+    {"execute", "executemany", "add", "add_all", "merge", "bulk_save_objects", "bulk_insert_mappings"}
+    | {"bulk_update_mappings", "delete", "insert_one", "insert_many"}
+)
+#: acknowledgements of a whole batch that read the grown name (CKP003)
+BATCH_ACK_METHODS: FrozenSet[str] = frozenset(
+    {"delete_message_batch", "acknowledge", "ack", "ack_messages", "modify_ack_deadline"}
+)
+#: ``channel.basic_ack(tag, multiple=True)``: acknowledges every message up to ``tag``
+BASIC_ACK = "basic_ack"
+#: a Kafka consumer's ``commit()`` acknowledges everything consumed so far
+KAFKA_COMMIT = "commit"
+#: every call that can acknowledge a batch after the loop (CKP003's candidates)
+ACK_CALLS: FrozenSet[str] = BATCH_ACK_METHODS | {BASIC_ACK, KAFKA_COMMIT}
+#: Kafka consumers whose ``commit()`` acknowledges everything consumed so far
+KAFKA_CONSUMERS: FrozenSet[str] = frozenset(
+    {"confluent_kafka.Consumer", "kafka.KafkaConsumer", "aiokafka.AIOKafkaConsumer"}
+)
+#: every name of :data:`KAFKA_CONSUMERS` contains this, so the text stage can look for it
+KAFKA_TEXT = b"kafka"
+assert all(KAFKA_TEXT.decode() in name.lower() for name in KAFKA_CONSUMERS)
+
+# --------------------------------------------------------------------------- work
+
+#: verbs whose calls are evidence of real work (prefix of the function or method name)
+HEAVY_VERBS = re.compile(
+    r"^_*(fetch|download|upload|request|query|execute|predict|infer|inference|generate|embed|transform"
+    r"|forward|invoke|complete|completion|chat|create|wait|load|read|preprocess|process|setup"
+    r"|train|fit|evaluate|score|run|call|sleep|communicate|urlopen|retrieve|scrape|crawl|classify"
+    r"|summari[sz]e|analy[sz]e|detect|recogni[sz]e|transcribe|segment"
+    r"|post|put|patch|send|poll|receive|consume|get_object)(?![a-z])",
+)
+#: qualified-name prefixes that are heavy whatever they are called
+HEAVY_QUALIFIED: Tuple[str, ...] = (
+    "requests.",
+    "httpx.",
+    "urllib.request.",
+    "aiohttp.",
+    "boto3.",
+    "botocore.",
+    "openai.",
+    "anthropic.",
+    "subprocess.",
+    "os.system",
+    "os.popen",
+    "time.sleep",
+    "asyncio.sleep",
+    "builtins.open",
+    "builtins.input",
+    "numpy.load",
+    "numpy.loadtxt",
+    "numpy.genfromtxt",
+    "numpy.fromfile",
+    "pandas.read_",
+    "json.load",
+    "pickle.load",
+    "torch.load",
+    "PIL.",
+    "cv2.",
+    "shutil.",
+    "socket.",
+    "smtplib.",
+    "ftplib.",
+    "sqlite3.",
+    "urllib3.",
+    "paramiko.",
+    "docker.",
+    "psycopg2.",
+    "pymysql.",
+    "sqlalchemy.",
+    "transformers.",
+    "sentence_transformers.",
+    "tensorflow.",
+    "torch.",
+    "jax.",
+    "sklearn.",
+    "xgboost.",
+    "lightgbm.",
+)

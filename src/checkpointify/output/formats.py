@@ -2,8 +2,8 @@
 
 Each renderer takes the run's :class:`FileResult` list and returns the whole document as
 text, so the CLI can print it or write it atomically to ``--output``. SARIF, which also
-carries fixes, lives in :mod:`checkpointify.sarif`. The human text format and the
-summaries stay in :mod:`checkpointify.report`.
+carries fixes, lives in :mod:`checkpointify.output.sarif`. The human text format and the
+summaries stay in :mod:`checkpointify.output.report`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import IO, Any, Dict, List, Sequence, Tuple
 
-from checkpointify.patterns import CODES, HAZARDS
+from checkpointify.rules import CODES, HAZARDS
 from checkpointify.types import FileResult, Finding, Hazard, Safety
 
 JSON_VERSION = 1

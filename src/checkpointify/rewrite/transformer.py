@@ -19,8 +19,8 @@ import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor
 
-from checkpointify.cstutil import for_clauses
-from checkpointify.matcher import Plan
+from checkpointify.detect.cstutil import for_clauses
+from checkpointify.detect.matcher import Plan
 
 _CHECKPOINT = "checkpoint"
 _ACKNOWLEDGE = "acknowledge_each"

@@ -5,7 +5,7 @@ Every call in the body is classified:
 
 * **cheap**: reshaping data already in memory (string, container and path helpers,
   conversions such as ``to_bytes``, constructors such as ``Record(...)``, logging), see the
-  catalogue in :mod:`checkpointify.sinks`, or a function of the same module whose body
+  catalogue in :mod:`checkpointify.catalogue`, or a function of the same module whose body
   makes only cheap calls;
 * **heavy**: evidence of real work (network, processes, file reads, sleeps, awaits,
   database queries, model-style verbs such as ``predict``/``embed``/``fetch``), or a
@@ -22,14 +22,13 @@ count: that is what keeps the precision on library code high.
 from __future__ import annotations
 
 import enum
-import re
 from typing import Optional, Sequence, Set
 
 import libcst as cst
 
-from checkpointify import sinks
-from checkpointify.analysis import FileAnalysis
-from checkpointify.cstutil import PRUNE, target_name, walk
+from checkpointify import catalogue
+from checkpointify.detect.analysis import FileAnalysis
+from checkpointify.detect.cstutil import PRUNE, target_name, walk
 
 
 class Work(enum.IntEnum):
@@ -38,61 +37,8 @@ class Work(enum.IntEnum):
     HEAVY = 2
 
 
-#: verbs whose calls are evidence of real work (prefix of the function or method name)
-HEAVY_VERBS = re.compile(
-    r"^_*(fetch|download|upload|request|query|execute|predict|infer|inference|generate|embed|transform"
-    r"|forward|invoke|complete|completion|chat|create|wait|load|read|preprocess|process|setup"
-    r"|train|fit|evaluate|score|run|call|sleep|communicate|urlopen|retrieve|scrape|crawl|classify"
-    r"|summari[sz]e|analy[sz]e|detect|recogni[sz]e|transcribe|segment"
-    r"|post|put|patch|send|poll|receive|consume|get_object)(?![a-z])",
-)
-#: qualified-name prefixes that are heavy whatever they are called
-HEAVY_QUALIFIED = (
-    "requests.",
-    "httpx.",
-    "urllib.request.",
-    "aiohttp.",
-    "boto3.",
-    "botocore.",
-    "openai.",
-    "anthropic.",
-    "subprocess.",
-    "os.system",
-    "os.popen",
-    "time.sleep",
-    "asyncio.sleep",
-    "builtins.open",
-    "builtins.input",
-    "numpy.load",
-    "numpy.loadtxt",
-    "numpy.genfromtxt",
-    "numpy.fromfile",
-    "pandas.read_",
-    "json.load",
-    "pickle.load",
-    "torch.load",
-    "PIL.",
-    "cv2.",
-    "shutil.",
-    "socket.",
-    "smtplib.",
-    "ftplib.",
-    "sqlite3.",
-    "urllib3.",
-    "paramiko.",
-    "docker.",
-    "psycopg2.",
-    "pymysql.",
-    "sqlalchemy.",
-    "transformers.",
-    "sentence_transformers.",
-    "tensorflow.",
-    "torch.",
-    "jax.",
-    "sklearn.",
-    "xgboost.",
-    "lightgbm.",
-)
+HEAVY_VERBS = catalogue.HEAVY_VERBS
+HEAVY_QUALIFIED = catalogue.HEAVY_QUALIFIED
 
 
 def work_done(
@@ -194,9 +140,9 @@ def is_cheap_call(a: FileAnalysis, call: cst.Call, accumulators: Set[str]) -> bo
     if isinstance(func, cst.Name):
         name = func.value
         if (
-            name in sinks.CHEAP_BUILTINS
-            or name in sinks.CHEAP_NAMES
-            or name.startswith(sinks.CHEAP_NAME_PREFIXES)
+            name in catalogue.CHEAP_BUILTINS
+            or name in catalogue.CHEAP_NAMES
+            or name.startswith(catalogue.CHEAP_NAME_PREFIXES)
         ):
             return True
         if name[:1].isupper():
@@ -204,22 +150,22 @@ def is_cheap_call(a: FileAnalysis, call: cst.Call, accumulators: Set[str]) -> bo
     elif isinstance(func, cst.Attribute):
         method = func.attr.value
         owner = target_name(func.value)
-        if owner in accumulators or method in sinks.CHEAP_METHODS or method[:1].isupper():
+        if owner in accumulators or method in catalogue.CHEAP_METHODS or method[:1].isupper():
             return True  # acc.append(...), text.strip(), pd.DataFrame(...)
         if is_logging(func):
             return True
-    return bool(qualified) and all(q.startswith(sinks.CHEAP_QUALIFIED_PREFIXES) for q in qualified)
+    return bool(qualified) and all(q.startswith(catalogue.CHEAP_QUALIFIED_PREFIXES) for q in qualified)
 
 
 def is_logging(func: cst.Attribute) -> bool:
     """``logger.info``, ``display.warning``, ``self.stdout.write``, ``sys.stderr.write``."""
     receiver = func.value
     while isinstance(receiver, cst.Attribute):
-        if receiver.attr.value in {"stdout", "stderr", "logger", "log"}:
+        if receiver.attr.value in catalogue.LOGGING_RECEIVERS:
             return True
         receiver = receiver.value
     if isinstance(receiver, cst.Name):
-        if receiver.value in sinks.LOGGER_NAMES:
+        if receiver.value in catalogue.LOGGER_NAMES:
             return True
-        return receiver.value == "self" and func.attr.value in {"log", "debug", "info", "warning", "error"}
+        return receiver.value == "self" and func.attr.value in catalogue.SELF_LOGGING_METHODS
     return False

@@ -9,7 +9,7 @@ from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Sequence, Set
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider, QualifiedNameProvider, ScopeProvider
 
-from checkpointify.cstutil import Block, body_of, walk
+from checkpointify.detect.cstutil import Block, body_of, walk
 from checkpointify.types import Options
 
 _ROOT_MARKERS = (".git", "pyproject.toml", "setup.py", "setup.cfg")
@@ -72,7 +72,7 @@ class FileAnalysis:
         self._ids: Dict[str, int] = {}
         #: module-level functions and methods (``Class.method``) by name, for a look inside
         self.functions: Dict[str, cst.FunctionDef] = _definitions(self.module)
-        #: the work a local function does (see checkpointify.work), by id of its node
+        #: the work a local function does (see checkpointify.detect.work), by id of its node
         self.work_memo: Dict[int, Any] = {}
         self.is_script = _is_script(self.module)
 

@@ -8,8 +8,8 @@ The shape we look for, in one block (a module, function, method, ``if`` or ``wit
     save(acc)                     # later in the block: a sink persists acc or a value built from it
 
 Each early return in :class:`_LoopSite` carries a comment showing the code it rejects.
-Hazards come from :mod:`checkpointify.hazards`, sinks from :mod:`checkpointify.flow`.
-Nothing here changes the tree; :mod:`checkpointify.transformer` applies the plans.
+Hazards come from :mod:`checkpointify.detect.hazards`, sinks from :mod:`checkpointify.detect.flow`.
+Nothing here changes the tree; :mod:`checkpointify.rewrite.transformer` applies the plans.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper
 from libcst.metadata.scope_provider import ClassScope, ImportAssignment, Scope
 
-from checkpointify import hazards as hz
-from checkpointify.analysis import Chain, FileAnalysis
-from checkpointify.cstutil import (
+from checkpointify import catalogue
+from checkpointify.detect import hazards as hz
+from checkpointify.detect.analysis import Chain, FileAnalysis
+from checkpointify.detect.cstutil import (
     assigned_names,
     body_of,
     bound_in,
@@ -37,9 +38,17 @@ from checkpointify.cstutil import (
     target_name,
     walk,
 )
-from checkpointify.external import DbCommit, QueueAck, find_db_commit, find_queue_ack
-from checkpointify.flow import Sink, completion_anchor, find_sink, persists_per_item, statements_between
-from checkpointify.patterns import (
+from checkpointify.detect.external import DbCommit, QueueAck, find_db_commit, find_queue_ack
+from checkpointify.detect.flow import (
+    Sink,
+    completion_anchor,
+    find_sink,
+    persists_per_item,
+    statements_between,
+)
+from checkpointify.detect.suppression import suppression_comments
+from checkpointify.detect.work import does_work, is_job
+from checkpointify.rules import (
     COLLECT_COMPREHENSION,
     COLLECT_LOOP,
     DB_COMMIT,
@@ -47,13 +56,9 @@ from checkpointify.patterns import (
     Variant,
     fix_safety,
 )
-from checkpointify.suppression import suppression_comments
 from checkpointify.types import Finding, Hazard, Options
-from checkpointify.work import does_work, is_job
 
 Comprehension = Union[cst.ListComp, cst.SetComp, cst.DictComp]
-_GROWING = frozenset({"append", "extend", "add", "update", "setdefault"})
-_TINY_LITERAL_LOOP = 5
 
 
 @dataclass(frozen=True)
@@ -295,7 +300,7 @@ def _grown_names(body: cst.CSTNode) -> List[str]:
         name: Optional[str] = None
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
             method, owner = node.func.attr.value, node.func.value
-            if method in _GROWING:
+            if method in catalogue.GROWING_METHODS:
                 name = target_name(owner) or (
                     target_name(owner.value) if isinstance(owner, cst.Subscript) else None
                 )
@@ -415,7 +420,7 @@ def _tiny_literal(node: cst.BaseExpression) -> bool:
     """``("id", "name", "email")``: a handful of constants is not a job worth checkpointing."""
     return (
         isinstance(node, (cst.Tuple, cst.List, cst.Set))
-        and len(node.elements) <= _TINY_LITERAL_LOOP
+        and len(node.elements) <= catalogue.TINY_LITERAL_LOOP
         and all(
             isinstance(
                 e.value, (cst.SimpleString, cst.Integer, cst.Float, cst.Name, cst.Attribute, cst.Tuple)

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Protocol, Tuple
 
-from checkpointify.diffs import unified_diff
+from checkpointify.api import rewrite_selected
 from checkpointify.fileio import SourceError, check_encoding, write_atomic
-from checkpointify.formats import detail_lines
-from checkpointify.runner import rewrite_selected
+from checkpointify.output.diffs import unified_diff
+from checkpointify.output.formats import detail_lines
 from checkpointify.types import FileResult, Finding, Options, Safety
 
 PROMPT = "Apply this change? [y]es/[n]o/[a]ll/[q]uit: "

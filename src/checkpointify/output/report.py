@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import IO, Any, List, Optional, Sequence
 
-from checkpointify.formats import detail_lines
+from checkpointify.output.formats import detail_lines
 from checkpointify.types import FileResult, Finding, Safety
 
 

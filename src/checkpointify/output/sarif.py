@@ -2,7 +2,7 @@
 
 Code-scanning UIs (GitHub code scanning, VS Code's SARIF viewer, reviewdog) show a
 result's ``fixes`` as a suggested change. A finding's fix is computed by rewriting the
-file with *that finding alone* (:func:`checkpointify.runner.rewrite_selected`); the
+file with *that finding alone* (:func:`checkpointify.rewrite.verify.rewrite_selected`); the
 rewrite is compared with the original line by line and every contiguous change becomes
 one ``replacement``: the whole lines it removes (an empty region for a pure insertion)
 and the text that replaces them, line endings included.
@@ -23,10 +23,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import quote
 
 from checkpointify import __version__
-from checkpointify.diffs import split_lines
-from checkpointify.fileio import SourceError, check_encoding
-from checkpointify.patterns import CODES, HAZARDS, VARIANTS, Variant
-from checkpointify.types import FileResult, Finding, Safety
+from checkpointify.fileio import SourceError, check_encoding, read_source
+from checkpointify.output.diffs import split_lines
+from checkpointify.rules import CODES, HAZARDS, VARIANTS, Variant
+from checkpointify.types import FileResult, Finding, Options, Safety
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
@@ -279,3 +279,32 @@ def sarif_document(
         ],
     }
     return json.dumps(log, indent=2) + "\n"
+
+
+def single_fixes(
+    results: List[FileResult], options: Options, sources: Dict[str, bytes]
+) -> Dict[Finding, FileResult]:
+    """Each fixable finding's rewrite on its own (for SARIF), keyed by the finding.
+
+    A file is read again for this; if it changed since the scan, its findings no longer
+    match and simply get no fix.
+    """
+    from checkpointify.rewrite.verify import rewrite_selected  # LibCST: only a SARIF run pays
+
+    fixes: Dict[Finding, FileResult] = {}
+
+    for result in results:
+        fixable = [f for f in result.findings if f.fix is not None]
+        if not fixable:
+            continue
+        source = sources.get(result.path)
+        if source is None:
+            try:
+                source = read_source(Path(result.path))
+            except SourceError:
+                continue
+        for finding in fixable:
+            alone = rewrite_selected(source, result.path, options, [finding])
+            if alone.applied == (finding,) and alone.changed:
+                fixes[finding] = alone
+    return fixes

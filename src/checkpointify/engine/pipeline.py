@@ -4,13 +4,13 @@ This is what ``scan``, ``diff`` and ``fix`` iterate. The main process streams th
 discovery finds and, for each one, reads it, hashes it and:
 
 1. skips it if it is marked ``@generated`` (unless asked not to), or if an interrupted
-   ``fix`` with the same arguments already finished it (:mod:`checkpointify.journal`);
+   ``fix`` with the same arguments already finished it (:mod:`checkpointify.engine.journal`);
 2. takes its result from the cache when the content is unchanged
-   (:mod:`checkpointify.cache`); ``fix``/``diff`` recompute files with a fix to apply;
+   (:mod:`checkpointify.engine.cache`); ``fix``/``diff`` recompute files with a fix to apply;
 3. decides it on the spot when it does not decode or cannot hold a finding
    (:func:`checkpointify.prefilter.text_stage`, a few microseconds per file);
-4. otherwise hands it to a worker process (:mod:`checkpointify.pool`), which runs
-   :func:`checkpointify.runner.process_source`: the ``ast`` stage, then LibCST and the
+4. otherwise hands it to a worker process (:mod:`checkpointify.engine.pool`), which runs
+   :func:`checkpointify.rewrite.verify.process_source`: the ``ast`` stage, then LibCST and the
    matcher on what remains. A worker that crashes or exceeds the time limit costs that
    file an error result, nothing more.
 
@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 from checkpointify import prefilter
-from checkpointify.cache import Cache, cacheable, digest, namespace
-from checkpointify.discovery import Candidate, Selection, discover
+from checkpointify.engine.cache import Cache, cacheable, digest, namespace
+from checkpointify.engine.discovery import Candidate, Selection, discover
+from checkpointify.engine.journal import Journal
+from checkpointify.engine.pool import Failure, IsolatedPool, forks
+from checkpointify.engine.progress import Progress
 from checkpointify.fileio import SourceError, check_encoding, read_source
-from checkpointify.journal import Journal
-from checkpointify.pool import Failure, IsolatedPool, forks
-from checkpointify.progress import Progress
-from checkpointify.types import FileResult, Finding, Options, Safety
+from checkpointify.types import FileResult, Options, applicable
 
 #: seconds a file may take before its worker is killed and the file reported
 DEFAULT_TIMEOUT = 60.0
@@ -76,11 +76,6 @@ class Stats:
     cache_warning: Optional[str] = None
 
 
-def applicable(finding: Finding, options: Options) -> bool:
-    """``runner.applicable`` for a finding: would ``fix`` apply it?"""
-    return finding.fix is Safety.SAFE or (finding.fix is Safety.UNSAFE and options.unsafe_fixes)
-
-
 def generated(source: bytes) -> bool:
     """Marked ``@generated`` in its header (the first 2 KB): see the README."""
     return GENERATED_MARKER in source[:GENERATED_HEAD]
@@ -89,7 +84,7 @@ def generated(source: bytes) -> bool:
 def analyse(task: Task) -> FileResult:
     """A worker's job: one file through the staged path (or the full one). Every task has
     passed :func:`screen` already, so the text stage is not run again."""
-    from checkpointify.runner import process_source
+    from checkpointify.rewrite.verify import process_source
 
     path, source, options, rewrite, staged = task
     result = process_source(source, path, options, rewrite, staged=staged, text_kept=True)
@@ -184,7 +179,7 @@ class _Run:
             if forks():
                 # loaded once here, inherited by every worker (and by any replacement)
                 # instead of imported by each: only a run with something to analyse pays
-                import checkpointify.runner  # noqa: F401
+                import checkpointify.rewrite.verify  # noqa: F401
             self.pool = IsolatedPool(analyse, self.settings.jobs, self.settings.timeout)
         self.pool.submit(seq, task, len(task[1]) + 4096)
 
@@ -228,7 +223,7 @@ def screen(source: bytes, path: str, options: Options, staged: bool) -> Optional
         return FileResult(path, error=str(exc))
     if staged:
         return None if prefilter.text_stage(source, encoding, options.extra_sinks) else FileResult(path)
-    return None if (b"for" in source or b"while" in source) else FileResult(path)
+    return None if prefilter.has_loop_keyword(source) else FileResult(path)
 
 
 def run(

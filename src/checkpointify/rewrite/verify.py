@@ -6,8 +6,9 @@ A rewrite is kept only if the new file compiles and a second pass over it change
 nothing; otherwise it is discarded and the file reported.
 
 Runs over trees (discovery, the cache, the worker pool) are in
-:mod:`checkpointify.pipeline`, which imports this module only in its workers: a run
-whose results all come from the cache never loads LibCST.
+:mod:`checkpointify.engine.pipeline`, which imports this module only in its workers: a run
+whose results all come from the cache never loads LibCST. This module never imports the
+engine (the dependency goes one way).
 """
 
 from __future__ import annotations
@@ -15,31 +16,26 @@ from __future__ import annotations
 import ast
 import traceback
 from collections import Counter
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import AbstractSet, Callable, Collection, Iterator, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import AbstractSet, Callable, Collection, Optional, Sequence, Tuple
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper
 
-from checkpointify import discovery, prefilter
-from checkpointify.cstutil import all_names
-from checkpointify.discovery import DEFAULT_EXCLUDED_DIRS, Selection, display_path, excluded
-from checkpointify.fileio import SourceError, check_encoding, read_source
-from checkpointify.matcher import Plan, find_plans
-from checkpointify.transformer import apply_plans
-from checkpointify.types import FileResult, Finding, Options, Safety
+from checkpointify import prefilter
+from checkpointify.detect.cstutil import all_names
+from checkpointify.detect.matcher import Plan, find_plans
+from checkpointify.fileio import SourceError, check_encoding
+from checkpointify.rewrite.transformer import apply_plans
+from checkpointify.types import FileResult, Finding, Options, applicable
 
 __all__ = [
-    "DEFAULT_EXCLUDED_DIRS",  # discovery lives in checkpointify.discovery; kept here for callers
-    "discover",
-    "display_path",
-    "excluded",
+    "CheckedRewrite",
+    "Rewrite",
     "process_source",
-    "process_file",
-    "rewrite_selected",
     "rewrite_checked",
-    "run",
+    "rewrite_module",
+    "rewrite_selected",
 ]
 
 
@@ -48,12 +44,6 @@ class Rewrite:
     plans: Tuple[Plan, ...]
     applied: Tuple[Plan, ...]
     module: cst.Module
-
-
-def applicable(plan: Plan, options: Options) -> bool:
-    """Whether ``fix``/``diff`` apply this plan: safe fixes always, unsafe ones on request."""
-    fix = plan.finding.fix
-    return fix is Safety.SAFE or (fix is Safety.UNSAFE and options.unsafe_fixes)
 
 
 def rewrite_module(
@@ -65,7 +55,7 @@ def rewrite_module(
 ) -> Rewrite:
     """Find every site in ``module`` and apply the fixes ``choose`` accepts (no verification).
 
-    ``choose`` defaults to :func:`applicable` under ``options``. ``lines``, when given, are
+    ``choose`` defaults to :func:`checkpointify.types.applicable` under ``options``. ``lines``, when given, are
     the only lines a site can start on (``prefilter.candidate_lines``).
     """
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
@@ -73,15 +63,10 @@ def rewrite_module(
         find_plans(wrapper, path, options, lines) if lines is not None else find_plans(wrapper, path, options)
     )
     plans = tuple(found)
-    chosen = tuple(p for p in plans if (choose(p) if choose else applicable(p, options)))
+    chosen = tuple(p for p in plans if (choose(p) if choose else applicable(p.finding, options)))
     names = set(all_names(wrapper.module))
     new_module = apply_plans(wrapper.module, chosen, names, options.runtime_module, options.checkpoint_dir)
     return Rewrite(plans, chosen, new_module)
-
-
-def may_match(source: bytes) -> bool:
-    """Cheap text test: every site is a ``for`` or ``while`` loop, or a comprehension."""
-    return b"for" in source or b"while" in source
 
 
 def process_source(
@@ -106,7 +91,7 @@ def process_source(
             lines = prefilter.candidate_lines(source, encoding, options.extra_sinks, text_kept)
             if lines is not None and not lines:
                 return FileResult(path)
-        elif not may_match(source):
+        elif not prefilter.has_loop_keyword(source):
             return FileResult(path)
         module = _parse(source)
         return _rewrite(module, path, options, lines) if rewrite else _scan(module, path, options, lines)
@@ -311,38 +296,3 @@ def _verify_subset(
 def _one_line(exc: object) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
-
-
-# ---------------------------------------------------------------------------- files
-
-
-def process_file(path: Path, options: Options, rewrite: bool, staged: bool = True) -> FileResult:
-    """:func:`process_source` of a file on disk, in this process; the sources are dropped
-    from the result unless the file changes."""
-    shown = display_path(path)
-    try:
-        source = read_source(path)
-    except SourceError as exc:
-        return FileResult(shown, error=str(exc))
-    result = process_source(source, shown, options, rewrite, staged)
-    if not result.changed:
-        result = replace(result, source=None, new_source=None)
-    return result
-
-
-def discover(paths: Sequence[str], exclude: Sequence[str] = ()) -> Iterator[Path]:
-    """The files a run reads under ``paths`` (see :mod:`checkpointify.discovery`)."""
-    for candidate in discovery.discover(paths, Selection(exclude=tuple(exclude))):
-        yield candidate.path
-
-
-def run(paths: Sequence[str], options: Options, rewrite: bool, jobs: int = 1) -> Iterator[FileResult]:
-    """Process every discovered file; results come in discovery order whatever ``jobs`` is.
-
-    A thin wrapper over :func:`checkpointify.pipeline.run` with no cache.
-    """
-    from checkpointify.pipeline import Settings
-    from checkpointify.pipeline import run as run_pipeline
-
-    settings = Settings(jobs=jobs, selection=Selection(exclude=tuple(options.exclude)))
-    yield from run_pipeline(paths, options, rewrite, settings)

@@ -17,8 +17,9 @@ from typing import List, Optional, Sequence, Set
 
 import libcst as cst
 
-from checkpointify.analysis import Chain, FileAnalysis
-from checkpointify.cstutil import (
+from checkpointify import catalogue
+from checkpointify.detect.analysis import Chain, FileAnalysis
+from checkpointify.detect.cstutil import (
     assigned_names,
     bound_in,
     callee_text,
@@ -31,8 +32,6 @@ from checkpointify.cstutil import (
     walk,
 )
 
-_WRITE_METHODS = frozenset({"execute", "executemany", "add", "add_all", "merge", "bulk_save_objects"})
-_WRITE_METHODS |= {"bulk_insert_mappings", "bulk_update_mappings", "delete", "insert_one", "insert_many"}
 #: connect functions of DB-API drivers: the runtime stores progress in the same transaction
 DBAPI_CONNECT = frozenset(
     {"sqlite3.connect", "psycopg2.connect", "psycopg.connect", "pymysql.connect", "MySQLdb.connect"}
@@ -93,7 +92,7 @@ def _writers(body: cst.CSTNode) -> Set[str]:
         if (
             isinstance(node, cst.Call)
             and isinstance(node.func, cst.Attribute)
-            and node.func.attr.value in _WRITE_METHODS
+            and node.func.attr.value in catalogue.DB_WRITE_METHODS
         ):
             owner = target_name(node.func.value)
             if owner is not None and node.args:
@@ -161,7 +160,10 @@ def _writes_before(before: Sequence[cst.BaseStatement], objects: Set[str]) -> Op
         for node in walk(stmt):
             if not (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)):
                 continue
-            if node.func.attr.value not in _WRITE_METHODS or target_name(node.func.value) not in objects:
+            if (
+                node.func.attr.value not in catalogue.DB_WRITE_METHODS
+                or target_name(node.func.value) not in objects
+            ):
                 continue
             first = node.args[0].value if node.args else None
             if isinstance(first, cst.SimpleString) and _HARMLESS_SQL.match(str(first.evaluated_value or "")):
@@ -197,14 +199,14 @@ def find_queue_ack(
     shown = callee_text(call.func)
     method = call.func.attr.value if isinstance(call.func, cst.Attribute) else shown
     used = names_in(call)
-    if method in {"delete_message_batch", "acknowledge", "ack", "ack_messages", "modify_ack_deadline"}:
+    if method in catalogue.BATCH_ACK_METHODS:
         batch = [g for g in grown if g in used]
         if len(batch) != 1:
             return None
         return QueueAck(
             after[0], call, "lambda new: %s" % _replace_name(call, batch[0], "new"), grown=batch[0]
         )
-    if method == "basic_ack" and any(_keyword(arg, "multiple") == "True" for arg in call.args):
+    if method == catalogue.BASIC_ACK and any(_keyword(arg, "multiple") == "True" for arg in call.args):
         # channel.basic_ack(delivery_tag=last_tag, multiple=True): ack up to each new tag, once
         tag = next((arg.value for arg in call.args if _keyword(arg, "delivery_tag") is not None), None)
         if tag is None and call.args and call.args[0].keyword is None:
@@ -213,7 +215,7 @@ def find_queue_ack(
             ack = "lambda tag: %s" % _replace_name(call, tag.value, "tag")
             return QueueAck(after[0], call, ack, latest=tag.value)
         return None
-    if method == "commit" and not call.args and isinstance(call.func, cst.Attribute):
+    if method == catalogue.KAFKA_COMMIT and not call.args and isinstance(call.func, cst.Attribute):
         owner = target_name(call.func.value)
         if owner is not None and _kafka_consumer(a, owner, chain.before(index)):
             return QueueAck(
@@ -246,13 +248,10 @@ def _replace_name(call: cst.Call, old: str, new: str) -> str:
     return code_of(renamed).strip()
 
 
-_KAFKA_CONSUMERS = frozenset({"confluent_kafka.Consumer", "kafka.KafkaConsumer", "aiokafka.AIOKafkaConsumer"})
-
-
 def _kafka_consumer(a: FileAnalysis, name: str, before: List[cst.BaseStatement]) -> bool:
     for stmt in reversed(before):
         assigned = single_assignment(stmt)
         if assigned and assigned[0] == name:
             value = assigned[1]
-            return isinstance(value, cst.Call) and bool(a.qualified(value.func) & _KAFKA_CONSUMERS)
+            return isinstance(value, cst.Call) and bool(a.qualified(value.func) & catalogue.KAFKA_CONSUMERS)
     return False

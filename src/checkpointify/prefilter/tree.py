@@ -1,83 +1,4 @@
-"""Staged detection: cheap necessary conditions, so LibCST parses only files that can match.
-
-LibCST with scope and qualified-name metadata, plus the matcher, costs about half a
-millisecond per line; almost no file of a real repository holds a collect-then-save loop.
-Two stages in front of the matcher throw away the files that *cannot* hold a finding:
-
-1. :func:`text_may_match`, regular expressions over the bytes (gigabytes per second);
-2. :func:`tree_may_match`, a walk of the standard ``ast`` tree (``ast.parse`` is about
-   twenty times faster than LibCST plus metadata), run only on what stage 1 lets through.
-
-Neither stage is a heuristic. Each condition is implied by what :mod:`checkpointify.matcher`
-(and ``flow``, ``external``, ``work``, ``sinks``, which it calls) requires of a finding, so
-a rejected file provably has no finding; a file let through may still have none, and the
-matcher decides. When a stage cannot decide (``ast`` cannot parse the file, an unexpected
-construct, a recursion limit), the file goes on to LibCST, which reports what it always
-reported.
-
-**Keep this module in step with the matcher.** A new sink, growth method, ack call, cheap
-or heavy call or site shape in ``matcher``/``flow``/``external``/``sinks``/``work`` must be
-admitted here too, and :data:`PREFILTER_VERSION` bumped. ``tests/test_prefilter.py`` runs
-both paths over every fixture and the small corpus; ``pytest -m slow`` over the core corpus.
-
-What a finding needs
---------------------
-
-(``matcher._LoopSite.plan`` and ``matcher._comprehension_plan``; every loop site also needs
-a body that ``work.does_work`` and that does not ``flow.persists_per_item``, in a function
-that is not a generator.)
-
-* CKP001 ``collect-loop``: a ``for``/``while`` loop; a name the body *grows*
-  (``x.append/extend/add/update/setdefault(...)``, ``x[k] = v``, ``x += v``,
-  ``x = x + v``; ``x`` a name or ``self.x``) whose nearest binding before the loop (in the
-  block, or before an enclosing ``with``) is ``x = <literal, number, string or call>``; a
-  body that ``work.is_job``; and after the loop, in the block or after the enclosing
-  ``with`` blocks, a *sink* call whose arguments or receiver read ``x`` or a value derived
-  from it (``flow.find_sink``).
-* CKP001 ``collect-comprehension``: ``name = [...]``/``{...}`` comprehension whose per-item
-  parts are a job, and such a sink after it.
-* CKP002 ``db-commit``: a ``for`` loop that is a job, whose body calls
-  ``X.execute/add/merge/...(...)``, and a later ``Y.commit()``.
-* CKP003 ``queue-ack``: a ``for`` loop and, as the very next statement, a call
-  ``ack/acknowledge/ack_messages/modify_ack_deadline/delete_message_batch`` reading a
-  grown name, ``basic_ack(..., multiple=...)``, or a Kafka consumer's ``commit()``.
-
-Stage 1, the text
------------------
-
-Required: the keyword ``for`` or ``while`` (every site is a loop or a comprehension), and
-one of: a name that can make a sink; an ack name; ``commit`` with a database write method
-or ``kafka``; ``print`` with ``file``. A sink (``flow.describe_sink``) is a call whose name,
-or the last part of one of its qualified names, is a sink method (``to_csv``...), the last
-part of a qualified sink (``json.dump`` -> ``dump``) or of a configured extra sink, starts
-with a save verb (``sinks.name_says_sink``), or is ``print`` with ``file=``. That name is an
-identifier written in the file: the callee itself, or the name an ``import`` binds an
-alias to (qualified names are built only from the file's own identifiers). Identifiers
-are never split by comments or line continuations, so a byte search with identifier
-boundaries finds them; the left boundary admits a digit (``1for`` is two tokens) and
-non-ASCII neighbours, so the search can only find more. Non-UTF-8 files are transcoded
-first. Growth has no text condition: ``x[k] = v`` and ``x = x + v`` have no keyword.
-
-Stage 2, the tree
------------------
-
-The shapes above, checked on ``ast`` with every predicate widened to a superset of the
-matcher's: qualified names are computed from every ``import`` in the file, whatever its
-scope (:meth:`_Module.qualified`); every statement list is a block (the matcher skips class
-bodies and one-line suites); values derived from the accumulator are tracked to a fixed
-point over a whole statement (:func:`_derived`); "is a job" means "awaits, or calls
-something whose name or possible qualified name is heavy, or a same-module function that
-may be (recursion counts as heavy), or, in a script, anything not surely cheap".
-
-Three conditions *reject* loops, so they use the opposite: a call counts as a sink or as
-cheap, a statement as binding a name, only when the matcher surely agrees. ``ast`` folds
-identifiers to NFKC where LibCST keeps the raw text (``ｗrite`` is ``write`` for Python, not
-for the matcher), so those decisions also require the names involved to be ASCII in the
-source (:meth:`_Module.raw_ascii`); a local scope's qualified names get a prefix
-(``f.<locals>.x``), which matters only when a top-level function or class is named like
-one of the modules the matcher knows (``def json(): ...``): then nothing is rejected on
-qualified names.
-"""
+"""Stage 2: a walk of the standard ``ast`` tree (see :mod:`checkpointify.prefilter`)."""
 
 from __future__ import annotations
 
@@ -90,7 +11,6 @@ import sys
 from dataclasses import dataclass
 from typing import (
     Any,
-    Callable,
     Dict,
     FrozenSet,
     Iterable,
@@ -103,40 +23,26 @@ from typing import (
     Union,
 )
 
-from checkpointify import sinks
-
-#: bump when a stage changes what it lets through (part of the cache key)
-PREFILTER_VERSION = 1
-
-#: methods that grow an accumulator (matcher._GROWING)
-GROWING = frozenset({"append", "extend", "add", "update", "setdefault"})
-#: methods that make a value derived from their arguments (flow._GROWING_METHODS)
-DERIVING = frozenset({"append", "extend", "update", "add", "insert"})
-#: per-item database writes (external._WRITE_METHODS)
-WRITE_METHODS = frozenset(
-    {"execute", "executemany", "add", "add_all", "merge", "bulk_save_objects", "bulk_insert_mappings"}
-    | {"bulk_update_mappings", "delete", "insert_one", "insert_many"}
+from checkpointify import catalogue
+from checkpointify.prefilter.names import (
+    _PRUNE,
+    _walk_all,
+    assigned_names,
+    callee_name,
+    full_name,
+    names_in,
+    pruned_walk,
+    target_name,
+    walk,
 )
-#: acks of a batch that read the grown name (external.find_queue_ack)
-BATCH_ACKS = frozenset({"delete_message_batch", "acknowledge", "ack", "ack_messages", "modify_ack_deadline"})
-#: the Kafka consumers whose commit() is an ack (external._KAFKA_CONSUMERS); all contain "kafka"
-KAFKA_TEXT = b"kafka"
-#: flow._PRINT_LIKE
-PRINT_LIKE = frozenset({"tqdm.write", "pbar.write", "console.print"})
-_LOGGING_ATTRS = frozenset({"stdout", "stderr", "logger", "log"})
-_SELF_LOGGING = frozenset({"log", "debug", "info", "warning", "error"})
-_SAVE_VERBS = "|".join("[%s%s]%s" % (v[0], v[0].upper(), v[1:]) for v in sinks.SINK_VERBS)
+from checkpointify.prefilter.text import Vocabulary, _last
+
 _BUILTINS = frozenset(dir(builtins))
 
 
 @dataclass(frozen=True)
 class _Work:
-    """``work.HEAVY_QUALIFIED`` and ``work.HEAVY_VERBS``, and the module names the matcher tests.
-
-    Read from :mod:`checkpointify.work` on first use: that module imports LibCST, which
-    the text stage (run in the main process, where a warm run must not load LibCST) never
-    needs.
-    """
+    """``catalogue.HEAVY_QUALIFIED`` and ``HEAVY_VERBS``, and the module names the matcher tests."""
 
     heavy_qualified: Tuple[str, ...]
     heavy_verbs: "re.Pattern[str]"
@@ -145,245 +51,20 @@ class _Work:
 
 @functools.lru_cache(maxsize=1)
 def _work() -> _Work:
-    from checkpointify import work
-
     roots = (
-        [prefix.split(".")[0] for prefix in work.HEAVY_QUALIFIED]
-        + [name.split(".")[0] for name in sinks.NOT_SINKS]
-        + ["builtins", "collections"]
+        [prefix.split(".")[0] for prefix in catalogue.HEAVY_QUALIFIED]
+        + [name.split(".")[0] for name in catalogue.NOT_SINKS]
+        + [name.split(".")[0] for name in catalogue.ACCUMULATOR_CALLS]
     )
-    return _Work(tuple(work.HEAVY_QUALIFIED), work.HEAVY_VERBS, frozenset(roots))
+    return _Work(catalogue.HEAVY_QUALIFIED, catalogue.HEAVY_VERBS, frozenset(roots))
 
 
-_ACCUMULATOR_CALLS = frozenset(
-    {"builtins.list", "builtins.dict", "builtins.set", "collections.OrderedDict", "collections.Counter"}
-    | {"collections.defaultdict", "collections.deque"}
-)
 _FOR = (ast.For, ast.AsyncFor)
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _WITH = (ast.With, ast.AsyncWith)
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
-#: cstutil.PRUNE: nodes whose bodies run elsewhere
-_PRUNE = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp)
 _Loop = Union[ast.For, ast.AsyncFor, ast.While]
-
-
-def _last(name: str) -> str:
-    return name.rsplit(".", 1)[-1]
-
-
-# ------------------------------------------------------------------------------- text
-
-
-@dataclass(frozen=True)
-class Vocabulary:
-    """The names the stages look for under one configuration (extra sinks included).
-
-    ``names`` finds a sink, ack or commit name followed by a call, a subscript or ``as``.
-    Only a name of ``qualified_lasts`` (the last part of a qualified or extra sink:
-    ``json.dump`` -> ``dump``) counts in the last two forms: ``flow.describe_sink`` knows it
-    through a qualified name, which can come through an import alias
-    (``from numpy import save as sv; sv(...)``) or a subscripted callee. A sink method
-    (``to_csv``) or an ack is known by the callee's own name, so it must be called.
-    ``verbs`` finds a called name that starts with a save verb (``sinks.name_says_sink``).
-    Neither checks the boundary before the name (that keeps them fast): :func:`_found` does.
-    """
-
-    sink_names: FrozenSet[str]
-    extra_sinks: FrozenSet[str]
-    names: "re.Pattern[bytes]"
-    verbs: "re.Pattern[bytes]"
-    other: Optional["re.Pattern[bytes]"]
-    qualified_lasts: FrozenSet[bytes]
-
-
-#: what may separate two tokens: blanks, newlines (inside brackets), continuations, comments
-_GAP = rb"(?:[ \t\f\r\n]|\\\r?\n|\\\r|#[^\r\n]*)*"
-#: after a callee's last name: closing brackets (``(obj.save)(x)``), then the call's ``(``.
-#: A sink, an ack or a commit is always a call, and its name reaches it this way.
-_CALL = rb"(?:" + _GAP + rb"[)\]])*" + _GAP + rb"\("
-#: also ``save[0](x)`` (its qualified name is ``save``'s) and ``import save as s``
-_SUFFIX = rb"(?:(?:" + _GAP + rb"[)\]])*" + _GAP + rb"[(\[]|" + _GAP + rb"as(?![A-Za-z0-9_]))"
-_IDENTIFIER_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
-_ALNUM_BYTES = _IDENTIFIER_BYTES - {ord("_")}
-#: ``sys.stdout.write(`` / ``logger.write(``: work.is_logging, so flow.describe_sink says no
-_LOGGING_ATTRIBUTE = re.compile(rb"\.[ \t]*(?:stdout|stderr|logger|log)[ \t]*\.[ \t]*\Z")
-_LOGGING_ROOT = re.compile(
-    rb"(?<![A-Za-z0-9_.\x80-\xff])(?:"
-    + b"|".join(n.encode() for n in sorted(sinks.LOGGER_NAMES))
-    + rb")[ \t]*\.[ \t]*\Z"
-)
-#: ``tqdm.write(...)`` (flow._PRINT_LIKE; pbar and console are logger names already)
-_TQDM = re.compile(rb"(?<![A-Za-z0-9_.\x80-\xff])tqdm[ \t]*\.[ \t]*\Z")
-
-
-def _trie(words: Iterable[str]) -> bytes:
-    """One alternation for ``words``, factored by prefix (much faster than a flat one)."""
-    tree: Dict[str, Dict[str, Any]] = {}
-    for word in words:
-        node = tree
-        for char in word:
-            node = node.setdefault(char, {})
-        node[""] = {}
-
-    def emit(node: Dict[str, Dict[str, Any]]) -> bytes:
-        options = [
-            b"" if char == "" else re.escape(char.encode("utf-8")) + emit(rest)
-            for char, rest in sorted(node.items())
-        ]
-        return options[0] if len(options) == 1 else b"(?:" + b"|".join(options) + b")"
-
-    return emit(tree)
-
-
-def _identifier(word: str) -> bytes:
-    """``word`` as a whole identifier; the boundary before it is a lookbehind placed after
-    it, so the expression starts with a literal the engine can skip to. A digit may precede
-    a keyword (``1for`` is two tokens), and a non-ASCII neighbour is allowed: that can only
-    find more."""
-    raw = re.escape(word.encode("utf-8"))
-    return raw + rb"(?<![A-Za-z_]" + raw + rb")(?![A-Za-z0-9_])"
-
-
-def _words(words: Iterable[str], then: bytes = b"") -> "re.Pattern[bytes]":
-    return re.compile(b"|".join(_identifier(w) + then for w in sorted(set(words))))
-
-
-_LOOP_KEYWORD = _words(["for", "while"])
-_COMMIT = _words(["commit"], _CALL)
-_WRITES = _words(WRITE_METHODS, _CALL)
-_PRINT = _words(["print"], _CALL)
-_FILE = _words(["file"])
-
-
-@functools.lru_cache(maxsize=16)
-def vocabulary(extra_sinks: Tuple[str, ...] = ()) -> Vocabulary:
-    """The vocabulary for ``Options.extra_sinks`` (built once per process)."""
-    extra = {_last(e) for e in extra_sinks if e}
-    lasts = {_last(q) for q in sinks.QUALIFIED_SINKS} | extra
-    names = set(sinks.METHOD_SINKS) | lasts
-    searched = {n for n in names | BATCH_ACKS | {"basic_ack"} if n.isascii()}
-    name_pattern = re.compile(rb"(?:" + _trie(searched) + rb")(?![A-Za-z0-9_])" + _SUFFIX)
-    verbs = [v for verb in sinks.SINK_VERBS for v in (verb, verb[0].upper() + verb[1:])]
-    # sinks.name_says_sink: the verb, then the end of the name or [_0-9A-Z] and the rest of it
-    rest = rb"(?:[_0-9A-Z](?:[A-Za-z0-9_]|[\x80-\xff])*)?"
-    verb_pattern = re.compile(rb"(?:" + _trie(verbs) + rb")" + rest + _CALL)
-    # a non-ASCII extra sink: its neighbours may be non-ASCII identifier characters
-    other = [re.escape(n.encode("utf-8")) for n in sorted(n for n in extra if not n.isascii())]
-    return Vocabulary(
-        frozenset(names),
-        frozenset(extra_sinks),
-        name_pattern,
-        verb_pattern,
-        re.compile(b"(?:" + b"|".join(other) + b")" + _SUFFIX) if other else None,
-        frozenset(n.encode("utf-8") for n in lasts),
-    )
-
-
-def _found(pattern: "re.Pattern[bytes]", source: bytes, before: FrozenSet[int], vocab: Vocabulary) -> bool:
-    """A match of ``pattern`` that can be a sink, ack or commit call (see :class:`Vocabulary`):
-    it starts a name (it is not preceded by a byte of ``before``), it is called unless the
-    name is one of ``vocab.qualified_lasts``, and it is not a method of a logging receiver.
-
-    A match that is ruled out ends where its name's suffix ends (blanks, comments, brackets
-    and a ``(``, ``[`` or ``as``), so skipping past it cannot skip a match that counts.
-    """
-    for match in pattern.finditer(source):
-        start = match.start()
-        if start and source[start - 1] in before:
-            continue
-        name = _NAME.match(source, start)
-        word = name.group(0) if name is not None else b""
-        if not match.group(0).endswith(b"(") and word not in vocab.qualified_lasts:
-            continue  # `x.write[0]`, `import write as w`: only a qualified name could make them sinks
-        if start and word not in vocab.qualified_lasts and _logging_receiver(source, start, word):
-            continue
-        return True
-    return False
-
-
-_NAME = re.compile(rb"[A-Za-z0-9_]+")
-
-
-def _logging_receiver(source: bytes, start: int, word: bytes) -> bool:
-    """``word`` at ``start`` is a method of ``sys.stdout``, ``self.stderr``, ``logger``...
-    (``work.is_logging``), or is ``tqdm.write`` (``flow._PRINT_LIKE``): ``flow.describe_sink``
-    rules such a call out, unless its qualified name is a known sink (the caller checks
-    that it cannot be)."""
-    head = source[max(0, start - 40) : start]
-    if _LOGGING_ATTRIBUTE.search(head) is not None or _LOGGING_ROOT.search(head) is not None:
-        return True
-    return word == b"write" and _TQDM.search(head) is not None
-
-
-def utf8(source: bytes, encoding: str) -> bytes:
-    """``source`` as UTF-8 without a BOM, the text ``ast`` positions count in (it is UTF-8
-    already, unless its encoding declaration says otherwise)."""
-    if source.startswith(b"\xef\xbb\xbf"):
-        source = source[3:]
-    if encoding.replace("_", "-").lower() in ("utf-8", "utf-8-sig", "ascii"):
-        return source
-    return source.decode(encoding).encode("utf-8")
-
-
-def text_may_match(source: bytes, vocab: Vocabulary) -> bool:
-    """Stage 1 over UTF-8 bytes (see :func:`utf8`): can this text hold a finding at all?"""
-    if _LOOP_KEYWORD.search(source) is None:
-        return False
-    if _found(vocab.names, source, _IDENTIFIER_BYTES, vocab):
-        return True
-    # a verb may follow underscores (`_save(`): only a letter or digit before it rules it out
-    if _found(vocab.verbs, source, _ALNUM_BYTES, vocab):
-        return True
-    if vocab.other is not None and vocab.other.search(source) is not None:
-        return True
-    if _COMMIT.search(source) is not None and (KAFKA_TEXT in source or _WRITES.search(source) is not None):
-        return True
-    # print(..., file=out) when `print` is not the builtin (flow.describe_sink)
-    return _PRINT.search(source) is not None and _FILE.search(source) is not None
-
-
-def text_stage(source: bytes, encoding: str, extra_sinks: Tuple[str, ...]) -> bool:
-    """Stage 1 for a file's bytes in their declared ``encoding`` (see :func:`text_may_match`)."""
-    try:
-        text = utf8(source, encoding)
-    except (UnicodeError, LookupError):
-        return True  # cannot tell: the full path decides
-    return text_may_match(text, vocabulary(tuple(extra_sinks)))
-
-
-def candidate_lines(
-    source: bytes, encoding: str, extra_sinks: Tuple[str, ...], text_kept: bool = False
-) -> Optional[FrozenSet[int]]:
-    """Both stages: the lines where a site may start; empty when the file provably holds no
-    finding; None when the tree stage cannot tell (then every line may). With
-    ``text_kept``, the caller's :func:`text_stage` already kept the file: only the tree
-    stage runs.
-
-    ``source`` must decode in ``encoding`` (``fileio.check_encoding`` says so). A site's
-    line is where its statement starts, as LibCST's PositionProvider and ``ast`` both
-    count it: the ``for``/``while``/``async`` keyword, or the assignment's first token.
-    """
-    try:
-        text = utf8(source, encoding)
-    except (UnicodeError, LookupError):
-        return None
-    vocab = vocabulary(tuple(extra_sinks))
-    if not text_kept and not text_may_match(text, vocab):
-        return frozenset()
-    tree = parse(source)
-    if tree is None:
-        return None
-    try:
-        return frozenset(stmt.lineno for stmt in _Module(tree, text, vocab).sites())
-    except Exception:  # a construct or a depth this stage cannot handle: the matcher decides
-        return None
-
-
-def may_match(source: bytes, encoding: str, extra_sinks: Tuple[str, ...]) -> bool:
-    """Both stages: False only when the file provably holds no finding."""
-    return candidate_lines(source, encoding, extra_sinks) != frozenset()
 
 
 def parse(source: bytes) -> Optional[ast.Module]:
@@ -413,111 +94,6 @@ def tree_may_match(tree: ast.Module, source: bytes, vocab: Vocabulary) -> bool:
 def sites(tree: ast.Module, source: bytes, vocab: Vocabulary) -> List[ast.stmt]:
     """Every statement stage 2 lets through (for tests and debugging)."""
     return list(_Module(tree, source, vocab).sites())
-
-
-# ------------------------------------------------------------------------------ names
-
-
-def full_name(node: ast.AST) -> Optional[str]:
-    """``libcst.helpers.get_full_name_for_node`` over ``ast``: ``a.b`` for ``a.b(x)``, ``a[0]``...
-
-    Like LibCST, an attribute of an unsupported value gives ``None.attr``.
-    """
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        return "%s.%s" % (full_name(node.value), node.attr)
-    if isinstance(node, ast.Call):
-        return full_name(node.func)
-    if isinstance(node, ast.Subscript):
-        return full_name(node.value)
-    return None
-
-
-def target_name(node: ast.AST) -> Optional[str]:
-    """``cstutil.target_name``: ``x`` for a name, ``self.x`` for an attribute of self."""
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
-        return "self.%s" % node.attr
-    return None
-
-
-def assigned_names(target: ast.AST) -> Set[str]:
-    """``cstutil.assigned_names``: names a target binds (``a, (b, c)`` -> a, b, c)."""
-    if isinstance(target, (ast.Name, ast.Attribute)):
-        name = target_name(target)
-        return {name} if name else set()
-    if isinstance(target, (ast.Tuple, ast.List)):
-        out: Set[str] = set()
-        for element in target.elts:
-            out |= assigned_names(element)
-        return out
-    if isinstance(target, ast.Starred):
-        return assigned_names(target.value)
-    return set()
-
-
-def names_in(node: ast.AST) -> Set[str]:
-    """Every name and ``self.x`` under ``node`` (a superset of ``cstutil.names_in``)."""
-    found: Set[str] = set()
-    for sub in walk(node):
-        name = target_name(sub)
-        if name is not None:
-            found.add(name)
-    return found
-
-
-def callee_name(func: ast.AST) -> str:
-    """The called name: ``f`` of ``f(x)``, ``m`` of ``obj.m(x)``, else ``""``."""
-    if isinstance(func, ast.Name):
-        return func.id
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    return ""
-
-
-def walk(node: ast.AST) -> Iterator[ast.AST]:
-    """``ast.walk``, about twice as fast (no generator per node; no ``Load``/``Store`` context)."""
-    stack: List[Any] = [node]
-    while stack:
-        current = stack.pop()
-        if not isinstance(current, ast.AST):
-            continue  # a None in a list (a dict's ** key), or a string (Global.names)
-        yield current
-        for field in current._fields:
-            if field == "ctx":
-                continue
-            value = getattr(current, field, None)
-            if value.__class__ is list:
-                stack.extend(value)
-            elif isinstance(value, ast.AST):
-                stack.append(value)
-
-
-def pruned_walk(node: ast.AST) -> Iterator[ast.AST]:
-    """``cstutil.walk``: ``node`` and everything under it, not entering functions, classes, lambdas."""
-    stack: List[Any] = [node]
-    while stack:
-        current = stack.pop()
-        if not isinstance(current, ast.AST):
-            continue
-        yield current
-        for field in current._fields:
-            if field == "ctx":
-                continue
-            value = getattr(current, field, None)
-            if value.__class__ is list:
-                stack.extend(v for v in value if not isinstance(v, _PRUNE))
-            elif isinstance(value, ast.AST) and not isinstance(value, _PRUNE):
-                stack.append(value)
-
-
-def _walk_all(
-    nodes: Iterable[ast.AST], walker: Callable[[ast.AST], Iterator[ast.AST]] = walk
-) -> Iterator[ast.AST]:
-    for node in nodes:
-        yield from walker(node)
 
 
 # ----------------------------------------------------------------------------- module
@@ -722,7 +298,7 @@ class _Module:
                 if name:
                     candidates.add(name)
                 self._sink_memo[key] = any(
-                    c in self.vocab.sink_names or sinks.name_says_sink(c) for c in candidates
+                    c in self.vocab.sink_names or catalogue.name_says_sink(c) for c in candidates
                 )
         return self._sink_memo[key]
 
@@ -731,20 +307,22 @@ class _Module:
         func = call.func
         if not isinstance(func, (ast.Name, ast.Attribute)) or not self.raw_ascii(func):
             return False
-        if self.prefix_risk or self.qualified(func) & sinks.NOT_SINKS:
+        if self.prefix_risk or self.qualified(func) & catalogue.NOT_SINKS:
             return False
         if isinstance(func, ast.Name):
             name = func.id
-            return name != "print" and (name in self.vocab.extra_sinks or sinks.name_says_sink(name))
+            return name != "print" and (name in self.vocab.extra_sinks or catalogue.name_says_sink(name))
         if _is_logging(func):
             return False
         method = func.attr
-        if method in sinks.PER_ITEM_PERSIST_METHODS:
+        if method in catalogue.PER_ITEM_PERSIST_METHODS:
             return True
-        if method in {"update", "add"} or _callee_text(func) in PRINT_LIKE:
+        if method in catalogue.NEVER_SINK_METHODS or _callee_text(func) in catalogue.PRINT_LIKE_CALLS:
             return False
         return (
-            method in sinks.METHOD_SINKS or method in self.vocab.extra_sinks or sinks.name_says_sink(method)
+            method in catalogue.METHOD_SINKS
+            or method in self.vocab.extra_sinks
+            or catalogue.name_says_sink(method)
         )
 
     def may_be_heavy(self, call: ast.Call) -> bool:
@@ -786,20 +364,20 @@ class _Module:
         if isinstance(func, ast.Name):
             name = func.id
             if (
-                name in sinks.CHEAP_BUILTINS
-                or name in sinks.CHEAP_NAMES
-                or name.startswith(sinks.CHEAP_NAME_PREFIXES)
+                name in catalogue.CHEAP_BUILTINS
+                or name in catalogue.CHEAP_NAMES
+                or name.startswith(catalogue.CHEAP_NAME_PREFIXES)
                 or name[:1].isupper()
             ):
                 return True
         elif isinstance(func, ast.Attribute):
-            if func.attr in sinks.CHEAP_METHODS or func.attr[:1].isupper() or _is_logging(func):
+            if func.attr in catalogue.CHEAP_METHODS or func.attr[:1].isupper() or _is_logging(func):
                 return True
         # every qualified name under a cheap prefix (``time.time``): needs them exactly
-        if not any(q.startswith(sinks.CHEAP_QUALIFIED_PREFIXES) for q in names):
+        if not any(q.startswith(catalogue.CHEAP_QUALIFIED_PREFIXES) for q in names):
             return False
         exact = self.exact_qualified(func)
-        return bool(exact) and all(q.startswith(sinks.CHEAP_QUALIFIED_PREFIXES) for q in exact or ())
+        return bool(exact) and all(q.startswith(catalogue.CHEAP_QUALIFIED_PREFIXES) for q in exact or ())
 
     def may_be_job(self, calls: Iterable[ast.Call], awaits: bool) -> bool:
         """A superset of ``work.is_job``: an await, a heavy call, or in a script anything not surely cheap."""
@@ -814,12 +392,15 @@ class _Module:
         if isinstance(value, ast.UnaryOp) and isinstance(value.operand, ast.Constant):
             return True
         if isinstance(value, ast.Call):
-            return self.prefix_risk or bool(self.qualified(value.func) & _ACCUMULATOR_CALLS)
+            return self.prefix_risk or bool(self.qualified(value.func) & catalogue.ACCUMULATOR_CALLS)
         return False
 
     def surely_tiny(self, iterable: ast.AST) -> bool:
         """A subset of ``matcher._tiny_literal``: a literal of at most five plain constants."""
-        if not isinstance(iterable, (ast.Tuple, ast.List, ast.Set)) or len(iterable.elts) > _TINY:
+        if (
+            not isinstance(iterable, (ast.Tuple, ast.List, ast.Set))
+            or len(iterable.elts) > catalogue.TINY_LITERAL_LOOP
+        ):
             return False
         return all(self._plain_element(e) for e in iterable.elts)
 
@@ -894,11 +475,13 @@ class _Module:
         assert isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)
         call = stmt.value
         name = callee_name(call.func)
-        if name in BATCH_ACKS:
+        if name in catalogue.BATCH_ACK_METHODS:
             return bool(names_in(call) & grown)
-        if name == "basic_ack":
+        if name == catalogue.BASIC_ACK:
             return any(k.arg == "multiple" for k in call.keywords)
-        return name == "commit" and isinstance(call.func, ast.Attribute) and KAFKA_TEXT in self.source
+        return (
+            name == "commit" and isinstance(call.func, ast.Attribute) and catalogue.KAFKA_TEXT in self.source
+        )
 
     def _accumulator_before(
         self, name: str, block: Sequence[ast.stmt], index: int, link: Optional[_Link]
@@ -992,7 +575,6 @@ class _Module:
 # --------------------------------------------------------------------------- helpers
 
 
-_TINY = 5
 #: a literal LibCST reads as one SimpleString, Integer or Float, or a name (True, None)
 _PLAIN_CONSTANT = re.compile(
     rb"""\A(?:[rRuUbB]{0,2}(?:'[^'\\\r\n]*'|"[^"\\\r\n]*")|[0-9][0-9_]*|[0-9]*\.[0-9]+|True|False|None)\Z"""
@@ -1060,9 +642,9 @@ def _body(parts: Sequence[ast.AST]) -> _Body:
                 facts.pruned_calls.append(node)
             func = node.func
             if isinstance(func, ast.Attribute):
-                if func.attr in GROWING:
+                if func.attr in catalogue.GROWING_METHODS:
                     _add_owner(facts.grown, func.value)
-                if func.attr in WRITE_METHODS:
+                if func.attr in catalogue.DB_WRITE_METHODS:
                     facts.writes = True
         elif isinstance(node, ast.Await):
             facts.awaits = facts.awaits or not pruned
@@ -1093,7 +675,7 @@ def _ack_shaped(stmt: ast.stmt) -> bool:
     return (
         isinstance(stmt, ast.Expr)
         and isinstance(stmt.value, ast.Call)
-        and callee_name(stmt.value.func) in BATCH_ACKS | {"basic_ack", "commit"}
+        and callee_name(stmt.value.func) in catalogue.ACK_CALLS
     )
 
 
@@ -1174,7 +756,7 @@ def _derived(stmt: ast.stmt, tracked: Set[str]) -> Set[str]:
                     tracked |= assigned_names(node.optional_vars)
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 owner = target_name(node.func.value)
-                if owner and node.func.attr in DERIVING and _call_uses(node, tracked):
+                if owner and node.func.attr in catalogue.DERIVING_METHODS and _call_uses(node, tracked):
                     tracked.add(owner)
         if len(tracked) == before:
             return tracked
@@ -1199,13 +781,13 @@ def _is_logging(func: ast.Attribute) -> bool:
     """``work.is_logging`` (exactly: it is used both ways)."""
     receiver = func.value
     while isinstance(receiver, ast.Attribute):
-        if receiver.attr in _LOGGING_ATTRS:
+        if receiver.attr in catalogue.LOGGING_RECEIVERS:
             return True
         receiver = receiver.value
     if isinstance(receiver, ast.Name):
-        if receiver.id in sinks.LOGGER_NAMES:
+        if receiver.id in catalogue.LOGGER_NAMES:
             return True
-        return receiver.id == "self" and func.attr in _SELF_LOGGING
+        return receiver.id == "self" and func.attr in catalogue.SELF_LOGGING_METHODS
     return False
 
 
