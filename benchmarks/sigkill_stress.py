@@ -25,10 +25,11 @@ from pathlib import Path
 from random import Random
 from typing import Dict, List, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+# a script run from anywhere: the repository root (for tests.support) and src/ come first
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from crash_harness import KILL_CELLS, Trial, random_kill_trial  # noqa: E402
+from tests.support.crash_harness import KILL_CELLS, Trial, random_kill_trial  # noqa: E402
 
 
 def one(args: Tuple[str, int, int, str]) -> Tuple[str, Trial]:

@@ -73,9 +73,9 @@ def imports(path: Path, module: str) -> Iterator[Tuple[str, bool, int]]:
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     top = {id(node) for node in tree.body}
     nested_top: Set[int] = set()
-    for node in tree.body:  # `if TYPE_CHECKING:` / try-except imports count as module level
-        if isinstance(node, (ast.If, ast.Try)):
-            nested_top.update(id(n) for n in ast.walk(node))
+    for statement in tree.body:  # `if TYPE_CHECKING:` / try-except imports count as module level
+        if isinstance(statement, (ast.If, ast.Try)):
+            nested_top.update(id(n) for n in ast.walk(statement))
     for node in ast.walk(tree):
         level = id(node) in top or id(node) in nested_top
         if isinstance(node, ast.Import):

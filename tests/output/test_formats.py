@@ -14,13 +14,13 @@ import pytest
 
 from checkpointify.cli import main
 from checkpointify.output.formats import github_annotations, statistics, statistics_text
-from checkpointify.rules import HAZARDS
 from checkpointify.output.sarif import replacements
+from checkpointify.rules import HAZARDS
 from checkpointify.types import FileResult, Finding, Hazard, Safety
-from fixture_cases import cases
-from programs import BROKEN, JOB, NO_FIX, UNSAFE
+from tests.support.fixture_cases import cases
+from tests.support.programs import BROKEN, JOB, NO_FIX, UNSAFE
 
-SCHEMA = json.loads((Path(__file__).parent / "schemas" / "sarif-2.1.0-rtm.5.json").read_text())
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "sarif-2.1.0-rtm.5.json").read_text())
 
 
 def scan(capsysbinary: pytest.CaptureFixture[bytes], *args: str) -> Tuple[int, str, str]:
@@ -289,7 +289,7 @@ def test_junit_one_testcase_per_file(project: Path, capsysbinary: pytest.Capture
     assert suite.tag == "testsuite" and suite.get("name") == "checkpointify"
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("4", "2", "1")
     cases_by_name = {case.get("name"): case for case in suite.findall("testcase")}
-    assert sorted(cases_by_name) == ["broken.py", "clean.py", "job.py", "unsafe.py"]
+    assert sorted(str(name) for name in cases_by_name) == ["broken.py", "clean.py", "job.py", "unsafe.py"]
     assert list(cases_by_name["clean.py"]) == []
     [failure] = cases_by_name["job.py"].findall("failure")
     assert failure.get("type") == "CKP001" and failure.get("line") == "6"

@@ -11,7 +11,7 @@ from typing import Tuple
 import pytest
 
 from checkpointify.cli import main
-from programs import CLEAN, JOB
+from tests.support.programs import CLEAN, JOB
 
 
 class FakeStdin:

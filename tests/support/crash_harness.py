@@ -27,10 +27,10 @@ from pathlib import Path
 from random import Random
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import crash_child
+from tests.support import crash_child
 
 HERE = Path(__file__).resolve().parent
-SRC = HERE.parent / "src"
+SRC = HERE.parents[1] / "src"
 CHILD = HERE / "crash_child.py"
 BATCH_SLACK = 0.05  # seconds of scheduling noise allowed on top of the batch window
 

@@ -7,8 +7,8 @@ from typing import Tuple
 
 import pytest
 
-from checkpointify.cli import main
 from checkpointify.api import process_source
+from checkpointify.cli import main
 from checkpointify.types import Options
 
 JOB = """import json

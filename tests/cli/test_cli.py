@@ -13,9 +13,9 @@ from typing import Tuple
 import pytest
 
 from checkpointify.cli import main
-from programs import BROKEN, CLEAN, UNSAFE
+from tests.support.programs import BROKEN, CLEAN, UNSAFE
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 SEED = b"""import json
 
@@ -286,8 +286,8 @@ def test_module_and_console_script_run(project: Path) -> None:
     assert done.returncode == 1 and json.loads(done.stdout)["findings"][0]["path"] == "job.py"
     script = shutil.which("checkpointify", path=os.path.dirname(sys.executable))
     assert script is not None
-    done = subprocess.run([script, "--version"], capture_output=True, text=True)
-    assert done.returncode == 0 and "checkpointify" in done.stdout
+    version = subprocess.run([script, "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and "checkpointify" in version.stdout
 
 
 def test_libcst_tool_command_gives_the_same_rewrite(

@@ -6,7 +6,7 @@ import pytest
 
 from checkpointify.api import process_source, rewrite_selected
 from checkpointify.types import Options
-from fixture_cases import Case, cases
+from tests.support.fixture_cases import Case, cases
 
 FIXABLE = [c for c in cases() if any(f["fix"] for f in c.expected_findings)]
 

@@ -18,7 +18,7 @@ import pytest
 
 from checkpointify.cli import inventory as checkpoints
 from checkpointify.cli import main
-from fixture_cases import FIXTURES, SUPPORT
+from tests.support.fixture_cases import FIXTURES, SUPPORT
 
 POSIX = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 CASE = FIXTURES / "collect-loop" / "function-param-key"  # two calls of one loop, keyed by split
@@ -38,7 +38,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _env(where: Path, delay: str = "0.05") -> Dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHECKPOINTIFY_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(SUPPORT), str(Path(__file__).resolve().parents[1] / "src")])
+    env["PYTHONPATH"] = os.pathsep.join([str(SUPPORT), str(Path(__file__).resolve().parents[2] / "src")])
     env["CKPT_WORKLOG"] = str(where / "worklog.txt")
     env["CKPT_DELAY"] = delay
     return env

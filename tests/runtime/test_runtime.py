@@ -16,7 +16,7 @@ import pytest
 from checkpointify import runtime
 from checkpointify.runtime import CheckpointWriteError, StaleCheckpointError, checkpoint
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 @pytest.fixture(autouse=True)

@@ -31,7 +31,7 @@ from typing import Dict, List
 
 import pytest
 
-from fixture_cases import SUPPORT, Case, cases, finding_summary
+from tests.support.fixture_cases import SUPPORT, Case, cases, finding_summary
 
 ALL = cases()
 RUNNABLE = [c for c in ALL if c.rewrites and c.meta.get("run", True)]
@@ -172,8 +172,9 @@ def _kill_midway(where: Path, after_units: int, unordered: bool = False) -> List
     deadline = time.monotonic() + 60
     while len(_worklog(where)) < after_units:
         assert proc.poll() is None, (
-            "the program ended before it could be killed: %s" % proc.stderr.read().decode()
-        )  # type: ignore[union-attr]
+            "the program ended before it could be killed: %s"
+            % (proc.stderr.read() if proc.stderr else b"").decode()
+        )
         assert time.monotonic() < deadline, "the program made no progress"
         time.sleep(0.002)
     time.sleep(random.uniform(0, float(DELAY)))  # land anywhere in the unit, or in the commit after it

@@ -29,7 +29,7 @@ from checkpointify.runtime import (
     checkpoint,
 )
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 # A rewritten CKP002 loop (the shape the transformer emits), with knobs for the tests.
 JOB = """\
@@ -363,8 +363,8 @@ class _AutocommitStore:
 
 STORE_JOB = """\
 import json, os, sys
-sys.path.insert(0, os.environ["TESTS"])
-from test_runtime_transaction import _AutocommitStore
+sys.path.insert(0, os.environ["REPO"])
+from tests.runtime.test_runtime_transaction import _AutocommitStore
 from pathlib import Path
 from checkpointify.runtime import checkpoint
 
@@ -381,7 +381,7 @@ ckpt.complete()
 def test_an_object_with_only_commit_is_at_least_once_through_the_log_file(tmp_path: Path) -> None:
     (tmp_path / "job.py").write_text(STORE_JOB)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHECKPOINTIFY_")}
-    env.update(PYTHONPATH=str(SRC), TESTS=str(Path(__file__).parent), CHECKPOINTIFY_BATCH="off")
+    env.update(PYTHONPATH=str(SRC), REPO=str(Path(__file__).resolve().parents[2]), CHECKPOINTIFY_BATCH="off")
     # killed after unit 3 was committed but before its record was written to the file
     crash = subprocess.run(
         [sys.executable, "job.py"],

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from checkpointify.cli import main
-from fixture_cases import cases, finding_summary
+from tests.support.fixture_cases import cases, finding_summary
 
 CASES = [c for c in cases() if not c.meta.get("unsafe_fixes")]
 

@@ -25,7 +25,7 @@ from typing import Dict
 
 import pytest
 
-FETCH = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "fetch.sh"
+FETCH = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "fetch.sh"
 pytestmark = pytest.mark.slow
 
 

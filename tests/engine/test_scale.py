@@ -18,14 +18,14 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
+import checkpointify.detect.matcher
 import checkpointify.rewrite.verify
-from checkpointify.engine import cache as cache_module
-from checkpointify.engine import pipeline
-from checkpointify.engine import progress
 from checkpointify.cli import main
+from checkpointify.engine import cache as cache_module
+from checkpointify.engine import pipeline, progress
 from checkpointify.engine.discovery import Candidate, Selection, Shard, discover
 from checkpointify.engine.journal import Journal
-from programs import CLEAN, JOB
+from tests.support.programs import CLEAN, JOB
 
 #: legal Python that makes LibCST's native parser overflow its stack (it dies with SIGSEGV);
 #: the loop and the save get it past the prefilter's text stage, and ``ast`` gives up on it
@@ -94,7 +94,7 @@ def test_a_segfault_on_stdin_is_reported_too(project: Path) -> None:
 def test_a_file_over_the_time_limit_is_reported_and_the_run_goes_on(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    real = checkpointify.rewrite.verify.find_plans
+    real = checkpointify.detect.matcher.find_plans
 
     def find_plans(wrapper: Any, path: str, options: Any, *args: Any) -> List[Any]:
         if path.endswith("hang.py"):
@@ -293,7 +293,7 @@ def journal_lines(folder: Path) -> List[str]:
 
 
 def test_fix_killed_with_sigkill_resumes_without_redoing_finished_files(tmp_path: Path) -> None:
-    fixture = Path(__file__).parent / "fixtures" / "collect-loop" / "csv-writerows" / "input.py"
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "collect-loop" / "csv-writerows" / "input.py"
     interrupted, reference = tmp_path / "interrupted", tmp_path / "reference"
     for root in (interrupted, reference):
         root.mkdir()

@@ -18,7 +18,7 @@ from typing import Any, Dict, List
 from checkpointify.api import process_source
 from checkpointify.types import FileResult, Finding, Options
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SUPPORT = FIXTURES / "_support"
 
 

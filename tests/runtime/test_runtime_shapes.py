@@ -22,7 +22,7 @@ from checkpointify.runtime import (
     checkpoint,
 )
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 @pytest.fixture(autouse=True)
@@ -411,7 +411,9 @@ for message in acknowledge_each(queue.receive(), lambda new: queue.ack(new), gro
 def test_acknowledge_each_killed_redelivers_only_the_message_in_flight(tmp_path: Path) -> None:
     (tmp_path / "job.py").write_text(QUEUE_JOB)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHECKPOINTIFY_")}
-    env.update(PYTHONPATH=str(SRC), SUPPORT=str(Path(__file__).parent / "fixtures" / "_support"))
+    env.update(
+        PYTHONPATH=str(SRC), SUPPORT=str(Path(__file__).resolve().parents[1] / "fixtures" / "_support")
+    )
     proc = subprocess.Popen([sys.executable, "job.py"], cwd=tmp_path, env=env)
     log = tmp_path / "worklog.txt"
     while not log.exists() or len(log.read_text().split()) < 4:

@@ -8,12 +8,13 @@ from typing import Any, Dict, List
 
 import pytest
 
+import checkpointify.detect.matcher
 import checkpointify.rewrite.verify
 from checkpointify.cli import main
 from checkpointify.output.report import Exit
-from programs import BROKEN, CLEAN, NO_FIX, SCRIPT
+from tests.support.programs import BROKEN, CLEAN, NO_FIX, SCRIPT
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 #: the injected internal error fires on this file, which must get as far as the matcher
 BOOM = b"acc = []\nfor x in xs:\n    acc.append(work(x))\nsave(acc)\n"
@@ -25,7 +26,7 @@ FILES = {"seed": SCRIPT, "nofix": NO_FIX, "clean": CLEAN, "broken": BROKEN, "boo
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
     monkeypatch.chdir(tmp_path)
-    real = checkpointify.rewrite.verify.find_plans
+    real = checkpointify.detect.matcher.find_plans
 
     def find_plans(wrapper: Any, path: str, options: Any, *args: Any) -> List[Any]:
         if path.endswith("boom.py"):

@@ -27,9 +27,9 @@ import pytest
 import yaml
 
 from checkpointify.cli import cli
-from programs import SCRIPT
+from tests.support.programs import SCRIPT
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 GIT_ENV = {
@@ -191,7 +191,7 @@ def test_action_scan_step_writes_sarif_and_records_the_exit_code(tmp_path: Path)
     inputs = _defaults(paths="src")
     assert _run_step(_step("checkpointify scan"), inputs, project, outputs, {}) == 0  # never fails itself
     assert _outputs(outputs) == {"exit-code": "1"}
-    sarif = json.loads((project / "checkpointify.output.sarif").read_text())
+    sarif = json.loads((project / "checkpointify.sarif").read_text())
     [result] = sarif["runs"][0]["results"]
     assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "src/job.py"
     assert result["fixes"]

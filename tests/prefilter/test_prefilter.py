@@ -28,7 +28,7 @@ import pytest
 from checkpointify import prefilter
 from checkpointify.api import process_source
 from checkpointify.types import FileResult, Options
-from fixture_cases import cases
+from tests.support.fixture_cases import cases
 
 ALL = cases()
 

@@ -22,8 +22,8 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from checkpointify.cli.review import PROMPT, Answer, parse_answer
 from checkpointify.api import process_source, rewrite_selected
+from checkpointify.cli.review import PROMPT, Answer, parse_answer
 from checkpointify.types import Options
 
 TWO = b"""import json

@@ -23,7 +23,14 @@ from typing import Any, Dict, List, Tuple
 import pytest
 
 from checkpointify.runtime import read_info
-from crash_harness import KILL_CELLS, Job, check_final, kill_and_resume, make_job, random_kill_trial
+from tests.support.crash_harness import (
+    KILL_CELLS,
+    Job,
+    check_final,
+    kill_and_resume,
+    make_job,
+    random_kill_trial,
+)
 
 POSIX = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
 pytestmark = POSIX
