@@ -72,7 +72,7 @@ class Finding:
 
 @dataclass(frozen=True)
 class FileResult:
-    """Everything the runner learned about one file.
+    """Everything the analysis learned about one file.
 
     ``new_source`` is the rewritten file (bytes, same encoding/BOM/newlines) when at least
     one fix was applied, else None. ``applied`` lists the findings the rewrite covers.

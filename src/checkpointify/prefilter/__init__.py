@@ -9,15 +9,17 @@ Two stages in front of the matcher throw away the files that *cannot* hold a fin
    twenty times faster than LibCST plus metadata), run only on what stage 1 lets through.
 
 Neither stage is a heuristic. Each condition is implied by what :mod:`checkpointify.detect.matcher`
-(and ``flow``, ``external``, ``work``, ``sinks``, which it calls) requires of a finding, so
+(and ``flow``, ``external``, ``work``, which it calls) requires of a finding, so
 a rejected file provably has no finding; a file let through may still have none, and the
 matcher decides. When a stage cannot decide (``ast`` cannot parse the file, an unexpected
 construct, a recursion limit), the file goes on to LibCST, which reports what it always
 reported.
 
 **Keep this module in step with the matcher.** A new sink, growth method, ack call, cheap
-or heavy call or site shape in ``matcher``/``flow``/``external``/``sinks``/``work`` must be
-admitted here too, and :data:`PREFILTER_VERSION` bumped. ``tests/test_prefilter.py`` runs
+or heavy call or site shape in ``matcher``/``flow``/``external``/``work`` must be
+admitted here too, and :data:`PREFILTER_VERSION` bumped. Words live in one place,
+:mod:`checkpointify.catalogue`, which both sides read (``tests/test_layers.py`` fails when
+a stage keeps a list of its own); shapes have an ``ast`` twin here. ``tests/prefilter/test_prefilter.py`` runs
 both paths over every fixture and the small corpus; ``pytest -m slow`` over the core corpus.
 
 What a finding needs

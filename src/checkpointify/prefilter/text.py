@@ -61,7 +61,7 @@ _LOGGING_ROOT = re.compile(
     + b"|".join(n.encode() for n in sorted(catalogue.LOGGER_NAMES))
     + rb")[ \t]*\.[ \t]*\Z"
 )
-#: ``tqdm.write(...)`` (flow._PRINT_LIKE; pbar and console are logger names already)
+#: ``tqdm.write(...)`` (catalogue.PRINT_LIKE_CALLS; pbar and console are logger names already)
 _TQDM = re.compile(rb"(?<![A-Za-z0-9_.\x80-\xff])tqdm[ \t]*\.[ \t]*\Z")
 
 
@@ -155,7 +155,7 @@ _NAME = re.compile(rb"[A-Za-z0-9_]+")
 
 def _logging_receiver(source: bytes, start: int, word: bytes) -> bool:
     """``word`` at ``start`` is a method of ``sys.stdout``, ``self.stderr``, ``logger``...
-    (``work.is_logging``), or is ``tqdm.write`` (``flow._PRINT_LIKE``): ``flow.describe_sink``
+    (``work.is_logging``), or is ``tqdm.write`` (``catalogue.PRINT_LIKE_CALLS``): ``flow.describe_sink``
     rules such a call out, unless its qualified name is a known sink (the caller checks
     that it cannot be)."""
     head = source[max(0, start - 40) : start]
