@@ -10,8 +10,7 @@ import gc
 import os
 import sys
 import time
-import weakref
-from collections import Counter, deque
+from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
 from typing import (
@@ -34,7 +33,7 @@ from typing import (
     Union,
 )
 
-from .deltas import _MUTABLE, _applicable_in_place, _apply, _apply_in_place, _Tracker
+from .deltas import _MUTABLE, _apply, _apply_in_place, _Tracker
 from .errors import CheckpointError, StaleCheckpointError, _describe_connection, _short, _shown, _type_name
 from .fingerprint import fingerprint, key_fingerprint
 from .frames import (
@@ -52,6 +51,7 @@ from .frames import (
     _Unit,
     _unpicklable,
 )
+from .identity import _Plan
 from .settings import _crash, _Settings, checkpoint_dir, log_name
 
 if TYPE_CHECKING:
@@ -62,47 +62,6 @@ T = TypeVar("T")
 _WRITE_SHARE = 0.05  # batching keeps the time spent writing records under about this share
 _MAX_BATCH_WINDOW = 1.0  # seconds: units never wait longer than this to be written
 _BATCH_MAX_UNITS = 4096  # never hold more units than this in memory
-
-
-class _Plan:
-    """How a ``resume="identity"`` run reuses recorded units over the current input.
-
-    A recorded unit is reused when its item comes up (wherever it now is) if either
-    (a) *exact*: every unit before it in the log was reused, in log order, and no body ran
-    in between, so the accumulators are exactly as they were when it was recorded; or
-    (b) *independent*: its effect did not depend on earlier units (it only appended to
-    lists, added to sets or created dict keys that do not exist yet), and no unit recorded
-    before it has vanished from the input while the loop has dict or set accumulators (a
-    vanished unit may have added an element or key that later units then added again
-    invisibly). A batch (cheap units written together, with one joint effect) is reused
-    only whole and exact: its items come up next to each other, in log order. Otherwise
-    the item runs again, and the new record replaces the old one.
-    """
-
-    __slots__ = ("items", "fps", "pos", "by_fp", "order", "exact_pos", "exact", "cut", "keyed")
-
-    def __init__(self, items: List[Any], fps: List[bytes], units: List[_Unit], keyed: bool) -> None:
-        self.items = items
-        self.fps = fps
-        self.pos = 0
-        live = _live(units)
-        self.by_fp: Dict[bytes, Deque[_Unit]] = {}
-        for unit in live:
-            self.by_fp.setdefault(unit.fp, deque()).append(unit)
-        wanted = Counter(fps)
-        self.cut: Optional[int] = None  # units after this seq may miss invisible effects
-        for fp, queue in self.by_fp.items():
-            for unit in list(queue)[wanted.get(fp, 0) :]:  # recorded more often than it occurs now
-                if unit.keyed:
-                    self.cut = unit.seq if self.cut is None else min(self.cut, unit.seq)
-        self.order = [u.seq for u in live]
-        self.exact_pos = 0
-        self.exact = True
-        self.keyed = keyed
-
-    @property
-    def recorded(self) -> int:
-        return len(self.order)
 
 
 # ------------------------------------------------------------------------ the checkpoint
@@ -324,6 +283,8 @@ class Checkpoint(Generic[T]):
                     "a unit committed just before a crash runs again)"
                     % (self.loop_id, _describe_connection(self._transaction), why_not, _shown(self.path))
                 )
+        import weakref
+
         from .filelog import FileStore
 
         return FileStore(
@@ -723,49 +684,18 @@ class Checkpoint(Generic[T]):
                 "checkpoint %s records %d accumulators but the loop has %d; %s"
                 % (_shown(self.path), len(unit.deltas), len(values), self._how_to_start_over())
             )
-        members = unit.batch or (unit,)
-        exact = (
-            plan.exact
-            and unit is members[0]
-            and plan.exact_pos < len(plan.order)
-            and plan.order[plan.exact_pos] == unit.seq
-        )
-        if unit.batch is not None:
-            exact = exact and self._batch_comes_next(plan, members[1:])
-            if not exact:
-                plan.exact = False
-                return False
-        elif not exact:
-            plan.exact = False
-            if not unit.flags & _REORDERABLE or (plan.keyed and plan.cut is not None and unit.seq > plan.cut):
-                return False
-        effect = members[-1].deltas
-        if not all(_applicable_in_place(v, d, not exact) for v, d in zip(values, effect)):
-            plan.exact = False
+        found = plan.reusable(unit, values)
+        if found is None:
             return False
+        members, exact = found
         self._flush_if_safe()  # fresh units first: their joint effect must not include this one
-        for member in members[1:]:
-            plan.by_fp[member.fp].popleft()
-        plan.pos += len(members) - 1
-        for value, delta in zip(values, effect):
+        plan.take(members, exact)
+        for value, delta in zip(values, members[-1].deltas):
             if delta is not None:
                 _apply_in_place(value, delta)
-        if exact:
-            plan.exact_pos += len(members)
         self._trackers_stale = True
         self._reused += len(members)
         self.restored_units += len(members)
-        return True
-
-    @staticmethod
-    def _batch_comes_next(plan: _Plan, rest: Sequence[_Unit]) -> bool:
-        """Whether the input items right after the current one are ``rest``'s, in order."""
-        if plan.pos + len(rest) > len(plan.items):
-            return False
-        for offset, member in enumerate(rest):
-            queue = plan.by_fp.get(plan.fps[plan.pos + offset])
-            if not queue or queue[0] is not member:
-                return False
         return True
 
     # -- completion -------------------------------------------------------------------
