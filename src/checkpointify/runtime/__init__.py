@@ -94,8 +94,6 @@ paths need (``json``, ``threading``, the database code, ``dataclasses``) is impo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from .acknowledge import Acknowledger, acknowledge_each
 from .checkpoint import Checkpoint, checkpoint
 from .errors import (
@@ -108,9 +106,12 @@ from .errors import (
 from .fingerprint import fingerprint, key_fingerprint
 from .frames import FORMAT as FORMAT  # not in __all__ (it never was), but imported by name
 from .frames import RUNTIME_VERSION
+from .lite import TYPE_CHECKING
 from .settings import checkpoint_dir, log_name
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from .inspection import CheckpointInfo, read_info, remove
 
 __all__ = [

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 from itertools import islice
-from typing import (
-    Any,
-    AsyncIterable,
-    AsyncIterator,
-    Callable,
-    Generic,
-    Iterable,
-    Iterator,
-    Optional,
-    Sequence,
-    Tuple,
-    TypeVar,
-    Union,
-)
 
 from .errors import CheckpointError, _type_name
+from .lite import TYPE_CHECKING, Generic, T
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from typing import (
+        Any,
+        AsyncIterable,
+        AsyncIterator,
+        Callable,
+        Iterable,
+        Iterator,
+        Optional,
+        Sequence,
+        Tuple,
+        Union,
+    )
 
 
 class Acknowledger(Generic[T]):

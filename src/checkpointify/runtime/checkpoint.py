@@ -10,28 +10,6 @@ import gc
 import os
 import sys
 import time
-from collections import deque
-from contextlib import contextmanager
-from pathlib import Path
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    AsyncIterable,
-    AsyncIterator,
-    Callable,
-    Deque,
-    Dict,
-    Generic,
-    Iterable,
-    Iterator,
-    List,
-    NamedTuple,
-    Optional,
-    Sequence,
-    Tuple,
-    TypeVar,
-    Union,
-)
 
 from .deltas import _MUTABLE, _apply, _apply_in_place, _Tracker
 from .errors import CheckpointError, StaleCheckpointError, _describe_connection, _short, _shown, _type_name
@@ -46,18 +24,35 @@ from .frames import (
     _encode_record,
     _header,
     _live,
-    _PendingUnit,
     _Scan,
     _Unit,
     _unpicklable,
 )
-from .identity import _Plan
+from .lite import TYPE_CHECKING, Generic, T, deque
 from .settings import _crash, _Settings, checkpoint_dir, log_name
 
 if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import (
+        Any,
+        AsyncIterable,
+        AsyncIterator,
+        Callable,
+        Deque,
+        Dict,
+        Iterable,
+        Iterator,
+        List,
+        Optional,
+        Sequence,
+        Tuple,
+        Union,
+    )
+
+    from .frames import _PendingUnit
+    from .identity import _Plan
     from .store import Store
 
-T = TypeVar("T")
 
 _WRITE_SHARE = 0.05  # batching keeps the time spent writing records under about this share
 _MAX_BATCH_WINDOW = 1.0  # seconds: units never wait longer than this to be written
@@ -74,23 +69,26 @@ def _no_state() -> Tuple[Any, ...]:
     return ()
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
+class _GcPaused:
     """Restoring only allocates; collections over the growing heap cost about half the time."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
+
+    def __enter__(self) -> None:
+        self.collecting = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.collecting:
             gc.enable()
 
 
-class _Recorded(NamedTuple):
+class _Recorded:
     """What restore() found: the valid frames and the units they hold."""
 
-    scan: _Scan
-    units: List[_Unit]
+    __slots__ = ("scan", "units")
+
+    def __init__(self, scan: _Scan, units: List[_Unit]) -> None:
+        self.scan = scan
+        self.units = units
 
 
 class Checkpoint(Generic[T]):
@@ -198,7 +196,7 @@ class Checkpoint(Generic[T]):
             )
         values = self._open()
         try:
-            with _gc_paused():
+            with _GcPaused():
                 if iterable is not None:
                     self._iterator = iter(iterable)
                 self._iterable = None
@@ -240,7 +238,7 @@ class Checkpoint(Generic[T]):
             recorded = self._read_records()
             live = _live(recorded.units)
             consumed, mismatch = await self._amatch_items(live)
-            with _gc_paused():
+            with _GcPaused():
                 values = self._restore_by_position(values, recorded, live, consumed, mismatch)
         except BaseException:
             self._release()
@@ -260,6 +258,9 @@ class Checkpoint(Generic[T]):
         if self.resume == "identity":
             _check_mutable(self.loop_id, values)
         self._accumulators = len(values)
+        # the record pickle's import, now: the first record's cost calibrates batching
+        from . import pickling  # noqa: F401
+
         store = self._new_store(announce=True)
         store.open()
         self._store = store
@@ -326,6 +327,8 @@ class Checkpoint(Generic[T]):
         units = recorded.units
         items = list(self._iterator)
         keyed = any(isinstance(v, (dict, set)) for v in values)
+        from .identity import _Plan
+
         self._plan = _Plan(items, [fingerprint(x) for x in items], units, keyed)
         self._seq = max((u.seq for u in units), default=-1) + 1
         self._open_existing(recorded.scan)
@@ -784,6 +787,8 @@ def checkpoint(
     (only that default folder is removed when it is left empty). Nothing is read, locked
     or written until :meth:`Checkpoint.restore`.
     """
+    from pathlib import Path  # here, not with the module: see lite.py
+
     caller = sys._getframe(1)
     source = "%s:%d" % (_shown(Path(caller.f_code.co_filename)), caller.f_lineno)
     return Checkpoint(

@@ -11,7 +11,6 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import (
     CheckpointError,
@@ -21,7 +20,11 @@ from .errors import (
     _describe_connection,
 )
 from .frames import _header_frame, _Scan, _scan
+from .lite import TYPE_CHECKING
 from .settings import _crash, _hostname
+
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple
 
 # ``checkpoint(..., transaction=conn)`` (CKP002: rows written per item, one commit after
 # the loop) keeps the loop's records in the connection's own database, in the transaction

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import errno
-from pathlib import Path
-from typing import Any, Dict, Optional
+
+from .lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, Dict, Optional
 
 
 class CheckpointError(Exception):
@@ -53,6 +57,8 @@ def _describe(exc: OSError) -> str:
 
 def _shown(path: Path) -> str:
     """``path`` relative to the working directory when it is inside it (shorter messages)."""
+    from pathlib import Path  # loaded already: ``path`` is one
+
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:

@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, NoReturn, Optional, Tuple
 
 from .errors import (
     CheckpointError,
@@ -21,9 +20,12 @@ from .errors import (
     _shown,
 )
 from .frames import _header_frame, _Scan, _scan
+from .lite import TYPE_CHECKING
 from .settings import _crash, _hostname, _Settings
 
 if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, NoReturn, Optional, Tuple
+
     from .store import Owner
 
 try:

@@ -4,8 +4,12 @@ Stable across processes, runs and Python versions the runtime supports."""
 
 from __future__ import annotations
 
-from pathlib import PurePath
-from typing import Any, List
+import sys
+
+from .lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any, List, Tuple
 
 try:  # hashlib itself loads OpenSSL; blake2 is built in
     from _blake2 import blake2b as _builtin_blake2b
@@ -32,7 +36,14 @@ def fingerprint(item: object) -> bytes:
     return h.digest()
 
 
-_KEY_SCALARS = (str, bytes, int, float, bool, type(None), PurePath)
+_KEY_SCALARS = (str, bytes, int, float, bool, type(None))
+
+
+def _path_types() -> Tuple[type, ...]:
+    """``(pathlib.PurePath,)``, or ``()`` while ``pathlib`` is not imported: then no object is
+    a path (the runtime does not import ``pathlib`` just to ask)."""
+    pathlib = sys.modules.get("pathlib")
+    return (pathlib.PurePath,) if pathlib is not None else ()
 
 
 def key_fingerprint(key: object) -> str:
@@ -46,9 +57,12 @@ def key_fingerprint(key: object) -> str:
     """
     parts = key if isinstance(key, tuple) else (key,)
     summary: List[object] = []
+    paths = _path_types()
     for value in parts:
-        if isinstance(value, _KEY_SCALARS) and not (isinstance(value, (str, bytes)) and len(value) > 4096):
-            summary.append(str(value) if isinstance(value, PurePath) else value)
+        if isinstance(value, paths):
+            summary.append(str(value))
+        elif isinstance(value, _KEY_SCALARS) and not (isinstance(value, (str, bytes)) and len(value) > 4096):
+            summary.append(value)
         elif isinstance(value, (list, tuple, dict, set, frozenset, str, bytes)):
             summary.append("%s[%d]" % (type(value).__name__, len(value)))
         else:
@@ -84,7 +98,7 @@ def _feed(h: Any, x: Any) -> None:
         h.update(b"S%d:" % len(x))
         for d in sorted(fingerprint(e) for e in x):
             h.update(d)
-    elif isinstance(x, PurePath):
+    elif isinstance(x, _path_types()):
         h.update(b"p")
         _feed(h, str(x))
     else:
@@ -107,10 +121,3 @@ def _without_addresses(text: str) -> str:
     import re
 
     return re.sub(r" at 0x[0-9a-fA-F]+", "", text)
-
-
-# ----------------------------------------------------------------------- state deltas
-#
-# A unit's record holds, for each accumulator, how it changed during the unit:
-#   None            unchanged
-#   ("e", suffix)   grew at the end (list, str, bytes, tuple, bytearray, deque)

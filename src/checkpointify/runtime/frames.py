@@ -8,14 +8,15 @@ holds the frames one after the other; the database store holds one a row."""
 
 from __future__ import annotations
 
-import pickle
 import struct
 import zlib
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from .deltas import _dumps, _loads, _reintern
 from .errors import CheckpointError, _short, _type_name
 from .fingerprint import _PICKLE_PROTOCOL
+from .lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 RUNTIME_VERSION = "2"
 FORMAT = "checkpointify/2"
@@ -55,13 +56,18 @@ def _frame_end(view: memoryview, pos: int, end: int, kinds: Tuple[int, ...]) -> 
     return stop
 
 
-class _Scan(NamedTuple):
+class _Scan:
     """The longest valid prefix of a log, and what follows it."""
 
-    frames: List[Tuple[int, int, int]]  # kind, payload start, payload end
-    valid_end: int  # where the valid prefix ends
-    size: int
-    corrupt_at: int  # offset of a bad frame that a valid frame follows (-1: the tail is only torn)
+    __slots__ = ("frames", "valid_end", "size", "corrupt_at")
+
+    def __init__(
+        self, frames: List[Tuple[int, int, int]], valid_end: int, size: int, corrupt_at: int
+    ) -> None:
+        self.frames = frames  # kind, payload start, payload end
+        self.valid_end = valid_end  # where the valid prefix ends
+        self.size = size
+        self.corrupt_at = corrupt_at  # offset of a bad frame that a valid frame follows (-1: only torn)
 
 
 def _scan(data: bytes) -> _Scan:
@@ -111,13 +117,16 @@ class _Unit:
         return any(d is not None and d[0] != "e" for d in effect)
 
 
-# (seq, item fingerprint, seq of the unit it replaces or -1): a completed unit not yet written
-_PendingUnit = Tuple[int, bytes, int]
+if TYPE_CHECKING:
+    # (seq, item fingerprint, seq of the unit it replaces or -1): a completed unit not yet written
+    _PendingUnit = Tuple[int, bytes, int]
 
 
 def _encode_record(units: Sequence[_PendingUnit], flags: int, deltas: Tuple[Any, ...]) -> bytes:
     """One frame holding ``units`` and their joint effect ``deltas``. Raises whatever
     pickle raises for a value it cannot serialise."""
+    from .pickling import _dumps
+
     body = _dumps([deltas])
     head = _RECORD.pack(units[0][0], len(units)) + b"".join(_UNIT.pack(u[1], u[2], flags) for u in units)
     if len(head) + len(body) > _MAX_PAYLOAD:
@@ -130,6 +139,10 @@ def _encode_record(units: Sequence[_PendingUnit], flags: int, deltas: Tuple[Any,
 
 def _decode_units(data: bytes, scan: _Scan, v1: bool) -> List[_Unit]:
     """Every unit of the valid prefix, in log order (raises on a record pickle cannot load)."""
+    import pickle
+
+    from .pickling import _loads, _reintern
+
     view = memoryview(data)
     units: List[_Unit] = []
     for _kind, start, stop in scan.frames[1:]:
@@ -211,6 +224,8 @@ def _header(data: bytes, scan: _Scan) -> Dict[str, Any]:
 
 def _unpicklable(loop_id: str, units: Sequence[_PendingUnit], deltas: Tuple[Any, ...], exc: Exception) -> str:
     """Name the loop, the unit(s), the accumulator and the value pickle refused."""
+    import pickle
+
     which = "unit #%d" % units[0][0] if len(units) == 1 else "units #%d-#%d" % (units[0][0], units[-1][0])
     for index, delta in enumerate(deltas):
         try:
@@ -237,6 +252,8 @@ def _unpicklable(loop_id: str, units: Sequence[_PendingUnit], deltas: Tuple[Any,
 
 def _culprit(delta: Any) -> Any:
     """The first value inside a delta that pickle refuses (the delta itself if none is)."""
+    import pickle
+
     if delta is None:
         return None
     tag, data = delta

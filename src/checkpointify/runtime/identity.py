@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter, deque
-from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
 
 from .deltas import _applicable_in_place
 from .frames import _REORDERABLE, _live, _Unit
+from .lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
 
 
 class _Plan:

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import os
-import re
-from pathlib import Path
-from typing import NamedTuple, NoReturn, Optional, Tuple
 
 from .errors import CheckpointError
 from .fingerprint import _blake2b
+from .lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import NoReturn, Optional, Tuple
 
 
 def checkpoint_dir() -> Path:
     """Where logs live: ``$CHECKPOINTIFY_DIR``, else ``.checkpointify`` in the working directory."""
+    from pathlib import Path  # here, not with the module: see lite.py
+
     configured = os.environ.get("CHECKPOINTIFY_DIR")
     return Path(configured) if configured else Path.cwd() / ".checkpointify"
 
 
 def log_name(loop_id: str, key_fp: str = "") -> str:
     """The file name of a loop's log: readable slug plus a hash that keeps names unique."""
+    import re  # here, not with the module: see lite.py
+
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", loop_id).strip("_")[:80]
     digest = _blake2b((loop_id + "\0" + key_fp).encode("utf-8"), digest_size=4).hexdigest()
     return "%s-%s.ckpt" % (slug, digest)
@@ -39,15 +45,20 @@ _FAULT_POINTS = (
 )
 
 
-class _Settings(NamedTuple):
-    """The environment variables, read once when a checkpoint is created (a NamedTuple,
-    not a dataclass: ``dataclasses`` costs more to import than the rest of the runtime)."""
+class _Settings:
+    """The environment variables, read once when a checkpoint is created (a plain class:
+    ``dataclasses`` and ``typing.NamedTuple`` cost more to import than the whole runtime)."""
 
-    fsync: str  # always | batched | never
-    on_stale: str  # error | restart
-    quiet: bool
-    batch: bool  # cheap units may wait to be written together (CHECKPOINTIFY_BATCH=auto)
-    fault: Optional[Tuple[str, int]]  # test-only fault injection (CHECKPOINTIFY_FAULT)
+    __slots__ = ("fsync", "on_stale", "quiet", "batch", "fault")
+
+    def __init__(
+        self, fsync: str, on_stale: str, quiet: bool, batch: bool, fault: Optional[Tuple[str, int]]
+    ) -> None:
+        self.fsync = fsync  # always | batched | never
+        self.on_stale = on_stale  # error | restart
+        self.quiet = quiet
+        self.batch = batch  # cheap units may wait to be written together (CHECKPOINTIFY_BATCH=auto)
+        self.fault = fault  # test-only fault injection (CHECKPOINTIFY_FAULT)
 
     @staticmethod
     def from_env() -> "_Settings":
