@@ -80,16 +80,19 @@ The package imports nothing outside the standard library and itself (relative im
 only), so that vendoring it is copying this folder. Its modules:
 
 * :mod:`.checkpoint`: :class:`Checkpoint` and :func:`checkpoint`, over a :class:`.store.Store`:
-  :mod:`.filelog` (the log file, its lock and fsync) or :mod:`.database` (``transaction=``,
-  imported only then);
-* :mod:`.frames` (the on-disk format), :mod:`.deltas` (a unit's effect on the
-  accumulators), :mod:`.fingerprint`, :mod:`.settings` (environment, fault injection),
-  :mod:`.errors`;
+  :mod:`.filelog` (the log file, fsync, the sync thread; its lock in :mod:`.lock`) or
+  :mod:`.database` (``transaction=``); :mod:`.identity` plans ``resume="identity"``;
+* :mod:`.frames` (the on-disk format), :mod:`.pickling` (the records' pickle),
+  :mod:`.deltas` (a unit's effect on the accumulators), :mod:`.fingerprint`,
+  :mod:`.settings` (environment, fault injection), :mod:`.errors`;
 * :mod:`.acknowledge` (:func:`acknowledge_each`), :mod:`.inspection` (:func:`read_info`,
-  :func:`remove`; imported on first use).
+  :func:`remove`, :class:`CheckpointInfo`).
 
-Importing the package stays cheap (it is a cost every rewritten job pays): what only some
-paths need (``json``, ``threading``, the database code, ``dataclasses``) is imported there.
+Importing the package is a cost every rewritten job pays, so it loads only what defining
+the names needs (about 5 ms over bare Python; ``benchmarks/runtime_overhead.py --imports``).
+``typing`` is for the type checker only (see :mod:`.lite`); ``pathlib``, ``re``,
+``pickle``, the log file, the database store and inspection are imported where first
+used: by :func:`checkpoint`, ``restore()``, ``transaction=`` or :func:`read_info`.
 """
 
 from __future__ import annotations

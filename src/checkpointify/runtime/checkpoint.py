@@ -293,7 +293,6 @@ class Checkpoint(Generic[T]):
             self.loop_id,
             self._settings,
             header,
-            self._say,
             weakref.ref(self),
             self._start_over_command(),
             self._default_dir,

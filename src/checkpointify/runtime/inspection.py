@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from .errors import CheckpointError, CheckpointWriteError, _describe, _shown
-from .filelog import _Lock, _lock_holder, _lock_path
 from .frames import _FORMAT_V1, FORMAT, _count_units, _header, _scan
+from .lock import _Lock, _lock_holder, _lock_path
 
 
 @dataclass(frozen=True)
