@@ -294,7 +294,6 @@ class Checkpoint(Generic[T]):
             self._settings,
             header,
             weakref.ref(self),
-            self._start_over_command(),
             self._default_dir,
             commit_first=self._transaction,
         )
@@ -444,12 +443,6 @@ class Checkpoint(Generic[T]):
     def _how_to_start_over(self) -> str:
         assert self._store is not None
         return self._store.how_to_start_over()
-
-    def _start_over_command(self) -> str:
-        command = "checkpointify checkpoints clear %s" % self.path.name[: -len(".ckpt")]
-        if not self._default_dir and not os.environ.get("CHECKPOINTIFY_DIR"):
-            command += " --dir %s" % _shown(self.directory)
-        return command
 
     def _on_stale(self, reason: str, consumed: List[T]) -> None:
         if self._settings.on_stale == "restart":

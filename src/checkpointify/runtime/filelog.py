@@ -370,14 +370,12 @@ class FileStore:
         settings: _Settings,
         header: Dict[str, Any],
         owner: Callable[[], Optional[Owner]],
-        start_over: str,
         default_dir: bool,
         commit_first: object = None,
     ) -> None:
         self.path = path
         self.log = _Log(path, loop_id, settings, header)
         self._owner = owner
-        self._start_over = start_over  # the command that deletes the log
         self._default_dir = default_dir  # the directory is ours to remove once empty
         self._commit_first = commit_first
 
@@ -483,7 +481,10 @@ class FileStore:
         )
 
     def how_to_start_over(self) -> str:
-        return "to start over, run `%s` (or delete the file)" % self._start_over
+        command = "checkpointify checkpoints clear %s" % self.path.name[: -len(".ckpt")]
+        if not self._default_dir and not os.environ.get("CHECKPOINTIFY_DIR"):
+            command += " --dir %s" % _shown(self.path.parent)
+        return "to start over, run `%s` (or delete the file)" % command
 
     def remove(self) -> None:
         """Delete the log durably and release the lock; in the default directory, also the
