@@ -511,7 +511,7 @@ def test_exit_handler_syncs_the_log_and_a_batch_in_flight_reruns(tmp_path: Path)
 
 
 def test_errno_names_are_what_the_messages_claim() -> None:
-    from checkpointify.runtime import _describe
+    from checkpointify.runtime.errors import _describe
 
     assert "no space left" in _describe(OSError(errno.ENOSPC, "x"))
     assert "read-only" in _describe(OSError(errno.EROFS, "x"))

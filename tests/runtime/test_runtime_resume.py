@@ -24,6 +24,8 @@ from checkpointify.runtime import (
     CheckpointError,
     CheckpointLockedError,
     checkpoint,
+    deltas,
+    filelog,
     fingerprint,
     read_info,
     remove,
@@ -323,7 +325,7 @@ def test_a_batch_is_written_at_exit_when_no_unit_is_in_flight(monkeypatch: pytes
     with pytest.raises(OSError):
         for i in ckpt:
             acc.append(i)
-    runtime._sync_open_logs_at_exit()
+    filelog._sync_open_logs_at_exit()
     assert read_info(ckpt.path).units == 5000
 
 
@@ -459,7 +461,7 @@ def test_dict_deltas_replay_every_kind_of_change(seed: int) -> None:
     rng = random.Random(seed)
     live: Dict[Any, Any] = {k: ([k] if k % 3 == 0 else k) for k in range(50)}
     replay = copy.deepcopy(live)
-    tracker = runtime._Tracker(live)
+    tracker = deltas._Tracker(live)
     for _ in range(200):
         for _ in range(rng.randint(1, 4)):  # one unit = a few operations; one delta per batch
             key = rng.randrange(80)
@@ -473,5 +475,5 @@ def test_dict_deltas_replay_every_kind_of_change(seed: int) -> None:
             else:
                 live[key] = {"n": rng.random()}
         delta = tracker.delta(live)
-        replay = runtime._apply(replay, copy.deepcopy(delta))
+        replay = deltas._apply(replay, copy.deepcopy(delta))
         assert replay == live

@@ -48,6 +48,10 @@ for n in ckpt:
     with open("worklog.txt", "a") as log:
         log.write("%d\\n" % n)
     conn.execute("INSERT INTO rows VALUES (?, ?)", (n, "first-%d" % n))
+    if n == cfg.get("hold_at"):  # a handshake: the unit's transaction is open (see the test)
+        open("holding", "w").close()
+        while not os.path.exists("release"):
+            time.sleep(0.005)
     time.sleep(cfg.get("delay", 0))
     if n == cfg.get("break_at"):
         break
@@ -264,29 +268,41 @@ def test_complete_drops_the_table_only_when_no_other_loop_has_rows(tmp_path: Pat
 
 
 def test_a_second_process_never_records_a_unit_twice(tmp_path: Path) -> None:
-    config = {"n": 10, "delay": 0.05}
+    """Two processes run the same loop at once: the first holds unit #1 open (its rows and
+    the open marker inserted, not committed) until the second has finished, so the second
+    always meets the first's open transaction. A handshake through files, not timing: the
+    second starts only once the first says it holds the unit, and the first goes on only
+    once the second has exited."""
     (tmp_path / "job.py").write_text(JOB)
-    env = job_env(config)
     first = subprocess.Popen(
-        [sys.executable, "job.py"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+        [sys.executable, "job.py"],
+        cwd=tmp_path,
+        env=job_env({"n": 10, "hold_at": 1}),
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    while len(worklog(tmp_path)) < 2:
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "holding").exists():
+        assert first.poll() is None, first.communicate()[1]
+        assert time.monotonic() < deadline, "the first process never reached unit #1"
         time.sleep(0.005)
-    second = subprocess.Popen(
-        [sys.executable, "job.py"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+    # the second waits at most 0.2 s for the first's write lock, then gives up
+    second = subprocess.run(
+        [sys.executable, "job.py"],
+        cwd=tmp_path,
+        env=job_env({"n": 10, "connect": {"timeout": 0.2}}),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
-    errors = [first.communicate(timeout=60)[1], second.communicate(timeout=60)[1]]
-    codes = [first.returncode, second.returncode]
-    # one of them loses, before it records anything: the database is locked by the other's
-    # open unit, or the other recorded the unit first (the primary key: its unit is rolled
-    # back), or the other completed and dropped the table while it waited for the lock
-    assert sorted(codes) == [0, 1], errors
-    loser = errors[codes.index(1)]
-    assert (
-        "CheckpointLockedError" in loser or "database is locked" in loser or "checkpointify_log" in loser
-    ), loser
-    if "checkpointify_log" in tables(tmp_path):  # the winner finished first: resume what is left
-        run_job(tmp_path, config)
+    (tmp_path / "release").touch()
+    first_error = first.communicate(timeout=60)[1]
+    assert first.returncode == 0, first_error
+    # the second loses before it records or writes anything: the database is locked by the
+    # first's open unit (the primary key would stop it too, had it got that far)
+    assert second.returncode == 1, second.stderr
+    assert "CheckpointWriteError" in second.stderr and "database is locked" in second.stderr, second.stderr
+    assert worklog(tmp_path) == list(range(10))  # the second ran no unit's body
     assert rows(tmp_path) == full(10)
     assert "checkpointify_log" not in tables(tmp_path)
 
