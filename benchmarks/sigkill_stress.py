@@ -2,10 +2,10 @@
 
     python benchmarks/sigkill_stress.py [--trials N] [--seed S] [--jobs J] [--cell NAME ...]
 
-Cycles through the kill cells of ``tests/crash_harness.py`` (the suite runs a few trials
+Cycles through the kill cells of ``tests/support/crash_harness.py`` (the suite runs a few trials
 of each): small records, the default policy, records of 250 KB (kills land mid-write),
 cheap batched units, identity resume over a shuffled input with small and 150 KB records.
-Each trial starts ``tests/crash_child.py``, kills it with SIGKILL at a random moment,
+Each trial starts ``tests/support/crash_child.py``, kills it with SIGKILL at a random moment,
 reads what the log looks like (``read_info``: a torn tail?), resumes it over the same or
 a shuffled input and checks the invariants: no completed unit lost (beyond the batch
 window a cell allows), none applied twice or skipped (the output is byte-identical to an

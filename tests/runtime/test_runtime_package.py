@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List
 
-RUNTIME = Path(__file__).resolve().parents[1] / "src" / "checkpointify" / "runtime"
+RUNTIME = Path(__file__).resolve().parents[2] / "src" / "checkpointify" / "runtime"
 
 # A job that imports the vendored runtime. ``python -I -S``: no PYTHONPATH, no site-packages
 # (where an editable install of checkpointify lives), no script directory on sys.path; the

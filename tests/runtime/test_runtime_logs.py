@@ -12,7 +12,7 @@ import pytest
 
 from checkpointify.runtime import FORMAT, StaleCheckpointError, checkpoint, read_info
 
-V2 = Path(__file__).parent / "fixtures" / "runtime-logs" / "v2"
+V2 = Path(__file__).resolve().parents[1] / "fixtures" / "runtime-logs" / "v2"
 ITEMS = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]
 
 
