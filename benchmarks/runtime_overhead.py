@@ -17,6 +17,13 @@
    case), and as the default policy writes them.
 3. Cheap units (1, 10, 50 us): overhead with batching (the default) and without, and how
    often a batch is written (the most a ``kill -9`` can lose).
+4. Import cost (``--imports`` runs only this): fresh interpreters, alternating, median of
+   ``--import-runs`` each: ``python -c pass``, ``import checkpointify`` (the parent package,
+   which only holds ``__version__``, paid by every ``import checkpointify.runtime``),
+   ``import checkpointify.runtime``, and a first tiny checkpointed loop (what deferred imports
+   cost once a loop runs); then the modules ``-X importtime`` charges the most to the import.
+   ``--src DIR`` times another checkout's ``src`` (e.g. a ``git worktree`` of an older
+   commit) the same way, for a before/after.
 
 Timings are wall-clock on whatever machine runs it; a shared machine adds noise, which the
 alternation and the medians are there to absorb. Nothing here is a test.
@@ -29,6 +36,7 @@ import gc
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -155,12 +163,104 @@ def cheap(n: int, work: float, batch: str, repeat: int, base: Path) -> Dict[str,
         os.environ.pop("CHECKPOINTIFY_BATCH")
 
 
+IMPORT_COMMANDS = [
+    ("python -c pass", "pass"),
+    ("import checkpointify", "import checkpointify"),
+    ("import checkpointify.runtime", "import checkpointify.runtime"),
+    (
+        "... and a first loop",
+        "import os, tempfile; from checkpointify.runtime import checkpoint; "
+        "c = checkpoint('bench::first::acc', range(3), lambda: ([],), directory=tempfile.mkdtemp()); "
+        "c.restore(); [None for _ in c]; c.complete()",
+    ),
+]
+
+
+def import_cost(src: Path, runs: int) -> List[float]:
+    """Median wall seconds of each of IMPORT_COMMANDS in a fresh interpreter (same flags and
+    environment for all, ``src`` first on ``sys.path``), the commands alternating."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHECKPOINTIFY_")}
+    env.update(PYTHONPATH=str(src), CHECKPOINTIFY_QUIET="1")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its .pyc files: so here
+    for _label, code in IMPORT_COMMANDS:  # warm the page cache and write the .pyc files
+        subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    times: List[List[float]] = [[] for _ in IMPORT_COMMANDS]
+    for run in range(runs):
+        order = list(range(len(IMPORT_COMMANDS)))
+        if run % 2:
+            order.reverse()
+        for index in order:
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", IMPORT_COMMANDS[index][1]], env=env, check=True)
+            times[index].append(time.perf_counter() - started)
+    return [statistics.median(t) for t in times]
+
+
+def import_offenders(src: Path, top: int) -> List[Tuple[str, int]]:
+    """The modules ``import checkpointify.runtime`` loads that bare Python does not, by
+    the microseconds ``-X importtime`` charges to each itself (one run: indicative only)."""
+    env = dict(os.environ, PYTHONPATH=str(src))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import checkpointify.runtime"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    bare = subprocess.run(
+        [sys.executable, "-c", "import sys; print(' '.join(sys.modules))"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    rows = []
+    for line in done.stderr.splitlines():
+        fields = line.split("|")
+        if (
+            len(fields) == 3
+            and fields[0].startswith("import time:")
+            and fields[0].split(":")[1].strip().isdigit()
+        ):
+            name = fields[2].strip()
+            if name not in bare:
+                rows.append((name, int(fields[0].split(":")[1])))
+    return sorted(rows, key=lambda row: -row[1])[:top]
+
+
+def report_imports(src: Path, runs: int) -> None:
+    print("import cost (%s, fresh interpreters, %d runs each, alternating, medians)" % (src, runs))
+    medians = import_cost(src, runs)
+    bare = medians[0]
+    for (label, _code), seconds in zip(IMPORT_COMMANDS, medians):
+        extra = "" if seconds is bare else "  %+6.1f ms  x%.2f" % ((seconds - bare) * 1000, seconds / bare)
+        print("  %-32s %7.1f ms%s" % (label, seconds * 1000, extra))
+    print(
+        "  (the parent package costs %.1f ms of that: it only holds __version__)"
+        % ((medians[1] - bare) * 1000)
+    )
+    print("  most of the runtime's own import (-X importtime, self, one run):")
+    for name, micros in import_offenders(src, 8):
+        print("    %-36s %6.2f ms" % (name, micros / 1000))
+    print()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer units and repeats (a smoke run)")
     parser.add_argument("--repeat", type=int, default=0, help="repetitions per row (default 5; --quick 2)")
     parser.add_argument("--dir", default=None, help="where to write the logs (default: a temporary folder)")
+    parser.add_argument("--imports", action="store_true", help="only the import cost (section 4)")
+    parser.add_argument(
+        "--import-runs", type=int, default=15, help="fresh interpreters per command (default 15)"
+    )
+    parser.add_argument("--src", default=None, help="time the import of this src folder instead of ours")
     args = parser.parse_args()
+    src = Path(args.src).resolve() if args.src else Path(__file__).resolve().parents[1] / "src"
+    report_imports(src, max(3, args.import_runs // 3) if args.quick else args.import_runs)
+    if args.imports:
+        return 0
     repeat = args.repeat or (2 if args.quick else 5)
     scale = 0.2 if args.quick else 1.0
     for name in [n for n in os.environ if n.startswith("CHECKPOINTIFY_")]:

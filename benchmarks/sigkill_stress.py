@@ -2,10 +2,10 @@
 
     python benchmarks/sigkill_stress.py [--trials N] [--seed S] [--jobs J] [--cell NAME ...]
 
-Cycles through the kill cells of ``tests/crash_harness.py`` (the suite runs a few trials
+Cycles through the kill cells of ``tests/support/crash_harness.py`` (the suite runs a few trials
 of each): small records, the default policy, records of 250 KB (kills land mid-write),
 cheap batched units, identity resume over a shuffled input with small and 150 KB records.
-Each trial starts ``tests/crash_child.py``, kills it with SIGKILL at a random moment,
+Each trial starts ``tests/support/crash_child.py``, kills it with SIGKILL at a random moment,
 reads what the log looks like (``read_info``: a torn tail?), resumes it over the same or
 a shuffled input and checks the invariants: no completed unit lost (beyond the batch
 window a cell allows), none applied twice or skipped (the output is byte-identical to an
@@ -25,10 +25,11 @@ from pathlib import Path
 from random import Random
 from typing import Dict, List, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+# a script run from anywhere: the repository root (for tests.support) and src/ come first
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from crash_harness import KILL_CELLS, Trial, random_kill_trial  # noqa: E402
+from tests.support.crash_harness import KILL_CELLS, Trial, random_kill_trial  # noqa: E402
 
 
 def one(args: Tuple[str, int, int, str]) -> Tuple[str, Trial]:

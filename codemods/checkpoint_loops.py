@@ -1,52 +1,10 @@
 """``python -m libcst.tool codemod checkpoint_loops.CheckpointLoopsCommand --no-format PATH``.
 
-A thin LibCST command over checkpointify's own rewrite: the same matcher, the same
-transformer and the same safety checks as ``checkpointify fix``, so both give byte-identical
-results. Findings without an applicable fix are reported as LibCST warnings.
+A thin entry for a checkout of this repository. The command ships in the package as
+:mod:`checkpointify.codemods.checkpoint_loops`: wherever checkpointify is installed, list
+``checkpointify.codemods`` under ``modules:`` in ``.libcst.codemod.yaml`` instead.
 """
 
-from __future__ import annotations
+from checkpointify.codemods.checkpoint_loops import CheckpointLoopsCommand
 
-import argparse
-
-import libcst as cst
-from libcst.codemod import CodemodContext, SkipFile, VisitorBasedCodemodCommand
-
-from checkpointify.runner import rewrite_checked
-from checkpointify.types import Options
-
-
-class CheckpointLoopsCommand(VisitorBasedCodemodCommand):
-    DESCRIPTION = "Checkpoint collect-then-save loops so that a re-run resumes (checkpointify)."
-
-    @staticmethod
-    def add_args(arg_parser: argparse.ArgumentParser) -> None:
-        arg_parser.add_argument(
-            "--unsafe-fixes",
-            dest="unsafe_fixes",
-            action="store_true",
-            help="Also apply fixes whose resume may differ (see `checkpointify scan`).",
-        )
-
-    def __init__(self, context: CodemodContext, unsafe_fixes: bool = False) -> None:
-        super().__init__(context)
-        self.options = Options(unsafe_fixes=unsafe_fixes)
-
-    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
-        path = self.context.filename or "<stdin>"
-        outcome = rewrite_checked(tree, path, self.options)
-        for finding in outcome.findings:
-            if finding not in outcome.applied:
-                self.warn(
-                    "%s:%d: %s %s (not rewritten: fix %s)"
-                    % (
-                        path,
-                        finding.line,
-                        finding.code,
-                        finding.message,
-                        finding.fix.value if finding.fix else "none",
-                    )
-                )
-        if outcome.error is not None:
-            raise SkipFile(outcome.error)
-        return outcome.module
+__all__ = ["CheckpointLoopsCommand"]

@@ -1,6 +1,6 @@
 """Regenerate expected.py and findings.json for fixture cases (then REVIEW every diff).
 
-    python tests/regen_fixtures.py [CASE-ID-SUBSTRING ...]
+    python -m tests.regen_fixtures [CASE-ID-SUBSTRING ...]
 
 The test suite never calls this: a fixture's expectation is what a person checked.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 
-from fixture_cases import cases, finding_summary
+from tests.support.fixture_cases import cases, finding_summary
 
 
 def main(argv: list) -> int:

@@ -72,7 +72,7 @@ class Finding:
 
 @dataclass(frozen=True)
 class FileResult:
-    """Everything the runner learned about one file.
+    """Everything the analysis learned about one file.
 
     ``new_source`` is the rewritten file (bytes, same encoding/BOM/newlines) when at least
     one fix was applied, else None. ``applied`` lists the findings the rewrite covers.
@@ -101,7 +101,7 @@ class Options:
     """What the core needs to know besides the file itself.
 
     ``root`` is the directory checkpoint identities are made relative to (see
-    :func:`checkpointify.matcher.loop_identity`); ``None`` means "find the project root".
+    :func:`checkpointify.detect.matcher.loop_identity`); ``None`` means "find the project root".
     ``cache_dir`` is the ``cache-dir`` setting, already made absolute (None: the default).
     """
 
@@ -114,3 +114,8 @@ class Options:
     #: written into rewritten code as ``directory=...`` (else the runtime's default applies)
     checkpoint_dir: Optional[str] = None
     cache_dir: Optional[str] = None
+
+
+def applicable(finding: Finding, options: Options) -> bool:
+    """Whether ``fix``/``diff`` apply this finding's fix: safe fixes always, unsafe ones on request."""
+    return finding.fix is Safety.SAFE or (finding.fix is Safety.UNSAFE and options.unsafe_fixes)

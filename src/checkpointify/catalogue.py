@@ -1,0 +1,409 @@
+"""Data, not code: every word list and table both detection stages use.
+
+The matcher (:mod:`checkpointify.detect`) asks its questions of a call from these tables:
+is it a *sink* (it persists its arguments or receiver), is it a *per-item persist* (a loop
+that already does this inside its body is left alone), is it *cheap* (a loop body made
+only of cheap calls does no work worth checkpointing) or *heavy*, does it *grow* an
+accumulator, write to a database, acknowledge a batch. The screening stages
+(:mod:`checkpointify.prefilter`) must admit everything the matcher can report, so they read
+the very same tables: there is one copy of each, here, and ``tests/test_layers.py`` fails
+when a stage defines a word list of its own.
+
+Stdlib only: the prefilter imports this module in the main process, where LibCST is never
+loaded.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Dict, FrozenSet, Tuple
+
+#: fully qualified functions that write their argument somewhere durable
+QUALIFIED_SINKS: FrozenSet[str] = frozenset(
+    {
+        "json.dump",
+        "pickle.dump",
+        "marshal.dump",
+        "dill.dump",
+        "cloudpickle.dump",
+        "joblib.dump",
+        "numpy.save",
+        "numpy.savez",
+        "numpy.savez_compressed",
+        "numpy.savetxt",
+        "torch.save",
+        "yaml.dump",
+        "yaml.safe_dump",
+        "yaml.dump_all",
+        "toml.dump",
+        "tomli_w.dump",
+        "scipy.io.savemat",
+        "h5py.File",
+        "pyarrow.parquet.write_table",
+        "pandas.to_pickle",
+        "shutil.copyfileobj",
+    }
+)
+
+#: methods that persist their receiver (``df.to_csv(path)``) or argument (``f.write(s)``),
+#: whatever the receiver's type
+METHOD_SINKS: FrozenSet[str] = frozenset(
+    {
+        "to_csv",
+        "to_parquet",
+        "to_json",
+        "to_pickle",
+        "to_excel",
+        "to_feather",
+        "to_hdf",
+        "to_sql",
+        "to_netcdf",
+        "to_orc",
+        "to_stata",
+        "write_text",
+        "write_bytes",
+        "writerow",
+        "writerows",
+        "write",
+        "writelines",
+        "savefig",
+        "save",
+        "dump",
+    }
+)
+
+#: the verb a persisting function's name starts with (``save_results``, ``writeJson``)
+SINK_VERBS = ("save", "dump", "write", "store", "persist", "export", "upload")
+_SINK_NAME = re.compile(r"^_*(?:save|dump|write|store|persist|export|upload)(?:$|[_0-9A-Z])")
+
+#: names that look like sinks but return a value instead (``json.dumps``) or only log
+NOT_SINKS: FrozenSet[str] = frozenset(
+    {
+        "json.dumps",
+        "pickle.dumps",
+        "marshal.dumps",
+        "dill.dumps",
+        "cloudpickle.dumps",
+        "yaml.dump_to_string",
+        "sys.stdout.write",
+        "sys.stderr.write",
+        "sys.stdout.writelines",
+        "sys.stderr.writelines",
+        "builtins.print",
+    }
+)
+
+#: calls that mean "this unit is already made durable or acknowledged"; a loop whose body
+#: makes one of them is not a collect-then-save loop (on top of every sink above)
+PER_ITEM_PERSIST_METHODS: FrozenSet[str] = frozenset(
+    {
+        "commit",
+        "flush",
+        "fsync",
+        "ack",
+        "acknowledge",
+        "basic_ack",
+        "delete_message",
+        "checkpoint",
+        "sync",
+    }
+)
+
+#: builtins whose calls do no work worth checkpointing
+CHEAP_BUILTINS: FrozenSet[str] = frozenset(
+    {
+        "abs",
+        "all",
+        "any",
+        "bool",
+        "bytes",
+        "chr",
+        "dict",
+        "divmod",
+        "enumerate",
+        "float",
+        "format",
+        "frozenset",
+        "getattr",
+        "hasattr",
+        "hash",
+        "id",
+        "int",
+        "isinstance",
+        "issubclass",
+        "iter",
+        "len",
+        "list",
+        "max",
+        "min",
+        "next",
+        "ord",
+        "pow",
+        "print",
+        "range",
+        "repr",
+        "reversed",
+        "round",
+        "set",
+        "slice",
+        "sorted",
+        "str",
+        "sum",
+        "tuple",
+        "type",
+        "zip",
+    }
+)
+
+#: methods that are cheap whatever they are called on: string, container, path, regex and
+#: in-memory array helpers (a body made only of these reshapes data, it does no work)
+CHEAP_METHODS: FrozenSet[str] = frozenset(
+    # str and bytes
+    {
+        "capitalize",
+        "casefold",
+        "center",
+        "count",
+        "decode",
+        "encode",
+        "endswith",
+        "expandtabs",
+        "find",
+        "format",
+    }
+    | {"index", "isalnum", "isalpha", "isdigit", "isidentifier", "islower", "isnumeric", "isspace", "isupper"}
+    | {"join", "ljust", "lower", "lstrip", "partition", "removeprefix", "removesuffix", "replace", "rfind"}
+    | {"rjust", "rpartition", "rsplit", "rstrip", "split", "splitlines", "startswith", "strip", "swapcase"}
+    | {"title", "translate", "upper", "zfill", "hex", "isoformat", "strftime", "timestamp", "hexdigest"}
+    # containers
+    | {"append", "extend", "add", "update", "get", "items", "keys", "values", "setdefault", "copy", "pop"}
+    | {"popitem", "remove", "discard", "insert", "sort", "reverse", "clear", "union", "intersection"}
+    | {"difference", "issubset", "issuperset", "isdisjoint", "most_common", "elements", "__getitem__"}
+    # regex matches and paths
+    | {
+        "group",
+        "groups",
+        "groupdict",
+        "span",
+        "start",
+        "end",
+        "match",
+        "fullmatch",
+        "search",
+        "sub",
+        "findall",
+    }
+    | {"exists", "is_file", "is_dir", "with_suffix", "with_name", "with_stem", "joinpath", "relative_to"}
+    | {"as_posix", "resolve", "absolute", "expanduser", "is_absolute", "stat"}
+    # in-memory arrays and frames
+    | {"reshape", "transpose", "astype", "tolist", "item", "flatten", "ravel", "squeeze", "view", "to_list"}
+    | {"to_dict", "to_numpy", "rename", "reset_index", "set_index", "fillna", "dropna", "round", "clip"}
+)
+
+#: plain functions from these modules (qualified-name prefixes) are cheap
+CHEAP_QUALIFIED_PREFIXES = (
+    "os.path.",
+    "posixpath.",
+    "ntpath.",
+    "re.",
+    "shlex.",
+    "string.",
+    "textwrap.",
+    "math.",
+    "operator.",
+    "itertools.",
+    "functools.",
+    "copy.",
+    "datetime.",
+    "html.",
+    "urllib.parse.",
+    "fnmatch.",
+    "random.",
+    "json.dumps",
+    "json.loads",
+    "time.time",
+    "time.monotonic",
+    "time.perf_counter",
+    "time.strftime",
+    "time.gmtime",
+    "time.localtime",
+    "uuid.",
+    "gettext.",
+    "decimal.",
+    "fractions.",
+    "collections.",
+    "dataclasses.",
+    "enum.",
+    "typing.",
+    "builtins.",
+)
+
+#: bare function names that only convert or translate (``to_bytes``, ``as_text``, ``_``)
+CHEAP_NAME_PREFIXES = ("to_", "as_")
+CHEAP_NAMES: FrozenSet[str] = frozenset({"_", "gettext", "ngettext", "pgettext"})
+
+#: receivers whose calls only log or display (``logger.info``, ``display.warning``)
+LOGGER_NAMES: FrozenSet[str] = frozenset(
+    {
+        "logger",
+        "log",
+        "logging",
+        "LOGGER",
+        "LOG",
+        "display",
+        "console",
+        "warnings",
+        "click",
+        "pbar",
+        "progress",
+    }
+)
+
+#: calls whose result is not data derived from their arguments (a process, a socket...)
+NOT_DERIVING_PREFIXES = (
+    "subprocess.",
+    "os.",
+    "select.",
+    "socket.",
+    "threading.",
+    "multiprocessing.",
+    "signal.",
+)
+
+#: logging-style calls: reading the accumulator in them is not a use that matters
+LOGGING_METHODS: FrozenSet[str] = frozenset(
+    {"debug", "info", "warning", "warn", "error", "exception", "critical", "log"}
+)
+
+
+def name_says_sink(name: str) -> bool:
+    """True when a function or method name reads as persisting (``save_results``, ``dump``).
+
+    ``dumps``-style names return a value instead of persisting, so they are not sinks.
+    """
+    if name.endswith("dumps") or name.endswith("_str") or name.endswith("_string"):
+        return False
+    # the verb must end the word: save, save_all, saveAll, SaveAll; not saved, writer, storage
+    return bool(_SINK_NAME.match(name) or _SINK_NAME.match(name[:1].lower() + name[1:]))
+
+
+# ------------------------------------------------------------------ growth and flow
+
+#: methods that grow an accumulator in a loop body (``acc.append(v)``)
+GROWING_METHODS: FrozenSet[str] = frozenset({"append", "extend", "add", "update", "setdefault"})
+#: methods that grow an accumulator, by the kind of its initial value
+GROWTH_METHODS: Dict[str, FrozenSet[str]] = {
+    "list": frozenset({"append", "extend"}),
+    "deque": frozenset({"append", "extend"}),
+    "dict": frozenset({"update", "setdefault"}),
+    "set": frozenset({"add", "update"}),
+    "number": frozenset(),
+    "string": frozenset(),
+}
+#: methods that grow a container held inside an accumulator (``acc[k].append(v)``)
+ELEMENT_GROWTH_METHODS: FrozenSet[str] = frozenset(
+    {"append", "extend", "add", "insert", "appendleft", "setdefault"}
+)
+#: growth that stores its arguments as elements (what the log must be able to pickle)
+ELEMENT_ADDING_METHODS: FrozenSet[str] = frozenset({"append", "extend", "add"})
+#: methods whose arguments flow into their receiver (``out.append(row)`` derives ``out`` from ``row``)
+DERIVING_METHODS: FrozenSet[str] = frozenset({"append", "extend", "update", "add", "insert"})
+#: calls that make an empty (or default-valued) accumulator, by qualified name
+ACCUMULATOR_CALLS: FrozenSet[str] = frozenset(
+    {"builtins.list", "builtins.dict", "builtins.set", "collections.OrderedDict", "collections.Counter"}
+    | {"collections.defaultdict", "collections.deque"}
+)
+#: a loop over a literal of at most this many plain constants does no work worth a checkpoint
+TINY_LITERAL_LOOP = 5
+#: methods that are never a sink whatever their receiver: progress bars and counters
+#: (``pbar.update(1)``, ``seen.add(x)``), not a save
+NEVER_SINK_METHODS: FrozenSet[str] = frozenset({"update", "add"})
+#: print-like calls that write a line somewhere (a sink when they write to a file)
+PRINT_LIKE_CALLS: FrozenSet[str] = frozenset({"tqdm.write", "pbar.write", "console.print"})
+#: attributes on a receiver chain that make ``.write``/``.info`` logging (``sys.stderr.write``)
+LOGGING_RECEIVERS: FrozenSet[str] = frozenset({"stdout", "stderr", "logger", "log"})
+#: ``self.<method>(...)`` calls that are logging
+SELF_LOGGING_METHODS: FrozenSet[str] = frozenset({"log", "debug", "info", "warning", "error"})
+
+# ------------------------------------------------------------ databases and queues
+
+#: per-item database writes (a loop of these with one ``commit()`` after it is CKP002)
+DB_WRITE_METHODS: FrozenSet[str] = frozenset(
+    {"execute", "executemany", "add", "add_all", "merge", "bulk_save_objects", "bulk_insert_mappings"}
+    | {"bulk_update_mappings", "delete", "insert_one", "insert_many"}
+)
+#: acknowledgements of a whole batch that read the grown name (CKP003)
+BATCH_ACK_METHODS: FrozenSet[str] = frozenset(
+    {"delete_message_batch", "acknowledge", "ack", "ack_messages", "modify_ack_deadline"}
+)
+#: ``channel.basic_ack(tag, multiple=True)``: acknowledges every message up to ``tag``
+BASIC_ACK = "basic_ack"
+#: a Kafka consumer's ``commit()`` acknowledges everything consumed so far
+KAFKA_COMMIT = "commit"
+#: every call that can acknowledge a batch after the loop (CKP003's candidates)
+ACK_CALLS: FrozenSet[str] = BATCH_ACK_METHODS | {BASIC_ACK, KAFKA_COMMIT}
+#: Kafka consumers whose ``commit()`` acknowledges everything consumed so far
+KAFKA_CONSUMERS: FrozenSet[str] = frozenset(
+    {"confluent_kafka.Consumer", "kafka.KafkaConsumer", "aiokafka.AIOKafkaConsumer"}
+)
+#: every name of :data:`KAFKA_CONSUMERS` contains this, so the text stage can look for it
+KAFKA_TEXT = b"kafka"
+assert all(KAFKA_TEXT.decode() in name.lower() for name in KAFKA_CONSUMERS)
+
+# --------------------------------------------------------------------------- work
+
+#: verbs whose calls are evidence of real work (prefix of the function or method name)
+HEAVY_VERBS = re.compile(
+    r"^_*(fetch|download|upload|request|query|execute|predict|infer|inference|generate|embed|transform"
+    r"|forward|invoke|complete|completion|chat|create|wait|load|read|preprocess|process|setup"
+    r"|train|fit|evaluate|score|run|call|sleep|communicate|urlopen|retrieve|scrape|crawl|classify"
+    r"|summari[sz]e|analy[sz]e|detect|recogni[sz]e|transcribe|segment"
+    r"|post|put|patch|send|poll|receive|consume|get_object)(?![a-z])",
+)
+#: qualified-name prefixes that are heavy whatever they are called
+HEAVY_QUALIFIED: Tuple[str, ...] = (
+    "requests.",
+    "httpx.",
+    "urllib.request.",
+    "aiohttp.",
+    "boto3.",
+    "botocore.",
+    "openai.",
+    "anthropic.",
+    "subprocess.",
+    "os.system",
+    "os.popen",
+    "time.sleep",
+    "asyncio.sleep",
+    "builtins.open",
+    "builtins.input",
+    "numpy.load",
+    "numpy.loadtxt",
+    "numpy.genfromtxt",
+    "numpy.fromfile",
+    "pandas.read_",
+    "json.load",
+    "pickle.load",
+    "torch.load",
+    "PIL.",
+    "cv2.",
+    "shutil.",
+    "socket.",
+    "smtplib.",
+    "ftplib.",
+    "sqlite3.",
+    "urllib3.",
+    "paramiko.",
+    "docker.",
+    "psycopg2.",
+    "pymysql.",
+    "sqlalchemy.",
+    "transformers.",
+    "sentence_transformers.",
+    "tensorflow.",
+    "torch.",
+    "jax.",
+    "sklearn.",
+    "xgboost.",
+    "lightgbm.",
+)

@@ -1,0 +1,119 @@
+"""``checkpointify checkpoints``: list (the default), show and clear the logs rewritten programs leave."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import click
+
+from checkpointify.cli import inventory as checkpoints
+from checkpointify.cli.app import cli
+from checkpointify.output.report import Exit, color_for, error, say
+
+_dir = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Checkpoint directory (default: $CHECKPOINTIFY_DIR, else ./.checkpointify).",
+)
+
+
+def _checkpoint_dir(directory: Optional[Path]) -> Path:
+    if directory is not None:
+        return directory
+    parent = click.get_current_context().find_object(_CheckpointsDir)
+    return parent.path if parent is not None and parent.path is not None else checkpoints.default_dir()
+
+
+class _CheckpointsDir:
+    def __init__(self, path: Optional[Path]) -> None:
+        self.path = path
+
+
+def _list_checkpoints(directory: Path) -> int:
+    entries = checkpoints.load(directory)
+    if not entries:
+        say("No checkpoints in %s." % checkpoints.shown(directory))
+        return Exit.OK
+    checkpoints.render_table(checkpoints.rows(entries), sys.stdout, color_for(sys.stdout))
+    sys.stdout.flush()
+    busy = sum(1 for e in entries if e.info is not None and e.info.writer is not None)
+    say(
+        "%d checkpoint%s in %s%s."
+        % (
+            len(entries),
+            "" if len(entries) == 1 else "s",
+            checkpoints.shown(directory),
+            ", %d in use" % busy if busy else "",
+        )
+    )
+    return Exit.OK
+
+
+@cli.group("checkpoints", invoke_without_command=True)
+@_dir
+@click.pass_context
+def checkpoints_group(ctx: click.Context, directory: Optional[Path]) -> Optional[int]:
+    """List (the default), show or clear the checkpoints rewritten programs leave behind."""
+    ctx.obj = _CheckpointsDir(directory)
+    if ctx.invoked_subcommand is None:
+        return _list_checkpoints(_checkpoint_dir(directory))
+    return None
+
+
+@checkpoints_group.command("list")
+@_dir
+def checkpoints_list(directory: Optional[Path]) -> int:
+    """A table of the checkpoints: loop, source, units done, size, age, state."""
+    return _list_checkpoints(_checkpoint_dir(directory))
+
+
+def _selected(directory: Path, ident: str) -> List[checkpoints.Entry]:
+    chosen = checkpoints.select(checkpoints.load(directory), ident)
+    if not chosen:
+        error(
+            ident,
+            "no such checkpoint in %s (see `checkpointify checkpoints list`)" % checkpoints.shown(directory),
+        )
+    return chosen
+
+
+@checkpoints_group.command("show")
+@click.argument("ident", metavar="ID")
+@_dir
+def checkpoints_show(ident: str, directory: Optional[Path]) -> int:
+    """Everything about one checkpoint: ID, file name, hash or loop id. Exit 1 if not found."""
+    chosen = _selected(_checkpoint_dir(directory), ident)
+    for index, entry in enumerate(chosen):
+        if index:
+            sys.stdout.write("\n")
+        checkpoints.render_details(checkpoints.details(entry), sys.stdout)
+    return Exit.OK if chosen else Exit.FAILED
+
+
+@checkpoints_group.command("clear")
+@click.argument("ident", metavar="[ID]", required=False)
+@_dir
+def checkpoints_clear(ident: Optional[str], directory: Optional[Path]) -> int:
+    """Remove one checkpoint (ID, file name, hash or loop id) or all of them, so that the
+    loops start from zero. A checkpoint a running process uses is left alone (exit 1)."""
+    where = _checkpoint_dir(directory)
+    if ident is None:
+        chosen = checkpoints.load(where)
+    else:
+        chosen = _selected(where, ident)
+        if not chosen:
+            return Exit.FAILED
+    removed, refused = checkpoints.clear(chosen)
+    if ident is None:
+        checkpoints.remove_orphan_locks(where)
+    for path in removed:
+        say("removed %s" % checkpoints.shown(path))
+    for reason in refused:
+        say("checkpointify: error: %s" % reason, style="red")
+    if ident is None and not chosen:
+        say("No checkpoints in %s." % checkpoints.shown(where))
+    return Exit.FAILED if refused else Exit.OK

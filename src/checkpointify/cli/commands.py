@@ -1,0 +1,306 @@
+"""``scan``, ``diff`` and ``fix``: one engine run each, differing only in what they print,
+what they write and their exit policy (:func:`checkpointify.output.report.exit_code`)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import click
+
+from checkpointify.cli.app import (
+    FORMATS,
+    CliError,
+    check_exit_flags,
+    check_output,
+    check_shard,
+    cli,
+    emit,
+    notes,
+    read_stdin,
+    report_error,
+)
+from checkpointify.cli.options import common_options, exit_zero_option
+from checkpointify.config import ConfigError
+from checkpointify.engine.cache import digest
+from checkpointify.engine.journal import Journal
+from checkpointify.engine.session import RunFlags, Stdin, journal_for, options_for, run_results, session_for
+from checkpointify.fileio import SourceError, write_atomic
+from checkpointify.output.diffs import unified_diff
+from checkpointify.output.formats import (
+    github_annotations,
+    json_document,
+    junit_document,
+    print_statistics_table,
+    statistics,
+    statistics_text,
+)
+from checkpointify.output.report import (
+    Tally,
+    exit_code,
+    fix_summary,
+    print_text,
+    say,
+    scan_summary,
+    text_document,
+)
+from checkpointify.types import FileResult, Options
+
+
+def _options(unsafe: Optional[bool], exclude: Sequence[str] = ()) -> Options:
+    try:
+        return options_for(unsafe, exclude)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+# ----------------------------------------------------------------------------- scan
+
+
+@cli.command()
+@common_options
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text, json, sarif (SARIF 2.1.0 with fixes), github (workflow annotations) or junit.",
+)
+@click.option("-o", "--output", metavar="FILE", default=None, help="Write the report to FILE, atomically.")
+@click.option(
+    "--statistics",
+    is_flag=True,
+    help="Print counts per code, hazard and fix safety instead of the findings.",
+)
+@exit_zero_option
+def scan(
+    paths: Sequence[str],
+    unsafe_fixes: Optional[bool],
+    verbose: bool,
+    stdin_filename: Optional[str],
+    exclude: Sequence[str],
+    output_format: str,
+    output: Optional[str],
+    statistics: bool,
+    exit_zero: bool,
+    **run_flags: object,
+) -> int:
+    """Report collect-then-save loops. Exit 1 if any is found or a file fails."""
+    flags = RunFlags.take(run_flags)
+    check_shard(flags)
+    if statistics and output_format != "text":
+        raise CliError("--statistics prints a table; it cannot be combined with --format %s" % output_format)
+    target = check_output(output)
+    options = _options(unsafe_fixes, exclude)
+    session = session_for(flags, options)
+    stdin = read_stdin(paths, stdin_filename, need_name=False)
+    stream = output_format == "text" and not statistics and target is None
+    tally = Tally()
+    results: List[FileResult] = []
+    for result in run_results(paths, stdin, options, False, session):
+        tally.add(result)
+        if stream:
+            if result.findings:
+                with session.progress.pause():
+                    print_text(result, sys.stdout)
+                    sys.stdout.flush()
+        else:
+            results.append(result)
+        if result.error is not None:
+            with session.progress.pause():
+                report_error(result, verbose)
+    sys.stdout.flush()
+    if statistics:
+        _print_statistics(results, target)
+    elif not stream:
+        emit(_scan_document(output_format, results, options, stdin).encode("utf-8"), target)
+    notes(session.stats, flags)
+    if not flags.quiet:
+        say(scan_summary(tally))
+    return exit_code("scan", tally, exit_zero=exit_zero)
+
+
+def _scan_document(
+    output_format: str, results: List[FileResult], options: Options, stdin: Optional[Stdin]
+) -> str:
+    if output_format == "json":
+        return json_document(results)
+    if output_format == "github":
+        return github_annotations(results)
+    if output_format == "junit":
+        return junit_document(results)
+    if output_format == "sarif":
+        from checkpointify.output.sarif import sarif_document, single_fixes
+
+        sources = {stdin.name: stdin.source} if stdin is not None else {}
+        return sarif_document(results, single_fixes(results, options, sources), Path.cwd())
+    return text_document(results)
+
+
+def _print_statistics(results: List[FileResult], target: Optional[Path]) -> None:
+    rows = statistics(results)
+    if target is None and sys.stdout.isatty():
+        print_statistics_table(rows, sys.stdout)
+    else:
+        emit(statistics_text(rows).encode("utf-8"), target)
+
+
+# ----------------------------------------------------------------------------- diff
+
+
+@cli.command()
+@common_options
+@click.option("-o", "--output", metavar="FILE", default=None, help="Write the patch to FILE, atomically.")
+@exit_zero_option
+def diff(
+    paths: Sequence[str],
+    unsafe_fixes: Optional[bool],
+    verbose: bool,
+    stdin_filename: Optional[str],
+    exclude: Sequence[str],
+    output: Optional[str],
+    exit_zero: bool,
+    **run_flags: object,
+) -> int:
+    """Print the unified diff `fix` would apply; write nothing. Exit 1 if anything would change."""
+    flags = RunFlags.take(run_flags)
+    check_shard(flags)
+    target = check_output(output)
+    options = _options(unsafe_fixes, exclude)
+    session = session_for(flags, options)
+    stdin = read_stdin(paths, stdin_filename, need_name=True)
+    tally = Tally()
+    patch: List[bytes] = []
+    for result in run_results(paths, stdin, options, True, session):
+        tally.add(result)
+        if result.changed:
+            assert result.source is not None and result.new_source is not None
+            hunk = unified_diff(result.source, result.new_source, result.path)
+            if target is None:
+                with session.progress.pause():
+                    emit(hunk, None)
+            else:
+                patch.append(hunk)
+        if result.error is not None:
+            with session.progress.pause():
+                report_error(result, verbose)
+    if target is not None:
+        emit(b"".join(patch), target)
+    notes(session.stats, flags)
+    if not flags.quiet:
+        say(fix_summary(tally, options.unsafe_fixes, dry_run=True))
+    return exit_code("diff", tally, exit_zero=exit_zero)
+
+
+# ------------------------------------------------------------------------------ fix
+
+
+@cli.command()
+@common_options
+@click.option(
+    "-i",
+    "--interactive",
+    is_flag=True,
+    help="Review each change (diff and hazards) and apply it or not: y/n/a(ll)/q(uit). Needs a terminal.",
+)
+@click.option(
+    "--exit-non-zero-on-fix",
+    is_flag=True,
+    help="Exit 1 when a fix was applied (a CI job then fails and can push the change).",
+)
+@exit_zero_option
+def fix(
+    paths: Sequence[str],
+    unsafe_fixes: Optional[bool],
+    verbose: bool,
+    stdin_filename: Optional[str],
+    exclude: Sequence[str],
+    interactive: bool,
+    exit_non_zero_on_fix: bool,
+    exit_zero: bool,
+    **run_flags: object,
+) -> int:
+    """Rewrite the loops in place (safe fixes; unsafe ones with --unsafe-fixes).
+
+    With `-` the file is read from stdin and the fixed file written to stdout. An
+    interrupted run started again with the same arguments skips the files it finished.
+    """
+    flags = RunFlags.take(run_flags)
+    check_shard(flags)
+    check_exit_flags(exit_zero, exit_non_zero_on_fix)
+    options = _options(unsafe_fixes, exclude)
+    if interactive:
+        return _fix_interactive(
+            paths, stdin_filename, options, flags, verbose, exit_non_zero_on_fix, exit_zero
+        )
+    session = session_for(flags, options)
+    stdin = read_stdin(paths, stdin_filename, need_name=True)
+    if stdin is None:
+        session.journal = journal_for(paths, options, flags, session.settings)
+    tally = Tally()
+    for result in run_results(paths, stdin, options, True, session):
+        if stdin is not None:
+            # an editor replaces its buffer with stdout: always send the whole file
+            emit(result.new_source if result.changed and result.new_source else stdin.source, None)
+        elif result.changed:
+            result = _write(result, session.journal)
+        tally.add(result)
+        if result.error is not None:
+            with session.progress.pause():
+                report_error(result, verbose)
+    if session.journal is not None:
+        session.journal.complete()
+        if session.journal.problem and not flags.quiet:
+            say("checkpointify: warning: %s; this run could not have been resumed." % session.journal.problem)
+    notes(session.stats, flags)
+    if not flags.quiet:
+        say(fix_summary(tally, options.unsafe_fixes, dry_run=False))
+    return exit_code("fix", tally, exit_zero=exit_zero, exit_non_zero_on_fix=exit_non_zero_on_fix)
+
+
+def _write(result: FileResult, journal: Optional[Journal]) -> FileResult:
+    """Replace the file atomically, then record it as finished."""
+    assert result.source is not None and result.new_source is not None
+    try:
+        write_atomic(Path(result.path), result.new_source, expected=result.source)
+    except SourceError as exc:
+        return FileResult(result.path, findings=result.findings, error=str(exc))
+    if journal is not None:
+        journal.record(result.path, digest(result.new_source))
+    return result
+
+
+def _fix_interactive(
+    paths: Sequence[str],
+    stdin_filename: Optional[str],
+    options: Options,
+    flags: RunFlags,
+    verbose: bool,
+    exit_non_zero_on_fix: bool,
+    exit_zero: bool,
+) -> int:
+    from checkpointify.cli.review import TerminalReviewer, can_review, review
+
+    if "-" in paths or stdin_filename is not None:
+        raise CliError("--interactive reads answers from the terminal; it cannot read the file from stdin")
+    if not can_review():
+        raise CliError(
+            "--interactive needs a terminal on stdin and stdout; use `checkpointify diff` to "
+            "review the changes or `checkpointify fix` to apply them without asking"
+        )
+    tally = Tally()
+    # one worker unless -j says otherwise: the first question comes at once, and `q`
+    # stops at once instead of waiting for files computed ahead
+    session = session_for(replace(flags, quiet=True), options, jobs=flags.jobs or 1)
+    pending = run_results(paths, None, options, True, session)
+    for result in review(pending, options, TerminalReviewer()):
+        tally.add(result)
+        if result.error is not None:
+            report_error(result, verbose)
+    notes(session.stats, flags)
+    if not flags.quiet:
+        say(fix_summary(tally, options.unsafe_fixes, dry_run=False))
+    return exit_code("fix", tally, exit_zero=exit_zero, exit_non_zero_on_fix=exit_non_zero_on_fix)

@@ -1,0 +1,171 @@
+"""Per-file context the matcher's parts share: metadata lookups, identities, block chains."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider, QualifiedNameProvider, ScopeProvider
+
+from checkpointify.detect.cstutil import Block, body_of, walk
+from checkpointify.types import Options
+
+_ROOT_MARKERS = (".git", "pyproject.toml", "setup.py", "setup.cfg")
+
+
+@dataclass
+class Chain:
+    """A block, and, when it is a ``with`` body, where that ``with`` statement sits.
+
+    A loop's accumulator may be bound before an enclosing ``with`` and saved after it
+    (``with open(src) as f: for line in f: ...``), so the matcher looks through this chain.
+    """
+
+    body: Block
+    owner: Optional[cst.CSTNode]
+    parent: Optional["Chain"] = None
+    index_in_parent: int = -1
+
+    def before(self, index: int) -> List[cst.BaseStatement]:
+        """Statements that run before ``body[index]``, here and in the enclosing ``with`` blocks."""
+        out: List[cst.BaseStatement] = []
+        chain: Optional[Chain] = self
+        limit = index
+        while chain is not None:
+            out[:0] = list(chain.body[:limit])
+            limit = chain.index_in_parent
+            chain = chain.parent
+        return out
+
+    def after(self, index: int) -> Iterator[cst.BaseStatement]:
+        """Statements that run after ``body[index]``, then after the enclosing ``with`` blocks."""
+        for chain, start in self.levels(index):
+            yield from chain.body[start:]
+
+    def levels(self, index: int) -> Iterator[Tuple["Chain", int]]:
+        """(block, first index after us) for this block and each enclosing ``with`` block."""
+        chain: Optional[Chain] = self
+        start = index + 1
+        while chain is not None:
+            yield chain, start
+            start = chain.index_in_parent + 1
+            chain = chain.parent
+
+
+class FileAnalysis:
+    """Metadata and module-wide facts shared by every site of one file."""
+
+    def __init__(self, wrapper: MetadataWrapper, path: str, options: Options) -> None:
+        self.module = wrapper.module
+        self.path = path
+        self.options = options
+        self.scopes = wrapper.resolve(ScopeProvider)
+        self.positions = wrapper.resolve(PositionProvider)
+        self._qnames = wrapper.resolve(QualifiedNameProvider)
+        self.extra_sinks: FrozenSet[str] = frozenset(options.extra_sinks)
+        self.checkpoint_calls: FrozenSet[str] = frozenset(options.extra_checkpoint_calls) | {
+            options.runtime_module + ".checkpoint"
+        }
+        self._generators: Dict[int, bool] = {}
+        self._ids: Dict[str, int] = {}
+        #: module-level functions and methods (``Class.method``) by name, for a look inside
+        self.functions: Dict[str, cst.FunctionDef] = _definitions(self.module)
+        #: the work a local function does (see checkpointify.detect.work), by id of its node
+        self.work_memo: Dict[int, Any] = {}
+        self.is_script = _is_script(self.module)
+
+    def qualified(self, node: cst.CSTNode) -> Set[str]:
+        """Qualified names of an expression (``json.dump`` for ``j.dump`` after ``import json as j``)."""
+        value = self._qnames.get(node)
+        if value is None:
+            return set()
+        names = value() if callable(value) else value
+        return {q.name for q in names}
+
+    def line(self, node: cst.CSTNode) -> int:
+        return int(self.positions[node].start.line)
+
+    def end_line(self, node: cst.CSTNode) -> int:
+        return int(self.positions[node].end.line)
+
+    def is_generator(self, fn: cst.FunctionDef) -> bool:
+        key = id(fn)
+        if key not in self._generators:
+            self._generators[key] = any(isinstance(n, cst.Yield) for n in walk(fn.body))
+        return self._generators[key]
+
+    def module_generator(self, name: str) -> bool:
+        """Whether ``name`` is a generator function defined at module level."""
+        return any(
+            isinstance(n, cst.FunctionDef) and n.name.value == name and self.is_generator(n)
+            for n in self.module.body
+        )
+
+    def loop_identity(self, qualname: str, names: Sequence[str]) -> str:
+        """``path::qualname::names`` (with ``#2``... for repeats): stable across unrelated edits."""
+        base = "%s::%s::%s" % (self.relative_path(), qualname, ",".join(names))
+        count = self._ids.get(base, 0) + 1
+        self._ids[base] = count
+        return base if count == 1 else "%s#%d" % (base, count)
+
+    def relative_path(self) -> str:
+        path = Path(self.path)
+        root = self.options.root if self.options.root is not None else project_root(path)
+        try:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            return path.name
+
+
+def _definitions(module: cst.Module) -> Dict[str, cst.FunctionDef]:
+    """Module-level functions, methods as ``Class.method``, and nested functions whose name is unique."""
+    found: Dict[str, cst.FunctionDef] = {}
+    for stmt in module.body:
+        if isinstance(stmt, cst.FunctionDef):
+            found[stmt.name.value] = stmt
+        elif isinstance(stmt, cst.ClassDef):
+            for sub in body_of(stmt.body):
+                if isinstance(sub, cst.FunctionDef):
+                    found["%s.%s" % (stmt.name.value, sub.name.value)] = sub
+    nested: Dict[str, List[cst.FunctionDef]] = {}
+    for top in found.values():
+        for node in walk(top.body, ()):
+            if isinstance(node, cst.FunctionDef):
+                nested.setdefault(node.name.value, []).append(node)
+    for name, defs in nested.items():
+        if name not in found and len(defs) == 1:
+            found[name] = defs[0]  # a closure such as `def matcher(line): ...` used by a loop beside it
+    return found
+
+
+def _is_script(module: cst.Module) -> bool:
+    """A module that runs something: a ``__main__`` guard, or top-level calls, loops or ``with`` blocks.
+
+    A library module is only imports, definitions, constants and docstrings (plus
+    assignments from calls such as ``logger = logging.getLogger(__name__)``).
+    """
+    for stmt in module.body:
+        if isinstance(stmt, (cst.For, cst.While, cst.With)):
+            return True
+        if isinstance(stmt, cst.If) and "__main__" in _EMPTY.code_for_node(stmt.test):
+            return True
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                value = small.value if isinstance(small, cst.Expr) else None
+                if isinstance(value, cst.Await) or isinstance(value, cst.Call):
+                    return True
+    return False
+
+
+_EMPTY = cst.Module(body=[])
+
+
+def project_root(path: Path) -> Path:
+    """The nearest ancestor holding .git, pyproject.toml, setup.py or setup.cfg (else the file's folder)."""
+    start = path.resolve().parent
+    for candidate in (start, *start.parents):
+        if any((candidate / marker).exists() for marker in _ROOT_MARKERS):
+            return candidate
+    return start

@@ -1,0 +1,171 @@
+"""What counts as real per-item work: the difference between a job and a reshaping loop.
+
+A loop is worth checkpointing only if its body does something a crash would make us redo.
+Every call in the body is classified:
+
+* **cheap**: reshaping data already in memory (string, container and path helpers,
+  conversions such as ``to_bytes``, constructors such as ``Record(...)``, logging), see the
+  catalogue in :mod:`checkpointify.catalogue`, or a function of the same module whose body
+  makes only cheap calls;
+* **heavy**: evidence of real work (network, processes, file reads, sleeps, awaits,
+  database queries, model-style verbs such as ``predict``/``embed``/``fetch``), or a
+  function of the same module whose body does heavy work;
+* **opaque**: anything else (a function defined elsewhere, a method of some object).
+
+A loop with heavy work is a job wherever it is. A loop whose work is only opaque is a job
+in a *script* (a module with a ``__main__`` guard or top-level calls or loops), where
+``results.append(expensive_operation(item))`` is the norm; in library modules (only
+imports, definitions and constants) opaque calls are usually cheap helpers, so they do not
+count: that is what keeps the precision on library code high.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Optional, Sequence, Set
+
+import libcst as cst
+
+from checkpointify import catalogue
+from checkpointify.detect.analysis import FileAnalysis
+from checkpointify.detect.cstutil import PRUNE, target_name, walk
+
+
+class Work(enum.IntEnum):
+    NONE = 0
+    OPAQUE = 1
+    HEAVY = 2
+
+
+HEAVY_VERBS = catalogue.HEAVY_VERBS
+HEAVY_QUALIFIED = catalogue.HEAVY_QUALIFIED
+
+
+def work_done(
+    a: FileAnalysis, parts: Sequence[cst.CSTNode], accumulators: Set[str], cls: Optional[str]
+) -> Work:
+    """The strongest work any call (or ``await``) in ``parts`` does."""
+    level = Work.NONE
+    for part in parts:
+        for node in walk(part):
+            if isinstance(node, cst.Await):
+                return Work.HEAVY
+            if isinstance(node, cst.Call):
+                level = max(level, call_work(a, node, accumulators, cls, 0))
+                if level is Work.HEAVY:
+                    return level
+    return level
+
+
+def is_job(a: FileAnalysis, parts: Sequence[cst.CSTNode], accumulators: Set[str], cls: Optional[str]) -> bool:
+    """Heavy work anywhere, or opaque work in a script (see the module docstring)."""
+    level = work_done(a, parts, accumulators, cls)
+    return level is Work.HEAVY or (level is Work.OPAQUE and a.is_script)
+
+
+def call_work(
+    a: FileAnalysis, call: cst.Call, accumulators: Set[str], cls: Optional[str], depth: int
+) -> Work:
+    func = call.func
+    qualified = a.qualified(func)
+    if any(q.startswith(HEAVY_QUALIFIED) for q in qualified):
+        return Work.HEAVY
+    if is_cheap_call(a, call, accumulators):
+        return Work.NONE
+    name = (
+        func.value
+        if isinstance(func, cst.Name)
+        else func.attr.value
+        if isinstance(func, cst.Attribute)
+        else ""
+    )
+    if name and HEAVY_VERBS.match(name):
+        return Work.HEAVY
+    local = _local_function(a, func, cls)
+    if local is not None and depth < 3:
+        return _function_work(a, local, cls, depth + 1)
+    return Work.OPAQUE
+
+
+def _local_function(
+    a: FileAnalysis, func: cst.BaseExpression, cls: Optional[str]
+) -> Optional[cst.FunctionDef]:
+    """The definition of ``f(...)`` or ``self.m(...)`` when it is in this module."""
+    if isinstance(func, cst.Name):
+        return a.functions.get(func.value)
+    if (
+        isinstance(func, cst.Attribute)
+        and isinstance(func.value, cst.Name)
+        and func.value.value in {"self", "cls"}
+    ):
+        return a.functions.get("%s.%s" % (cls, func.attr.value)) if cls else None
+    return None
+
+
+def _function_work(a: FileAnalysis, fn: cst.FunctionDef, cls: Optional[str], depth: int) -> Work:
+    key = id(fn)
+    cached = a.work_memo.get(key)
+    if isinstance(cached, Work):
+        return cached
+    a.work_memo[key] = Work.OPAQUE  # recursion guard
+    level = Work.NONE
+    for node in walk(fn.body, PRUNE):
+        if isinstance(node, cst.Await):
+            level = Work.HEAVY
+            break
+        if isinstance(node, cst.Call):
+            level = max(level, call_work(a, node, set(), cls, depth))
+            if level is Work.HEAVY:
+                break
+    a.work_memo[key] = level
+    return level
+
+
+def does_work(a: FileAnalysis, parts: Sequence[cst.CSTNode], accumulators: Set[str]) -> bool:
+    """Whether any of ``parts`` awaits something or makes a call that is not cheap."""
+    for part in parts:
+        for node in walk(part):
+            if isinstance(node, cst.Await):
+                return True
+            if isinstance(node, cst.Call) and not is_cheap_call(a, node, accumulators):
+                return True
+    return False
+
+
+def is_cheap_call(a: FileAnalysis, call: cst.Call, accumulators: Set[str]) -> bool:
+    func = call.func
+    qualified = a.qualified(func)
+    if any(q.startswith(HEAVY_QUALIFIED) for q in qualified):
+        return False  # requests.get(url) is not dict.get
+    if isinstance(func, cst.Name):
+        name = func.value
+        if (
+            name in catalogue.CHEAP_BUILTINS
+            or name in catalogue.CHEAP_NAMES
+            or name.startswith(catalogue.CHEAP_NAME_PREFIXES)
+        ):
+            return True
+        if name[:1].isupper():
+            return True  # Record(...), datetime(...): building a value
+    elif isinstance(func, cst.Attribute):
+        method = func.attr.value
+        owner = target_name(func.value)
+        if owner in accumulators or method in catalogue.CHEAP_METHODS or method[:1].isupper():
+            return True  # acc.append(...), text.strip(), pd.DataFrame(...)
+        if is_logging(func):
+            return True
+    return bool(qualified) and all(q.startswith(catalogue.CHEAP_QUALIFIED_PREFIXES) for q in qualified)
+
+
+def is_logging(func: cst.Attribute) -> bool:
+    """``logger.info``, ``display.warning``, ``self.stdout.write``, ``sys.stderr.write``."""
+    receiver = func.value
+    while isinstance(receiver, cst.Attribute):
+        if receiver.attr.value in catalogue.LOGGING_RECEIVERS:
+            return True
+        receiver = receiver.value
+    if isinstance(receiver, cst.Name):
+        if receiver.value in catalogue.LOGGER_NAMES:
+            return True
+        return receiver.value == "self" and func.attr.value in catalogue.SELF_LOGGING_METHODS
+    return False

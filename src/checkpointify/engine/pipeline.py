@@ -1,0 +1,292 @@
+"""A run over a tree, at scale: discovery, cache, screening, isolated workers, results in order.
+
+This is what ``scan``, ``diff`` and ``fix`` iterate. The main process streams the files
+discovery finds and, for each one, reads it, hashes it and:
+
+1. skips it if it is marked ``@generated`` (unless asked not to), or if an interrupted
+   ``fix`` with the same arguments already finished it (:mod:`checkpointify.engine.journal`);
+2. takes its result from the cache when the content is unchanged
+   (:mod:`checkpointify.engine.cache`); ``fix``/``diff`` recompute files with a fix to apply;
+3. decides it on the spot when it does not decode or cannot hold a finding
+   (:func:`checkpointify.prefilter.text_stage`, a few microseconds per file);
+4. otherwise hands it to a worker process (:mod:`checkpointify.engine.pool`), which runs
+   :func:`checkpointify.rewrite.verify.process_source`: the ``ast`` stage, then LibCST and the
+   matcher on what remains. A worker that crashes or exceeds the time limit costs that
+   file an error result, nothing more.
+
+Results come out in discovery order whatever the number of workers, as soon as every
+earlier file is done, with at most :data:`WINDOW` files in flight; nothing else is kept,
+so memory does not grow with the tree. The main process never imports LibCST: a run
+whose files all come from the cache parses nothing and starts no worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Dict, Iterator, Optional, Sequence, Tuple
+
+from checkpointify import prefilter
+from checkpointify.engine.cache import Cache, cacheable, digest, namespace
+from checkpointify.engine.discovery import Candidate, Selection, discover
+from checkpointify.engine.journal import Journal
+from checkpointify.engine.pool import Failure, IsolatedPool, forks
+from checkpointify.engine.progress import Progress
+from checkpointify.fileio import SourceError, check_encoding, read_source
+from checkpointify.types import FileResult, Options, applicable
+
+#: seconds a file may take before its worker is killed and the file reported
+DEFAULT_TIMEOUT = 60.0
+#: files between the oldest unfinished one and the newest started (bounds memory)
+WINDOW = 1024
+#: a file marked generated has this in its first GENERATED_HEAD bytes
+GENERATED_MARKER = b"@generated"
+GENERATED_HEAD = 2048
+
+#: (path as shown, bytes, options, rewrite, staged)
+Task = Tuple[str, bytes, Options, bool, bool]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a run goes, besides what each file's analysis needs (that is :class:`Options`).
+
+    ``cache_dir`` None means no cache. ``staged`` False runs LibCST on every file that
+    contains ``for``/``while`` (the reference path the staged one is tested against).
+    """
+
+    jobs: int = 1
+    timeout: Optional[float] = DEFAULT_TIMEOUT
+    cache_dir: Optional[Path] = None
+    selection: Selection = Selection()
+    staged: bool = True
+    include_generated: bool = False
+
+
+@dataclass
+class Stats:
+    """What a run did, for the summary and the benchmark."""
+
+    files: int = 0
+    cached: int = 0
+    screened: int = 0
+    analysed: int = 0
+    generated: int = 0
+    resumed: int = 0
+    cache_warning: Optional[str] = None
+
+
+def generated(source: bytes) -> bool:
+    """Marked ``@generated`` in its header (the first 2 KB): see the README."""
+    return GENERATED_MARKER in source[:GENERATED_HEAD]
+
+
+def analyse(task: Task) -> FileResult:
+    """A worker's job: one file through the staged path (or the full one). Every task has
+    passed :func:`screen` already, so the text stage is not run again."""
+    from checkpointify.rewrite.verify import process_source
+
+    path, source, options, rewrite, staged = task
+    result = process_source(source, path, options, rewrite, staged=staged, text_kept=True)
+    return result if result.changed else replace(result, source=None, new_source=None)
+
+
+def failure_result(path: str, failure: Failure, timeout: Optional[float]) -> FileResult:
+    """A file whose worker crashed, hung or raised: an error for that file only."""
+    if failure.kind == "timeout":
+        return FileResult(
+            path,
+            error="not analysed: it took longer than %g s (raise the limit with --timeout)" % (timeout or 0),
+        )
+    if failure.kind == "crashed":
+        return FileResult(
+            path,
+            error="internal error: the analysis crashed (worker process %s); LibCST cannot handle "
+            "this file, probably because of very deeply nested code" % failure.detail,
+            internal=True,
+        )
+    return FileResult(path, error="internal error: the worker failed", internal=True, detail=failure.detail)
+
+
+class _Run:
+    def __init__(
+        self,
+        options: Options,
+        rewrite: bool,
+        settings: Settings,
+        journal: Optional[Journal],
+        progress: Progress,
+        stats: Stats,
+    ) -> None:
+        self.options = options
+        self.rewrite = rewrite
+        self.settings = settings
+        self.journal = journal
+        self.progress = progress
+        self.stats = stats
+        self.cache: Optional[Cache] = None
+        if settings.cache_dir is not None:
+            self.cache = Cache(settings.cache_dir, namespace(options, settings.staged), self._cache_warning)
+        self.pool: Optional[IsolatedPool[Task, FileResult]] = None
+        #: sequence number -> result (None: nothing to report) or the content hash of a task
+        self.done: Dict[int, Optional[FileResult]] = {}
+        self.contents: Dict[int, str] = {}
+
+    def _cache_warning(self, message: str) -> None:
+        self.stats.cache_warning = message
+
+    def prepare(self, seq: int, candidate: Candidate) -> Optional[Task]:
+        """Decide ``candidate`` here if possible (then ``done[seq]`` is set), else its task."""
+        path = candidate.display
+        try:
+            source = read_source(candidate.path)
+        except SourceError as exc:
+            self.done[seq] = FileResult(path, error=str(exc))
+            return None
+        if not self.settings.include_generated and generated(source):
+            self.stats.generated += 1
+            self.done[seq] = None
+            return None
+        content = digest(source)
+        self.contents[seq] = content
+        if self.journal is not None and self.journal.is_done(path, content):
+            self.stats.resumed += 1
+            self.done[seq] = None
+            return None
+        if self.cache is not None:
+            entry = self.cache.get(path, content)
+            if entry is not None:
+                error, findings = entry
+                if not self.rewrite or not any(applicable(f, self.options) for f in findings):
+                    self.stats.cached += 1
+                    self.done[seq] = FileResult(path, findings=findings, error=error)
+                    return None
+        quick = screen(source, path, self.options, self.settings.staged)
+        if quick is not None:
+            self.stats.screened += 1
+            self.finish(seq, quick)
+            return None
+        self.stats.analysed += 1
+        return (path, source, self.options, self.rewrite, self.settings.staged)
+
+    def finish(self, seq: int, result: FileResult) -> None:
+        if self.cache is not None and seq in self.contents and cacheable(result, self.rewrite):
+            self.cache.put(result.path, self.contents[seq], result)
+        self.done[seq] = result
+
+    def submit(self, seq: int, task: Task) -> None:
+        if self.pool is None:
+            if forks():
+                # loaded once here, inherited by every worker (and by any replacement)
+                # instead of imported by each: only a run with something to analyse pays
+                import checkpointify.rewrite.verify  # noqa: F401
+            self.pool = IsolatedPool(analyse, self.settings.jobs, self.settings.timeout)
+        self.pool.submit(seq, task, len(task[1]) + 4096)
+
+    def collect(self, timeout: Optional[float], paths: Dict[int, str]) -> None:
+        if self.pool is None or not self.pool.busy:
+            return
+        for seq, outcome in self.pool.poll(timeout):
+            if isinstance(outcome, Failure):
+                outcome = failure_result(paths[seq], outcome, self.settings.timeout)
+            self.finish(seq, outcome)
+
+    def emit(self, seq: int) -> Optional[FileResult]:
+        """The result of file ``seq`` (None: nothing to report), recorded in the journal."""
+        result = self.done.pop(seq)
+        content = self.contents.pop(seq, None)
+        self.progress.advance(len(result.findings) if result is not None else 0)
+        if result is None:
+            return None
+        self.stats.files += 1
+        if self.journal is not None and content is not None and result.error is None and not result.changed:
+            self.journal.record(result.path, content)  # nothing to write: finished
+        return result
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+        if self.cache is not None:
+            self.cache.close()
+        self.progress.close()
+
+
+def screen(source: bytes, path: str, options: Options, staged: bool) -> Optional[FileResult]:
+    """The result of a file decided without parsing it, or None when it must be analysed.
+
+    The decoding check comes first: a file that does not decode is reported even when it
+    could not hold a finding.
+    """
+    try:
+        encoding = check_encoding(source)
+    except SourceError as exc:
+        return FileResult(path, error=str(exc))
+    if staged:
+        return None if prefilter.text_stage(source, encoding, options.extra_sinks) else FileResult(path)
+    return None if prefilter.has_loop_keyword(source) else FileResult(path)
+
+
+def run(
+    paths: Sequence[str],
+    options: Options,
+    rewrite: bool,
+    settings: Settings,
+    journal: Optional[Journal] = None,
+    progress: Optional[Progress] = None,
+    stats: Optional[Stats] = None,
+) -> Iterator[FileResult]:
+    """Every discovered file's result, in discovery order; see the module doc.
+
+    With a ``journal`` (``fix``), files an interrupted run finished are skipped, and every
+    file found to need no change is recorded as finished; the caller records the files it
+    rewrites. ``stats`` is filled in as the run goes.
+    """
+    state = _Run(options, rewrite, settings, journal, progress or Progress(False), stats or Stats())
+    candidates = discover(paths, settings.selection)
+    shown: Dict[int, str] = {}
+    started = emitted = 0
+    exhausted = False
+    try:
+        while True:
+            while not exhausted and started - emitted < WINDOW:
+                candidate = next(candidates, None)
+                if candidate is None:
+                    exhausted = True
+                    state.progress.discovered(started)
+                    break
+                task = state.prepare(started, candidate)
+                if task is not None:
+                    shown[started] = candidate.display
+                    state.submit(started, task)
+                started += 1
+                state.collect(0, shown)  # keep the workers fed and their pipes empty
+                if emitted in state.done:
+                    break  # hand out what is ready before reading more
+            while emitted in state.done:
+                shown.pop(emitted, None)
+                result = state.emit(emitted)
+                emitted += 1
+                if result is not None:
+                    yield result
+            if exhausted and emitted == started:
+                return
+            if started - emitted >= WINDOW or exhausted:
+                state.collect(0.1, shown)
+                state.progress.tick()
+    finally:
+        state.close()
+
+
+def run_source(source: bytes, name: str, options: Options, rewrite: bool, settings: Settings) -> FileResult:
+    """One file given as bytes (stdin), analysed in a worker like any other; never cached."""
+    quick = screen(source, name, options, settings.staged)
+    if quick is not None:
+        return quick
+    task: Task = (name, source, options, rewrite, settings.staged)
+    with IsolatedPool(analyse, 1, settings.timeout) as pool:
+        pool.submit(0, task)
+        while True:
+            for _, outcome in pool.poll(1.0):
+                if isinstance(outcome, Failure):
+                    return failure_result(name, outcome, settings.timeout)
+                return outcome

@@ -1,0 +1,814 @@
+"""Stage 2: a walk of the standard ``ast`` tree (see :mod:`checkpointify.prefilter`)."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import functools
+import gc
+import re
+import sys
+from dataclasses import dataclass
+from typing import (
+    Any,
+    Dict,
+    FrozenSet,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    Union,
+)
+
+from checkpointify import catalogue
+from checkpointify.prefilter.names import (
+    _PRUNE,
+    _walk_all,
+    assigned_names,
+    callee_name,
+    full_name,
+    names_in,
+    pruned_walk,
+    target_name,
+    walk,
+)
+from checkpointify.prefilter.text import Vocabulary, _last
+
+_BUILTINS = frozenset(dir(builtins))
+
+
+@dataclass(frozen=True)
+class _Work:
+    """``catalogue.HEAVY_QUALIFIED`` and ``HEAVY_VERBS``, and the module names the matcher tests."""
+
+    heavy_qualified: Tuple[str, ...]
+    heavy_verbs: "re.Pattern[str]"
+    known_roots: FrozenSet[str]
+
+
+@functools.lru_cache(maxsize=1)
+def _work() -> _Work:
+    roots = (
+        [prefix.split(".")[0] for prefix in catalogue.HEAVY_QUALIFIED]
+        + [name.split(".")[0] for name in catalogue.NOT_SINKS]
+        + [name.split(".")[0] for name in catalogue.ACCUMULATOR_CALLS]
+    )
+    return _Work(catalogue.HEAVY_QUALIFIED, catalogue.HEAVY_VERBS, frozenset(roots))
+
+
+_FOR = (ast.For, ast.AsyncFor)
+_LOOPS = (ast.For, ast.AsyncFor, ast.While)
+_WITH = (ast.With, ast.AsyncWith)
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp)
+_Loop = Union[ast.For, ast.AsyncFor, ast.While]
+
+
+def parse(source: bytes) -> Optional[ast.Module]:
+    """``ast.parse`` of the bytes (encoding declaration and BOM honoured), or None if it fails."""
+    collecting = gc.isenabled()
+    gc.disable()  # an AST has no cycles; collections during the parse only cost time
+    try:
+        return ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return None
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def tree_may_match(tree: ast.Module, source: bytes, vocab: Vocabulary) -> bool:
+    """Stage 2: can a statement of ``tree`` be a site? ``source`` is its text, as UTF-8.
+
+    Never raises: on anything unexpected the answer is True (LibCST decides).
+    """
+    try:
+        return next(_Module(tree, source, vocab).sites(), None) is not None
+    except Exception:  # a construct or a depth this stage cannot handle: the matcher decides
+        return True
+
+
+def sites(tree: ast.Module, source: bytes, vocab: Vocabulary) -> List[ast.stmt]:
+    """Every statement stage 2 lets through (for tests and debugging)."""
+    return list(_Module(tree, source, vocab).sites())
+
+
+# ----------------------------------------------------------------------------- module
+
+
+@dataclass(frozen=True)
+class _Link:
+    """Where a ``with`` body sits: its parent block and the ``with`` statement's index."""
+
+    block: Sequence[ast.stmt]
+    index: int
+    parent: Optional["_Link"]
+
+
+@dataclass
+class _Body:
+    """What one walk of a loop body finds (``pruned``: outside nested functions, classes, lambdas)."""
+
+    calls: List[ast.Call]
+    pruned_calls: List[ast.Call]
+    awaits: bool
+    grown: Set[str]
+    writes: bool
+
+
+@dataclass
+class _Statement:
+    """What one walk of a statement after a loop finds."""
+
+    names: Set[str]
+    calls: List[ast.Call]
+    commits: bool
+
+
+class _Module:
+    """Module-wide facts (imports, local functions, script-ness) and the site checks."""
+
+    def __init__(self, tree: ast.Module, source: bytes, vocab: Vocabulary) -> None:
+        self.tree = tree
+        self.source = source
+        self.vocab = vocab
+        self.ascii = source.isascii()
+        self._lines: Optional[List[bytes]] = None
+        #: bound name -> (name as bound, real dotted name), for every import anywhere
+        self.imports: Dict[str, List[Tuple[str, str]]] = {}
+        #: names some import binds outside the module scope (in a function or class)
+        self._nested_imports: Set[str] = set()
+        #: module-level functions by name; methods of module-level classes by method name
+        self.functions: Dict[str, List[ast.AST]] = {}
+        self.methods: Dict[str, List[ast.AST]] = {}
+        top_level: Set[str] = set()
+        self._collect(top_level)
+        self.is_script = self._is_script()
+        #: a local qualified name can start with a module name the matcher knows
+        self.work = _work()
+        self.prefix_risk = bool(top_level & self.work.known_roots)
+        self._rebound: Optional[Set[str]] = None
+        self._heavy_memo: Dict[int, bool] = {}
+        self._sink_memo: Dict[int, bool] = {}
+        self._statements: Dict[int, _Statement] = {}
+        self._generators: Dict[int, bool] = {}
+
+    def _collect(self, top_level: Set[str]) -> None:
+        for stmt, module_level in _all_statements(self.tree.body):
+            if isinstance(stmt, ast.Import):
+                for alias in stmt.names:
+                    if alias.asname:  # import a.b as c: c.x is a.b.x
+                        self._bind(alias.asname, alias.asname, alias.name, module_level)
+                    else:  # import a.b: a.x is a.x, a.b.x is a.b.x
+                        root = alias.name.split(".")[0]
+                        self._bind(root, root, root, module_level)
+            elif isinstance(stmt, ast.ImportFrom):
+                module = "." * (stmt.level or 0) + (stmt.module or "")
+                for alias in stmt.names:
+                    if alias.name == "*":
+                        continue  # LibCST resolves nothing through a star import
+                    real = module + alias.name if module.endswith(".") else "%s.%s" % (module, alias.name)
+                    bound = alias.asname or alias.name
+                    self._bind(bound, bound, real, module_level)
+        for stmt in self.tree.body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                top_level.add(stmt.name)
+            if isinstance(stmt, _FUNCTIONS):
+                self.functions.setdefault(stmt.name, []).append(stmt)
+            elif isinstance(stmt, ast.ClassDef):
+                for sub in stmt.body:
+                    if isinstance(sub, _FUNCTIONS):
+                        self.methods.setdefault(sub.name, []).append(sub)
+
+    def _bind(self, bound: str, as_name: str, real: str, module_level: bool) -> None:
+        self.imports.setdefault(bound, []).append((as_name, real))
+        if not module_level:
+            self._nested_imports.add(bound)
+
+    def _is_script(self) -> bool:
+        """A superset of ``analysis._is_script``."""
+        mentions_main = b"__main__" in self.source
+        for stmt in self.tree.body:
+            if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith)):
+                return True
+            if isinstance(stmt, ast.If) and mentions_main:
+                return True  # `if __name__ == "__main__":` (the test's own text is not checked)
+            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, (ast.Call, ast.Await)):
+                return True
+        return False
+
+    def raw_ascii(self, node: ast.AST) -> bool:
+        """Whether ``node``'s source text is ASCII, so its identifiers are as LibCST reads them."""
+        return self.ascii or self.raw_text(node).isascii()
+
+    def raw_text(self, node: ast.AST) -> bytes:
+        """``node``'s source text (UTF-8), or a non-ASCII marker when unknown."""
+        lineno, end_lineno = getattr(node, "lineno", None), getattr(node, "end_lineno", None)
+        col, end_col = getattr(node, "col_offset", None), getattr(node, "end_col_offset", None)
+        if lineno is None or end_lineno is None or col is None or end_col is None:
+            return b"\xff"
+        if self._lines is None:
+            self._lines = self.source.splitlines()
+        lines = self._lines[lineno - 1 : end_lineno]
+        if len(lines) != end_lineno - lineno + 1:
+            return b"\xff"
+        if len(lines) == 1:
+            return lines[0][col:end_col]
+        return b"\n".join([lines[0][col:]] + lines[1:-1] + [lines[-1][:end_col]])
+
+    # ------------------------------------------------------------------- qualified names
+
+    def _rebound_names(self) -> Set[str]:
+        """Names bound anywhere other than by a module-level import (computed once, lazily)."""
+        if self._rebound is None:
+            found = set(self._nested_imports)
+            for node in walk(self.tree):
+                if isinstance(node, ast.Name):
+                    if not isinstance(node.ctx, ast.Load):
+                        found.add(node.id)
+                elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    found.add(node.name)
+                elif isinstance(node, ast.arg):
+                    found.add(node.arg)
+                elif isinstance(node, (ast.Global, ast.Nonlocal)):
+                    found.update(node.names)
+                elif isinstance(node, ast.ExceptHandler) and node.name:
+                    found.add(node.name)
+                else:
+                    for attr in ("name", "rest"):  # match captures, type parameters
+                        value = getattr(node, attr, None)
+                        if isinstance(value, str) and not isinstance(node, (ast.alias, ast.ImportFrom)):
+                            found.add(value)
+            self._rebound = found
+        return self._rebound
+
+    def qualified(self, func: ast.AST) -> Set[str]:
+        """A superset of the qualified names LibCST's QualifiedNameProvider gives ``func``.
+
+        Every import's reading of the name, the name itself and its builtin; not the
+        scope-prefixed names of locals (``f.<locals>.x``): see :attr:`prefix_risk`.
+        """
+        full = full_name(func)
+        if full is None:
+            return set()
+        root = full.split(".", 1)[0]
+        found = self._imported(full, root)
+        found.add(full)
+        if root in _BUILTINS:
+            found.add("builtins.%s" % root)
+        return found
+
+    def exact_qualified(self, func: ast.AST) -> Optional[Set[str]]:
+        """LibCST's qualified names of ``func`` exactly, or None when they cannot be known here.
+
+        They are known when the name ``func`` starts with is bound only by module-level
+        imports (then they are the imports' readings), or not bound at all (then it is a
+        builtin, or nothing). Finding out costs a walk of the whole tree, once per file.
+        """
+        full = full_name(func)
+        if full is None:
+            return set()
+        root = full.split(".", 1)[0]
+        found = self._imported(full, root)
+        if not found:
+            found = {"builtins.%s" % root} if root in _BUILTINS else set()
+        return found if root not in self._rebound_names() else None
+
+    def _imported(self, full: str, root: str) -> Set[str]:
+        found: Set[str] = set()
+        for as_name, real in self.imports.get(root, ()):
+            if full == as_name or full.startswith(as_name + "."):
+                found.add(real + full[len(as_name) :])
+            else:
+                found.add(real + full[len(root) :])
+        return found
+
+    def may_be_sink(self, call: ast.Call) -> bool:
+        """A superset of ``flow.describe_sink(call) is not None``."""
+        key = id(call)
+        if key not in self._sink_memo:
+            name = callee_name(call.func)
+            if name == "print" and any(k.arg == "file" for k in call.keywords):
+                self._sink_memo[key] = True
+            else:
+                candidates = {_last(q) for q in self.qualified(call.func)}
+                if name:
+                    candidates.add(name)
+                self._sink_memo[key] = any(
+                    c in self.vocab.sink_names or catalogue.name_says_sink(c) for c in candidates
+                )
+        return self._sink_memo[key]
+
+    def surely_persists(self, call: ast.Call) -> bool:
+        """A subset of ``flow.persists_per_item`` for one call: a sink or a commit, flush, ack..."""
+        func = call.func
+        if not isinstance(func, (ast.Name, ast.Attribute)) or not self.raw_ascii(func):
+            return False
+        if self.prefix_risk or self.qualified(func) & catalogue.NOT_SINKS:
+            return False
+        if isinstance(func, ast.Name):
+            name = func.id
+            return name != "print" and (name in self.vocab.extra_sinks or catalogue.name_says_sink(name))
+        if _is_logging(func):
+            return False
+        method = func.attr
+        if method in catalogue.PER_ITEM_PERSIST_METHODS:
+            return True
+        if method in catalogue.NEVER_SINK_METHODS or _callee_text(func) in catalogue.PRINT_LIKE_CALLS:
+            return False
+        return (
+            method in catalogue.METHOD_SINKS
+            or method in self.vocab.extra_sinks
+            or catalogue.name_says_sink(method)
+        )
+
+    def may_be_heavy(self, call: ast.Call) -> bool:
+        """A superset of ``work.call_work(...) is Work.HEAVY``."""
+        if self.prefix_risk or any(
+            q.startswith(self.work.heavy_qualified) for q in self.qualified(call.func)
+        ):
+            return True
+        name = callee_name(call.func)
+        if name and self.work.heavy_verbs.match(name):
+            return True
+        func = call.func
+        local: List[ast.AST] = []
+        if isinstance(func, ast.Name):
+            local = self.functions.get(func.id, [])
+        elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            if func.value.id in {"self", "cls"}:
+                local = self.methods.get(func.attr, [])
+        return any(self._function_may_be_heavy(fn) for fn in local)
+
+    def _function_may_be_heavy(self, fn: ast.AST) -> bool:
+        key = id(fn)
+        if key in self._heavy_memo:
+            return self._heavy_memo[key]
+        self._heavy_memo[key] = True  # a recursive call: assume heavy (a superset)
+        facts = _body(getattr(fn, "body", []))
+        heavy = facts.awaits or any(self.may_be_heavy(call) for call in facts.pruned_calls)
+        self._heavy_memo[key] = heavy
+        return heavy
+
+    def surely_cheap(self, call: ast.Call) -> bool:
+        """A subset of ``work.is_cheap_call`` (whatever the accumulators are)."""
+        func = call.func
+        if self.prefix_risk or not self.raw_ascii(func):
+            return False
+        names = self.qualified(func)
+        if any(q.startswith(self.work.heavy_qualified) for q in names):
+            return False
+        if isinstance(func, ast.Name):
+            name = func.id
+            if (
+                name in catalogue.CHEAP_BUILTINS
+                or name in catalogue.CHEAP_NAMES
+                or name.startswith(catalogue.CHEAP_NAME_PREFIXES)
+                or name[:1].isupper()
+            ):
+                return True
+        elif isinstance(func, ast.Attribute):
+            if func.attr in catalogue.CHEAP_METHODS or func.attr[:1].isupper() or _is_logging(func):
+                return True
+        # every qualified name under a cheap prefix (``time.time``): needs them exactly
+        if not any(q.startswith(catalogue.CHEAP_QUALIFIED_PREFIXES) for q in names):
+            return False
+        exact = self.exact_qualified(func)
+        return bool(exact) and all(q.startswith(catalogue.CHEAP_QUALIFIED_PREFIXES) for q in exact or ())
+
+    def may_be_job(self, calls: Iterable[ast.Call], awaits: bool) -> bool:
+        """A superset of ``work.is_job``: an await, a heavy call, or in a script anything not surely cheap."""
+        return awaits or any(
+            self.may_be_heavy(call) or (self.is_script and not self.surely_cheap(call)) for call in calls
+        )
+
+    def may_be_accumulator(self, value: ast.AST) -> bool:
+        """A superset of ``matcher.accumulator_kind(value) is not None``."""
+        if isinstance(value, (ast.List, ast.Dict, ast.Set, ast.Constant)):
+            return True
+        if isinstance(value, ast.UnaryOp) and isinstance(value.operand, ast.Constant):
+            return True
+        if isinstance(value, ast.Call):
+            return self.prefix_risk or bool(self.qualified(value.func) & catalogue.ACCUMULATOR_CALLS)
+        return False
+
+    def surely_tiny(self, iterable: ast.AST) -> bool:
+        """A subset of ``matcher._tiny_literal``: a literal of at most five plain constants."""
+        if (
+            not isinstance(iterable, (ast.Tuple, ast.List, ast.Set))
+            or len(iterable.elts) > catalogue.TINY_LITERAL_LOOP
+        ):
+            return False
+        return all(self._plain_element(e) for e in iterable.elts)
+
+    def _plain_element(self, node: ast.AST) -> bool:
+        """A SimpleString, Integer, Float, Name, Attribute or Tuple for LibCST."""
+        if isinstance(node, (ast.Name, ast.Attribute, ast.Tuple)):
+            return True
+        if isinstance(node, ast.Constant):
+            return bool(_PLAIN_CONSTANT.match(self.raw_text(node)))
+        return False
+
+    # -------------------------------------------------------------------------- sites
+
+    def sites(self) -> Iterator[ast.stmt]:
+        """The statements that may be sites: loops, and comprehensions' assignments."""
+        for block, link, function in _blocks(self.tree.body):
+            for index, stmt in enumerate(block):
+                if isinstance(stmt, _LOOPS):
+                    site = self._loop_may_match(block, index, stmt, link)
+                elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+                    site = self._comprehension_may_match(block, index, stmt, link)
+                else:
+                    continue
+                if site and not self._generator(function):
+                    yield stmt  # matcher._scan_block: nothing in a generator function is a site
+
+    def _generator(self, function: Optional[ast.AST]) -> bool:
+        """``FileAnalysis.is_generator``: a ``yield`` in the body, outside nested scopes."""
+        if function is None or b"yield" not in self.source:
+            return False
+        key = id(function)
+        if key not in self._generators:
+            body: List[ast.stmt] = getattr(function, "body", [])
+            self._generators[key] = any(
+                isinstance(n, (ast.Yield, ast.YieldFrom)) for n in _walk_all(body, pruned_walk)
+            )
+        return self._generators[key]
+
+    def _loop_may_match(
+        self, block: Sequence[ast.stmt], index: int, loop: _Loop, link: Optional[_Link]
+    ) -> bool:
+        is_for = isinstance(loop, _FOR)
+        following = block[index + 1] if is_for and index + 1 < len(block) else None
+        ack = following is not None and _ack_shaped(following)
+        body = _body(loop.body)
+        if not body.grown and not body.writes and not ack:
+            return False  # nothing to collect, write or acknowledge
+        # the shapes, most selective first; each one still needs the checks below
+        acks = ack and following is not None and self._acks(following, body.grown)
+        collects = commits = False
+        if not acks:
+            after = list(_after(block, index, link))
+            accumulators = {name for name in body.grown if self._accumulator_before(name, block, index, link)}
+            collects = bool(accumulators) and self._sink_after(after, accumulators)
+            commits = (
+                not collects and body.writes and is_for and any(self._statement(s).commits for s in after)
+            )
+            if not collects and not commits:
+                return False
+            if not self.may_be_job(body.pruned_calls, body.awaits):
+                return False  # not work.is_job (CKP001, CKP002)
+        if is_for and self.surely_tiny(loop.iter):  # type: ignore[union-attr]
+            return False  # matcher._tiny_literal
+        if any(self.surely_persists(call) for call in body.pruned_calls):
+            return False  # flow.persists_per_item
+        if not body.awaits and all(self.surely_cheap(call) for call in body.pruned_calls):
+            return False  # not work.does_work
+        return True
+
+    def _acks(self, stmt: ast.stmt, grown: Set[str]) -> bool:
+        """A superset of ``external.find_queue_ack`` finding an ack in ``stmt``."""
+        assert isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)
+        call = stmt.value
+        name = callee_name(call.func)
+        if name in catalogue.BATCH_ACK_METHODS:
+            return bool(names_in(call) & grown)
+        if name == catalogue.BASIC_ACK:
+            return any(k.arg == "multiple" for k in call.keywords)
+        return (
+            name == "commit" and isinstance(call.func, ast.Attribute) and catalogue.KAFKA_TEXT in self.source
+        )
+
+    def _accumulator_before(
+        self, name: str, block: Sequence[ast.stmt], index: int, link: Optional[_Link]
+    ) -> bool:
+        """A superset of ``matcher._find_accumulators`` accepting ``name``.
+
+        The matcher looks back for the nearest statement that binds ``name``
+        (``cstutil.bound_in``) and requires it to be ``name = <accumulator value>``. Here a
+        statement stops the search only when it surely binds ``name`` that way.
+        """
+        for stmt in _before_reversed(block, index, link):
+            value = _single_value(stmt, name)
+            if value is not None:
+                if self.may_be_accumulator(value):
+                    return True
+                if self.raw_ascii(stmt):
+                    return False
+                continue
+            if self._surely_binds(stmt, name):
+                return False
+        return False
+
+    def _surely_binds(self, stmt: ast.stmt, name: str) -> bool:
+        """A subset of ``name in cstutil.bound_in(stmt)``."""
+        for node in pruned_walk(stmt):
+            targets: List[ast.AST] = []
+            if isinstance(node, ast.Assign):
+                targets = list(node.targets)
+            elif isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.For, ast.AsyncFor, ast.NamedExpr)):
+                targets = [node.target]
+            elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+                targets = [node.optional_vars]
+            for target in targets:
+                if name in assigned_names(target) and self.raw_ascii(target):
+                    return True
+        return False
+
+    def _comprehension_may_match(
+        self,
+        block: Sequence[ast.stmt],
+        index: int,
+        stmt: Union[ast.Assign, ast.AnnAssign],
+        link: Optional[_Link],
+    ) -> bool:
+        if isinstance(stmt, ast.Assign):
+            if len(stmt.targets) != 1:
+                return False
+            target, value = stmt.targets[0], stmt.value
+        else:
+            if stmt.value is None:
+                return False
+            target, value = stmt.target, stmt.value
+        if not isinstance(target, ast.Name) or not isinstance(value, _COMPREHENSIONS):
+            return False
+        parts = _body(_per_item_parts(value))
+        if not self.may_be_job(parts.pruned_calls, parts.awaits):
+            return False
+        return self._sink_after(list(_after(block, index, link)), {target.id})
+
+    def _statement(self, stmt: ast.stmt) -> _Statement:
+        key = id(stmt)
+        facts = self._statements.get(key)
+        if facts is None:
+            names: Set[str] = set()
+            calls: List[ast.Call] = []
+            commits = False
+            for node in walk(stmt):
+                if isinstance(node, ast.Call):
+                    calls.append(node)
+                    commits = commits or (isinstance(node.func, ast.Attribute) and node.func.attr == "commit")
+                name = target_name(node)
+                if name is not None:
+                    names.add(name)
+            facts = self._statements[key] = _Statement(names, calls, commits)
+        return facts
+
+    def _sink_after(self, after: Sequence[ast.stmt], accumulators: Set[str]) -> bool:
+        """A superset of ``flow.find_sink``: a possible sink whose arguments read a tracked value."""
+        tracked = set(accumulators)
+        for stmt in after:
+            facts = self._statement(stmt)
+            if not facts.names & tracked:
+                continue  # nothing in it reads a tracked value: no sink, nothing derived
+            sinky = [call for call in facts.calls if self.may_be_sink(call)]
+            tracked = _derived(stmt, tracked)
+            if any(_call_uses(call, tracked) for call in sinky):
+                return True
+        return False
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+#: a literal LibCST reads as one SimpleString, Integer or Float, or a name (True, None)
+_PLAIN_CONSTANT = re.compile(
+    rb"""\A(?:[rRuUbB]{0,2}(?:'[^'\\\r\n]*'|"[^"\\\r\n]*")|[0-9][0-9_]*|[0-9]*\.[0-9]+|True|False|None)\Z"""
+)
+
+
+def _all_statements(body: Sequence[ast.stmt]) -> Iterator[Tuple[ast.stmt, bool]]:
+    """Every statement, and whether it is in the module's scope (not in a function or class)."""
+    stack: List[Tuple[Sequence[ast.stmt], bool]] = [(body, True)]
+    while stack:
+        block, module_level = stack.pop()
+        for stmt in block:
+            yield stmt, module_level
+            inner = module_level and not isinstance(
+                stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+            )
+            for child in _child_blocks(stmt):
+                stack.append((child, inner))
+
+
+_BLOCK_FIELDS: Dict[type, Tuple[str, ...]] = {
+    ast.FunctionDef: ("body",),
+    ast.AsyncFunctionDef: ("body",),
+    ast.ClassDef: ("body",),
+    ast.For: ("body", "orelse"),
+    ast.AsyncFor: ("body", "orelse"),
+    ast.While: ("body", "orelse"),
+    ast.If: ("body", "orelse"),
+    ast.With: ("body",),
+    ast.AsyncWith: ("body",),
+    ast.Try: ("body", "orelse", "finalbody"),
+}
+if sys.version_info >= (3, 11):
+    _BLOCK_FIELDS[ast.TryStar] = ("body", "orelse", "finalbody")
+
+
+def _child_blocks(stmt: ast.stmt) -> Iterator[Sequence[ast.stmt]]:
+    """The statement lists directly inside ``stmt`` (``cstutil.statement_blocks``, and bodies)."""
+    kind = type(stmt)
+    fields = _BLOCK_FIELDS.get(kind)
+    if fields is None:
+        if kind.__name__ == "Match":
+            for case in getattr(stmt, "cases", ()):
+                yield case.body
+        return
+    for field in fields:
+        child = getattr(stmt, field)
+        if child:
+            yield child
+    for handler in getattr(stmt, "handlers", ()):
+        yield handler.body
+
+
+def _body(parts: Sequence[ast.AST]) -> _Body:
+    """One walk of a loop body (or a comprehension's per-item parts)."""
+    facts = _Body([], [], False, set(), False)
+    stack: List[Tuple[Any, bool]] = [(part, False) for part in parts]
+    while stack:
+        node, pruned = stack.pop()
+        if not isinstance(node, ast.AST):
+            continue
+        if isinstance(node, ast.Call):
+            facts.calls.append(node)
+            if not pruned:
+                facts.pruned_calls.append(node)
+            func = node.func
+            if isinstance(func, ast.Attribute):
+                if func.attr in catalogue.GROWING_METHODS:
+                    _add_owner(facts.grown, func.value)
+                if func.attr in catalogue.DB_WRITE_METHODS:
+                    facts.writes = True
+        elif isinstance(node, ast.Await):
+            facts.awaits = facts.awaits or not pruned
+        elif isinstance(node, ast.AugAssign):
+            _add_owner(facts.grown, node.target)
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Subscript):
+                    _add_owner(facts.grown, target.value)
+                else:
+                    name = target_name(target)
+                    if name and isinstance(node.value, ast.BinOp) and target_name(node.value.left) == name:
+                        facts.grown.add(name)
+        inner = pruned or isinstance(node, _PRUNE)
+        for field in node._fields:
+            if field == "ctx":
+                continue
+            child = getattr(node, field, None)
+            if child.__class__ is list:
+                stack.extend((item, inner) for item in child)
+            elif isinstance(child, ast.AST):
+                stack.append((child, inner))
+    return facts
+
+
+def _ack_shaped(stmt: ast.stmt) -> bool:
+    """A call statement named like an ack or a commit (``external.find_queue_ack``)."""
+    return (
+        isinstance(stmt, ast.Expr)
+        and isinstance(stmt.value, ast.Call)
+        and callee_name(stmt.value.func) in catalogue.ACK_CALLS
+    )
+
+
+def _blocks(
+    body: Sequence[ast.stmt],
+) -> Iterator[Tuple[Sequence[ast.stmt], Optional[_Link], Optional[ast.AST]]]:
+    """Every statement list, the ``with`` chain above it (``analysis.Chain``), and the
+    function it is in (for ``FileAnalysis.is_generator``).
+
+    Iterative, so deeply nested code cannot exhaust the Python stack here.
+    """
+    stack: List[Tuple[Sequence[ast.stmt], Optional[_Link], Optional[ast.AST]]] = [(body, None, None)]
+    while stack:
+        block, above, function = stack.pop()
+        yield block, above, function
+        for index, stmt in enumerate(block):
+            if isinstance(stmt, _WITH):
+                stack.append((stmt.body, _Link(block, index, above), function))
+                continue
+            inner: Optional[ast.AST] = function
+            if isinstance(stmt, _FUNCTIONS):
+                inner = stmt
+            elif isinstance(stmt, ast.ClassDef):
+                inner = None  # its methods are checked on their own; its body is never a site
+            for child in _child_blocks(stmt):
+                stack.append((child, None, inner))
+
+
+def _before_reversed(block: Sequence[ast.stmt], index: int, link: Optional[_Link]) -> Iterator[ast.stmt]:
+    """``Chain.before`` backwards: nearest statement first, then before each enclosing ``with``."""
+    yield from reversed(block[:index])
+    while link is not None:
+        yield from reversed(link.block[: link.index])
+        link = link.parent
+
+
+def _after(block: Sequence[ast.stmt], index: int, link: Optional[_Link]) -> Iterator[ast.stmt]:
+    """``Chain.after``: statements after ``block[index]``, then after each enclosing ``with``."""
+    yield from block[index + 1 :]
+    while link is not None:
+        yield from link.block[link.index + 1 :]
+        link = link.parent
+
+
+def _single_value(stmt: ast.stmt, name: str) -> Optional[ast.AST]:
+    """The value of ``name = value`` / ``name: T = value`` (``cstutil.single_assignment``)."""
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and target_name(stmt.targets[0]) == name:
+        return stmt.value
+    if isinstance(stmt, ast.AnnAssign) and stmt.value is not None and target_name(stmt.target) == name:
+        return stmt.value
+    return None
+
+
+def _add_owner(grown: Set[str], owner: ast.AST) -> None:
+    """``x`` of ``x.append``/``x += ...``, or of ``x[k].append``/``x[k] += ...``."""
+    name = target_name(owner)
+    if name is None and isinstance(owner, ast.Subscript):
+        name = target_name(owner.value)
+    if name is not None:
+        grown.add(name)
+
+
+def _derived(stmt: ast.stmt, tracked: Set[str]) -> Set[str]:
+    """A superset of what ``flow.track_derived`` tracks after ``stmt``, to a fixed point."""
+    tracked = set(tracked)
+    nodes = list(walk(stmt))
+    while True:
+        before = len(tracked)
+        for node in nodes:
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                value = node.value
+                if value is not None and names_in(value) & tracked:
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    for target in targets:
+                        tracked |= assigned_names(_strip(target))
+            elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+                if names_in(node.context_expr) & tracked:
+                    tracked |= assigned_names(node.optional_vars)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                owner = target_name(node.func.value)
+                if owner and node.func.attr in catalogue.DERIVING_METHODS and _call_uses(node, tracked):
+                    tracked.add(owner)
+        if len(tracked) == before:
+            return tracked
+
+
+def _strip(target: ast.AST) -> ast.AST:
+    """``df`` of ``df["col"]``, ``self.x`` of ``self.x.y``: where a derived value is stored."""
+    while isinstance(target, (ast.Subscript, ast.Attribute)) and target_name(target) is None:
+        target = target.value
+    return target
+
+
+def _call_uses(call: ast.Call, tracked: Set[str]) -> bool:
+    """A superset of ``flow.call_uses``: the arguments or the receiver read a tracked name."""
+    parts: List[ast.AST] = [*call.args, *(k.value for k in call.keywords)]
+    if isinstance(call.func, ast.Attribute):
+        parts.append(call.func.value)
+    return any(names_in(part) & tracked for part in parts)
+
+
+def _is_logging(func: ast.Attribute) -> bool:
+    """``work.is_logging`` (exactly: it is used both ways)."""
+    receiver = func.value
+    while isinstance(receiver, ast.Attribute):
+        if receiver.attr in catalogue.LOGGING_RECEIVERS:
+            return True
+        receiver = receiver.value
+    if isinstance(receiver, ast.Name):
+        if receiver.id in catalogue.LOGGER_NAMES:
+            return True
+        return receiver.id == "self" and func.attr in catalogue.SELF_LOGGING_METHODS
+    return False
+
+
+def _callee_text(func: ast.AST) -> str:
+    """``cstutil.callee_text``."""
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return "%s.%s" % (_callee_text(func.value), func.attr)
+    if isinstance(func, ast.Call):
+        return "%s(...)" % _callee_text(func.func)
+    if isinstance(func, ast.Subscript):
+        return "%s[...]" % _callee_text(func.value)
+    return "<expression>"
+
+
+def _per_item_parts(value: Union[ast.ListComp, ast.SetComp, ast.DictComp]) -> List[ast.AST]:
+    """``matcher._per_item_parts``: element, conditions, inner iterables."""
+    parts: List[ast.AST] = [value.key, value.value] if isinstance(value, ast.DictComp) else [value.elt]
+    for position, generator in enumerate(value.generators):
+        parts.extend(generator.ifs)
+        if position:
+            parts.append(generator.iter)
+    return parts

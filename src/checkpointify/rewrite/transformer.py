@@ -1,0 +1,290 @@
+"""Plans in, rewritten module out.
+
+For each plan the rewrite is the smallest a reviewer can read: two lines before the loop
+(open the checkpoint, restore the accumulators), the loop iterating the checkpoint instead
+of the iterable (a ``while`` loop's test gains ``ckpt.advance() and``), and one line after
+the save or commit (``ckpt.complete()``). A queue-ack rewrite (CKP003) wraps the iterable
+in ``acknowledge_each`` and drops the batch ack after the loop. The loop body is not
+re-indented and nothing else in the file moves; runtime imports are added once through
+LibCST's ``AddImportsVisitor``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Set
+
+import libcst as cst
+from libcst.codemod import CodemodContext
+from libcst.codemod.visitors import AddImportsVisitor
+
+from checkpointify.detect.cstutil import for_clauses
+from checkpointify.detect.matcher import Plan
+
+_CHECKPOINT = "checkpoint"
+_ACKNOWLEDGE = "acknowledge_each"
+
+
+@dataclass(frozen=True)
+class _Names:
+    functions: Dict[str, str]  # runtime function -> how the rewritten code calls it
+    variables: Dict[int, str]  # plan index -> checkpoint (or acks) variable
+
+    @property
+    def checkpoint(self) -> str:
+        return self.functions[_CHECKPOINT]
+
+    @property
+    def acknowledge_each(self) -> str:
+        return self.functions[_ACKNOWLEDGE]
+
+
+def apply_plans(
+    module: cst.Module,
+    plans: Sequence[Plan],
+    used_names: Set[str],
+    runtime_module: str,
+    directory: Optional[str] = None,
+) -> cst.Module:
+    """Rewrite every plan into ``module``; returns the new module (``module`` itself if ``plans`` is empty)."""
+    if not plans:
+        return module
+    names = _choose_names(plans, used_names)
+    rewritten = module.visit(_Rewriter(module, plans, names, directory))
+    assert isinstance(rewritten, cst.Module)
+    context = CodemodContext()
+    needed = {_ACKNOWLEDGE if plan.ack else _CHECKPOINT for plan in plans}
+    for function in sorted(needed):
+        local = names.functions[function]
+        AddImportsVisitor.add_needed_import(
+            context, runtime_module, function, asname=local if local != function else None
+        )
+    return AddImportsVisitor(context).transform_module(rewritten)
+
+
+def _choose_names(plans: Sequence[Plan], used: Set[str]) -> _Names:
+    """Names for the runtime functions and the checkpoint variables that collide with nothing."""
+    taken = set(used)
+    functions: Dict[str, str] = {}
+    for function in (_CHECKPOINT, _ACKNOWLEDGE):
+        functions[function] = function if function not in used else "checkpointify_" + function
+        taken.add(functions[function])
+    variables: Dict[int, str] = {}
+    for index, plan in enumerate(plans):
+        base = plan.finding.accumulators[0].replace(".", "_") if plan.finding.accumulators else "loop"
+        first = "acks" if plan.ack else "ckpt"
+        candidates = [first, "%s_%s" % (base, first)] + ["%s_%s%d" % (base, first, n) for n in range(2, 100)]
+        name = next(c for c in candidates if c not in taken)
+        taken.add(name)
+        variables[index] = name
+    return _Names(functions, variables)
+
+
+class _Rewriter(cst.CSTTransformer):
+    """Inserts the checkpoint lines around each planned loop, matched by node identity."""
+
+    def __init__(
+        self, module: cst.Module, plans: Sequence[Plan], names: _Names, directory: Optional[str]
+    ) -> None:
+        super().__init__()
+        self.module = module
+        self.directory = directory
+        self.names = names
+        self.loops: Dict[int, int] = {}
+        self.comprehensions: Dict[int, int] = {}
+        self.completions: Dict[int, List[int]] = {}
+        self.removed: Set[int] = set()
+        self.plans = list(plans)
+        for index, plan in enumerate(plans):
+            if plan.comprehension is None:
+                self.loops[id(plan.statement)] = index
+            else:
+                self.comprehensions[id(plan.statement)] = index
+            if plan.complete_after is not None:
+                self.completions.setdefault(id(plan.complete_after), []).append(index)
+            if plan.removed is not None:
+                self.removed.add(id(plan.removed))
+
+    # -- statements -------------------------------------------------------------------
+
+    def leave_For(self, original_node: cst.For, updated_node: cst.For) -> cst.For:
+        index = self.loops.get(id(original_node))
+        if index is None:
+            return updated_node
+        return updated_node.with_changes(iter=cst.Name(self.names.variables[index]), leading_lines=())
+
+    def leave_While(self, original_node: cst.While, updated_node: cst.While) -> cst.While:
+        """``while cond:`` -> ``while ckpt.advance() and cond:`` (``while True:`` -> ``while ckpt.advance():``)."""
+        index = self.loops.get(id(original_node))
+        if index is None:
+            return updated_node
+        advance = "%s.advance()" % self.names.variables[index]
+        test = updated_node.test
+        if isinstance(test, cst.Name) and test.value == "True":
+            code = advance
+        else:
+            condition = self._code(test)
+            code = "%s and %s" % (advance, condition if _binds_tighter_than_and(test) else "(%s)" % condition)
+        return updated_node.with_changes(test=cst.parse_expression(code), leading_lines=())
+
+    def leave_IndentedBlock(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        return updated_node.with_changes(body=self._rebuild(original_node.body, updated_node.body))
+
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        return updated_node.with_changes(body=self._rebuild(original_node.body, updated_node.body))
+
+    def _rebuild(
+        self,
+        original: Sequence[cst.BaseStatement],
+        updated: Sequence[cst.BaseStatement],
+    ) -> List[cst.BaseStatement]:
+        body: List[cst.BaseStatement] = []
+        for orig, new in zip(original, updated):
+            key = id(orig)
+            if key in self.loops:
+                index = self.loops[key]
+                assert isinstance(orig, (cst.For, cst.While))
+                prelude = self._prelude(index)
+                prelude[0] = prelude[0].with_changes(leading_lines=orig.leading_lines)
+                body.extend(prelude)
+                body.append(new)
+            elif key in self.comprehensions:
+                body.extend(self._unrolled(self.comprehensions[key], orig))
+            elif key in self.removed:
+                pass  # the batch ack after the loop: each unit acknowledges its own messages now
+            else:
+                body.append(new)
+            for index in self.completions.get(key, ()):
+                body.append(self._statement("%s.complete()" % self.names.variables[index]))
+        return body
+
+    # -- generated code ---------------------------------------------------------------
+
+    def _statement(self, code: str) -> cst.BaseStatement:
+        return cst.parse_statement(code, config=self.module.config_for_parsing)
+
+    def _prelude(self, index: int) -> List[cst.BaseStatement]:
+        """``ckpt = checkpoint(...)`` and ``[acc, ...] = ckpt.restore()`` (awaited for ``async for``)."""
+        plan = self.plans[index]
+        var = self.names.variables[index]
+        if plan.ack is not None:
+            assert plan.iterable is not None
+            arguments = [self._code(plan.iterable), plan.ack]
+            if plan.ack_grown:
+                arguments.append("grown=lambda: %s" % plan.ack_grown)
+            if plan.ack_latest:
+                arguments.append("latest=lambda: %s" % plan.ack_latest)
+            return [self._statement("%s = %s(%s)" % (var, self.names.acknowledge_each, ", ".join(arguments)))]
+        arguments = [self._literal(plan.loop_id)]
+        state = "lambda: %s" % _tuple(plan.state) if plan.state else None
+        if plan.iterable is not None:
+            arguments.append(self._code(plan.iterable))
+            if state:
+                arguments.append(state)
+        elif state:
+            arguments.append("state=" + state)  # a while loop: no iterable
+        if plan.key:
+            arguments.append("key=%s" % _tuple(plan.key))
+        if plan.resume:
+            arguments.append("resume=%s" % json.dumps(plan.resume))
+        if plan.transaction:
+            arguments.append("transaction=%s" % plan.transaction)
+        if self.directory:
+            arguments.append("directory=%s" % self._literal(self.directory))
+        restore = "await %s.arestore()" % var if plan.asynchronous else "%s.restore()" % var
+        if plan.state:
+            restore = "[%s] = %s" % (", ".join(plan.state), restore)
+        return [
+            self._statement("%s = %s(%s)" % (var, self.names.checkpoint, ", ".join(arguments))),
+            self._statement(restore),
+        ]
+
+    def _code(self, node: cst.CSTNode) -> str:
+        """An expression's code, stripped; parenthesised when it spans lines, so it can move."""
+        text = self.module.code_for_node(node).strip()
+        if "\n" in text or "\r" in text:
+            return "(%s)" % text
+        return text
+
+    def _literal(self, text: str) -> str:
+        literal = json.dumps(text, ensure_ascii=False)
+        try:
+            literal.encode(self.module.encoding)
+        except UnicodeEncodeError:
+            literal = json.dumps(text)
+        return literal
+
+    def _unrolled(self, index: int, statement: cst.BaseStatement) -> List[cst.BaseStatement]:
+        """``name = [f(x) for x in xs if p(x)]`` as an initialised, checkpointed loop."""
+        plan = self.plans[index]
+        comp = plan.comprehension
+        assert comp is not None and isinstance(statement, cst.SimpleStatementLine)
+        name = plan.finding.accumulators[0]
+        small = statement.body[0]
+        empty = {"list": "[]", "set": "set()", "dict": "{}"}[comp.kind]
+        if isinstance(small, cst.AnnAssign):
+            init = "%s: %s = %s" % (
+                name,
+                self._code(small.annotation.annotation),
+                empty,
+            )
+        else:
+            init = "%s = %s" % (name, empty)
+        node = comp.node
+        if isinstance(node, cst.DictComp):
+            action = "%s[%s] = %s" % (
+                name,
+                self._code(node.key),
+                self._code(node.value),
+            )
+        else:
+            action = "%s.%s(%s)" % (
+                name,
+                "append" if comp.kind == "list" else "add",
+                self._code(node.elt),
+            )
+        clauses = for_clauses(node.for_in)
+        indent = self.module.default_indent
+        lines = [action]
+        for depth, clause in reversed(list(enumerate(clauses))):
+            for test in reversed(clause.ifs):
+                lines = ["if %s:" % self._code(test.test)] + [indent + line for line in lines]
+            if depth > 0:
+                lines = ["for %s in %s:" % (self._code(clause.target), self._code(clause.iter))] + [
+                    indent + line for line in lines
+                ]
+        var = self.names.variables[index]
+        loop_code = "for %s in %s:%s" % (
+            self._code(clauses[0].target),
+            var,
+            self.module.default_newline,
+        )
+        loop_code += "".join(indent + line + self.module.default_newline for line in lines)
+        first = self._statement(init).with_changes(leading_lines=statement.leading_lines)
+        return [
+            first,
+            *self._prelude(index),
+            cst.parse_statement(loop_code, config=self.module.config_for_parsing),
+        ]
+
+
+def _tuple(names: Sequence[str]) -> str:
+    """``(a,)`` or ``(a, b)``: a tuple display of names."""
+    return "(%s,)" % names[0] if len(names) == 1 else "(%s)" % ", ".join(names)
+
+
+_TIGHT = (cst.Name, cst.Attribute, cst.Call, cst.Subscript, cst.Comparison, cst.UnaryOperation, cst.Integer)
+
+
+def _binds_tighter_than_and(test: cst.BaseExpression) -> bool:
+    """Whether ``advance() and <test>`` parses as intended without parentheses."""
+    if isinstance(test, cst.BooleanOperation):
+        return (
+            isinstance(test.operator, cst.And)
+            and _binds_tighter_than_and(test.left)
+            and _binds_tighter_than_and(test.right)
+        )
+    return isinstance(test, _TIGHT) and not test.lpar

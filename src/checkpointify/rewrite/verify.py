@@ -1,0 +1,298 @@
+"""Per-file processing with LibCST. Never raises across a file boundary.
+
+``process_source`` is the one core call: bytes in, :class:`FileResult` out. ``scan``,
+``diff`` and ``fix`` all go through it and differ only in what they do with the result.
+A rewrite is kept only if the new file compiles and a second pass over it changes
+nothing; otherwise it is discarded and the file reported.
+
+Runs over trees (discovery, the cache, the worker pool) are in
+:mod:`checkpointify.engine.pipeline`, which imports this module only in its workers: a run
+whose results all come from the cache never loads LibCST. This module never imports the
+engine (the dependency goes one way).
+"""
+
+from __future__ import annotations
+
+import ast
+import traceback
+from collections import Counter
+from dataclasses import dataclass
+from typing import AbstractSet, Callable, Collection, Optional, Sequence, Tuple
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper
+
+from checkpointify import prefilter
+from checkpointify.detect.cstutil import all_names
+from checkpointify.detect.matcher import Plan, find_plans
+from checkpointify.fileio import SourceError, check_encoding
+from checkpointify.rewrite.transformer import apply_plans
+from checkpointify.types import FileResult, Finding, Options, applicable
+
+__all__ = [
+    "CheckedRewrite",
+    "Rewrite",
+    "process_source",
+    "rewrite_checked",
+    "rewrite_module",
+    "rewrite_selected",
+]
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    plans: Tuple[Plan, ...]
+    applied: Tuple[Plan, ...]
+    module: cst.Module
+
+
+def rewrite_module(
+    module: cst.Module,
+    path: str,
+    options: Options,
+    choose: Optional[Callable[[Plan], bool]] = None,
+    lines: Optional[AbstractSet[int]] = None,
+) -> Rewrite:
+    """Find every site in ``module`` and apply the fixes ``choose`` accepts (no verification).
+
+    ``choose`` defaults to :func:`checkpointify.types.applicable` under ``options``. ``lines``, when given, are
+    the only lines a site can start on (``prefilter.candidate_lines``).
+    """
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    found = (
+        find_plans(wrapper, path, options, lines) if lines is not None else find_plans(wrapper, path, options)
+    )
+    plans = tuple(found)
+    chosen = tuple(p for p in plans if (choose(p) if choose else applicable(p.finding, options)))
+    names = set(all_names(wrapper.module))
+    new_module = apply_plans(wrapper.module, chosen, names, options.runtime_module, options.checkpoint_dir)
+    return Rewrite(plans, chosen, new_module)
+
+
+def process_source(
+    source: bytes, path: str, options: Options, rewrite: bool, staged: bool = True, text_kept: bool = False
+) -> FileResult:
+    """Scan one file's bytes and, when ``rewrite``, compute the fixed bytes.
+
+    With ``staged`` (the default), :mod:`checkpointify.prefilter` first rules out files
+    that cannot hold a finding, without LibCST; otherwise LibCST parses every file that
+    contains ``for`` or ``while``. Both give the same findings. The decoding check comes
+    first either way, so a file that does not decode is always reported.
+
+    Never raises: unreadable, undecodable or unparsable input becomes ``error``; so does
+    an internal failure, with ``internal=True``. ``text_kept`` says that the text stage
+    (``prefilter.text_stage``) already kept this file, so it is not run again.
+    """
+    try:
+        encoding = check_encoding(source)
+        lines: Optional[AbstractSet[int]] = None
+        if staged:
+            # keep in step with the matcher: see the docstring of checkpointify.prefilter
+            lines = prefilter.candidate_lines(source, encoding, options.extra_sinks, text_kept)
+            if lines is not None and not lines:
+                return FileResult(path)
+        elif not prefilter.has_loop_keyword(source):
+            return FileResult(path)
+        module = _parse(source)
+        return _rewrite(module, path, options, lines) if rewrite else _scan(module, path, options, lines)
+    except SourceError as exc:
+        return FileResult(path, error=str(exc))
+    except RecursionError:
+        return FileResult(path, error="too deeply nested to analyse", internal=True)
+    except Exception as exc:  # an internal error in one file never aborts the run
+        return FileResult(
+            path,
+            error="internal error: %s: %s" % (type(exc).__name__, _one_line(exc)),
+            internal=True,
+            detail=traceback.format_exc(),
+        )
+
+
+def _parse(source: bytes) -> cst.Module:
+    try:
+        return cst.parse_module(source)
+    except Exception as exc:
+        raise SourceError(_syntax_error(source, exc)) from exc
+
+
+def _syntax_error(source: bytes, exc: Exception) -> str:
+    """Python's own description of a syntax error (LibCST's positions can be off)."""
+    try:
+        ast.parse(source)
+    except SyntaxError as error:
+        return "syntax error at line %s, column %s: %s" % (
+            error.lineno,
+            error.offset,
+            error.msg,
+        )
+    except (ValueError, RecursionError, MemoryError) as error:
+        return "cannot parse: %s" % _one_line(error)
+    return "LibCST cannot parse this file: %s" % _one_line(getattr(exc, "message", exc))
+
+
+def _scan(
+    module: cst.Module, path: str, options: Options, lines: Optional[AbstractSet[int]] = None
+) -> FileResult:
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    plans = (
+        find_plans(wrapper, path, options, lines) if lines is not None else find_plans(wrapper, path, options)
+    )
+    return FileResult(path, findings=tuple(p.finding for p in plans))
+
+
+@dataclass(frozen=True)
+class CheckedRewrite:
+    """A verified rewrite: ``module`` is the new tree, or the original when nothing applies.
+
+    ``error`` says why applicable fixes were not kept (the file does not compile, or the
+    rewrite failed verification, then ``internal`` is True).
+    """
+
+    findings: Tuple[Finding, ...]
+    applied: Tuple[Finding, ...]
+    module: cst.Module
+    error: Optional[str] = None
+    internal: bool = False
+
+
+def rewrite_checked(
+    module: cst.Module, path: str, options: Options, lines: Optional[AbstractSet[int]] = None
+) -> CheckedRewrite:
+    """Rewrite ``module`` and keep the result only if it compiles and is stable.
+
+    ``lines`` (``prefilter.candidate_lines``) only speeds up the first pass; the second
+    pass, over the rewritten file, looks everywhere.
+    """
+    first = rewrite_module(module, path, options, lines=lines)
+    findings = tuple(p.finding for p in first.plans)
+    if not first.applied:
+        return CheckedRewrite(findings, (), module)
+    try:
+        compile(module.bytes, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:
+        return CheckedRewrite(
+            findings,
+            (),
+            module,
+            "not fixed: the file does not compile (%s)" % _one_line(exc),
+        )
+    problem = _verify(first.module.bytes, path, options)
+    if problem:
+        return CheckedRewrite(
+            findings,
+            (),
+            module,
+            "internal error: %s; the fix was discarded and the file left untouched" % problem,
+            True,
+        )
+    return CheckedRewrite(findings, tuple(p.finding for p in first.applied), first.module)
+
+
+def _rewrite(
+    module: cst.Module, path: str, options: Options, lines: Optional[AbstractSet[int]] = None
+) -> FileResult:
+    outcome = rewrite_checked(module, path, options, lines)
+    if not outcome.applied:
+        return FileResult(
+            path,
+            findings=outcome.findings,
+            error=outcome.error,
+            internal=outcome.internal,
+        )
+    return FileResult(
+        path,
+        findings=outcome.findings,
+        applied=outcome.applied,
+        source=module.bytes,
+        new_source=outcome.module.bytes,
+    )
+
+
+def _verify(new_source: bytes, path: str, options: Options) -> Optional[str]:
+    """Why a rewrite must be discarded (it does not compile or does not converge), or None."""
+    try:
+        compile(new_source, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:
+        return "the rewritten file does not compile (%s)" % _one_line(exc)
+    try:
+        second = rewrite_module(cst.parse_module(new_source), path, options)
+    except Exception as exc:
+        return "the rewritten file cannot be re-analysed (%s)" % _one_line(exc)
+    if second.module.bytes != new_source:
+        return "a second pass over the rewritten file would change it again"
+    return None
+
+
+def rewrite_selected(source: bytes, path: str, options: Options, selected: Collection[Finding]) -> FileResult:
+    """``source`` rewritten with the fixes of ``selected`` only, verified; never raises.
+
+    This is how a reviewer's accepted subset is applied and how SARIF gets the change of
+    one finding alone. ``selected`` are findings of this same ``source``, ``path`` and
+    ``options`` (as ``scan`` reported them); a selected finding that is no longer found, or
+    has no fix, is ignored, and a selected unsafe fix is applied whatever
+    ``options.unsafe_fixes`` says. The rewrite is kept only if it compiles and a second
+    scan of it finds exactly the findings that were not selected, unchanged (so ``fix``
+    would rewrite those and nothing else); otherwise ``error`` says why, with
+    ``internal=True``. ``applied`` lists the findings the rewrite covers.
+    """
+    wanted = set(selected)
+    try:
+        check_encoding(source)
+        module = _parse(source)
+        first = rewrite_module(
+            module, path, options, lambda p: p.finding in wanted and p.finding.fix is not None
+        )
+        findings = tuple(p.finding for p in first.plans)
+        if not first.applied:
+            return FileResult(path, findings=findings)
+        applied = tuple(p.finding for p in first.applied)
+        new_source = first.module.bytes
+        try:
+            compile(source, path, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError) as exc:
+            return FileResult(
+                path, findings=findings, error="not fixed: the file does not compile (%s)" % _one_line(exc)
+            )
+        problem = _verify_subset(new_source, path, options, [f for f in findings if f not in applied])
+    except SourceError as exc:
+        return FileResult(path, error=str(exc))
+    except Exception as exc:  # an internal error never escapes: the caller keeps the original
+        return FileResult(
+            path,
+            error="internal error: %s: %s" % (type(exc).__name__, _one_line(exc)),
+            internal=True,
+            detail=traceback.format_exc(),
+        )
+    if problem:
+        return FileResult(
+            path,
+            findings=findings,
+            error="internal error: %s; the fix was discarded and the file left untouched" % problem,
+            internal=True,
+        )
+    return FileResult(path, findings=findings, applied=applied, source=source, new_source=new_source)
+
+
+def _signature(finding: Finding) -> Tuple[object, ...]:
+    """A finding without its position (a rewrite above it moves it)."""
+    return (finding.code, finding.variant, finding.accumulators, finding.sink, finding.hazards, finding.fix)
+
+
+def _verify_subset(
+    new_source: bytes, path: str, options: Options, remaining: Sequence[Finding]
+) -> Optional[str]:
+    """Why a partial rewrite must be discarded, or None (see :func:`rewrite_selected`)."""
+    try:
+        compile(new_source, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:
+        return "the rewritten file does not compile (%s)" % _one_line(exc)
+    wrapper = MetadataWrapper(cst.parse_module(new_source), unsafe_skip_copy=True)
+    again = Counter(_signature(p.finding) for p in find_plans(wrapper, path, options))
+    if again != Counter(_signature(f) for f in remaining):
+        return "a second scan of the partly rewritten file does not find exactly the other findings"
+    return None
+
+
+def _one_line(exc: object) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

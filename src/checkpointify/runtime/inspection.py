@@ -1,0 +1,106 @@
+"""Reading and removing logs from outside the loop (``checkpointify checkpoints``).
+
+Imported on first use of :func:`read_info`, :func:`remove` or :class:`CheckpointInfo`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from .errors import CheckpointError, CheckpointWriteError, _describe, _shown
+from .frames import _FORMAT_V1, FORMAT, _count_units, _header, _scan
+from .lock import _Lock, _lock_holder, _lock_path
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What :func:`read_info` reads from a log without changing it or unpickling anything."""
+
+    path: Path
+    loop_id: str
+    source: str  # "file:line" of the checkpoint(...) call that created the log
+    key: str  # fingerprint of the key= values ("" without key)
+    resume: str  # "position" or "identity"
+    created: str  # ISO 8601, when the log was created
+    pid: Optional[int]  # the process that created it
+    host: str
+    python: str
+    format: str
+    units: int  # completed units recorded (units replaced by a re-run not counted)
+    records: int  # frames after the header
+    size: int  # bytes on disk
+    valid_bytes: int  # bytes of the valid prefix
+    damage: str  # "" | "torn tail of N bytes" | "corrupt at byte N"
+    modified: float  # mtime (seconds since the epoch): the last unit written
+    writer: Optional[Dict[str, Any]]  # the process holding the lock right now, if any
+    archived: str  # "" for a live log, "stale" or "corrupt" for an archive
+
+
+def read_info(path: Path) -> CheckpointInfo:
+    """Describe the checkpoint log at ``path`` (a live ``*.ckpt`` or an archived
+    ``*.ckpt.stale`` / ``*.ckpt.corrupt-*``). Read-only: nothing is truncated, moved or
+    unpickled. A log whose header is torn or damaged is described with empty header fields
+    and its ``damage``. Raises :class:`CheckpointError` if the file cannot be read or its
+    first frame is a valid frame of something else."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        stat = path.stat()
+    except OSError as exc:
+        raise CheckpointError("cannot read checkpoint %s: %s" % (_shown(path), _describe(exc))) from exc
+    scan = _scan(data)
+    header = _header(data, scan)
+    if header.get("format") not in (FORMAT, _FORMAT_V1) and scan.frames:
+        raise CheckpointError("%s is not a checkpointify log (its header is not one)" % _shown(path))
+    units, replaced = _count_units(data, scan, v1=header.get("format") == _FORMAT_V1)
+    if scan.corrupt_at >= 0:
+        damage = "corrupt at byte %d" % scan.corrupt_at
+    elif scan.valid_end < scan.size:
+        damage = "torn tail of %d bytes" % (scan.size - scan.valid_end)
+    else:
+        damage = ""
+    name = path.name
+    archived = "stale" if name.endswith(".stale") else "corrupt" if ".ckpt.corrupt-" in name else ""
+    return CheckpointInfo(
+        path=path,
+        loop_id=str(header.get("loop_id", "")),
+        source=str(header.get("source", "")),
+        key=str(header.get("key", "")),
+        resume=str(header.get("resume", "position")),
+        created=str(header.get("created", "")),
+        pid=header.get("pid") if isinstance(header.get("pid"), int) else None,
+        host=str(header.get("host", "")),
+        python=str(header.get("python", "")),
+        format=str(header.get("format", "")),
+        units=units - replaced,
+        records=max(0, len(scan.frames) - 1),
+        size=scan.size,
+        valid_bytes=scan.valid_end,
+        damage=damage,
+        modified=stat.st_mtime,
+        writer=None if archived else _lock_holder(_lock_path(path)),
+        archived=archived,
+    )
+
+
+def remove(path: Path) -> None:
+    """Delete the checkpoint log at ``path`` and its lock file, so that its loop starts from
+    zero. Raises :class:`CheckpointLockedError` if a process is running the loop (its log is
+    never removed under it). Archives (``.stale``, ``.corrupt-*``) are simply deleted."""
+    path = Path(path)
+    if not path.name.endswith(".ckpt"):
+        path.unlink()
+        return
+    lock = _Lock(_lock_path(path))
+    try:
+        lock.acquire("", path)
+    except OSError as exc:
+        raise CheckpointWriteError("cannot lock checkpoint %s: %s" % (_shown(path), _describe(exc))) from exc
+    try:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+    finally:
+        lock.release()

@@ -1,0 +1,116 @@
+"""Where logs live, and the environment variables read when a checkpoint is created."""
+
+from __future__ import annotations
+
+import os
+
+from .errors import CheckpointError
+from .fingerprint import _blake2b
+from .lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import NoReturn, Optional, Tuple
+
+
+def checkpoint_dir() -> Path:
+    """Where logs live: ``$CHECKPOINTIFY_DIR``, else ``.checkpointify`` in the working directory."""
+    from pathlib import Path  # here, not with the module: see lite.py
+
+    configured = os.environ.get("CHECKPOINTIFY_DIR")
+    return Path(configured) if configured else Path.cwd() / ".checkpointify"
+
+
+def log_name(loop_id: str, key_fp: str = "") -> str:
+    """The file name of a loop's log: readable slug plus a hash that keeps names unique."""
+    import re  # here, not with the module: see lite.py
+
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", loop_id).strip("_")[:80]
+    digest = _blake2b((loop_id + "\0" + key_fp).encode("utf-8"), digest_size=4).hexdigest()
+    return "%s-%s.ckpt" % (slug, digest)
+
+
+# ------------------------------------------------------------------------- settings
+
+
+_FAULT_POINTS = (
+    "before-write",
+    "mid-record",
+    "after-write",
+    "after-commit",  # transaction=: after the unit's commit, before the loop goes on
+    "during-complete",
+    "enospc",
+    "eio",
+    "eio-fsync",
+)
+
+
+class _Settings:
+    """The environment variables, read once when a checkpoint is created (a plain class:
+    ``dataclasses`` and ``typing.NamedTuple`` cost more to import than the whole runtime)."""
+
+    __slots__ = ("fsync", "on_stale", "quiet", "batch", "fault")
+
+    def __init__(
+        self, fsync: str, on_stale: str, quiet: bool, batch: bool, fault: Optional[Tuple[str, int]]
+    ) -> None:
+        self.fsync = fsync  # always | batched | never
+        self.on_stale = on_stale  # error | restart
+        self.quiet = quiet
+        self.batch = batch  # cheap units may wait to be written together (CHECKPOINTIFY_BATCH=auto)
+        self.fault = fault  # test-only fault injection (CHECKPOINTIFY_FAULT)
+
+    @staticmethod
+    def from_env() -> "_Settings":
+        env = os.environ
+        fsync = env.get("CHECKPOINTIFY_FSYNC", "").strip().lower() or "batched"
+        if fsync not in ("always", "batched", "never"):
+            raise CheckpointError("CHECKPOINTIFY_FSYNC must be always, batched or never, not %r" % fsync)
+        on_stale = env.get("CHECKPOINTIFY_ON_STALE", "").strip().lower() or "error"
+        if on_stale not in ("error", "restart"):
+            raise CheckpointError("CHECKPOINTIFY_ON_STALE must be error or restart, not %r" % on_stale)
+        batch = env.get("CHECKPOINTIFY_BATCH", "").strip().lower() or "auto"
+        if batch not in ("auto", "off"):
+            raise CheckpointError("CHECKPOINTIFY_BATCH must be auto or off, not %r" % batch)
+        quiet = env.get("CHECKPOINTIFY_QUIET", "").strip().lower() not in ("", "0", "false", "no")
+        return _Settings(
+            fsync,
+            on_stale,
+            quiet,
+            batch == "auto" and fsync != "always",
+            _parse_fault(env.get("CHECKPOINTIFY_FAULT", "")),
+        )
+
+
+def _parse_fault(text: str) -> Optional[Tuple[str, int]]:
+    """``CHECKPOINTIFY_FAULT=<point>:<unit>`` (test-only; see the README's fault injection)."""
+    text = text.strip()
+    if not text:
+        return None
+    point, _, unit = text.partition(":")
+    try:
+        number = int(unit) if unit else 0
+    except ValueError:
+        number = -1
+    if point not in _FAULT_POINTS or number < 0:
+        raise CheckpointError(
+            "CHECKPOINTIFY_FAULT is a test hook: <point>:<unit> with point one of %s, not %r"
+            % (", ".join(_FAULT_POINTS), text)
+        )
+    return point, number
+
+
+def _hostname() -> str:
+    """``socket.gethostname()`` without importing ``socket`` (most of the runtime's import
+    time): on POSIX both return the ``uname`` node name."""
+    uname = getattr(os, "uname", None)
+    if uname is not None:
+        return str(uname().nodename)
+    import socket  # pragma: no cover - Windows
+
+    return socket.gethostname()  # pragma: no cover
+
+
+def _crash() -> NoReturn:
+    """A fault point: die like ``kill -9`` would (no atexit, no flushing)."""
+    os._exit(137)

@@ -1,0 +1,290 @@
+"""``fix --interactive`` driven through a real pseudo-terminal, and its refusal without one.
+
+The CLI runs as a subprocess whose stdin and stdout are the slave side of a pty (so
+``isatty()`` is true and rich colours its output); the test reads the master side and
+types answers, like a person would.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import re
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+
+from checkpointify.api import process_source, rewrite_selected
+from checkpointify.cli.review import PROMPT, Answer, parse_answer
+from checkpointify.types import Options
+
+TWO = b"""import json
+
+first = []
+for n in range(3):
+    first.append(work(n))
+json.dump(first, open("first.json", "w"))
+
+second = []
+for n in range(3, 6):
+    second.append(work(n))
+json.dump(second, open("second.json", "w"))
+"""
+UNSAFE = b"""import json
+import os
+
+names = ""  # a string: resume by identity needs containers, so the order hazard stays
+for name in os.listdir("."):
+    names += describe(name)
+json.dump(names, open("names.json", "w"))
+"""
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+
+class Terminal:
+    """A command running on a pseudo-terminal: read what it shows, type answers."""
+
+    def __init__(self, args: List[str], cwd: Path, stdout_tty: bool = True) -> None:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 120, 0, 0))
+        env = {
+            k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "LINES")
+        }
+        env["TERM"] = "xterm-256color"
+        self.stderr_path = cwd / ".stderr"
+        self.stdout_path = cwd / ".stdout"
+        with self.stderr_path.open("wb") as err, self.stdout_path.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "checkpointify", *args],
+                stdin=slave,
+                stdout=slave if stdout_tty else out,
+                stderr=err,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+            )
+        os.close(slave)
+        self.master = master
+        self.raw = ""
+        self.seen = 0  # how much of the screen text earlier expects consumed
+
+    @property
+    def screen(self) -> str:
+        return ANSI.sub("", self.raw).replace("\r\n", "\n")
+
+    def _read(self, timeout: float) -> bool:
+        ready, _, _ = select.select([self.master], [], [], timeout)
+        if not ready:
+            return True
+        try:
+            chunk = os.read(self.master, 65536)
+        except OSError:  # EIO: the other side is closed
+            return False
+        if not chunk:
+            return False
+        self.raw += chunk.decode("utf-8", errors="replace")
+        return True
+
+    def expect(self, text: str, timeout: float = 60) -> str:
+        """Wait until ``text`` appears after what earlier calls consumed; return the text up to it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            index = self.screen.find(text, self.seen)
+            if index >= 0:
+                shown = self.screen[self.seen : index + len(text)]
+                self.seen = index + len(text)
+                return shown
+            if time.monotonic() > deadline or not self._read(0.2) and self.proc.poll() is not None:
+                raise AssertionError("%r not shown; screen so far:\n%s" % (text, self.screen[self.seen :]))
+
+    def type(self, line: str) -> None:
+        os.write(self.master, line.encode() + b"\r")
+
+    def finish(self, timeout: float = 60) -> int:
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            self._read(0.1)
+        while self._read(0.05) and select.select([self.master], [], [], 0)[0]:
+            pass
+        os.close(self.master)
+        return self.proc.wait(timeout=5)
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
+    (tmp_path / "a.py").write_bytes(TWO)
+    (tmp_path / "b.py").write_bytes(TWO)
+    return tmp_path
+
+
+def only(path: Path, index: int, options: Optional[Options] = None) -> bytes:
+    """The file with just its ``index``-th finding fixed (what accepting that change gives)."""
+    os.chdir(path.parent)
+    source = path.read_bytes() if path.exists() else b""
+    findings = process_source(source, path.name, options or Options(), rewrite=False).findings
+    result = rewrite_selected(source, path.name, options or Options(), [findings[index]])
+    assert result.new_source is not None
+    return result.new_source
+
+
+def fully_fixed(path: Path) -> bytes:
+    result = process_source(path.read_bytes(), path.name, Options(), rewrite=True)
+    assert result.new_source is not None
+    return result.new_source
+
+
+@pytest.fixture(autouse=True)
+def _keep_cwd() -> object:
+    cwd = os.getcwd()
+    yield
+    os.chdir(cwd)
+
+
+def test_yes_no_then_yes_applies_exactly_the_accepted_changes(project: Path) -> None:
+    expected: Dict[str, bytes] = {"a.py": only(project / "a.py", 0), "b.py": fully_fixed(project / "b.py")}
+    term = Terminal(["fix", "--interactive", "-j", "1"], project)
+    shown = term.expect(PROMPT)
+    assert "[1/2] a.py:4:1: CKP001 `first` is collected in this loop" in shown
+    assert "fix: safe (applied by `checkpointify fix`)" in shown
+    assert '+ckpt = checkpoint("a.py::<module>::first", range(3), lambda: (first,))' in shown
+    assert "+from checkpointify.runtime import checkpoint" in shown and "--- a/a.py" in shown
+    added = [line for line in shown.splitlines() if line.startswith("+")]
+    assert len(added) == 6 and not [line for line in added if "second" in line]  # this change alone
+    assert "\x1b[" in term.raw  # highlighted
+    term.type("y")
+    assert "[2/2] a.py:9:1: CKP001 `second`" in term.expect(PROMPT)
+    term.type("n")
+    assert "[1/2] b.py:4:1" in term.expect(PROMPT)
+    term.type("y")
+    assert "[2/2] b.py:9:1" in term.expect(PROMPT)
+    term.type("y")
+    assert term.finish() == 0
+    assert "rewrote 3 loops in 2 files. 1 finding left as is." in term.stderr
+    for name, content in expected.items():
+        assert (project / name).read_bytes() == content, name
+    compile((project / "a.py").read_bytes(), "a.py", "exec")
+
+
+def test_all_applies_every_remaining_change_without_asking(project: Path) -> None:
+    expected = {"a.py": fully_fixed(project / "a.py"), "b.py": fully_fixed(project / "b.py")}
+    term = Terminal(["fix", "--interactive"], project)
+    term.expect(PROMPT)
+    term.type("a")
+    assert term.finish() == 0
+    assert term.screen.count(PROMPT) == 1
+    assert "rewrote 4 loops in 2 files." in term.stderr
+    for name, content in expected.items():
+        assert (project / name).read_bytes() == content, name
+
+
+def test_quit_keeps_what_was_accepted_and_touches_nothing_else(project: Path) -> None:
+    expected_a = only(project / "a.py", 0)
+    term = Terminal(["fix", "--interactive", "--exit-non-zero-on-fix"], project)
+    term.expect(PROMPT)
+    term.type("maybe")
+    term.expect("Please answer y, n, a or q.")
+    term.expect(PROMPT)
+    term.type("yes")
+    term.expect(PROMPT)
+    term.type("q")
+    assert term.finish() == 1  # a fix was applied and --exit-non-zero-on-fix was given
+    assert (project / "a.py").read_bytes() == expected_a
+    assert (project / "b.py").read_bytes() == TWO
+    assert "rewrote 1 loop in 1 file." in term.stderr
+
+
+def test_end_of_input_quits_without_writing(project: Path) -> None:
+    term = Terminal(["fix", "--interactive"], project)
+    term.expect(PROMPT)
+    os.write(term.master, b"\x04")  # Ctrl-D
+    assert term.finish() == 0
+    assert (project / "a.py").read_bytes() == TWO and (project / "b.py").read_bytes() == TWO
+    assert "rewrote 0 loops in 0 files." in term.stderr
+
+
+def test_unsafe_fix_shows_its_hazards(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
+    (tmp_path / "u.py").write_bytes(UNSAFE)
+    term = Terminal(["fix", "-i", "--unsafe-fixes"], tmp_path)
+    shown = term.expect(PROMPT)
+    assert "hazard unordered-iterable: iterates over os.listdir(...), whose order may change" in shown
+    assert "fix: unsafe (applied by `checkpointify fix --unsafe-fixes`)" in shown
+    term.type("n")
+    assert term.finish() == 0
+    assert (tmp_path / "u.py").read_bytes() == UNSAFE
+
+
+def test_refuses_when_stdout_is_not_a_terminal(project: Path) -> None:
+    term = Terminal(["fix", "--interactive"], project, stdout_tty=False)
+    assert term.finish() == 2
+    assert term.stderr.startswith("checkpointify: error: --interactive needs a terminal on stdin and stdout")
+    assert len(term.stderr.strip().splitlines()) == 1
+    assert (project / "a.py").read_bytes() == TWO
+
+
+def test_refuses_when_stdin_is_not_a_terminal(project: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "checkpointify", "fix", "--interactive"],
+        cwd=project,
+        input=b"y\ny\ny\ny\n",
+        capture_output=True,
+    )
+    assert done.returncode == 2 and done.stdout == b""
+    assert b"--interactive needs a terminal" in done.stderr
+    assert (project / "a.py").read_bytes() == TWO
+
+
+def test_statistics_on_a_terminal_is_a_table(project: Path) -> None:
+    term = Terminal(["scan", "--statistics"], project)
+    assert term.finish() == 1
+    screen = term.screen
+    assert "checkpointify statistics" in screen and "┃ count ┃" in screen.replace("  ", " ")
+    assert re.search(r"│\s+4 │ code\s+│ CKP001", screen)
+
+
+@pytest.mark.parametrize(
+    "text, answer",
+    [
+        ("y", Answer.YES),
+        ("Yes", Answer.YES),
+        (" n ", Answer.NO),
+        ("ALL", Answer.ALL),
+        ("q", Answer.QUIT),
+        ("", None),
+        ("x", None),
+    ],
+)
+def test_parse_answer(text: str, answer: Optional[Answer]) -> None:
+    assert parse_answer(text) is answer
+
+
+def test_a_file_edited_during_the_review_is_left_alone(project: Path) -> None:
+    term = Terminal(["fix", "--interactive"], project)
+    term.expect(PROMPT)
+    edited = TWO + b"# saved by an editor meanwhile\n"
+    (project / "a.py").write_bytes(edited)
+    term.type("a")
+    assert term.finish() == 1
+    assert "a.py: error: changed on disk while being processed; left untouched" in term.stderr
+    assert (project / "a.py").read_bytes() == edited
+    assert (project / "b.py").read_bytes() == fully_fixed_bytes(TWO, "b.py", project)
+
+
+def fully_fixed_bytes(source: bytes, name: str, cwd: Path) -> bytes:
+    os.chdir(cwd)
+    result = process_source(source, name, Options(), rewrite=True)
+    assert result.new_source is not None
+    return result.new_source

@@ -1,0 +1,344 @@
+"""The staged path finds exactly what the full LibCST path finds.
+
+``process_source(..., staged=True)`` (text stage, ``ast`` stage, then LibCST on candidate
+lines only) against ``staged=False`` (LibCST on every file with ``for``/``while``), on:
+
+* every fixture, for ``scan`` and ``fix`` (byte-identical rewrites);
+* hand-written cases aimed at each condition of ``checkpointify.prefilter`` (aliases,
+  ``with`` chains, derived values, odd callees, CKP002 and CKP003, non-UTF-8 and non-ASCII
+  files...), each checked to produce a finding, so none passes vacuously;
+* the small real corpus, when it is on disk (the core corpus: ``pytest -m slow``,
+  tests/test_corpus.py).
+
+And the decisions around it: a file the stages rule out is still reported when it does not
+decode; a syntax error is reported only in a file that could hold a finding.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+from checkpointify import prefilter
+from checkpointify.api import process_source
+from checkpointify.types import FileResult, Options
+from tests.support.fixture_cases import cases
+
+ALL = cases()
+
+
+def both(source: bytes, options: Optional[Options] = None, rewrite: bool = False) -> FileResult:
+    """Run both paths; assert they agree; return the staged result."""
+    options = options or Options()
+    staged = process_source(source, "job.py", options, rewrite, staged=True)
+    full = process_source(source, "job.py", options, rewrite, staged=False)
+    assert staged.findings == full.findings
+    assert staged.new_source == full.new_source
+    assert staged.error == full.error
+    return staged
+
+
+@pytest.mark.parametrize("case", ALL, ids=lambda c: c.id)
+def test_fixture_staged_equals_full(case: object) -> None:
+    options = case.options()  # type: ignore[attr-defined]
+    source = case.source  # type: ignore[attr-defined]
+    for rewrite in (False, True):
+        both(source, options, rewrite)
+
+
+# --------------------------------------------------------------------- targeted cases
+
+WORK = "from remote import fetch\n"
+
+#: (id, source, extra sinks); every one has at least one finding on the full path
+CASES = [
+    (
+        "qualified-sink-through-alias",
+        "from pickle import dump as persist_nothing\nimport os\nacc = []\nfor x in os.listdir('.'):\n"
+        "    acc.append(fetch(x))\npersist_nothing(acc, open('a', 'wb'))\n",
+        (),
+    ),
+    (
+        "qualified-sink-alias-not-a-verb",
+        "from numpy import save as sv\nacc = []\nfor x in range(9):\n    acc.append(fetch(x))\nsv('a.npy', acc)\n",
+        (),
+    ),
+    (
+        "module-alias",
+        "import numpy as np\nacc = []\nfor x in range(9):\n    acc.append(fetch(x))\nnp.save('a.npy', acc)\n",
+        (),
+    ),
+    (
+        "accumulator-before-with-sink-after",
+        "import json\nrows = []\nwith open('in') as f:\n    for line in f:\n        rows.append(fetch(line))\n"
+        "json.dump(rows, open('out', 'w'))\n",
+        (),
+    ),
+    (
+        "nested-withs",
+        "import json\nrows = {}\nwith open('in') as f:\n    with lock:\n        for line in f:\n"
+        "            rows[line] = fetch(line)\n    json.dump(rows, open('out', 'w'))\n",
+        (),
+    ),
+    (
+        "derived-value",
+        "import json\ndef main():\n    out = []\n    for x in xs:\n        out.append(fetch(x))\n"
+        "    payload = {'results': out}\n    doc = dict(data=payload)\n    json.dump(doc, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "derived-by-update",
+        "import json\nsummary = {}\nout = []\nfor x in xs:\n    out.append(fetch(x))\n"
+        "summary.update(results=out)\njson.dump(summary, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "method-self-accumulator",
+        "class Job:\n    def run(self):\n        self.rows = []\n        for x in self.items:\n"
+        "            self.rows.append(fetch(x))\n        self.save_rows(self.rows)\n",
+        (),
+    ),
+    (
+        "while-loop",
+        "import json\nacc = []\nwhile more():\n    acc.append(fetch(next_item()))\njson.dump(acc, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "async-for",
+        "import json\nasync def main():\n    acc = []\n    async for x in stream():\n        acc.append(await fetch(x))\n"
+        "    json.dump(acc, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "comprehension",
+        "import json\nvectors = [fetch(x) for x in xs]\njson.dump(vectors, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "annotated-comprehension",
+        "import json\nvectors: list = [fetch(x) for x in xs]\njson.dump(vectors, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "growth-by-concatenation",
+        "import json\ntotal = ''\nfor x in xs:\n    total = total + fetch(x)\njson.dump(total, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "growth-by-augmented-assignment",
+        "import json\ntotal = 0\nfor x in xs:\n    total += fetch(x)\njson.dump(total, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "counter-through-alias",
+        "import json\nfrom collections import Counter as C\nc = C()\nfor x in xs:\n    c.update(fetch(x))\n"
+        "json.dump(c, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "parenthesised-callee-and-comment-before-the-call",
+        "import json\nacc = []\nfor x in xs:\n    acc.append(fetch(x))\n(json.dump  # the save\n)(acc, f)\n",
+        (),
+    ),
+    (
+        "continuation-between-name-and-call",
+        "import json\nacc = []\nfor x in xs:\n    acc.append(fetch(x))\njson.dump \\\n    (acc, f)\n",
+        (),
+    ),
+    (
+        "verb-named-sink",
+        "acc = []\nfor x in xs:\n    acc.append(fetch(x))\n__saveAll2(acc)\n",
+        (),
+    ),
+    (
+        "sink-method-on-a-call",
+        "import pandas as pd\nrows = []\nfor x in xs:\n    rows.append(fetch(x))\npd.DataFrame(rows).to_csv('o.csv')\n",
+        (),
+    ),
+    (
+        "extra-sink-bare",
+        "acc = []\nfor x in xs:\n    acc.append(fetch(x))\npush(acc)\n",
+        ("push",),
+    ),
+    (
+        "extra-sink-qualified-through-alias",
+        "from mylib.io import persist_table as pt\nacc = []\nfor x in xs:\n    acc.append(fetch(x))\npt(acc)\n",
+        ("mylib.io.persist_table",),
+    ),
+    (
+        "db-commit",
+        "import sqlite3\nconn = sqlite3.connect('db')\ncur = conn.cursor()\nfor row in rows:\n"
+        "    cur.execute('INSERT INTO t VALUES (?)', (fetch(row),))\nconn.commit()\n",
+        (),
+    ),
+    (
+        "queue-ack-batch",
+        "ids = []\nfor m in queue.receive_messages():\n    handle(m)\n    ids.append(m.id)\n"
+        "queue.delete_message_batch(Entries=ids)\n",
+        (),
+    ),
+    (
+        "queue-basic-ack-multiple",
+        "for method, props, body in channel.consume('q'):\n    handle(body)\n    tag = method.delivery_tag\n"
+        "channel.basic_ack(delivery_tag=tag, multiple=True)\n",
+        (),
+    ),
+    (
+        "kafka-commit",
+        "from confluent_kafka import Consumer\nconsumer = Consumer({})\nfor msg in consumer:\n"
+        "    handle(msg)\nconsumer.commit()\n",
+        (),
+    ),
+    (
+        "a-print-like-name-with-another-method",  # tqdm.write is not a sink, tqdm.writelines is
+        "acc = []\nfor x in xs:\n    acc.append(fetch(x))\ntqdm.writelines(acc)\n",
+        (),
+    ),
+    (
+        "a-stream-named-like-an-attribute",  # self.stdout.write is logging, stdout.write is not
+        "acc = []\nfor x in xs:\n    acc.append(fetch(x))\nstdout.write(''.join(acc))\n",
+        (),
+    ),
+    (
+        "a-logger-name-inside-a-longer-name",
+        "acc = []\nfor x in xs:\n    acc.append(fetch(x))\nélogger.write(''.join(acc))\n",
+        (),
+    ),
+    (
+        "a-qualified-sink-on-a-logger-name",  # the qualified name wins over is_logging
+        "import json as logger\nacc = []\nfor x in xs:\n    acc.append(fetch(x))\nlogger.dump(acc, f)\n",
+        (),
+    ),
+    (
+        "non-ascii-identifiers",
+        "import json\nrésultats = []\nfor élément in xs:\n    résultats.append(fetch(élément))\n"
+        "json.dump(résultats, open('o', 'w'))\n",
+        (),
+    ),
+]
+
+
+@pytest.mark.parametrize("name, source, extra", CASES, ids=[c[0] for c in CASES])
+def test_targeted_case_staged_equals_full(name: str, source: str, extra: tuple) -> None:  # type: ignore[type-arg]
+    options = Options(extra_sinks=extra, root=Path("."))
+    data = (WORK + source).encode("utf-8")
+    for encoded in (data, data.replace(b"\n", b"\r\n"), b"\xef\xbb\xbf" + data):
+        result = both(encoded, options)
+        assert result.findings, "%s: the full path finds nothing, so this case proves nothing" % name
+        both(encoded, options, rewrite=True)
+
+
+def test_latin1_file_is_transcoded_for_the_text_stage() -> None:
+    source = (
+        "# -*- coding: latin-1 -*-\nimport json\nrésultats = []\nfor x in xs:\n"
+        "    résultats.append(fetch(x))\njson.dump(résultats, open('o', 'w'))\n"
+    ).encode("latin-1")
+    assert both(source).findings
+
+
+NO_SITE = [
+    b"def add(a, b):\n    return a + b\n",
+    b"for x in xs:\n    print(x)\n",  # a loop, but nothing that saves
+    b"import json\nfor x in xs:\n    y = x\njson.dump(y, f)\n",  # a save, but nothing grown
+    b"import json\nacc = load()\nfor x in xs:\n    acc.append(x)\njson.dump(acc, f)\n",  # not a literal
+    b"import json\nacc = []\nfor x in xs:\n    acc.append(x.strip())\njson.dump(acc, f)\n",  # no work
+    b"import json\nacc = []\nfor x in xs:\n    acc.append(fetch(x))\n    f.write(x)\njson.dump(acc, f)\n",
+    b"import json\nacc = []\nfor x in ('a', 'b'):\n    acc.append(fetch(x))\njson.dump(acc, f)\n",
+    b"import json\ndef gen():\n    acc = []\n    for x in xs:\n        acc.append(fetch(x))\n"
+    b"    json.dump(acc, f)\n    yield 1\n",
+    b"import sys\nacc = []\nfor x in xs:\n    acc.append(fetch(x))\nsys.stdout.write(''.join(acc))\n",
+    b"acc = []\nfor x in xs:\n    acc.append(fetch(x))\nself.stderr.write(''.join(acc))\n",
+]
+
+
+@pytest.mark.parametrize("source", NO_SITE, ids=range(len(NO_SITE)))
+def test_files_without_a_site_are_ruled_out_before_libcst(source: bytes) -> None:
+    assert not both(source).findings
+    assert not prefilter.may_match(source, "utf-8", ())
+
+
+def test_candidate_lines_are_where_sites_start() -> None:
+    source = (
+        b"import json\n\nacc = []\n# a comment\nfor x in xs:\n    acc.append(fetch(x))\njson.dump(acc, f)\n"
+    )
+    assert prefilter.candidate_lines(source, "utf-8", ()) == {5}
+    [finding] = both(source).findings
+    assert finding.line == 5
+
+
+def test_unparsable_by_ast_falls_through_to_libcst() -> None:
+    source = b"import json\nacc = []\nfor x in (:\n    acc.append(fetch(x))\njson.dump(acc, f)\n"
+    assert prefilter.candidate_lines(source, "utf-8", ()) is None
+    result = both(source)
+    assert result.error is not None and result.error.startswith("syntax error at line 3")
+
+
+# ------------------------------------------------------------------- around the stages
+
+
+def test_undecodable_file_is_reported_even_when_it_cannot_hold_a_finding() -> None:
+    source = b"x = '\xff\xfe'\n"  # nothing for the stages to look at, and not UTF-8
+    assert not prefilter.may_match(b"x = 1\n", "utf-8", ())
+    for staged in (True, False):
+        result = process_source(source, "bad.py", Options(), False, staged=staged)
+        assert result.error is not None and result.error.startswith("not valid utf-8")
+
+
+@pytest.mark.parametrize(
+    "source, reported",
+    [
+        (b"for x in (:\n    pass\n", False),  # cannot hold a finding: not parsed
+        (b"for x in (:\n    save(x)\n", True),  # could: parsed, and the error reported
+        (b"def f(:\n    pass\n", False),  # no loop at all: not parsed (as before staging)
+    ],
+)
+def test_syntax_errors_are_reported_where_a_finding_could_hide(source: bytes, reported: bool) -> None:
+    result = process_source(source, "broken.py", Options(), False)
+    assert (result.error is not None) is reported
+
+
+# ------------------------------------------------------------------------ real corpus
+
+
+def local_corpus(set_name: str) -> Optional[Path]:
+    """A corpus already on disk ($CHECKPOINTIFY_CORPUS_ROOT or fetch.sh's default folder)."""
+    roots = [
+        os.environ.get("CHECKPOINTIFY_CORPUS_ROOT"),
+        str(Path.home() / ".cache" / "checkpointify-corpus"),
+    ]
+    for root in roots:
+        if root and (Path(root) / set_name).is_dir():
+            return Path(root) / set_name
+    return None
+
+
+def scan_json(root: Path, *extra: str) -> dict:  # type: ignore[type-arg]
+    done = subprocess.run(
+        [sys.executable, "-m", "checkpointify", "scan", "--format", "json", "--no-cache", "-q", *extra, "."],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def assert_same_findings(root: Path, jobs: str) -> None:
+    full = scan_json(root, "-j", jobs, "--no-prefilter")
+    staged = scan_json(root, "-j", jobs)
+    assert staged["findings"] == full["findings"]
+    # the staged path parses fewer files, so it can report fewer syntax errors, never others
+    assert all(error in full["errors"] for error in staged["errors"])
+
+
+def test_small_corpus_staged_equals_full() -> None:
+    root = local_corpus("small")
+    if root is None:
+        pytest.skip("the small corpus is not on disk (../shared/corpus/fetch.sh DEST small)")
+    assert_same_findings(root, "1")

@@ -1,0 +1,261 @@
+"""One parametrized test over every fixture folder (see fixture_cases.py for the layout).
+
+For every case: the rewrite is byte-exact, compiles, converges (a second pass changes
+nothing and flags none of the rewritten loops), and the findings are the reviewed ones.
+
+For every rewrite case that can run, the original and the rewritten program run as real
+subprocesses: the rewrite produces the same files; a run killed with SIGKILL in the middle
+and re-run produces the same files without recomputing any unit that completed before
+the kill; and a run after a successful run starts from zero with nothing left behind: it
+does what a second run of the original does (the same, for most programs; one more copy
+of the rows for a program that inserts into a database).
+
+A SQLite database is compared by content (its SQL dump), not by bytes: a rewritten
+``transaction=`` loop commits once per unit and creates, then drops, its progress table,
+which changes the file's change counter and free pages but not a row.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+from tests.support.fixture_cases import SUPPORT, Case, cases, finding_summary
+
+ALL = cases()
+RUNNABLE = [c for c in ALL if c.rewrites and c.meta.get("run", True)]
+DELAY = "0.04"  # seconds of "work" per unit, so that a kill lands mid-run
+
+
+@pytest.mark.parametrize("case", ALL, ids=lambda c: c.id)
+def test_rewrite_is_exact_compiles_and_converges(case: Case) -> None:
+    result = case.process(case.source)
+    assert result.error is None, result.error
+    output = result.new_source if result.changed else case.source
+    assert output == case.expected, (
+        "rewrite differs from expected.py (regenerate with tests/regen_fixtures.py and review)"
+    )
+    assert [finding_summary(f) for f in result.findings] == case.expected_findings
+    compile(output, "expected.py", "exec", dont_inherit=True)
+
+    second = case.process(output)
+    assert second.error is None, second.error
+    assert not second.changed, "a second pass changed the rewritten file"
+    assert len(second.findings) == len(result.findings) - len(result.applied), (
+        "a rewritten loop was flagged again"
+    )
+
+
+def test_every_variant_has_rewrite_and_noop_cases() -> None:
+    variants: Dict[str, List[Case]] = {}
+    for case in ALL:
+        variants.setdefault(case.path.parent.name, []).append(case)
+    for name, members in variants.items():
+        assert any(c.rewrites for c in members), "%s has no rewrite fixture" % name
+    assert any(not c.rewrites and not c.expected_findings for c in ALL)
+
+
+# --------------------------------------------------------------------- running programs
+
+
+def _prepare(case: Case, program: bytes, where: Path) -> Path:
+    where.mkdir(parents=True)
+    data = case.path / "data"
+    if data.exists():
+        shutil.copytree(data, where, dirs_exist_ok=True)
+    (where / "prog.py").write_bytes(program)
+    return where
+
+
+def _env(where: Path, unordered: bool = False) -> Dict[str, str]:
+    env = dict(os.environ)
+    if unordered:
+        env.pop("PYTHONHASHSEED", None)  # every run iterates the set in its own order
+    else:
+        env["PYTHONHASHSEED"] = "0"  # the work log's order is compared run to run
+    env["PYTHONPATH"] = os.pathsep.join([str(SUPPORT), env.get("PYTHONPATH", "")])
+    env["CKPT_WORKLOG"] = str(where / "worklog.txt")
+    env["CKPT_DELAY"] = DELAY
+    env.pop("CHECKPOINTIFY_DIR", None)
+    env.pop("CHECKPOINTIFY_ON_STALE", None)
+    # The harness checks the strict promise: only the unit in flight runs again. On a loaded
+    # machine a write can cost so much that the runtime batches even 40 ms units (a few of
+    # them may then run again, never a wrong result); the runtime's own tests cover that.
+    env["CHECKPOINTIFY_BATCH"] = "off"
+    return env
+
+
+def _run(where: Path, unordered: bool = False) -> None:
+    done = subprocess.run(
+        [sys.executable, "prog.py"],
+        cwd=where,
+        env=_env(where, unordered),
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _sqlite_dump(path: Path) -> bytes:
+    """A SQLite database's content: its SQL dump (schema and rows, in table and row order)."""
+    conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        return "\n".join(conn.iterdump()).encode("utf-8")
+    finally:
+        conn.close()
+
+
+def _outputs(where: Path) -> Dict[str, bytes]:
+    """Every file the program wrote (its inputs, work log and checkpoints excluded); a
+    SQLite database by its content."""
+    skip = {"prog.py", "worklog.txt"}
+    out = {}
+    for path in sorted(where.rglob("*")):
+        rel = path.relative_to(where).as_posix()
+        if (
+            path.is_file()
+            and rel not in skip
+            and not rel.startswith(".checkpointify")
+            and "__pycache__" not in rel
+        ):
+            data = path.read_bytes()
+            out[rel] = b"sqlite dump:\n" + _sqlite_dump(path) if data.startswith(SQLITE_MAGIC) else data
+    return out
+
+
+def _progress_tables(where: Path) -> List[str]:
+    """SQLite outputs holding rows of a ``transaction=`` loop's progress table."""
+    found = []
+    for path in sorted(where.glob("*")):
+        if path.is_file() and path.read_bytes()[:16] == SQLITE_MAGIC:
+            conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+            try:
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if (
+                    "checkpointify_log" in tables
+                    and conn.execute("SELECT COUNT(*) FROM checkpointify_log").fetchone()[0]
+                ):
+                    found.append(path.name)
+            finally:
+                conn.close()
+    return found
+
+
+def _worklog(where: Path) -> List[str]:
+    log = where / "worklog.txt"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def _kill_midway(where: Path, after_units: int, unordered: bool = False) -> List[str]:
+    """Start the program, SIGKILL it once ``after_units`` units have started; return its work log."""
+    proc = subprocess.Popen(
+        [sys.executable, "prog.py"],
+        cwd=where,
+        env=_env(where, unordered),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while len(_worklog(where)) < after_units:
+        assert proc.poll() is None, (
+            "the program ended before it could be killed: %s"
+            % (proc.stderr.read() if proc.stderr else b"").decode()
+        )
+        assert time.monotonic() < deadline, "the program made no progress"
+        time.sleep(0.002)
+    time.sleep(random.uniform(0, float(DELAY)))  # land anywhere in the unit, or in the commit after it
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    return _worklog(where)
+
+
+@pytest.mark.parametrize("case", RUNNABLE, ids=lambda c: c.id)
+def test_rewritten_program_resumes_after_sigkill(case: Case, tmp_path: Path) -> None:
+    unordered = bool(case.meta.get("unordered"))  # each run iterates a set in its own order
+    original = _prepare(case, case.source, tmp_path / "original")
+    _run(original, unordered)
+    expected_outputs = _outputs(original)
+    all_units = _worklog(original)
+    assert expected_outputs, "the fixture program must write at least one file"
+    # what the original does when it runs again over its own outputs (the last check)
+    (original / "worklog.txt").unlink(missing_ok=True)
+    _run(original, unordered)
+    second_outputs = _outputs(original)
+    second_units = _worklog(original)
+
+    # uninterrupted rewritten run: same outputs, same work, nothing left behind
+    clean = _prepare(case, case.expected, tmp_path / "clean")
+    _run(clean, unordered)
+    assert _outputs(clean) == expected_outputs
+    assert sorted(_worklog(clean)) == sorted(all_units)
+    assert not (clean / ".checkpointify").exists()
+
+    # killed in the middle, then re-run (for "unordered" fixtures, in another order: the
+    # resumed run must find its completed items by identity)
+    crashed = _prepare(case, case.expected, tmp_path / "crashed")
+    kill_after = int(case.meta.get("kill_after", max(2, len(all_units) // 2)))
+    before_kill = _kill_midway(crashed, kill_after, unordered)
+    if b"acknowledge_each(" not in case.expected:
+        # a log file, or rows in the database (transaction=); acknowledge_each stores
+        # nothing (the broker is the progress marker: the checks below show it held)
+        assert (crashed / ".checkpointify").exists() or _progress_tables(crashed), (
+            "no checkpoint was left by the killed run"
+        )
+    (crashed / "worklog.txt").unlink()
+    _run(crashed, unordered)
+    after_resume = _worklog(crashed)
+    assert _outputs(crashed) == expected_outputs, "resumed run produced different output"
+    assert not (crashed / ".checkpointify").exists(), "a checkpoint was left after a successful run"
+    assert not _progress_tables(crashed), "a progress table was left in the database"
+    if unordered:
+        repeated = Counter(before_kill) & Counter(after_resume)
+        assert sum(repeated.values()) <= int(case.meta.get("redo", 1)), (
+            "units completed before the kill ran again"
+        )
+        assert Counter(before_kill) + Counter(after_resume) - repeated == Counter(all_units), "work was lost"
+    else:
+        _check_resumed_in_order(case, all_units, before_kill, after_resume)
+
+    # a run after a successful run starts from zero: it does what the original's second run does
+    (crashed / "worklog.txt").unlink(missing_ok=True)
+    _run(crashed, unordered)
+    assert sorted(_worklog(crashed)) == sorted(second_units)
+    assert _outputs(crashed) == second_outputs
+    assert not (crashed / ".checkpointify").exists()
+
+
+def _check_resumed_in_order(
+    case: Case, all_units: List[str], before_kill: List[str], after_resume: List[str]
+) -> None:
+    """The killed run did a prefix of the work and the resumed run the rest, in order."""
+    # The killed run did a prefix of the work; the resumed run must do the rest, starting
+    # at most `redo` work-log entries (the unit in flight) before the kill point. Loops that
+    # completed (and removed their log) before the kill run again from zero, by design:
+    # fixture.json names how many work-log entries they account for.
+    assert before_kill == all_units[: len(before_kill)], (
+        "the rewritten program does its work in another order"
+    )
+    settled = int(case.meta.get("completed_loop_units", 0))
+    assert after_resume[:settled] == all_units[:settled]
+    resumed_at = len(all_units) - (len(after_resume) - settled)
+    assert after_resume[settled:] == all_units[resumed_at:], "the resumed run skipped or repeated work"
+    redone = len(before_kill) - resumed_at
+    assert redone >= 0, "a unit that never ran before the kill was skipped"
+    assert redone <= int(case.meta.get("redo", 1)), (
+        "units completed before the kill ran again: %s" % before_kill[resumed_at:]
+    )

@@ -1,0 +1,546 @@
+"""The fault-injection matrix: real processes, real files, real SIGKILL.
+
+Every cell crashes or damages a run of ``crash_child.py`` (a loop shaped like a rewritten
+one), runs it again, and asserts the invariants of ``crash_harness``: no completed unit is
+lost, none is applied twice or skipped (the output is byte-identical to an uninterrupted
+run's over the input the last run sees), and nothing is left behind. Timing is never
+asserted. ``benchmarks/sigkill_stress.py`` runs the random-kill cells hundreds of times.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from random import Random
+from typing import Any, Dict, List, Tuple
+
+import pytest
+
+from checkpointify.runtime import read_info
+from tests.support.crash_harness import (
+    KILL_CELLS,
+    Job,
+    check_final,
+    kill_and_resume,
+    make_job,
+    random_kill_trial,
+)
+
+POSIX = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
+pytestmark = POSIX
+
+STRICT = {"CHECKPOINTIFY_BATCH": "off"}  # every unit written before the next starts
+
+
+def _items(job: Job) -> List[Any]:
+    return list(job.config["items"])
+
+
+def _ran(job: Job) -> List[Any]:
+    return [item for item, _ in job.starts()]
+
+
+def _crash_at(job: Job, env: Dict[str, str]) -> None:
+    """Run until a CHECKPOINTIFY_FAULT point ends the process like kill -9 would."""
+    done = job.run(env=env)
+    assert done.returncode == 137, done.stderr
+
+
+def _resume(job: Job, env: Dict[str, str] = STRICT) -> "subprocess.CompletedProcess[str]":
+    job.reset_worklog()
+    done = job.run(env=env)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+# ------------------------------------------------------------------------ random SIGKILL
+
+# Each cell runs a few trials here; benchmarks/sigkill_stress.py runs hundreds.
+TRIALS = {
+    "small-records": 10,
+    "default-policy": 4,
+    "large-records": 12,
+    "cheap-units-batched": 6,
+    "identity-reordered": 6,
+    "identity-large": 4,
+}
+
+
+@pytest.mark.parametrize(
+    "cell,seed",
+    [(cell, seed) for cell in KILL_CELLS for seed in range(TRIALS[cell])],
+    ids=lambda value: str(value),
+)
+def test_sigkill_at_a_random_moment(cell: str, seed: int, tmp_path: Path) -> None:
+    trial = random_kill_trial(cell, Random("%s-%d" % (cell, seed)), tmp_path / "job")
+    assert trial.problems == [], trial
+
+
+# --------------------------------------------------------------- deterministic crash points
+
+
+def _job(tmp_path: Path, n: int = 10, **config: Any) -> Job:
+    return make_job(tmp_path / "job", list(range(n)), work=config.pop("work", 0.001), **config)
+
+
+@pytest.mark.parametrize("fsync", ["batched", "always"])
+@pytest.mark.parametrize("unit", [0, 4, 9])
+@pytest.mark.parametrize(
+    "point,resumes_at",
+    [("before-write", 0), ("mid-record", 0), ("after-write", 1)],
+    ids=["before-write", "mid-record", "after-write-before-fsync"],
+)
+def test_crash_point_inside_the_runtime(
+    point: str, resumes_at: int, unit: int, fsync: str, tmp_path: Path
+) -> None:
+    job = _job(tmp_path)
+    env = dict(STRICT, CHECKPOINTIFY_FSYNC=fsync)
+    _crash_at(job, dict(env, CHECKPOINTIFY_FAULT="%s:%d" % (point, unit)))
+    assert _ran(job) == _items(job)[: unit + 1]
+    if point == "before-write" and unit == 0:
+        assert job.log_files() == []  # the log is created with its first record
+    else:
+        [log] = job.log_files()
+        assert (read_info(log).damage != "") == (point == "mid-record")  # half a frame: a torn tail
+    _resume(job, env)
+    assert _ran(job) == _items(job)[unit + resumes_at :]
+    assert check_final(job) == []
+
+
+def test_crash_during_complete_reruns_only_the_save(tmp_path: Path) -> None:
+    job = _job(tmp_path)
+    _crash_at(job, dict(STRICT, CHECKPOINTIFY_FAULT="during-complete"))
+    assert job.log_files() and (job.where / "out.pkl").exists()
+    (job.where / "out.pkl").unlink()
+    _resume(job)
+    assert _ran(job) == []  # every unit restored; the save ran again
+    assert check_final(job) == []
+
+
+def test_crash_point_with_batched_cheap_units(tmp_path: Path) -> None:
+    job = make_job(tmp_path / "job", list(range(3000)), work=0.00002)
+    _crash_at(job, {"CHECKPOINTIFY_FAULT": "before-write:2000"})
+    killed = _ran(job)
+    _resume(job, {})
+    ran = _ran(job)
+    assert ran and ran == _items(job)[_items(job).index(ran[0]) :]
+    assert ran[0] <= 2000 and len(killed) - ran[0] <= 4096  # at most one batch ran again
+    assert check_final(job) == []
+
+
+# ---------------------------------------------------------------------------- damaged logs
+
+
+def _frames(log: Path) -> List[Tuple[int, int]]:
+    """(start, end) of each frame, read with the documented format: magic|kind|len|crc|payload."""
+    data = log.read_bytes()
+    frames, pos = [], 0
+    while pos + 10 <= len(data):
+        magic, _kind, length, _crc = struct.unpack_from("<BBII", data, pos)
+        assert magic == 0xC7
+        frames.append((pos, pos + 10 + length))
+        pos += 10 + length
+    assert pos == len(data)
+    return frames
+
+
+def _six_units(tmp_path: Path) -> Tuple[Job, Path]:
+    """A log with a header and the records of units 0-5, left by a run that died."""
+    job = _job(tmp_path, n=10, size=3000)
+    _crash_at(job, dict(STRICT, CHECKPOINTIFY_FAULT="before-write:6"))
+    [log] = job.log_files()
+    assert len(_frames(log)) == 7
+    return job, log
+
+
+def _flip(log: Path, offset: int) -> None:
+    data = bytearray(log.read_bytes())
+    data[offset] ^= 0x04
+    log.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "damage,resumes_at",
+    [
+        ("torn-last-record", 5),
+        ("zero-filled-tail", 6),
+        ("zeroed-last-record", 5),
+        ("garbage-tail", 6),
+        ("flipped-bit-in-last-record", 5),
+        ("cut-inside-header", 0),
+    ],
+)
+def test_damaged_tail_is_cut_off_and_the_run_carries_on(damage: str, resumes_at: int, tmp_path: Path) -> None:
+    job, log = _six_units(tmp_path)
+    frames = _frames(log)
+    data = log.read_bytes()
+    last_start, last_end = frames[-1]
+    if damage == "torn-last-record":
+        log.write_bytes(data[: (last_start + last_end) // 2])
+    elif damage == "zero-filled-tail":
+        log.write_bytes(data + b"\0" * 8192)
+    elif damage == "zeroed-last-record":  # the size reached the disk, the data did not
+        log.write_bytes(data[:last_start] + b"\0" * (last_end - last_start))
+    elif damage == "garbage-tail":
+        log.write_bytes(data + Random(7).randbytes(5000))
+    elif damage == "flipped-bit-in-last-record":
+        _flip(log, (last_start + last_end) // 2)
+    elif damage == "cut-inside-header":
+        log.write_bytes(data[: frames[0][1] - 3])
+    info = read_info(log)
+    assert info.damage.startswith("torn tail") and info.units == resumes_at
+    done = _resume(job, dict(STRICT, CHECKPOINTIFY_QUIET=""))
+    assert "dropped" in done.stderr
+    assert _ran(job) == _items(job)[resumes_at:]
+    assert check_final(job) == []
+
+
+@pytest.mark.parametrize("where", ["middle-record", "header", "frame-length"])
+def test_corruption_in_the_middle_moves_the_log_aside_and_raises(where: str, tmp_path: Path) -> None:
+    job, log = _six_units(tmp_path)
+    frames = _frames(log)
+    if where == "middle-record":
+        _flip(log, (frames[3][0] + frames[3][1]) // 2)
+    elif where == "header":
+        _flip(log, frames[0][1] - 5)
+    else:  # the length field: the reader cannot even find where the damaged frame ends
+        _flip(log, frames[2][0] + 3)
+    assert read_info(log).damage.startswith("corrupt")
+    job.reset_worklog()
+    done = job.run(env=STRICT)
+    assert done.returncode == 1 and "CorruptCheckpointError" in done.stderr
+    [archived] = job.checkpoints.glob("*.ckpt.corrupt-*")
+    assert str(log.relative_to(job.where)) in done.stderr and archived.name in done.stderr
+    assert not log.exists() and _ran(job) == []
+    _resume(job)
+    assert _ran(job) == _items(job)  # started over from zero: no unit of the damaged log is trusted
+    assert job.output() == job.expected()
+
+
+# ------------------------------------------------------------------------------ I/O errors
+
+
+@pytest.mark.parametrize(
+    "fault,message,resumes_at",
+    [
+        ("enospc:3", "no space left on the device", 3),
+        ("eio:3", "I/O error", 3),
+        ("eio-fsync:3", "cannot sync checkpoint", 4),  # written, then the fsync failed
+    ],
+)
+def test_write_and_fsync_errors_raise_at_once(
+    fault: str, message: str, resumes_at: int, tmp_path: Path
+) -> None:
+    job = _job(tmp_path)
+    done = job.run(env=dict(STRICT, CHECKPOINTIFY_FAULT=fault))
+    assert done.returncode == 1
+    assert "CheckpointWriteError" in done.stderr and message in done.stderr
+    assert ".checkpointify/" in done.stderr  # the path
+    assert _ran(job) == _items(job)[:4]  # the loop stopped at the failed unit's commit
+    _resume(job)
+    assert _ran(job) == _items(job)[resumes_at:]
+    assert check_final(job) == []
+
+
+def test_failed_fsync_is_never_retried(tmp_path: Path) -> None:
+    """The OS's fsync fails (EIO, injected at the os.fdatasync boundary): the run stops at
+    once, and neither the loop nor the exit handler calls fsync on that log again."""
+    job = _job(tmp_path, fail_fsync_at=3, synclog=str(tmp_path / "syncs.txt"))
+    done = job.run(env=dict(STRICT, CHECKPOINTIFY_FSYNC="always"))
+    assert done.returncode == 1 and "cannot sync checkpoint" in done.stderr and "I/O error" in done.stderr
+    calls = (tmp_path / "syncs.txt").read_text().splitlines()
+    assert len(calls) == 3, calls  # units 0 and 1, then unit 2's fails; nothing after
+    job.config.pop("fail_fsync_at")
+    _resume(job)
+    assert check_final(job) == []
+
+
+def test_a_failed_background_fsync_stops_the_loop_at_its_next_step(tmp_path: Path) -> None:
+    """With the default policy the sync thread fsyncs; when that fails (EIO at the OS
+    boundary), the loop raises at the next unit boundary, and nothing syncs that log again."""
+    synclog = tmp_path / "syncs.txt"
+    job = make_job(tmp_path / "job", list(range(300)), work=0.01, fail_fsync_at=1, synclog=str(synclog))
+    done = job.run(env=STRICT)
+    assert done.returncode == 1 and "CheckpointWriteError" in done.stderr
+    assert "cannot sync checkpoint" in done.stderr and "I/O error" in done.stderr
+    [failed] = synclog.read_text().splitlines()  # never retried, not even at exit
+    failed_at = float(failed.split()[2])
+    assert len([t for _, t in job.starts() if t > failed_at]) <= 5  # 10 ms units: ~at once
+    job.config.pop("fail_fsync_at")
+    _resume(job)
+    assert check_final(job) == []
+
+
+def _in_mount_namespace(shell: str) -> bool:
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", shell], capture_output=True)
+    return probe.returncode == 0
+
+
+CAN_MOUNT = shutil.which("unshare") is not None and _in_mount_namespace("mount -t tmpfs none /mnt")
+
+
+@pytest.mark.skipif(not CAN_MOUNT, reason="needs unshare -m and mount (root in a VM or container)")
+def test_real_enospc_on_a_full_file_system(tmp_path: Path) -> None:
+    """A 256 KiB tmpfs fills up for real; the log is copied out and resumed elsewhere."""
+    job = _job(tmp_path, n=40, size=30_000)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    shell = 'mount -t tmpfs -o size=256k none "$DISK" && cd "$DISK" && "$@"; s=$?; cp -a .checkpointify "$SAVED"; exit $s'
+    env = dict(job.environment(STRICT), DISK=str(disk), SAVED=str(tmp_path / "saved"))
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", shell, "sh"] + job.command(), env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 1, done.stderr
+    assert "CheckpointWriteError" in done.stderr and "no space left on the device" in done.stderr
+    ran_before = _ran(job)
+    shutil.copytree(str(tmp_path / "saved"), str(job.checkpoints))
+    _resume(job)
+    assert _ran(job) == _items(job)[len(ran_before) - 1 :]
+    assert check_final(job) == []
+
+
+def test_read_only_checkpoint_directory(tmp_path: Path) -> None:
+    job = _job(tmp_path)
+    _crash_at(job, dict(STRICT, CHECKPOINTIFY_FAULT="before-write:5"))  # a log to resume from
+    job.reset_worklog()
+    directory = str(job.checkpoints)
+    if os.geteuid() != 0:
+        os.chmod(directory, 0o500)
+        try:
+            done = job.run(env=STRICT)
+        finally:
+            os.chmod(directory, 0o700)
+        expected = "not writable"
+    elif CAN_MOUNT:  # root ignores permissions: make it a read-only mount for real
+        shell = 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" "$0" && exec "$@"'
+        done = subprocess.run(
+            ["unshare", "-m", "sh", "-c", shell, directory] + job.command(),
+            cwd=job.where,
+            env=job.environment(STRICT),
+            capture_output=True,
+            text=True,
+        )
+        expected = "read-only"
+    else:  # pragma: no cover
+        pytest.skip("root without mount namespaces cannot make a directory read-only")
+    assert done.returncode == 1, done.stderr
+    assert "CheckpointWriteError" in done.stderr and expected in done.stderr
+    assert "CHECKPOINTIFY_DIR" in done.stderr and ".checkpointify" in done.stderr
+    assert _ran(job) == []
+    _resume(job)
+    assert _ran(job) == _items(job)[5:]
+    assert check_final(job) == []
+
+
+# ---------------------------------------------------------------------------- one writer
+
+
+def test_second_writer_is_refused_and_named(tmp_path: Path) -> None:
+    job = make_job(tmp_path / "job", list(range(30)), work=0.05)
+    first = job.start(env=STRICT)
+    deadline = time.monotonic() + 30
+    while len(job.starts()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second = Job(job.where, dict(job.config, worklog=str(tmp_path / "other.txt")))
+    done = second.run(env=STRICT)
+    assert first.wait(timeout=60) == 0
+    assert done.returncode == 1 and "CheckpointLockedError" in done.stderr
+    assert "in use by process %d" % first.pid in done.stderr
+    assert check_final(job) == []
+
+
+def test_lock_of_a_killed_process_never_blocks_a_rerun(tmp_path: Path) -> None:
+    job = make_job(tmp_path / "job", list(range(200)), work=0.003)
+    trial = kill_and_resume(job, Random(3), (0.1, 0.2))  # kill_and_resume re-runs at once
+    assert trial.problems == [] and not trial.finished_before_kill
+
+
+FORKING_JOB = """
+import os, sys, time
+from checkpointify.runtime import checkpoint
+acc = []
+ckpt = checkpoint("fork::main::acc", range(60), lambda: (acc,))
+[acc] = ckpt.restore()
+for i in ckpt:
+    acc.append(i)
+    if i == 3 and len(sys.argv) > 1:  # a worker forked mid-loop (multiprocessing's default on Linux)
+        child = os.fork()
+        if child == 0:
+            time.sleep(60)
+            os._exit(0)
+        print(child, flush=True)
+    time.sleep(0.02)
+ckpt.complete()
+print("done", len(acc), flush=True)
+"""
+
+
+def test_a_forked_child_that_outlives_a_killed_parent_does_not_hold_the_lock(tmp_path: Path) -> None:
+    env = Job(tmp_path, {}).environment(STRICT)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", FORKING_JOB, "fork"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    try:
+        time.sleep(0.2)
+        parent.kill()
+        parent.wait()
+        os.kill(child, 0)  # the child is still alive
+        done = subprocess.run(
+            [sys.executable, "-c", FORKING_JOB],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "done 60"
+    finally:
+        os.kill(child, 9)
+
+
+# ------------------------------------------------------------------ input changed between runs
+
+
+def test_changed_input_in_position_mode_is_refused_then_restarted(tmp_path: Path) -> None:
+    job = _job(tmp_path)
+    _crash_at(job, dict(STRICT, CHECKPOINTIFY_FAULT="before-write:5"))
+    job.config["items"] = [0, 1, 99, 3, 4, 5, 6, 7, 8, 9]
+    job.reset_worklog()
+    done = job.run(env=STRICT)
+    assert done.returncode == 1 and "StaleCheckpointError" in done.stderr
+    [log] = job.log_files()
+    assert "checkpointify checkpoints clear %s" % log.name[:-5] in done.stderr
+    assert "CHECKPOINTIFY_ON_STALE=restart" in done.stderr and "item #2 (99)" in done.stderr
+    _resume(job, dict(STRICT, CHECKPOINTIFY_ON_STALE="restart"))
+    assert _ran(job) == _items(job)
+    assert job.output() == job.expected()
+
+
+@pytest.mark.parametrize("change", ["reordered", "inserted", "deleted", "changed", "reversed-and-grown"])
+def test_identity_resume_follows_the_current_input(change: str, tmp_path: Path) -> None:
+    job = _job(tmp_path, n=12, resume="identity")
+    _crash_at(job, dict(STRICT, CHECKPOINTIFY_FAULT="before-write:6"))
+    done_before = set(_items(job)[:6])
+    items = _items(job)
+    if change == "reordered":
+        Random(1).shuffle(items)
+    elif change == "inserted":
+        items[3:3] = [100, 101]
+    elif change == "deleted":
+        del items[2]
+    elif change == "changed":
+        items[4] = 104
+    else:
+        items = items[::-1] + [200, 201]
+    job.config["items"] = items
+    _resume(job)
+    ran = _ran(job)
+    assert set(items) - done_before <= set(ran)  # everything new ran
+    if change in ("deleted", "changed"):
+        # A completed unit vanished and the loop has a dict accumulator, which cannot show
+        # whether a later unit set again a key the vanished one set first: the units
+        # completed after it run again; those before it are reused.
+        vanished = 2 if change == "deleted" else 4
+        assert not set(ran) & set(range(vanished)) and set(range(vanished + 1, 6)) <= set(ran)
+    else:
+        assert not done_before & set(ran)  # no completed unit that is still in the input ran again
+    assert check_final(job) == []  # equal to an uninterrupted run over the current input
+
+
+# ------------------------------------------------------------------- power loss, exit handler
+
+
+def _last_synced_size(synclog: Path) -> Tuple[int, float]:
+    lines = synclog.read_text().splitlines()
+    _, size, stamp = lines[-1].split()
+    return int(size), float(stamp)
+
+
+@pytest.mark.parametrize("tail", ["nothing", "zeros"])
+def test_simulated_power_loss_loses_at_most_a_second(tail: str, tmp_path: Path) -> None:
+    """LevelDB's fault-injection model: a power loss keeps what was fsynced and drops the
+    rest (here: a zero-filled tail in its place). Units completed more than a second before
+    the crash must survive it."""
+    synclog = tmp_path / "syncs.txt"
+    job = make_job(tmp_path / "job", list(range(400)), work=0.01, synclog=str(synclog))
+    proc = job.start(env=STRICT)
+    time.sleep(2.6)
+    proc.kill()
+    proc.wait()
+    killed = job.starts()
+    [log] = job.log_files()
+    size, synced_at = _last_synced_size(synclog)
+    data = log.read_bytes()
+    assert size <= len(data)
+    log.write_bytes(data[:size] + (b"\0" * (len(data) - size) if tail == "zeros" else b""))
+    _resume(job)
+    ran = set(_ran(job))
+    last = killed[-1][1]
+    assert last - synced_at <= 2.0  # batched: the last fsync is about a second old, at most
+    for (item, _), (_, completed) in zip(killed, killed[1:]):
+        # completed (its successor started) before the last fsync: its record was synced
+        assert not (item in ran and completed < synced_at), (item, last - completed)
+    assert check_final(job) == []
+
+
+def test_exit_handler_syncs_the_log_and_a_batch_in_flight_reruns(tmp_path: Path) -> None:
+    """A cheap (batched) loop dies of an exception: at interpreter exit the log is fsynced.
+    The batch that was waiting is not written, because the failing unit's partial effect is
+    mixed into the accumulators; its units (at most one batch window of work) run again."""
+    synclog = tmp_path / "syncs.txt"
+    job = make_job(tmp_path / "job", list(range(5000)), work=0.00002, raise_at=3000, synclog=str(synclog))
+    done = job.run()
+    assert done.returncode == 1 and "unit 3000 failed" in done.stderr
+    [log] = job.log_files()
+    assert _last_synced_size(synclog)[0] == log.stat().st_size == read_info(log).valid_bytes
+    recorded = read_info(log).units
+    assert 0 < recorded <= 3000  # what waited in the batch (at most 4096 units) was dropped
+    job.config.pop("raise_at")
+    _resume(job, {})
+    assert _ran(job) == _items(job)[recorded:]
+    assert check_final(job) == []
+
+
+def test_errno_names_are_what_the_messages_claim() -> None:
+    from checkpointify.runtime.errors import _describe
+
+    assert "no space left" in _describe(OSError(errno.ENOSPC, "x"))
+    assert "read-only" in _describe(OSError(errno.EROFS, "x"))
+    assert "not writable" in _describe(OSError(errno.EACCES, "x"))
+
+
+def _python39() -> str:
+    for candidate in sorted(Path.home().glob(".pyenv/versions/3.9*/bin/python3.9")) + [
+        Path(shutil.which("python3.9") or "/nonexistent")
+    ]:
+        if candidate.exists() and subprocess.run([str(candidate), "-c", "pass"]).returncode == 0:
+            return str(candidate)
+    return ""
+
+
+@pytest.mark.skipif(not _python39(), reason="no working python3.9 here")
+@pytest.mark.parametrize("resume", ["position", "identity"])
+def test_crash_and_resume_on_python_39(resume: str, tmp_path: Path) -> None:
+    """The oldest supported Python: crash point, torn record, lock, sync thread, resume."""
+    job = make_job(tmp_path / "job", list(range(300)), work=0.00002, resume=resume)
+    job.python = _python39()
+    # identity: one record a unit, so that the reversed input can reuse them (batches of
+    # cheap units are reused only whole and in order)
+    env = {"CHECKPOINTIFY_BATCH": "off"} if resume == "identity" else {}
+    _crash_at(job, dict(env, CHECKPOINTIFY_FAULT="mid-record:200"))
+    killed = _ran(job)
+    if resume == "identity":
+        job.config["items"] = _items(job)[::-1]
+    _resume(job, env)
+    assert len(_ran(job)) < len(_items(job)) - 100  # most units were reused
+    assert set(_ran(job)) | set(killed) == set(_items(job))
+    assert check_final(job) == []

@@ -1,0 +1,82 @@
+"""Fixture cases under tests/fixtures/<variant>/<case>/, shared by the tests and the regen script.
+
+A case holds ``input.py`` and optionally:
+
+* ``expected.py``: what ``fix`` writes (absent: the file must stay byte-identical);
+* ``findings.json``: the findings ``scan`` reports (absent: none);
+* ``fixture.json``: ``{"unsafe_fixes": bool, "run": bool, "redo": int, "kill_after": int}``;
+* ``data/``: files the program reads, copied next to it when it runs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List
+
+from checkpointify.api import process_source
+from checkpointify.types import FileResult, Finding, Options
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+SUPPORT = FIXTURES / "_support"
+
+
+@dataclass(frozen=True)
+class Case:
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return "%s/%s" % (self.path.parent.name, self.path.name)
+
+    @property
+    def meta(self) -> Dict[str, Any]:
+        meta_file = self.path / "fixture.json"
+        return json.loads(meta_file.read_text()) if meta_file.exists() else {}
+
+    @property
+    def source(self) -> bytes:
+        return (self.path / "input.py").read_bytes()
+
+    @property
+    def expected(self) -> bytes:
+        expected = self.path / "expected.py"
+        return expected.read_bytes() if expected.exists() else self.source
+
+    @property
+    def rewrites(self) -> bool:
+        return (self.path / "expected.py").exists()
+
+    @property
+    def expected_findings(self) -> List[Dict[str, Any]]:
+        findings = self.path / "findings.json"
+        return json.loads(findings.read_text()) if findings.exists() else []
+
+    def options(self) -> Options:
+        return Options(root=self.path, unsafe_fixes=bool(self.meta.get("unsafe_fixes", False)))
+
+    def process(self, source: bytes) -> FileResult:
+        return process_source(source, str(self.path / "input.py"), self.options(), rewrite=True)
+
+
+def cases() -> List[Case]:
+    return sorted(
+        (Case(p.parent) for p in FIXTURES.glob("*/*/input.py") if not p.parent.parent.name.startswith("_")),
+        key=lambda c: c.id,
+    )
+
+
+def finding_summary(finding: Finding) -> Dict[str, Any]:
+    """The parts of a finding a fixture pins down (the message is covered by the CLI tests)."""
+    return {
+        "line": finding.line,
+        "column": finding.column,
+        "end_line": finding.end_line,
+        "code": finding.code,
+        "variant": finding.variant,
+        "accumulators": list(finding.accumulators),
+        "sink": finding.sink,
+        "hazards": [h.value for h in finding.hazards],
+        "fix": finding.fix.value if finding.fix else None,
+    }
