@@ -139,7 +139,12 @@ def _mirror_git_dirs(mirrors: str, repo: str) -> list[str]:
     owner_name = repo.replace("/", "+", 1)
     found = []
     for cand in sorted(glob.glob(os.path.join(mirrors, glob.escape(owner_name) + "*"))):
-        for git_dir in (os.path.join(cand, "repo", ".git"), os.path.join(cand, "repo"), os.path.join(cand, ".git"), cand):
+        for git_dir in (
+            os.path.join(cand, "repo", ".git"),
+            os.path.join(cand, "repo"),
+            os.path.join(cand, ".git"),
+            cand,
+        ):
             if os.path.isfile(os.path.join(git_dir, "HEAD")) and os.path.isdir(
                 os.path.join(git_dir, "objects")
             ):
@@ -251,16 +256,18 @@ def match_file(entry: FileEntry) -> list[dict]:
     for finding in sorted(entry.findings, key=lambda f: (_finding_cell(f) or 0, f.get("line", 0))):
         cell = _finding_cell(finding)
 
-        def same_place(lab: Label) -> bool:
+        def same_place(lab: "Label", cell: "object" = cell, finding: "dict" = finding) -> bool:
             return (entry.kind != "ipynb" or lab.cell == cell) and _overlaps(finding, lab)
 
-        candidates = [l for l in entry.labels if l.label == "positive" and same_place(l)]
-        free = [l for l in candidates if l.matched_by is None]
+        candidates = [lab for lab in entry.labels if lab.label == "positive" and same_place(lab)]
+        free = [lab for lab in candidates if lab.matched_by is None]
         if free:
-            best = min(free, key=lambda l: (abs(l.line - int(finding.get("line", 0))), l.end_line - l.line))
+            best = min(
+                free, key=lambda lab: (abs(lab.line - int(finding.get("line", 0))), lab.end_line - lab.line)
+            )
             best.matched_by = finding
             continue
-        negatives = [l for l in entry.labels if l.label == "negative" and same_place(l)]
+        negatives = [lab for lab in entry.labels if lab.label == "negative" and same_place(lab)]
         if negatives:
             neg = negatives[0]
             reason, shape, why, label_id = "on labelled negative", neg.shape, neg.why, neg.id
@@ -337,7 +344,9 @@ def print_report(result: dict, out=sys.stdout) -> None:
         if not rows:
             continue
         w(f"== {kind} (scanned files only)")
-        w(f"{'shape':24s} {'pos':>4s} {'TP':>4s} {'FN':>4s} {'FP':>4s} {'neg':>4s} {'prec':>6s} {'recall':>6s}")
+        w(
+            f"{'shape':24s} {'pos':>4s} {'TP':>4s} {'FN':>4s} {'FP':>4s} {'neg':>4s} {'prec':>6s} {'recall':>6s}"
+        )
         for shape in order:
             r = rows.get(shape)
             if not r:
@@ -366,13 +375,17 @@ def print_report(result: dict, out=sys.stdout) -> None:
     w(f"== false negatives ({len(result['false_negatives'])})")
     for fn in result["false_negatives"]:
         cell = f"[cell {fn['cell']}]" if fn["cell"] is not None else ""
-        w(f"  {fn['repo']}/{fn['path']}{cell}:{fn['line']}-{fn['end_line']}  {fn['shape']}  {fn['id']}: {fn['why']}")
+        w(
+            f"  {fn['repo']}/{fn['path']}{cell}:{fn['line']}-{fn['end_line']}  {fn['shape']}  {fn['id']}: {fn['why']}"
+        )
     w()
     w(f"== false positives ({len(result['false_positives'])})")
     for fp in result["false_positives"]:
         cell = f"[cell {fp['cell']}]" if fp["cell"] is not None else ""
         tag = f" {fp['label']}" if fp["label"] else ""
-        w(f"  {fp['repo']}/{fp['path']}{cell}:{fp['line']}-{fp['end_line']}  {fp['shape']}  {fp['reason']}{tag}")
+        w(
+            f"  {fp['repo']}/{fp['path']}{cell}:{fp['line']}-{fp['end_line']}  {fp['shape']}  {fp['reason']}{tag}"
+        )
         if fp["why"]:
             w(f"      label: {fp['why']}")
         w(f"      tool:  {fp['message']}")
@@ -416,17 +429,17 @@ def evaluate(args: argparse.Namespace) -> dict:
                 entry.errors.append(str(text))
             else:
                 unknown.append({"error": str(text)})
-    nb_findings = any(_finding_cell(f) is not None for e in available if e.kind == "ipynb" for f in e.findings)
-    nb_supported = nb_findings or (
-        any(e.kind == "ipynb" for e in available) and notebooks_supported(cmd)
+    nb_findings = any(
+        _finding_cell(f) is not None for e in available if e.kind == "ipynb" for f in e.findings
     )
+    nb_supported = nb_findings or (any(e.kind == "ipynb" for e in available) and notebooks_supported(cmd))
     scanned = {(e.repo, e.path) for e in available if e.kind == "py" or nb_supported}
     fps = []
     for entry in available:
         if (entry.repo, entry.path) in scanned:
             fps.extend(match_file(entry))
-    positives = [l for l in labels if l.label == "positive"]
-    tp_all = sum(1 for l in positives if l.matched_by)
+    positives = [lab for lab in labels if lab.label == "positive"]
+    tp_all = sum(1 for lab in positives if lab.matched_by)
     result = {
         "labels": len(labels),
         "files": len(files),
@@ -446,30 +459,28 @@ def evaluate(args: argparse.Namespace) -> dict:
             {
                 "repo": e.repo,
                 "path": e.path,
-                "positives": sum(1 for l in e.labels if l.label == "positive"),
+                "positives": sum(1 for lab in e.labels if lab.label == "positive"),
             }
             for e in available
             if (e.repo, e.path) not in scanned
         ],
         "false_negatives": [
             {
-                "id": l.id,
-                "repo": l.repo,
-                "path": l.path,
-                "kind": l.kind,
-                "cell": l.cell,
-                "line": l.line,
-                "end_line": l.end_line,
-                "shape": l.shape,
-                "why": l.why,
+                "id": lab.id,
+                "repo": lab.repo,
+                "path": lab.path,
+                "kind": lab.kind,
+                "cell": lab.cell,
+                "line": lab.line,
+                "end_line": lab.end_line,
+                "shape": lab.shape,
+                "why": lab.why,
             }
-            for l in positives
-            if l.key in scanned and not l.matched_by
+            for lab in positives
+            if lab.key in scanned and not lab.matched_by
         ],
         "false_positives": fps,
-        "tool_errors": [
-            {"file": f"{e.repo}/{e.path}", "error": err} for e in available for err in e.errors
-        ]
+        "tool_errors": [{"file": f"{e.repo}/{e.path}", "error": err} for e in available for err in e.errors]
         + [{"file": "(unmatched)", "error": json.dumps(u)[:500]} for u in unknown],
         "stderr": stderr.strip(),
     }
@@ -479,8 +490,12 @@ def evaluate(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--labels", default=str(DEFAULT_LABELS), help="labels CSV (default: %(default)s)")
-    parser.add_argument("--cache", default=DEFAULT_CACHE, help="cache of third-party files (default: %(default)s)")
-    parser.add_argument("--mirrors", default=DEFAULT_MIRRORS, help="folder of fetched git mirrors (default: %(default)s)")
+    parser.add_argument(
+        "--cache", default=DEFAULT_CACHE, help="cache of third-party files (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--mirrors", default=DEFAULT_MIRRORS, help="folder of fetched git mirrors (default: %(default)s)"
+    )
     parser.add_argument(
         "--checkpointify",
         metavar="CMD",
