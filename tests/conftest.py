@@ -20,3 +20,11 @@ def runtime_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable
             monkeypatch.setenv(name, value)
 
     return enter
+
+
+@pytest.fixture()
+def strict(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runtime's strict mode (``CHECKPOINTIFY_STRICT=1``): a checkpoint that cannot help
+    raises instead of stepping aside. Tests that assert a raised error are strict twins of
+    the default-mode tests in ``tests/runtime/test_runtime_degrade.py``."""
+    monkeypatch.setenv("CHECKPOINTIFY_STRICT", "1")

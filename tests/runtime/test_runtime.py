@@ -82,7 +82,7 @@ def test_zero_filled_tail_is_ignored(tmp_path: Path) -> None:
     assert acc == items and ran == [3, 4, 5]
 
 
-def test_changed_input_raises_stale_error_naming_the_file(tmp_path: Path) -> None:
+def test_changed_input_raises_stale_error_naming_the_file(strict: None, tmp_path: Path) -> None:
     with pytest.raises(Interrupted):
         run_loop(["a", "b", "c", "d"], lambda i, acc: acc.append(i), stop_at=2)
     with pytest.raises(StaleCheckpointError) as info:
@@ -126,7 +126,7 @@ def test_checkpoint_dir_from_environment(tmp_path: Path, monkeypatch: pytest.Mon
     assert len(list(target.iterdir())) == 1 and not (tmp_path / ".checkpointify").exists()
 
 
-def test_unreadable_checkpoint_raises_and_names_the_file(tmp_path: Path) -> None:
+def test_unreadable_checkpoint_raises_and_names_the_file(strict: None, tmp_path: Path) -> None:
     (tmp_path / ".checkpointify").write_text("not a directory")
     with pytest.raises(runtime.CheckpointError) as info:
         run_loop([1, 2, 3], lambda i, acc: acc.append(i))
@@ -152,7 +152,7 @@ print("completed without error")
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
-def test_failed_write_raises_at_once(tmp_path: Path) -> None:
+def test_failed_write_raises_at_once(strict: None, tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-c", WRITE_FAILURE],
         cwd=tmp_path,
@@ -178,7 +178,7 @@ def test_read_only_directory_raises(
         run_loop([1, 2, 3], lambda i, acc: acc.append(i))
 
 
-def test_unpicklable_value_raises_naming_the_loop() -> None:
+def test_unpicklable_value_raises_naming_the_loop(strict: None) -> None:
     with pytest.raises(runtime.CheckpointError, match="cannot be pickled"):
         run_loop([1, 2], lambda i, acc: acc.append(lambda: i))
 

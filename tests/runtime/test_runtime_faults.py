@@ -202,7 +202,9 @@ def test_damaged_tail_is_cut_off_and_the_run_carries_on(damage: str, resumes_at:
 
 
 @pytest.mark.parametrize("where", ["middle-record", "header", "frame-length"])
-def test_corruption_in_the_middle_moves_the_log_aside_and_raises(where: str, tmp_path: Path) -> None:
+def test_corruption_in_the_middle_moves_the_log_aside_and_raises(
+    strict: None, where: str, tmp_path: Path
+) -> None:
     job, log = _six_units(tmp_path)
     frames = _frames(log)
     if where == "middle-record":
@@ -235,7 +237,7 @@ def test_corruption_in_the_middle_moves_the_log_aside_and_raises(where: str, tmp
     ],
 )
 def test_write_and_fsync_errors_raise_at_once(
-    fault: str, message: str, resumes_at: int, tmp_path: Path
+    strict: None, fault: str, message: str, resumes_at: int, tmp_path: Path
 ) -> None:
     job = _job(tmp_path)
     done = job.run(env=dict(STRICT, CHECKPOINTIFY_FAULT=fault))
@@ -248,7 +250,7 @@ def test_write_and_fsync_errors_raise_at_once(
     assert check_final(job) == []
 
 
-def test_failed_fsync_is_never_retried(tmp_path: Path) -> None:
+def test_failed_fsync_is_never_retried(strict: None, tmp_path: Path) -> None:
     """The OS's fsync fails (EIO, injected at the os.fdatasync boundary): the run stops at
     once, and neither the loop nor the exit handler calls fsync on that log again."""
     job = _job(tmp_path, fail_fsync_at=3, synclog=str(tmp_path / "syncs.txt"))
@@ -261,7 +263,7 @@ def test_failed_fsync_is_never_retried(tmp_path: Path) -> None:
     assert check_final(job) == []
 
 
-def test_a_failed_background_fsync_stops_the_loop_at_its_next_step(tmp_path: Path) -> None:
+def test_a_failed_background_fsync_stops_the_loop_at_its_next_step(strict: None, tmp_path: Path) -> None:
     """With the default policy the sync thread fsyncs; when that fails (EIO at the OS
     boundary), the loop raises at the next unit boundary, and nothing syncs that log again."""
     synclog = tmp_path / "syncs.txt"
@@ -286,7 +288,7 @@ CAN_MOUNT = shutil.which("unshare") is not None and _in_mount_namespace("mount -
 
 
 @pytest.mark.skipif(not CAN_MOUNT, reason="needs unshare -m and mount (root in a VM or container)")
-def test_real_enospc_on_a_full_file_system(tmp_path: Path) -> None:
+def test_real_enospc_on_a_full_file_system(strict: None, tmp_path: Path) -> None:
     """A 256 KiB tmpfs fills up for real; the log is copied out and resumed elsewhere."""
     job = _job(tmp_path, n=40, size=30_000)
     disk = tmp_path / "disk"
@@ -305,7 +307,7 @@ def test_real_enospc_on_a_full_file_system(tmp_path: Path) -> None:
     assert check_final(job) == []
 
 
-def test_read_only_checkpoint_directory(tmp_path: Path) -> None:
+def test_read_only_checkpoint_directory(strict: None, tmp_path: Path) -> None:
     job = _job(tmp_path)
     _crash_at(job, dict(STRICT, CHECKPOINTIFY_FAULT="before-write:5"))  # a log to resume from
     job.reset_worklog()
@@ -341,7 +343,7 @@ def test_read_only_checkpoint_directory(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- one writer
 
 
-def test_second_writer_is_refused_and_named(tmp_path: Path) -> None:
+def test_second_writer_is_refused_and_named(strict: None, tmp_path: Path) -> None:
     job = make_job(tmp_path / "job", list(range(30)), work=0.05)
     first = job.start(env=STRICT)
     deadline = time.monotonic() + 30
@@ -355,7 +357,7 @@ def test_second_writer_is_refused_and_named(tmp_path: Path) -> None:
     assert check_final(job) == []
 
 
-def test_lock_of_a_killed_process_never_blocks_a_rerun(tmp_path: Path) -> None:
+def test_lock_of_a_killed_process_never_blocks_a_rerun(strict: None, tmp_path: Path) -> None:
     job = make_job(tmp_path / "job", list(range(200)), work=0.003)
     trial = kill_and_resume(job, Random(3), (0.1, 0.2))  # kill_and_resume re-runs at once
     assert trial.problems == [] and not trial.finished_before_kill
@@ -410,7 +412,7 @@ def test_a_forked_child_that_outlives_a_killed_parent_does_not_hold_the_lock(tmp
 # ------------------------------------------------------------------ input changed between runs
 
 
-def test_changed_input_in_position_mode_is_refused_then_restarted(tmp_path: Path) -> None:
+def test_changed_input_in_position_mode_is_refused_then_restarted(strict: None, tmp_path: Path) -> None:
     job = _job(tmp_path)
     _crash_at(job, dict(STRICT, CHECKPOINTIFY_FAULT="before-write:5"))
     job.config["items"] = [0, 1, 99, 3, 4, 5, 6, 7, 8, 9]

@@ -148,7 +148,7 @@ def test_any_result_type_is_restored_equal_to_an_uninterrupted_run(
 
 @pytest.mark.parametrize("batch", ["off", "auto"])
 def test_an_unpicklable_value_names_the_loop_the_unit_and_the_type(
-    batch: str, monkeypatch: pytest.MonkeyPatch
+    strict: None, batch: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CHECKPOINTIFY_BATCH", batch)
 
@@ -356,7 +356,7 @@ def test_read_info_describes_a_live_log_without_changing_it() -> None:
     assert not ckpt.path.exists() and not Path(str(ckpt.path) + ".lock").exists()
 
 
-def test_a_newer_checkpoint_of_the_same_loop_takes_over_in_this_process() -> None:
+def test_a_newer_checkpoint_of_the_same_loop_takes_over_in_this_process(strict: None) -> None:
     acc: List[int] = []
     first = checkpoint("t::retry::acc", range(10), lambda: (acc,))
     [acc] = first.restore()
@@ -377,7 +377,7 @@ def test_a_newer_checkpoint_of_the_same_loop_takes_over_in_this_process() -> Non
     assert acc2 == list(range(10))
 
 
-def test_closed_and_completed_checkpoints_refuse_to_go_on() -> None:
+def test_closed_and_completed_checkpoints_refuse_to_go_on(strict: None) -> None:
     acc: List[int] = []
     ckpt = checkpoint("t::closed::acc", range(5), lambda: (acc,))
     [acc] = ckpt.restore()

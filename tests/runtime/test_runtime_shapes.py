@@ -124,7 +124,7 @@ def test_while_continue_counts_as_done() -> None:
     again.complete()
 
 
-def test_while_log_checks_what_it_can() -> None:
+def test_while_log_checks_what_it_can(strict: None) -> None:
     with pytest.raises(Interrupted):
         paginate(stop_at=3)
     # the same loop id over an iterable: written by a while loop, refused
@@ -238,7 +238,7 @@ def test_async_for_resumes_and_skips_completed_items() -> None:
     assert not Path(".checkpointify").exists()
 
 
-def test_async_changed_input_is_stale_through_arestore() -> None:
+def test_async_changed_input_is_stale_through_arestore(strict: None) -> None:
     with pytest.raises(Interrupted):
         asyncio.run(async_job(["a", "b", "c", "d"], stop_at="c"))  # type: ignore[arg-type]
     with pytest.raises(StaleCheckpointError, match=r"item #1 \('x'\) is not the item recorded"):
@@ -276,7 +276,7 @@ def test_sync_and_async_apis_do_not_mix() -> None:
 
 
 def test_explicit_directory_wins_over_the_environment_and_is_kept(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    strict: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CHECKPOINTIFY_DIR", str(tmp_path / "from-env"))
     target = tmp_path / "mine"

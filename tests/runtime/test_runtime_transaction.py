@@ -308,7 +308,7 @@ def test_a_second_process_never_records_a_unit_twice(tmp_path: Path) -> None:
 
 
 def test_changed_input_is_stale_and_restart_deletes_the_rows(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    strict: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     conn = sqlite3.connect("data.db")
     ckpt = checkpoint("job::loop::conn", ["a", "b", "c"], transaction=conn)
@@ -423,7 +423,7 @@ def test_an_autocommitting_sqlite_connection_falls_back_to_the_log_file(tmp_path
     assert tables(tmp_path) == ["rows"]  # nothing was stored in the database
 
 
-def test_an_object_without_commit_is_refused() -> None:
+def test_an_object_without_commit_is_refused(strict: None) -> None:
     with pytest.raises(CheckpointError, match="has no commit"):
         checkpoint("x::y::z", [1], transaction=object()).restore()
 
@@ -535,7 +535,7 @@ def test_sqlalchemy_session_and_connection_share_the_transaction() -> None:
             assert sqlalchemy.inspect(engine).get_table_names() == ["rows"]
 
 
-def test_two_writers_of_the_same_unit_the_second_is_rolled_back() -> None:
+def test_two_writers_of_the_same_unit_the_second_is_rolled_back(strict: None) -> None:
     """Deterministically, in one process: connections that run the same loop from the same
     starting point; the one that records second hits the primary key, its open unit is
     rolled back, and it refuses to go on."""
@@ -568,7 +568,7 @@ def test_two_writers_of_the_same_unit_the_second_is_rolled_back() -> None:
         next(c)
 
 
-def test_complete_after_a_refused_restore_still_removes_the_rows() -> None:
+def test_complete_after_a_refused_restore_still_removes_the_rows(strict: None) -> None:
     conn = sqlite3.connect("data.db")
     ckpt = checkpoint("job::loop::conn", ["a", "b"], transaction=conn)
     ckpt.restore()

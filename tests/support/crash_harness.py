@@ -59,6 +59,8 @@ class Job:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHECKPOINTIFY_")}
         env["PYTHONPATH"] = os.pathsep.join([str(SRC), str(HERE)])
         env["CHECKPOINTIFY_QUIET"] = "1"
+        if os.environ.get("CHECKPOINTIFY_STRICT"):  # the `strict` fixture: the child is strict too
+            env["CHECKPOINTIFY_STRICT"] = os.environ["CHECKPOINTIFY_STRICT"]
         env.update(self.env)
         env.update(extra or {})
         return env

@@ -12,8 +12,17 @@ import sys
 import time
 
 from .deltas import _MUTABLE, _apply, _apply_in_place, _Tracker
-from .errors import CheckpointError, StaleCheckpointError, _describe_connection, _short, _shown, _type_name
-from .fingerprint import fingerprint, key_fingerprint
+from .errors import (
+    CheckpointError,
+    CheckpointLockedError,
+    CorruptCheckpointError,
+    StaleCheckpointError,
+    _describe_connection,
+    _short,
+    _shown,
+    _type_name,
+)
+from .fingerprint import _legacy_key_fingerprint, fingerprint, key_fingerprint
 from .frames import (
     _COMBINED,
     _FORMAT_V1,
@@ -25,6 +34,7 @@ from .frames import (
     _header,
     _live,
     _Scan,
+    _scan,
     _Unit,
     _unpicklable,
 )
@@ -128,6 +138,8 @@ class Checkpoint(Generic[T]):
         resume: str = "position",
         source: str = "",
         transaction: object = None,
+        strict: Optional[bool] = None,
+        legacy_id: Optional[str] = None,
     ) -> None:
         if resume not in ("position", "identity"):
             raise ValueError("resume must be 'position' or 'identity', not %r" % (resume,))
@@ -148,6 +160,18 @@ class Checkpoint(Generic[T]):
         self.directory = directory if directory is not None else checkpoint_dir()
         self.path = self.directory / log_name(loop_id, self._key_fp)
         self._settings = _Settings.from_env()
+        #: raise instead of stepping aside (``strict=``, else ``CHECKPOINTIFY_STRICT``)
+        self.strict = self._settings.strict if strict is None else bool(strict)
+        #: why checkpointing of this loop stopped in this run (None: it runs)
+        self.off: Optional[str] = None
+        self._off_by_lock = False  # another instance holds the log: never touch it
+        self._log_id = loop_id  # the loop id the log was written under (an earlier version's)
+        self._legacy: Optional[Tuple[str, Path]] = None  # (id, path) of an earlier version's log
+        if legacy_id is not None and legacy_id != loop_id and transaction is None:
+            if key is None or key_fingerprint(key) == _legacy_key_fingerprint(key):
+                legacy_fp = self._key_fp
+                self._legacy = (legacy_id, self.directory / log_name(legacy_id, legacy_fp))
+        self._consumed: List[T] = []  # input items restore() pulled that no unit has applied
         self._store: Optional[Store] = None  # from restore() on: the log file, or the database
         self._ended_early = False  # a committed open marker: the last run's loop ended at this unit
         self._accumulators = 0
@@ -177,12 +201,17 @@ class Checkpoint(Generic[T]):
     def restore(self) -> List[Any]:
         """Take the loop's lock, re-apply the recorded units and return the accumulators.
 
-        Raises :class:`StaleCheckpointError` (position mode) when the recorded items are
-        not the first items of the current input (nothing is applied then),
-        :class:`CorruptCheckpointError` when the log is damaged in the middle,
-        :class:`CheckpointLockedError` when another process runs the loop, and
-        :class:`CheckpointWriteError` when the directory is not writable. A checkpoint over
-        an async iterable is refused: use :meth:`arestore`.
+        By default a checkpoint never stops the loop (see :func:`checkpoint`): when the
+        recorded items are not the first items of the current input (position mode), or the
+        log was written by another loop, it is archived and the loop starts from zero; a log
+        damaged in the middle is moved aside and the loop starts from zero; when the log
+        cannot be used (another process or thread runs the same loop, the directory is not
+        writable) the loop runs unchecked. Each of these says so on stderr.
+
+        In strict mode they raise instead: :class:`StaleCheckpointError` (nothing is
+        applied then), :class:`CorruptCheckpointError`, :class:`CheckpointLockedError` and
+        :class:`CheckpointWriteError`. A checkpoint over an async iterable is refused in
+        both modes: use :meth:`arestore`.
 
         For a ``while`` loop (no iterable) every recorded unit is re-applied: there are no
         items whose fingerprints could show that the input changed.
@@ -194,19 +223,25 @@ class Checkpoint(Generic[T]):
                 "checkpoint %r is over an async iterable (%s): restore it with `await ckpt.arestore()` and "
                 "iterate it with `async for`" % (self.loop_id, _type_name(iterable))
             )
-        values = self._open()
+        values = self._initial_values()
+        if iterable is not None:
+            self._iterator = iter(iterable)
+        self._iterable = None
         try:
+            self._open()
             with _GcPaused():
-                if iterable is not None:
-                    self._iterator = iter(iterable)
-                self._iterable = None
                 recorded = self._read_records()
                 if self.resume == "identity":
                     values = self._restore_by_identity(values, recorded)
                 else:
                     live = _live(recorded.units)
-                    consumed, mismatch = self._match_items(live)
-                    values = self._restore_by_position(values, recorded, live, consumed, mismatch)
+                    mismatch = self._match_items(live)
+                    values = self._restore_by_position(values, recorded, live, mismatch)
+        except CheckpointError as exc:
+            self._release()
+            if self.strict:
+                raise
+            self._step_aside(exc)
         except BaseException:
             self._release()
             raise
@@ -230,16 +265,22 @@ class Checkpoint(Generic[T]):
                 "checkpoint %r: resume=%r needs the whole input before the loop starts; an async iterable "
                 "supports resume='position' only" % (self.loop_id, self.resume)
             )
-        values = self._open()
+        values = self._initial_values()
+        self._aiterator = iterable.__aiter__()
+        self._iterable = None
+        self._shape = "async for"
         try:
-            self._aiterator = iterable.__aiter__()
-            self._iterable = None
-            self._shape = "async for"
+            self._open()
             recorded = self._read_records()
             live = _live(recorded.units)
-            consumed, mismatch = await self._amatch_items(live)
+            mismatch = await self._amatch_items(live)
             with _GcPaused():
-                values = self._restore_by_position(values, recorded, live, consumed, mismatch)
+                values = self._restore_by_position(values, recorded, live, mismatch)
+        except CheckpointError as exc:
+            self._release()
+            if self.strict:
+                raise
+            self._step_aside(exc)
         except BaseException:
             self._release()
             raise
@@ -249,23 +290,60 @@ class Checkpoint(Generic[T]):
         if self._restored:  # a restore() that failed (locked, stale...) may be retried
             raise CheckpointError("restore() was already called for checkpoint %r" % self.loop_id)
 
-    def _open(self) -> List[Any]:
-        """Read the accumulators' initial values and open the store: the log file (taking
-        its lock) or, for ``transaction=``, the database table (no file, no lock: the
-        transaction is the progress marker and the table's primary key stops a second
-        writer)."""
+    def _initial_values(self) -> List[Any]:
+        """The accumulators' values before any unit is applied."""
         values = list(self._state())
         if self.resume == "identity":
             _check_mutable(self.loop_id, values)
         self._accumulators = len(values)
+        return values
+
+    def _open(self) -> None:
+        """Open the store: the log file (taking its lock) or, for ``transaction=``, the
+        database table (no file, no lock: the transaction is the progress marker and the
+        table's primary key stops a second writer)."""
         # the record pickle's import, now: the first record's cost calibrates batching
         from . import pickling  # noqa: F401
 
+        self._adopt_legacy_log()
         store = self._new_store(announce=True)
-        store.open()
         self._store = store
+        store.open()
         self._last_write = time.perf_counter()
-        return values
+
+    def _adopt_legacy_log(self) -> None:
+        """Resume a log that an earlier version of the runtime wrote for this loop under the
+        loop id the rewrite spelled out (``"job.py::main::results"``), when this very program
+        wrote it (its header names the same source file) and the key is one that version
+        fingerprinted by value. A log of the same literal id written by another file (a
+        copy of the script) is not this loop's: it is left alone."""
+        if self._legacy is None or self.path.exists():
+            return
+        legacy_id, legacy_path = self._legacy
+        try:
+            data = legacy_path.read_bytes()
+        except OSError:
+            return
+        from .frames import _scan
+
+        scan = _scan(data)
+        try:
+            header = _header(data, scan) if scan.frames else {}
+        except Exception:
+            header = {}
+        written_by = str(header.get("source", "")).rpartition(":")[0]
+        if header.get("loop_id") == legacy_id and written_by == self.source.rpartition(":")[0]:
+            self.path = legacy_path
+            self._log_id = legacy_id
+            self._say(
+                "%s: resuming %s, written by an earlier version of checkpointify"
+                % (self.loop_id, _shown(legacy_path))
+            )
+        else:
+            self._say(
+                "%s: %s was written for loop id %r by %s, not by this file; it is not resumed here (and left "
+                "alone)" % (self.loop_id, _shown(legacy_path), legacy_id, written_by or "an unknown program")
+            )
 
     def _new_store(self, announce: bool) -> Store:
         """The store of this checkpoint's records (not opened yet): the log file, or for
@@ -299,9 +377,13 @@ class Checkpoint(Generic[T]):
         )
 
     def _release(self) -> None:
-        """restore() failed: let go of the store (nothing was written)."""
-        if self._store is not None:
-            self._store.close()
+        """restore() failed: let go of the store (nothing was written). Its own failure to
+        close is not the news: the error that made restore() fail is."""
+        if self._store is not None and not self._store.closed:
+            try:
+                self._store.close()
+            except CheckpointError:
+                pass
 
     def _ready(self, values: List[Any]) -> List[Any]:
         self._trackers = [_Tracker(v) for v in values]
@@ -311,7 +393,7 @@ class Checkpoint(Generic[T]):
     def _header(self) -> Dict[str, Any]:
         return {
             "format": FORMAT,
-            "loop_id": self.loop_id,
+            "loop_id": self._log_id,
             "key": self._key_fp,
             "source": self.source,
             "resume": self.resume,
@@ -324,12 +406,18 @@ class Checkpoint(Generic[T]):
     def _restore_by_identity(self, values: List[Any], recorded: _Recorded) -> List[Any]:
         units = recorded.units
         items = list(self._iterator)
+        self._consumed = items
+        counts = {len(unit.deltas) for unit in units}
+        if counts and counts != {len(values)}:
+            self._on_stale("it records %d accumulators but the loop has %d" % (max(counts), len(values)))
+            units, recorded = [], _Recorded(_scan(b""), [])
         keyed = any(isinstance(v, (dict, set)) for v in values)
         from .identity import _Plan
 
-        self._plan = _Plan(items, [fingerprint(x) for x in items], units, keyed)
-        self._seq = max((u.seq for u in units), default=-1) + 1
         self._open_existing(recorded.scan)
+        self._plan = _Plan(items, [fingerprint(x) for x in items], units, keyed)
+        self._consumed = []
+        self._seq = max((u.seq for u in units), default=-1) + 1
         if units:
             self._say(
                 "resuming %s by item identity: %d completed units recorded in %s"
@@ -342,32 +430,32 @@ class Checkpoint(Generic[T]):
         values: List[Any],
         recorded: _Recorded,
         live: List[_Unit],
-        consumed: List[T],
         mismatch: Optional[str],
     ) -> List[Any]:
         if live:
+            if mismatch is None:
+                counts = {len(unit.deltas) for unit in live}
+                if counts != {len(values)}:
+                    mismatch = "it records %d accumulators but the loop has %d" % (max(counts), len(values))
             if mismatch is not None:
-                self._on_stale(mismatch, consumed)  # raises, or archives the log
+                self._on_stale(mismatch)  # raises, or archives the log and starts from zero
                 return values
+        self._seq = max((u.seq for u in recorded.units), default=-1) + 1
+        self._open_existing(recorded.scan)  # the last step that can fail: nothing applied yet
+        if live:
             for unit in live:
-                if len(unit.deltas) != len(values):
-                    raise StaleCheckpointError(
-                        "checkpoint %s records %d accumulators but the loop has %d; %s"
-                        % (self._where(), len(unit.deltas), len(values), self._how_to_start_over())
-                    )
                 values = [_apply(v, d) for v, d in zip(values, unit.deltas)]
+            self._consumed = []
             self.restored_units = len(live)
             self._say(
                 "resuming %s: %d completed units restored from %s" % (self.loop_id, len(live), self._where())
             )
-        self._seq = max((u.seq for u in recorded.units), default=-1) + 1
         if self._ended_early:
             self._say(
                 "%s: the last run left this loop at unit #%d without completing it (a `break`, or an "
                 "exception) and its writes were committed after the loop; the loop ends there again instead "
                 "of writing them twice" % (self.loop_id, self._seq)
             )
-        self._open_existing(recorded.scan)
         return values
 
     def _open_existing(self, scan: _Scan) -> None:
@@ -379,87 +467,156 @@ class Checkpoint(Generic[T]):
         return self._store.where
 
     def _read_records(self) -> _Recorded:
+        """The store's records; a corrupt log was moved aside (by default the loop starts
+        from zero then), a log of another loop or shape is stale (see :meth:`_on_stale`)."""
         assert self._store is not None
-        data, scan, self._ended_early = self._store.read()
-        return _Recorded(scan, self._decode(data, scan))
+        try:
+            data, scan, self._ended_early = self._store.read()
+        except CorruptCheckpointError as exc:
+            if self.strict or exc.moved_to is None:
+                raise
+            self._warn("%s; this run starts the loop from zero" % exc)
+            return _Recorded(_scan(b""), [])
+        try:
+            return _Recorded(scan, self._decode(data, scan))
+        except StaleCheckpointError as exc:
+            self._on_stale(exc.reason)  # raises, or archives the log
+            return _Recorded(_scan(b""), [])
 
     def _decode(self, data: bytes, scan: _Scan) -> List[_Unit]:
         if not scan.frames:
             return []
         header = _header(data, scan)
-        if header.get("format") not in (FORMAT, _FORMAT_V1) or header.get("loop_id") != self.loop_id:
-            raise CheckpointError(
-                "%s is not a checkpoint of loop %r (header %r); %s"
-                % (self._where(), self.loop_id, header, self._how_to_start_over())
-            )
+        if header.get("format") not in (FORMAT, _FORMAT_V1) or header.get("loop_id") != self._log_id:
+            raise StaleCheckpointError.because("it is not a checkpoint of this loop (header %r)" % (header,))
         shape = "while" if self._shape == "while" else "for"
         if header.get("loop", "for") != shape:
-            raise StaleCheckpointError(
-                "checkpoint %s was written by a %s loop, but loop %r is now a %s loop; %s"
-                % (self._where(), header.get("loop"), self.loop_id, shape, self._how_to_start_over())
+            raise StaleCheckpointError.because(
+                "it was written by a %s loop, but this loop is now a %s loop" % (header.get("loop"), shape)
             )
         try:
             return _decode_units(data, scan, v1=header.get("format") == _FORMAT_V1)
         except Exception as exc:
-            raise CheckpointError(
-                "cannot load a unit recorded in %s (%s: %s); was it written by other code? %s"
-                % (self._where(), type(exc).__name__, exc, self._how_to_start_over())
+            raise StaleCheckpointError.because(
+                "a unit recorded in it cannot be loaded (%s: %s); was it written by other code?"
+                % (type(exc).__name__, exc)
             ) from exc
 
-    def _match_items(self, units: List[_Unit]) -> Tuple[List[T], Optional[str]]:
-        """Pull one input item per unit and compare fingerprints: (the items pulled, a
-        description of the first mismatch or ``None``). A while loop has nothing to match."""
-        consumed: List[T] = []
+    def _match_items(self, units: List[_Unit]) -> Optional[str]:
+        """Pull one input item per unit (into ``_consumed``) and compare fingerprints: a
+        description of the first mismatch or ``None``. A while loop has nothing to match."""
         if self._shape == "while":
-            return consumed, None
+            return None
+        consumed = self._consumed
         iterator = self._iterator
         for index, unit in enumerate(units):
             try:
                 item = next(iterator)
             except StopIteration:
-                return consumed, _input_ended(index, units)
+                return _input_ended(index, units)
             consumed.append(item)
             mismatch = _item_mismatch(index, item, unit)
             if mismatch is not None:
-                return consumed, mismatch
-        return consumed, None
+                return mismatch
+        return None
 
-    async def _amatch_items(self, units: List[_Unit]) -> Tuple[List[T], Optional[str]]:
+    async def _amatch_items(self, units: List[_Unit]) -> Optional[str]:
         """:meth:`_match_items` over the async iterator."""
-        consumed: List[T] = []
+        consumed = self._consumed
         aiterator = self._aiterator
         assert aiterator is not None
         for index, unit in enumerate(units):
             try:
                 item = await aiterator.__anext__()
             except StopAsyncIteration:
-                return consumed, _input_ended(index, units)
+                return _input_ended(index, units)
             consumed.append(item)
             mismatch = _item_mismatch(index, item, unit)
             if mismatch is not None:
-                return consumed, mismatch
-        return consumed, None
+                return mismatch
+        return None
 
     def _how_to_start_over(self) -> str:
         assert self._store is not None
         return self._store.how_to_start_over()
 
-    def _on_stale(self, reason: str, consumed: List[T]) -> None:
-        if self._settings.on_stale == "restart":
+    def _on_stale(self, reason: str) -> None:
+        """The log was written by a run over other input (or by another loop): archive it
+        and start from zero (the default: what the original program would do), or raise
+        :class:`StaleCheckpointError` (strict mode, or ``CHECKPOINTIFY_ON_STALE=error``)."""
+        on_stale = self._settings.on_stale or ("error" if self.strict else "restart")
+        if on_stale == "restart":
             assert self._store is not None
-            self._store.discard(reason)  # archive the log, or delete the rows
+            self._store.discard(reason)  # archive the log, or delete the rows (it warns)
             self._ended_early = False
-            self._replay.extend(consumed)
+            self._replay.extend(self._consumed)
+            self._consumed = []
             return
         raise StaleCheckpointError(
             "checkpoint %s does not match the input: %s. It was written by a run over other "
             "input; %s, or set CHECKPOINTIFY_ON_STALE=restart to archive it and start from zero"
-            % (self._where(), reason, self._how_to_start_over())
+            % (self._where(), reason, self._how_to_start_over()),
+            reason,
         )
 
     def _say(self, message: str) -> None:
         if not self._settings.quiet:
             print("checkpointify: " + message, file=sys.stderr)
+
+    def _warn(self, message: str) -> None:
+        """A warning: printed even with ``CHECKPOINTIFY_QUIET`` (it says that the run is
+        not protected as the user expects)."""
+        print("checkpointify: warning: " + message, file=sys.stderr)
+
+    # -- stepping aside ----------------------------------------------------------------
+
+    def _step_aside(self, exc: BaseException) -> None:
+        """Checkpointing this loop stops for the rest of the run (the default reaction to
+        every failure of the checkpoint itself): one warning naming the loop and the cause,
+        the store is released as it is (its records stay valid for inspection), and the loop
+        runs on over the rest of the input exactly as the original program would. Units
+        already restored stay restored; items pulled from the input but not applied are
+        handed out again."""
+        if self.off is not None:
+            return
+        self.off = str(exc)
+        self._off_by_lock = isinstance(exc, CheckpointLockedError)
+        self._pending = []
+        self._inflight = None
+        plan, self._plan = self._plan, None
+        if plan is not None:  # identity mode: the items it has not handed out yet
+            self._replay.extend(plan.items[plan.pos :])
+        self._replay.extend(self._consumed)
+        self._consumed = []
+        self._ended_early = False
+        self._warn(
+            "loop %s: %s. Checkpointing of this loop is off for the rest of this run: it runs on as it "
+            "would without checkpointify, and a crash from here on loses its progress (set "
+            "CHECKPOINTIFY_STRICT=1 to stop instead)" % (self.loop_id, self.off)
+        )
+        store = self._store
+        if store is not None and not store.closed:
+            try:
+                store.close()
+            except Exception:  # the store failed already; its lock is released regardless
+                pass
+
+    def _failed(self, exc: Exception) -> None:
+        """Something in the checkpoint failed between units: raise it in strict mode, else
+        step aside."""
+        if self.strict:
+            raise exc
+        self._step_aside(exc)
+
+    def _next_unchecked(self) -> T:
+        """The next item when checkpointing is off: straight from the input."""
+        if self._replay:
+            return self._replay.popleft()
+        try:
+            return next(self._iterator)
+        except StopIteration:
+            self._finished = True
+            raise
 
     # -- iteration --------------------------------------------------------------------
 
@@ -471,6 +628,8 @@ class Checkpoint(Generic[T]):
     def __next__(self) -> T:
         if self._step():
             raise StopIteration
+        if self.off is not None:
+            return self._next_unchecked()
         if self._ended_early:
             self._end()
             raise StopIteration
@@ -497,6 +656,15 @@ class Checkpoint(Generic[T]):
     async def __anext__(self) -> T:
         if self._step():
             raise StopAsyncIteration
+        if self.off is not None:
+            if self._replay:
+                return self._replay.popleft()
+            assert self._aiterator is not None
+            try:
+                return await self._aiterator.__anext__()
+            except StopAsyncIteration:
+                self._finished = True
+                raise
         if self._replay:
             item = self._replay.popleft()
         elif self._ended_early:
@@ -527,6 +695,8 @@ class Checkpoint(Generic[T]):
             )
         if self._step():
             return False
+        if self.off is not None:
+            return True
         if self._ended_early:
             self._end()
             return False
@@ -552,19 +722,23 @@ class Checkpoint(Generic[T]):
     def _step(self) -> bool:
         """The loop asks for its next unit: record the one in flight. True when the input
         was exhausted before (hand out nothing)."""
-        now = time.perf_counter()
-        if self._inflight is not None:
-            self._finish_unit(now)
-        elif not self._restored:
+        if not self._restored:
             raise CheckpointError(
                 "call %s before iterating over checkpoint %r"
                 % ("`await ckpt.arestore()`" if self._shape == "async for" else "restore()", self.loop_id)
             )
+        if self.off is None:
+            try:
+                if self._inflight is not None:
+                    self._finish_unit(time.perf_counter())
+                if not self._finished and not self._completed:
+                    self._check_store()  # closed, taken over or failed: hand out nothing more
+            except CheckpointError as exc:
+                self._failed(exc)
         if self._finished:
             return True
         if self._completed:
             raise CheckpointError("checkpoint %r was completed; it cannot hand out items" % self.loop_id)
-        self._check_store()  # closed, taken over or failed: hand out nothing more
         return False
 
     def _check_store(self) -> None:
@@ -609,7 +783,7 @@ class Checkpoint(Generic[T]):
         except CheckpointError as exc:
             store.poison(str(exc))
             raise
-        except Exception as exc:
+        except Exception as exc:  # a value that cannot be pickled (a Future, a lock, a file...)
             message = _unpicklable(self.loop_id, units, deltas, exc)
             store.poison(message)
             raise CheckpointError(message) from exc
@@ -629,9 +803,12 @@ class Checkpoint(Generic[T]):
     def _end(self) -> None:
         """The input is exhausted: write what is queued and fsync (with a database: commit)."""
         self._finished = True
-        if self._store is not None:
-            self._flush()
-            self._store.end()
+        if self._store is not None and self.off is None:
+            try:
+                self._flush()
+                self._store.end()
+            except CheckpointError as exc:
+                self._failed(exc)
         plan = self._plan
         if plan is not None and (self._rerun or plan.recorded > self._reused + self._rerun):
             self._say(
@@ -701,25 +878,41 @@ class Checkpoint(Generic[T]):
         rows, drop the table if no other loop has rows in it, and commit."""
         if self._completed:
             return
-        store = self._store
-        if store is None or store.closed:  # complete() without restore(), or after close()
-            store = self._new_store(announce=False)
-            store.open()  # the log's lock: never remove the log of a process that is still running
-            self._store = store
-        if self._settings.fault is not None and self._settings.fault[0] == "during-complete":
-            _crash()
-        self._completed = True
-        self._inflight = None
-        store.remove()
+        if self._off_by_lock or (self.off is not None and not self.path.exists()):
+            self._completed = True  # another instance's log, or none at all: nothing to remove
+            return
+        try:
+            store = self._store
+            if store is None or store.closed:  # complete() without restore(), after close() or a failure
+                store = self._new_store(announce=False)
+                store.open()  # the log's lock: never remove the log of a process that is still running
+                self._store = store
+            if self._settings.fault is not None and self._settings.fault[0] == "during-complete":
+                _crash()
+            self._completed = True
+            self._inflight = None
+            store.remove()
+        except CheckpointError as exc:
+            if self.strict:
+                raise
+            self._completed = True
+            self._warn(
+                "loop %s finished, but its checkpoint could not be removed: %s. The next run may resume "
+                "from it (its items are checked) or start over" % (self.loop_id, exc)
+            )
 
     def close(self) -> None:
         """Stop without completing: write the completed units that are still queued, fsync
         and release the lock (with a database: commit them). The log stays, so the next run
         resumes. (The unit in flight, if any, is not recorded.)"""
-        if self._store is not None:
-            self._flush_if_safe()
+        if self._store is not None and self.off is None:
+            try:
+                self._flush_if_safe()
+            except CheckpointError as exc:
+                self._failed(exc)
             self._inflight = None
-            self._store.close()
+            if self._store is not None and not self._store.closed:
+                self._store.close()
 
 
 def _check_mutable(loop_id: str, values: List[Any]) -> None:
@@ -755,6 +948,7 @@ def checkpoint(
     resume: str = "position",
     transaction: object = None,
     directory: Optional[Union[str, "os.PathLike[str]"]] = None,
+    strict: Optional[bool] = None,
 ) -> Checkpoint[T]:
     """Open the checkpoint of loop ``loop_id``.
 
@@ -778,13 +972,46 @@ def checkpoint(
     The log lives in ``directory``, else ``$CHECKPOINTIFY_DIR``, else ``./.checkpointify``
     (only that default folder is removed when it is left empty). Nothing is read, locked
     or written until :meth:`Checkpoint.restore`.
+
+    **The loop's identity.** A rewritten program passes ``"<file>::<function>::<names>"``.
+    The file part is replaced at run time by the calling file's path relative to its
+    project root (the nearest folder up with ``.git``, ``pyproject.toml``, ``setup.py`` or
+    ``setup.cfg``), else its absolute path: so a script copied to ``job_v2.py``, or
+    ``a/run.py`` and ``b/run.py``, never share a log (see :mod:`.naming`). A log written
+    under the literal id by an earlier version of the runtime is still resumed by the file
+    that wrote it.
+
+    **Never worse than the original.** By default a checkpoint never makes the loop fail
+    where the original program would have succeeded. What it cannot do, it stops doing,
+    says so once on stderr (naming the loop and the cause) and lets the loop run on:
+
+    * a value that cannot be pickled, a record that cannot be written or synced (disk
+      full, read-only folder, I/O error): checkpointing of the loop stops for the rest of
+      the run; the records written so far stay valid;
+    * the log records other input (the input changed, the loop is re-entered with other
+      input, the input is sampled afresh each run), or another loop or shape: the log is
+      archived as ``<name>.stale`` and the loop starts from zero;
+    * a log damaged in the middle: moved aside as ``<name>.corrupt-<time>``; the loop
+      starts from zero in the same run;
+    * another process (or another thread of this process) runs the same loop with the
+      same key: this one runs unchecked and leaves that one's log alone.
+
+    ``strict=True`` (or ``CHECKPOINTIFY_STRICT=1``; the argument wins) raises instead:
+    :class:`StaleCheckpointError`, :class:`CorruptCheckpointError`,
+    :class:`CheckpointWriteError`, :class:`CheckpointLockedError` or
+    :class:`CheckpointError` (unpicklable values). Errors in how the checkpoint is used
+    (iterating before ``restore()``, a ``for`` loop over an async iterable, an invalid
+    argument or environment variable) raise in both modes.
     """
     from pathlib import Path  # here, not with the module: see lite.py
 
+    from .naming import run_time_id
+
     caller = sys._getframe(1)
-    source = "%s:%d" % (_shown(Path(caller.f_code.co_filename)), caller.f_lineno)
+    filename = caller.f_code.co_filename
+    source = "%s:%d" % (_shown(Path(filename)), caller.f_lineno)
     return Checkpoint(
-        loop_id,
+        run_time_id(loop_id, filename),
         iterable,
         state,
         key=key,
@@ -792,4 +1019,6 @@ def checkpoint(
         resume=resume,
         source=source,
         transaction=transaction,
+        strict=strict,
+        legacy_id=loop_id,
     )

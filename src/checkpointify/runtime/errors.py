@@ -16,7 +16,16 @@ class CheckpointError(Exception):
 
 
 class StaleCheckpointError(CheckpointError):
-    """The checkpoint was written for other input than the loop sees now."""
+    """The checkpoint was written for other input than the loop sees now (``reason`` says
+    how it differs)."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+    @classmethod
+    def because(cls, reason: str) -> "StaleCheckpointError":
+        return cls(reason, reason)
 
 
 class CheckpointWriteError(CheckpointError):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .errors import (
     CheckpointError,
+    CheckpointLockedError,
     CheckpointWriteError,
     CorruptCheckpointError,
     _describe,
@@ -91,6 +92,7 @@ class _Log:
         self.lock = _Lock(_lock_path(path))
         self.fd: Optional[int] = None
         self.pid = os.getpid()
+        self.thread = threading.current_thread()  # the thread that runs the loop
         self.owner: Callable[[], Optional[Owner]] = lambda: None  # a weak reference
         self.last_sync = time.monotonic()
         self.failed: Optional[str] = None
@@ -105,12 +107,28 @@ class _Log:
     def acquire(self) -> None:
         key = os.path.abspath(str(self.path))
         older = _OPEN.get(key)
-        if older is not None and older.pid == os.getpid():
-            # A newer checkpoint of the same loop in this process (a retried call after an
-            # exception) takes over: the old one writes its completed units and stops.
+        if older is not None and older.pid == os.getpid() and not older.closed:
             owner = older.owner()
+            if (
+                owner is not None
+                and older.thread is not threading.current_thread()
+                and older.thread.is_alive()
+            ):
+                # Another thread runs the same loop with the same key (an executor running the
+                # same function twice): it keeps its log; this one is refused (and runs unchecked).
+                raise CheckpointLockedError(
+                    "checkpoint %s of loop %r is in use by another thread of this process (%s)"
+                    % (_shown(self.path), self.loop_id, older.thread.name),
+                    {"pid": os.getpid(), "thread": older.thread.name},
+                )
+            # A newer checkpoint of the same loop in this thread (a retried call after an
+            # exception, or an abandoned one) takes over: the old one writes its completed units
+            # and stops.
             if owner is not None:
-                owner._flush_if_safe()
+                try:
+                    owner._flush_if_safe()
+                except CheckpointError:
+                    pass  # the old one failed: its valid records stay, its pending units run again
             older.close(remove=False)
             older.failed = "a newer checkpoint of the same loop took over in this process"
         try:

@@ -30,6 +30,17 @@ def fingerprint(item: object) -> bytes:
     Built-in scalars and containers are hashed structurally (sets independent of their
     iteration order); other objects by their pickle, or, when they cannot be pickled, by
     their type and ``repr`` with memory addresses removed.
+
+    Large buffers and arrays are *sampled*, so that fingerprinting a unit stays cheap
+    whatever the item (a 40 MB array costs well under a millisecond instead of pickling and
+    hashing all of it): ``bytes``, ``bytearray`` and ``memoryview`` over 256 KiB, and
+    objects with ``shape``, ``dtype`` and ``nbytes`` over 256 KiB (NumPy arrays; tensors
+    through their ``numpy()`` view) are hashed by type, shape, dtype and length plus a
+    fixed-size sample of their bytes: the first and last 16 KiB and 64 KiB spread evenly
+    over the rest. **A changed array that keeps its sampled bytes is not detected**: if
+    the input of a resumed loop can change in place that subtly, give the loop a
+    ``key=`` that tells the versions apart (a file's modification time, a version number).
+    Arrays of Python objects (``dtype=object``) are pickled whole, as before.
     """
     h = _blake2b(digest_size=8)
     _feed(h, item)
@@ -47,14 +58,38 @@ def _path_types() -> Tuple[type, ...]:
 
 
 def key_fingerprint(key: object) -> str:
-    """A cheap fingerprint of a checkpoint key (hex), computed once per loop.
+    """The fingerprint of a checkpoint key (hex), computed once per loop: calls whose keys
+    differ get separate checkpoints, so a run never resumes another run's units.
 
-    Scalars (strings and bytes up to 4 KiB, numbers, booleans, None, paths) count by
-    value; containers by type and length; other objects by type only. So
-    ``process(split="train")`` and ``process(split="test")`` get separate checkpoints,
-    while a large list argument costs nothing to fingerprint (its items are checked one by
-    one on resume anyway).
+    Keys count by value: scalars (strings, bytes, numbers, booleans, None), paths, enums,
+    lists, tuples, dicts and sets of them, ``argparse.Namespace``/``types.SimpleNamespace``
+    (their attributes), dataclass instances (their fields), dates, decimals, UUIDs, and
+    arrays (sampled like items: see :func:`fingerprint`). So ``--model small`` and
+    ``--model large`` (an argparse ``Namespace``), or two settings dicts, never share a log.
+    Other objects (a model, a client, a connection) count by type only: their state is not
+    a value the runtime can read. At most ``_KEY_BUDGET`` values are read; the rest of a very
+    large key counts by type and length (a large list argument is usually the loop's input,
+    whose items are checked one by one on resume anyway).
     """
+    parts = key if isinstance(key, tuple) else (key,)
+    summary: List[object] = []
+    paths = _path_types()
+    budget = [_KEY_BUDGET]
+    for value in parts:
+        if isinstance(value, paths):
+            summary.append(str(value))
+        elif isinstance(value, _KEY_SCALARS) and not (isinstance(value, (str, bytes)) and len(value) > 4096):
+            summary.append(value)  # as runtime 2 did: a log it wrote for such a key keeps its name
+        else:
+            h = _blake2b(digest_size=8)
+            _feed_key(h, value, budget, 0)
+            summary.append(b"v" + h.digest())
+    return fingerprint(tuple(summary)).hex()
+
+
+def _legacy_key_fingerprint(key: object) -> str:
+    """The key fingerprint of runtime version 2 and earlier (scalars by value, containers by
+    type and length, other objects by type): the name of a log those versions wrote."""
     parts = key if isinstance(key, tuple) else (key,)
     summary: List[object] = []
     paths = _path_types()
@@ -68,6 +103,67 @@ def key_fingerprint(key: object) -> str:
         else:
             summary.append("%s.%s" % (type(value).__module__, type(value).__qualname__))
     return fingerprint(tuple(summary)).hex()
+
+
+_KEY_BUDGET = 10000  # values of a key read at most
+_KEY_DEPTH = 8  # nesting levels of a key read at most
+# value types of the standard library whose repr is their value
+_VALUE_MODULES = frozenset(("datetime", "decimal", "fractions", "uuid", "ipaddress"))
+_NAMESPACES = frozenset((("argparse", "Namespace"), ("types", "SimpleNamespace")))
+
+
+def _feed_key(h: Any, x: Any, budget: List[int], depth: int) -> None:
+    """Feed one key value (see :func:`key_fingerprint`), reading at most ``budget[0]`` values."""
+    t = type(x)
+    budget[0] -= 1
+    name = "%s.%s" % (t.__module__, t.__qualname__)
+    if budget[0] < 0 or depth > _KEY_DEPTH:
+        sized = len(x) if isinstance(x, (list, tuple, dict, set, frozenset, str, bytes)) else -1
+        _feed(h, ("~", name, sized))
+        return
+    if x is None or t in (str, bytes, int, float, bool, complex, range) or isinstance(x, _path_types()):
+        _feed(h, x if t not in (complex, range) else repr(x))
+        return
+    enum = sys.modules.get("enum")
+    if enum is not None and isinstance(x, enum.Enum):
+        _feed(h, ("E", name, x.name))
+        return
+    if isinstance(x, (list, tuple)):
+        h.update(b"L%d:" % len(x))
+        _feed(h, name)
+        for e in x:
+            _feed_key(h, e, budget, depth + 1)
+        return
+    if isinstance(x, (dict, set, frozenset)):
+        entries = x.items() if isinstance(x, dict) else [(e, None) for e in x]
+        digests = []
+        for k, v in entries:  # in no particular order: {"a": 1, "b": 2} is {"b": 2, "a": 1}
+            one = _blake2b(digest_size=8)
+            _feed_key(one, k, budget, depth + 1)
+            _feed_key(one, v, budget, depth + 1)
+            digests.append(one.digest())
+        h.update(b"D%d:" % len(digests))
+        _feed(h, name)
+        for d in sorted(digests):
+            h.update(d)
+        return
+    fields = getattr(t, "__dataclass_fields__", None)
+    if isinstance(fields, dict) and not isinstance(x, type):
+        _feed(h, ("C", name))
+        for field in fields:
+            _feed(h, field)
+            _feed_key(h, getattr(x, field, None), budget, depth + 1)
+        return
+    if (t.__module__, t.__qualname__) in _NAMESPACES:
+        _feed(h, ("N", name))
+        _feed_key(h, dict(vars(x)), budget, depth + 1)
+        return
+    if t.__module__ in _VALUE_MODULES:
+        _feed(h, ("R", name, _without_addresses(repr(x))))
+        return
+    if _feed_sampled(h, x, 0):
+        return
+    _feed(h, ("T", name))  # an object whose state is no value the runtime can read: its type
 
 
 def _feed(h: Any, x: Any) -> None:
@@ -84,7 +180,10 @@ def _feed(h: Any, x: Any) -> None:
         h.update(b"n;")
     elif t is bytes:
         h.update(b"b%d:" % len(x))
-        h.update(x)
+        if len(x) > _SAMPLE_ABOVE:
+            _feed_buffer_sample(h, memoryview(x))
+        else:
+            h.update(x)
     elif t is tuple or t is list:
         h.update((b"t%d:" if t is tuple else b"l%d:") % len(x))
         for e in x:
@@ -101,6 +200,8 @@ def _feed(h: Any, x: Any) -> None:
     elif isinstance(x, _path_types()):
         h.update(b"p")
         _feed(h, str(x))
+    elif _feed_sampled(h, x, _SAMPLE_ABOVE):
+        return
     else:
         import pickle  # the first non-builtin item pays for it
 
@@ -111,7 +212,110 @@ def _feed(h: Any, x: Any) -> None:
         except Exception:
             h.update(b"r")
             _feed(h, "%s.%s" % (t.__module__, t.__qualname__))
-            _feed(h, _without_addresses(repr(x)))
+            try:
+                text = repr(x)
+            except Exception:  # a repr that fails: the type is all there is to go on
+                text = ""
+            _feed(h, _without_addresses(text))
+
+
+# A buffer or array larger than this is sampled, not hashed whole.
+_SAMPLE_ABOVE = 256 * 1024
+_SAMPLE_EDGE = 16 * 1024  # bytes hashed at each end
+_SAMPLE_SPREAD = 64  # blocks spread evenly between the ends...
+_SAMPLE_BLOCK = 1024  # ...of this many bytes
+
+
+def _feed_buffer_sample(h: Any, view: memoryview) -> None:
+    """A fixed-size sample of a contiguous byte buffer: both ends and blocks spread between."""
+    _feed_sample(h, len(view), 1, lambda start, stop: view[start:stop])
+
+
+def _feed_sample(h: Any, count: int, itemsize: int, read: Any) -> None:
+    """Feed a fixed-size sample of ``count`` elements of ``itemsize`` bytes, read in C order
+    by ``read(start, stop)`` (element indices): the first and last ``_SAMPLE_EDGE`` bytes
+    and ``_SAMPLE_SPREAD`` blocks spread evenly between. The same elements are read whatever
+    the memory layout, so an array and its copy get the same fingerprint."""
+    edge = max(_SAMPLE_EDGE // itemsize, 1)
+    block = max(_SAMPLE_BLOCK // itemsize, 1)
+    h.update(read(0, edge))
+    h.update(read(count - edge, count))
+    stride = max((count - 2 * edge) // _SAMPLE_SPREAD, block)
+    for start in range(edge, count - edge, stride):
+        h.update(read(start, min(start + block, count - edge)))
+
+
+def _feed_sampled(h: Any, x: Any, above: int) -> bool:
+    """Feed a large buffer or array by a bounded sample (see :func:`fingerprint`); False when
+    ``x`` is none (or no larger than ``above`` bytes): the caller hashes it whole."""
+    t = type(x)
+    if t is bytearray or t is memoryview:
+        view = memoryview(x)
+        if view.nbytes <= above or not view.contiguous:
+            return False
+        h.update(b"B%d:%s:" % (view.nbytes, t.__name__.encode()))
+        _feed_buffer_sample(h, view.cast("B"))
+        return True
+    dtype = getattr(x, "dtype", None)
+    shape = getattr(x, "shape", None)
+    if dtype is None or shape is None or isinstance(x, type):
+        return False
+    if getattr(dtype, "hasobject", False) or getattr(dtype, "kind", "") == "O":
+        return False  # an array of Python objects: its bytes are pointers
+    nbytes = getattr(x, "nbytes", None)
+    if not isinstance(nbytes, int) or nbytes <= above:
+        return False
+    array = x if hasattr(x, "flat") else _host_array(x)
+    if array is None:
+        return False
+    try:
+        flat = array.flat
+        size = int(array.size)
+    except Exception:
+        return False
+    if size <= 0:
+        return False
+    h.update(b"A")
+    _feed(h, "%s.%s" % (t.__module__, t.__qualname__))
+    _feed(h, repr(tuple(shape)))
+    _feed(h, str(dtype))
+    h.update(b"%d:" % nbytes)
+    itemsize = max(nbytes // size, 1)
+    view = _contiguous_bytes(array)
+    if view is not None:  # the buffer protocol: no copy at all
+        _feed_sample(h, size, itemsize, lambda start, stop: view[start * itemsize : stop * itemsize])
+    else:  # a strided array: copies of the sampled elements only
+        _feed_sample(h, size, itemsize, lambda start, stop: flat[start:stop].tobytes())
+    return True
+
+
+def _contiguous_bytes(array: Any) -> Any:
+    """``array``'s bytes as a flat memoryview when it is C-contiguous, else None."""
+    try:
+        view = memoryview(array)
+    except (TypeError, ValueError):  # no buffer protocol, or a dtype it cannot express
+        return None
+    if not view.c_contiguous:
+        return None
+    try:
+        return view.cast("B")
+    except (TypeError, ValueError):  # a format that memoryview cannot cast
+        return None
+
+
+def _host_array(x: Any) -> Any:
+    """A tensor's NumPy view on the host (``x.numpy()``), or None when it has none."""
+    to_numpy = getattr(x, "numpy", None)
+    if not callable(to_numpy):
+        return None
+    try:
+        try:
+            array = to_numpy(force=True)  # torch: detached, on the CPU
+        except TypeError:
+            array = to_numpy()
+    except Exception:
+        return None
+    return array if hasattr(array, "flat") and hasattr(array, "size") else None
 
 
 def _without_addresses(text: str) -> str:

@@ -49,16 +49,23 @@ class _Settings:
     """The environment variables, read once when a checkpoint is created (a plain class:
     ``dataclasses`` and ``typing.NamedTuple`` cost more to import than the whole runtime)."""
 
-    __slots__ = ("fsync", "on_stale", "quiet", "batch", "fault")
+    __slots__ = ("fsync", "on_stale", "quiet", "batch", "fault", "strict")
 
     def __init__(
-        self, fsync: str, on_stale: str, quiet: bool, batch: bool, fault: Optional[Tuple[str, int]]
+        self,
+        fsync: str,
+        on_stale: str,
+        quiet: bool,
+        batch: bool,
+        fault: Optional[Tuple[str, int]],
+        strict: bool = False,
     ) -> None:
         self.fsync = fsync  # always | batched | never
-        self.on_stale = on_stale  # error | restart
+        self.on_stale = on_stale  # error | restart | "" (not set: restart, or error when strict)
         self.quiet = quiet
         self.batch = batch  # cheap units may wait to be written together (CHECKPOINTIFY_BATCH=auto)
         self.fault = fault  # test-only fault injection (CHECKPOINTIFY_FAULT)
+        self.strict = strict  # CHECKPOINTIFY_STRICT: raise instead of stepping aside
 
     @staticmethod
     def from_env() -> "_Settings":
@@ -66,20 +73,26 @@ class _Settings:
         fsync = env.get("CHECKPOINTIFY_FSYNC", "").strip().lower() or "batched"
         if fsync not in ("always", "batched", "never"):
             raise CheckpointError("CHECKPOINTIFY_FSYNC must be always, batched or never, not %r" % fsync)
-        on_stale = env.get("CHECKPOINTIFY_ON_STALE", "").strip().lower() or "error"
-        if on_stale not in ("error", "restart"):
+        on_stale = env.get("CHECKPOINTIFY_ON_STALE", "").strip().lower()
+        if on_stale not in ("", "error", "restart"):
             raise CheckpointError("CHECKPOINTIFY_ON_STALE must be error or restart, not %r" % on_stale)
         batch = env.get("CHECKPOINTIFY_BATCH", "").strip().lower() or "auto"
         if batch not in ("auto", "off"):
             raise CheckpointError("CHECKPOINTIFY_BATCH must be auto or off, not %r" % batch)
-        quiet = env.get("CHECKPOINTIFY_QUIET", "").strip().lower() not in ("", "0", "false", "no")
+        quiet = _flag(env.get("CHECKPOINTIFY_QUIET", ""))
         return _Settings(
             fsync,
             on_stale,
             quiet,
             batch == "auto" and fsync != "always",
             _parse_fault(env.get("CHECKPOINTIFY_FAULT", "")),
+            _flag(env.get("CHECKPOINTIFY_STRICT", "")),
         )
+
+
+def _flag(text: str) -> bool:
+    """An environment switch: anything but empty, ``0``, ``false`` or ``no`` turns it on."""
+    return text.strip().lower() not in ("", "0", "false", "no")
 
 
 def _parse_fault(text: str) -> Optional[Tuple[str, int]]:
