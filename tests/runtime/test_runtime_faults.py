@@ -357,7 +357,7 @@ def test_second_writer_is_refused_and_named(strict: None, tmp_path: Path) -> Non
     assert check_final(job) == []
 
 
-def test_lock_of_a_killed_process_never_blocks_a_rerun(strict: None, tmp_path: Path) -> None:
+def test_lock_of_a_killed_process_never_blocks_a_rerun(tmp_path: Path) -> None:
     job = make_job(tmp_path / "job", list(range(200)), work=0.003)
     trial = kill_and_resume(job, Random(3), (0.1, 0.2))  # kill_and_resume re-runs at once
     assert trial.problems == [] and not trial.finished_before_kill
@@ -545,4 +545,129 @@ def test_crash_and_resume_on_python_39(resume: str, tmp_path: Path) -> None:
     _resume(job, env)
     assert len(_ran(job)) < len(_items(job)) - 100  # most units were reused
     assert set(_ran(job)) | set(killed) == set(_items(job))
+    assert check_final(job) == []
+
+
+# ---------------------------------------------------- the default: never worse than the original
+# Each cell above that asserts an error runs in strict mode (CHECKPOINTIFY_STRICT=1, the
+# `strict` fixture). By default the same fault never fails the job: the checkpoint says so
+# once on stderr, steps aside, and the job writes exactly an uninterrupted run's output.
+
+LOUD = dict(STRICT, CHECKPOINTIFY_QUIET="")  # warnings are printed even when quiet; info too here
+
+
+def _succeeds_like_the_original(job: Job, env: Dict[str, str]) -> "subprocess.CompletedProcess[str]":
+    job.reset_worklog()
+    done = job.run(env=env)
+    assert done.returncode == 0, done.stderr
+    assert job.output() == job.expected()
+    return done
+
+
+@pytest.mark.parametrize("where", ["middle-record", "header", "frame-length"])
+def test_corruption_in_the_middle_is_moved_aside_and_the_loop_starts_from_zero(
+    where: str, tmp_path: Path
+) -> None:
+    job, log = _six_units(tmp_path)
+    frames = _frames(log)
+    _flip(
+        log,
+        {"middle-record": (frames[3][0] + frames[3][1]) // 2, "header": frames[0][1] - 5}.get(
+            where, frames[2][0] + 3
+        ),
+    )
+    done = _succeeds_like_the_original(job, LOUD)
+    [archived] = job.checkpoints.glob("*.ckpt.corrupt-*")
+    assert (
+        "warning" in done.stderr
+        and archived.name in done.stderr
+        and "starts the loop from zero" in done.stderr
+    )
+    assert _ran(job) == _items(job)  # no unit of the damaged log is trusted
+    assert not log.exists()
+
+
+@pytest.mark.parametrize("fault", ["enospc:3", "eio:3", "eio-fsync:3"])
+def test_write_and_fsync_errors_turn_checkpointing_off_and_the_job_succeeds(
+    fault: str, tmp_path: Path
+) -> None:
+    job = _job(tmp_path)
+    done = _succeeds_like_the_original(job, dict(STRICT, CHECKPOINTIFY_FAULT=fault))
+    [warning] = [line for line in done.stderr.splitlines() if "warning" in line]
+    assert "crash_child.py::main::results" in warning and "Checkpointing of this loop is off" in warning
+    assert _ran(job) == _items(job)  # every unit ran once, none twice
+    assert check_final(job) == []  # complete() still removed the log
+
+
+def test_a_failed_fsync_at_the_os_boundary_turns_checkpointing_off(tmp_path: Path) -> None:
+    job = _job(tmp_path, fail_fsync_at=3, synclog=str(tmp_path / "syncs.txt"))
+    done = _succeeds_like_the_original(job, dict(STRICT, CHECKPOINTIFY_FSYNC="always"))
+    assert "cannot sync checkpoint" in done.stderr
+    assert len((tmp_path / "syncs.txt").read_text().splitlines()) == 3  # never retried
+    assert _ran(job) == _items(job)
+
+
+@pytest.mark.skipif(not CAN_MOUNT, reason="needs unshare -m and mount (root in a VM or container)")
+def test_real_enospc_on_a_full_file_system_never_fails_the_job(tmp_path: Path) -> None:
+    job = _job(tmp_path, n=40, size=30_000)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    # the job's output goes to a folder outside the full disk: only the checkpoint fills it
+    shell = 'mount -t tmpfs -o size=256k none "$DISK" && exec "$@"'
+    env = dict(job.environment(STRICT), DISK=str(disk), CHECKPOINTIFY_DIR=str(disk / "ckpt"))
+    job.reset_worklog()
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", shell, "sh"] + job.command(),
+        cwd=job.where,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "no space left on the device" in done.stderr and "Checkpointing of this loop is off" in done.stderr
+    assert job.output() == job.expected()
+    assert _ran(job) == _items(job)
+
+
+def test_read_only_checkpoint_directory_never_fails_the_job(tmp_path: Path) -> None:
+    job = _job(tmp_path)
+    _crash_at(job, dict(STRICT, CHECKPOINTIFY_FAULT="before-write:5"))  # a log it cannot write to
+    job.reset_worklog()
+    directory = str(job.checkpoints)
+    if os.geteuid() != 0:
+        os.chmod(directory, 0o500)
+        try:
+            done = job.run(env=STRICT)
+        finally:
+            os.chmod(directory, 0o700)
+    elif CAN_MOUNT:
+        shell = 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" "$0" && exec "$@"'
+        done = subprocess.run(
+            ["unshare", "-m", "sh", "-c", shell, directory] + job.command(),
+            cwd=job.where,
+            env=job.environment(STRICT),
+            capture_output=True,
+            text=True,
+        )
+    else:  # pragma: no cover
+        pytest.skip("root without mount namespaces cannot make a directory read-only")
+    assert done.returncode == 0, done.stderr
+    assert "Checkpointing of this loop is off" in done.stderr
+    assert job.output() == job.expected() and _ran(job) == _items(job)
+
+
+def test_a_second_copy_of_the_job_runs_unchecked_and_leaves_the_first_alone(tmp_path: Path) -> None:
+    job = make_job(tmp_path / "job", list(range(30)), work=0.05)
+    first = job.start(env=STRICT)
+    deadline = time.monotonic() + 30
+    while len(job.starts()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second = Job(job.where, dict(job.config, worklog=str(tmp_path / "other.txt")))
+    done = second.run(env=STRICT)
+    assert done.returncode == 0, done.stderr
+    assert (
+        "in use by process %d" % first.pid in done.stderr
+        and "Checkpointing of this loop is off" in done.stderr
+    )
+    assert first.wait(timeout=60) == 0  # the first was not disturbed
     assert check_final(job) == []

@@ -239,7 +239,7 @@ class Checkpoint(Generic[T]):
                     values = self._restore_by_position(values, recorded, live, mismatch)
         except CheckpointError as exc:
             self._release()
-            if self.strict:
+            if self.strict or isinstance(exc, StaleCheckpointError):  # CHECKPOINTIFY_ON_STALE=error
                 raise
             self._step_aside(exc)
         except BaseException:
@@ -278,7 +278,7 @@ class Checkpoint(Generic[T]):
                 values = self._restore_by_position(values, recorded, live, mismatch)
         except CheckpointError as exc:
             self._release()
-            if self.strict:
+            if self.strict or isinstance(exc, StaleCheckpointError):  # CHECKPOINTIFY_ON_STALE=error
                 raise
             self._step_aside(exc)
         except BaseException:
