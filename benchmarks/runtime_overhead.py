@@ -25,6 +25,12 @@
    ``--src DIR`` times another checkout's ``src`` (e.g. a ``git worktree`` of an older
    commit) the same way, for a before/after.
 
+5. Item fingerprints (``--fingerprints`` runs only this): what fingerprinting one unit's
+   item costs for large arrays and buffers (a 64x3x224x224 float32 batch, a 40 MB uint8
+   array, 40 MB of bytes; NumPy needed for the arrays), sampled as the runtime does now,
+   against hashing all of it as it did before (the array's pickle, or every byte), in the
+   same run: median of ``--repeat`` x 20 calls.
+
 Timings are wall-clock on whatever machine runs it; a shared machine adds noise, which the
 alternation and the medians are there to absorb. Nothing here is a test.
 """
@@ -246,6 +252,53 @@ def report_imports(src: Path, runs: int) -> None:
     print()
 
 
+def full_hash(item: Any) -> bytes:
+    """The item fingerprint before sampling: the whole pickle (an array) or every byte."""
+    import pickle
+
+    from checkpointify.runtime.fingerprint import _blake2b
+
+    h = _blake2b(digest_size=8)
+    h.update(item if isinstance(item, bytes) else pickle.dumps(item, 4))
+    return h.digest()
+
+
+def report_fingerprints(repeat: int) -> None:
+    from checkpointify.runtime import fingerprint
+
+    items: List[Tuple[str, Any]] = []
+    try:
+        import numpy
+
+        rng = numpy.random.default_rng(0)
+        items.append(("float32 64x3x224x224", rng.random((64, 3, 224, 224), dtype=numpy.float32)))
+        items.append(("uint8 40 MB", rng.integers(0, 255, 40_000_000, dtype=numpy.uint8)))
+        items.append(
+            ("uint8 40 MB, strided", rng.integers(0, 255, (10_000, 8_000), dtype=numpy.uint8)[:, ::2])
+        )
+    except ImportError:
+        print("(NumPy is not installed: arrays skipped)")
+    items.append(("bytes 40 MB", os.urandom(40_000_000)))
+    print("item fingerprints: sampled (now) against hashing everything (before), per unit")
+    print("item                         size    sampled     full hash    ratio")
+    for label, item in items:
+        size = getattr(item, "nbytes", None) or len(item)
+        now: List[float] = []
+        before: List[float] = []
+        for _ in range(repeat):
+            for function, times in ((fingerprint, now), (full_hash, before)):
+                started = time.perf_counter()
+                for _ in range(20):
+                    function(item)
+                times.append((time.perf_counter() - started) / 20)
+        sampled, full = statistics.median(now), statistics.median(before)
+        print(
+            "%-24s %6.1f MB %8.3f ms %10.1f ms %7.0fx"
+            % (label, size / 1e6, sampled * 1000, full * 1000, full / sampled)
+        )
+    print()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer units and repeats (a smoke run)")
@@ -256,12 +309,17 @@ def main() -> int:
         "--import-runs", type=int, default=15, help="fresh interpreters per command (default 15)"
     )
     parser.add_argument("--src", default=None, help="time the import of this src folder instead of ours")
+    parser.add_argument("--fingerprints", action="store_true", help="only the item fingerprints (section 5)")
     args = parser.parse_args()
+    if args.fingerprints:
+        report_fingerprints(args.repeat or (2 if args.quick else 5))
+        return 0
     src = Path(args.src).resolve() if args.src else Path(__file__).resolve().parents[1] / "src"
     report_imports(src, max(3, args.import_runs // 3) if args.quick else args.import_runs)
     if args.imports:
         return 0
     repeat = args.repeat or (2 if args.quick else 5)
+    report_fingerprints(repeat)
     scale = 0.2 if args.quick else 1.0
     for name in [n for n in os.environ if n.startswith("CHECKPOINTIFY_")]:
         del os.environ[name]

@@ -28,14 +28,41 @@ errors. The same checkpoint serves four loop shapes:
 
 :func:`acknowledge_each` is for message loops that ack the whole batch after the loop:
 it acks each unit as it completes and stores nothing (the broker is the progress
-marker). What the log-file checkpoint promises:
+marker).
+
+**Never worse than the original.** By default a checkpoint never makes a loop fail where
+the original program would have succeeded: what it cannot do, it stops doing, says so in
+one warning on stderr naming the loop and the cause, and the loop runs on. Which errors
+degrade and which stop:
+
+=============================================  ============================================  ==============================
+what happens                                   default                                       strict (``CHECKPOINTIFY_STRICT=1``
+                                                                                             or ``strict=True``)
+=============================================  ============================================  ==============================
+a value that cannot be pickled                 checkpointing of the loop stops; it runs on   :class:`CheckpointError`
+disk full, read-only folder, I/O error,        checkpointing of the loop stops; it runs on   :class:`CheckpointWriteError`
+failed fsync                                   (records written so far stay valid)
+the log records other input, another loop,     archived as ``*.ckpt.stale``; the loop        :class:`StaleCheckpointError`
+another shape or number of accumulators        starts from zero
+a log damaged in the middle                    moved aside; the loop starts from zero in     :class:`CorruptCheckpointError`
+                                               the same run
+another process or thread runs the same        this one runs unchecked and leaves the        :class:`CheckpointLockedError`
+loop with the same key                         other's log alone
+misuse (iterating before ``restore()``, an     raises                                        raises
+invalid argument or environment variable)
+=============================================  ============================================  ==============================
+
+``CHECKPOINTIFY_ON_STALE=error`` makes a stale log raise in the default mode too. A log is
+only resumed by a run whose loop identity (the file part derived at run time: see
+:mod:`.naming`), key (by value: see :func:`key_fingerprint`) and input items all match.
+What the log-file checkpoint promises (the errors below are what strict mode raises):
 
 * **Restore.** ``restore()`` takes the loop's lock, reads its log, re-applies each
   completed unit's effect to the accumulators and returns their values. By default
   (``resume="position"``) the items recorded must be the first items of the current input
-  (checked by fingerprint); otherwise nothing is applied and :class:`StaleCheckpointError`
-  is raised (``CHECKPOINTIFY_ON_STALE=restart`` archives the log and starts from zero
-  instead). With ``resume="identity"`` units are matched by item instead, wherever the item
+  (checked by fingerprint; large arrays and buffers by a bounded sample, see
+  :func:`fingerprint`); otherwise nothing is applied, the log is archived and the loop
+  starts from zero (strict mode: :class:`StaleCheckpointError`). With ``resume="identity"`` units are matched by item instead, wherever the item
   now is in the input (for ``os.listdir``, ``glob``, sets): see :class:`Checkpoint`.
 * **Record.** When the loop asks for the next item, the previous unit has finished
   (normally or by ``continue``): its effect on the accumulators is appended to the log as
@@ -79,7 +106,8 @@ Its format is described in :mod:`.frames`.
 The package imports nothing outside the standard library and itself (relative imports
 only), so that vendoring it is copying this folder. Its modules:
 
-* :mod:`.checkpoint`: :class:`Checkpoint` and :func:`checkpoint`, over a :class:`.store.Store`:
+* :mod:`.checkpoint`: :class:`Checkpoint` and :func:`checkpoint` (the loop id's file part:
+  :mod:`.naming`), over a :class:`.store.Store`:
   :mod:`.filelog` (the log file, fsync, the sync thread; its lock in :mod:`.lock`) or
   :mod:`.database` (``transaction=``); :mod:`.identity` plans ``resume="identity"``;
 * :mod:`.frames` (the on-disk format), :mod:`.pickling` (the records' pickle),

@@ -896,10 +896,14 @@ class Checkpoint(Generic[T]):
             if self.strict:
                 raise
             self._completed = True
-            self._warn(
-                "loop %s finished, but its checkpoint could not be removed: %s. The next run may resume "
-                "from it (its items are checked) or start over" % (self.loop_id, exc)
+            message = (
+                "loop %s finished, but its checkpoint could not be removed: %s. The next run may resume from it (its items are checked) or start over"
+                % (self.loop_id, exc)
             )
+            if self.off is None:
+                self._warn(message)
+            else:  # the warning that checkpointing is off was this loop's one warning
+                self._say(message)
 
     def close(self) -> None:
         """Stop without completing: write the completed units that are still queued, fsync

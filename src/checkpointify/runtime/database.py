@@ -409,12 +409,12 @@ class DatabaseStore:
             self._commit()
 
     def discard(self, reason: str) -> None:
-        """``CHECKPOINTIFY_ON_STALE=restart``: no archive in the user's database; the rows go,
-        in the loop's first transaction."""
+        """A stale log (the default, or ``CHECKPOINTIFY_ON_STALE=restart``): no archive in
+        the user's database; the rows go, in the loop's first transaction."""
         self.db.delete_all()
         self._header_written = False
         print(
-            "checkpointify: %s: input changed (%s); deleted its records and starting from zero"
+            "checkpointify: warning: %s: input changed (%s); deleted its records and starting from zero"
             % (self.db.shown, reason),
             file=sys.stderr,
         )

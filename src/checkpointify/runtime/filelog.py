@@ -483,7 +483,7 @@ class FileStore:
         self.log.sync()
 
     def discard(self, reason: str) -> None:
-        """``CHECKPOINTIFY_ON_STALE=restart``: archive the log as ``<name>.stale``."""
+        """A stale log (the default, or ``CHECKPOINTIFY_ON_STALE=restart``): archive it as ``<name>.stale``."""
         archived = self.path.with_name(self.path.name + ".stale")
         try:
             os.replace(str(self.path), str(archived))
@@ -493,7 +493,7 @@ class FileStore:
                 "cannot archive stale checkpoint %s: %s" % (_shown(self.path), _describe(exc))
             ) from exc
         print(
-            "checkpointify: %s: input changed (%s); archived it as %s and starting from zero"
+            "checkpointify: warning: %s: input changed (%s); archived it as %s and starting from zero"
             % (_shown(self.path), reason, archived.name),
             file=sys.stderr,
         )

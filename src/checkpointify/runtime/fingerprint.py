@@ -105,7 +105,8 @@ def _legacy_key_fingerprint(key: object) -> str:
     return fingerprint(tuple(summary)).hex()
 
 
-_KEY_BUDGET = 10000  # values of a key read at most
+_KEY_BUDGET = 2000  # values of a key read at most (a sampled array counts _KEY_ARRAY_COST)
+_KEY_ARRAY_COST = 100
 _KEY_DEPTH = 8  # nesting levels of a key read at most
 # value types of the standard library whose repr is their value
 _VALUE_MODULES = frozenset(("datetime", "decimal", "fractions", "uuid", "ipaddress"))
@@ -161,7 +162,8 @@ def _feed_key(h: Any, x: Any, budget: List[int], depth: int) -> None:
     if t.__module__ in _VALUE_MODULES:
         _feed(h, ("R", name, _without_addresses(repr(x))))
         return
-    if _feed_sampled(h, x, 0):
+    budget[0] -= _KEY_ARRAY_COST - 1
+    if budget[0] >= 0 and _feed_sampled(h, x, 0):
         return
     _feed(h, ("T", name))  # an object whose state is no value the runtime can read: its type
 

@@ -58,7 +58,8 @@ class Store(Protocol):
         """The input is exhausted: make everything written durable."""
 
     def discard(self, reason: str) -> None:
-        """``CHECKPOINTIFY_ON_STALE=restart``: set the records aside (archive or delete)."""
+        """A stale log (the default; strict mode: ``CHECKPOINTIFY_ON_STALE=restart``): set
+        the records aside (archive or delete), with a warning."""
 
     def how_to_start_over(self) -> str:
         """The sentence that tells a user how to delete the records."""
