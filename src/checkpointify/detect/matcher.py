@@ -454,6 +454,28 @@ def context_names(scope: Scope, body: Sequence[cst.CSTNode], exclude: Set[str]) 
     return tuple(found)
 
 
+def _with_parameters(
+    function: Optional[cst.FunctionDef], key: Tuple[str, ...], exclude: Set[str]
+) -> Tuple[str, ...]:
+    """The key of a loop inside a function: every parameter (positional, keyword-only, then
+    ``*args`` and ``**kwargs``), then the other names of ``key``. Each call of the function then gets its own checkpoint
+    wherever its arguments tell the calls apart (``process("a", xs)`` and ``process("b",
+    xs)`` run by two threads, or called one after the other), even when the loop's body
+    does not read the parameter. The runtime fingerprints them by value, within a budget
+    (``key_fingerprint``). ``self``/``cls`` and names the loop binds are left out; a
+    parameter is always bound when the loop starts, so the key never raises ``NameError``.
+    """
+    if function is None:
+        return key
+    params = function.params
+    names = [p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)]
+    for star in (params.star_arg, params.star_kwarg):
+        if isinstance(star, cst.Param):
+            names.append(star.name.value)
+    first = [n for n in names if n not in exclude and n not in {"self", "cls"}]
+    return tuple(first + [n for n in key if n not in first])
+
+
 # ---------------------------------------------------------------------------- the loop
 
 
@@ -590,7 +612,7 @@ class _LoopSite:
             accumulators=accumulators,
             carried=carried,
             qualname=self.qualname,
-            key=context_names(scope, [loop.body], exclude),
+            key=_with_parameters(self.function, context_names(scope, [loop.body], exclude), exclude),
             **fields,
         )
 
