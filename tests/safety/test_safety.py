@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import pytest
 
@@ -156,7 +156,11 @@ class Program:
         return [sys.executable, str(script)] + args
 
     def run(
-        self, script: Path, args: List[str] = (), env: Optional[Dict[str, str]] = None, wrap: List[str] = ()
+        self,
+        script: Path,
+        args: Sequence[str] = (),
+        env: Optional[Dict[str, str]] = None,
+        wrap: Sequence[str] = (),
     ) -> "subprocess.CompletedProcess[str]":
         for out in self.where.glob("out*.json"):
             out.unlink()
@@ -172,7 +176,7 @@ class Program:
     def outputs(self) -> Dict[str, str]:
         return {p.name: p.read_text() for p in sorted(self.where.glob("out*.json"))}
 
-    def expected(self, args: List[str] = (), env: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    def expected(self, args: Sequence[str] = (), env: Optional[Dict[str, str]] = None) -> Dict[str, str]:
         done = self.run(self.original, args, env)
         assert done.returncode == 0, done.stderr
         return self.outputs()
@@ -180,7 +184,7 @@ class Program:
     def units(self) -> List[str]:
         return self.worklog.read_text().split() if self.worklog.exists() else []
 
-    def kill_after(self, units: int, args: List[str] = (), env: Optional[Dict[str, str]] = None) -> None:
+    def kill_after(self, units: int, args: Sequence[str] = (), env: Optional[Dict[str, str]] = None) -> None:
         """Start the rewrite with slow units and SIGKILL it once ``units`` units have started."""
         if self.worklog.exists():
             self.worklog.unlink()
