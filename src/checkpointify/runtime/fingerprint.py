@@ -82,7 +82,11 @@ def key_fingerprint(key: object) -> str:
             summary.append(value)  # as runtime 2 did: a log it wrote for such a key keeps its name
         else:
             h = _blake2b(digest_size=8)
-            _feed_key(h, value, budget, 0)
+            try:
+                _feed_key(h, value, budget, 0)
+            except Exception:  # a field or attribute that raises when read: the type is all there is
+                h = _blake2b(digest_size=8)
+                _feed(h, ("T", "%s.%s" % (type(value).__module__, type(value).__qualname__)))
             summary.append(b"v" + h.digest())
     return fingerprint(tuple(summary)).hex()
 
@@ -202,7 +206,7 @@ def _feed(h: Any, x: Any) -> None:
     elif isinstance(x, _path_types()):
         h.update(b"p")
         _feed(h, str(x))
-    elif _feed_sampled(h, x, _SAMPLE_ABOVE):
+    elif _sampled(h, x):
         return
     else:
         import pickle  # the first non-builtin item pays for it
@@ -245,6 +249,19 @@ def _feed_sample(h: Any, count: int, itemsize: int, read: Any) -> None:
     stride = max((count - 2 * edge) // _SAMPLE_SPREAD, block)
     for start in range(edge, count - edge, stride):
         h.update(read(start, min(start + block, count - edge)))
+
+
+def _sampled(h: Any, x: Any) -> bool:
+    """:func:`_feed_sampled` for an item; an object whose ``shape``, ``dtype`` or buffer
+    raises when asked is hashed the ordinary way (its pickle, or its repr)."""
+    probe = h.copy()
+    try:
+        found = _feed_sampled(probe, x, _SAMPLE_ABOVE)
+    except Exception:
+        return False
+    if found:
+        h.update(probe.digest())
+    return found
 
 
 def _feed_sampled(h: Any, x: Any, above: int) -> bool:
