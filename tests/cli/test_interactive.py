@@ -115,12 +115,12 @@ def test_quit_keeps_what_was_accepted_and_touches_nothing_else(project: Path) ->
     expected_a = only(project / "a.py", 0)
     term = Terminal(["fix", "--interactive", "--exit-non-zero-on-fix"], project)
     term.expect(PROMPT)
-    term.type("maybe")
+    os.write(term.master, b"m")  # one key, no Enter: an answer is a single key
     term.expect("Please answer y, n, a or q.")
     term.expect(PROMPT)
-    term.type("yes")
+    os.write(term.master, b"y")
     term.expect(PROMPT)
-    term.type("q")
+    os.write(term.master, b"q")
     assert term.finish() == 1  # a fix was applied and --exit-non-zero-on-fix was given
     assert (project / "a.py").read_bytes() == expected_a
     assert (project / "b.py").read_bytes() == TWO
