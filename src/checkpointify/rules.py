@@ -2,7 +2,7 @@
 
 Every variant has a code, a one-line summary and a rationale in Ruff's doc-block shape
 (what it does, why it is bad, example, use instead, fix safety). ``scan`` prints the
-summary, the README and SARIF print the rationale, and ``tests/fixtures/<variant>/`` holds
+summary, the rule pages (docs/rules, `checkpointify rule`) and SARIF print the rationale, and ``tests/fixtures/<variant>/`` holds
 its positive and no-op cases.
 """
 
@@ -181,11 +181,7 @@ sqs.delete_message_batch(QueueUrl=url, Entries=entries)
 ## Use instead
 ```python
 entries = []
-acks = acknowledge_each(
-    response["Messages"],
-    lambda new: sqs.delete_message_batch(QueueUrl=url, Entries=new),
-    grown=lambda: entries,
-)
+acks = acknowledge_each(response["Messages"], lambda new: sqs.delete_message_batch(QueueUrl=url, Entries=new), grown=lambda: entries)
 for message in acks:
     handle(message["Body"])
     entries.append({"Id": message["MessageId"], "ReceiptHandle": message["ReceiptHandle"]})

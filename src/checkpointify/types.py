@@ -27,7 +27,7 @@ class Safety(str, enum.Enum):
 class Hazard(str, enum.Enum):
     """Why a resumed run might not reproduce an uninterrupted one.
 
-    The values are stable identifiers: JSON, SARIF and the README use them, so never
+    The values are stable identifiers: JSON, SARIF and the docs use them, so never
     rename one; add new members instead.
     """
 

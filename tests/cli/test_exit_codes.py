@@ -1,4 +1,4 @@
-"""The exit-code policy, mode by mode, and the README table that documents it."""
+"""The exit-code policy, mode by mode, and the table in docs/cli.md that documents it."""
 
 from __future__ import annotations
 
@@ -112,8 +112,8 @@ def test_internal_error_is_reported_with_traceback_under_verbose(
 
 
 def _readme_table() -> Dict[int, str]:
-    text = (REPO / "README.md").read_text()
-    section = text[text.index("### Exit codes") :]
+    text = (REPO / "docs" / "cli.md").read_text()
+    section = text[text.index("## Exit codes") :]
     rows = re.findall(r"^\| (\d) \| (.+) \|$", section, re.M)
     return {int(code): row for code, row in rows}
 

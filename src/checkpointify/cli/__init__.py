@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 
 import click
 
-from checkpointify.cli import checkpoints, commands  # noqa: F401  (they register their commands)
+from checkpointify.cli import checkpoints, commands, rule  # noqa: F401  (they register their commands)
 from checkpointify.cli.app import CliError, cli
 from checkpointify.output.report import Exit, say
 

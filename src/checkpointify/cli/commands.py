@@ -28,7 +28,7 @@ from checkpointify.engine.cache import digest
 from checkpointify.engine.journal import Journal
 from checkpointify.engine.session import RunFlags, Stdin, journal_for, options_for, run_results, session_for
 from checkpointify.fileio import SourceError, write_atomic
-from checkpointify.output.diffs import unified_diff
+from checkpointify.output.diffs import colorize, unified_diff
 from checkpointify.output.formats import (
     github_annotations,
     json_document,
@@ -39,6 +39,7 @@ from checkpointify.output.formats import (
 )
 from checkpointify.output.report import (
     Tally,
+    color_for,
     exit_code,
     fix_summary,
     print_text,
@@ -173,6 +174,7 @@ def diff(
     session = session_for(flags, options)
     stdin = read_stdin(paths, stdin_filename, need_name=True)
     tally = Tally()
+    color = target is None and color_for(sys.stdout)  # like git diff: colours on a terminal only
     patch: List[bytes] = []
     for result in run_results(paths, stdin, options, True, session):
         tally.add(result)
@@ -181,7 +183,7 @@ def diff(
             hunk = unified_diff(result.source, result.new_source, result.path)
             if target is None:
                 with session.progress.pause():
-                    emit(hunk, None)
+                    emit(colorize(hunk) if color else hunk, None)
             else:
                 patch.append(hunk)
         if result.error is not None:

@@ -13,6 +13,7 @@ and the CLI refuses to start otherwise rather than abort half-way.
 from __future__ import annotations
 
 import enum
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Iterable, Iterator, List, Optional, Protocol, Tuple
 
 from checkpointify.api import rewrite_selected
 from checkpointify.fileio import SourceError, check_encoding, write_atomic
-from checkpointify.output.diffs import unified_diff
+from checkpointify.output.diffs import colorize, unified_diff
 from checkpointify.output.formats import detail_lines
 from checkpointify.types import FileResult, Finding, Options, Safety
 
@@ -65,7 +66,6 @@ class TerminalReviewer:
         self.console = Console(highlight=False, markup=False, emoji=False)
 
     def show(self, index: int, total: int, finding: Finding, diff: str) -> None:
-        from rich.syntax import Syntax
         from rich.text import Text
 
         head = Text()
@@ -80,21 +80,49 @@ class TerminalReviewer:
             if finding.fix is Safety.UNSAFE and line.startswith("fix:"):
                 style = "bold yellow"
             self.console.print("    " + line, style=style)
-        self.console.print(
-            Syntax(diff, "diff", theme="ansi_dark", background_color="default", word_wrap=True)
-        )
+        # the patch as git shows it: coloured, and never re-wrapped (a wrapped `+` line
+        # would read as two lines of code)
+        self.console.file.write(colorize(diff.encode("utf-8", "surrogateescape")).decode("utf-8", "replace"))
+        self.console.file.flush()
 
     def ask(self) -> Answer:
+        """One key, no Enter needed (y, n, a, q; Ctrl-D quits); whitespace is ignored, so
+        an answer typed with Enter works too."""
+        self.console.print(PROMPT, end="")
+        self.console.file.flush()
         while True:
-            try:
-                reply = self.console.input(PROMPT, markup=False)
-            except EOFError:
+            key = _read_key()
+            if key in ("", "\x04"):  # end of input, Ctrl-D
                 self.console.print()
                 return Answer.QUIT
-            answer = parse_answer(reply)
+            if key == "\x03":
+                raise KeyboardInterrupt
+            if key.isspace():
+                continue
+            self.console.print(key)
+            answer = parse_answer(key)
             if answer is not None:
                 return answer
             self.console.print("Please answer y, n, a or q.", style="red")
+            self.console.print(PROMPT, end="")
+            self.console.file.flush()
+
+
+def _read_key() -> str:
+    """One character from the terminal without waiting for Enter (cbreak mode: Ctrl-C
+    still interrupts), or the first character of a line when stdin is not a terminal."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline()[:1]
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd, termios.TCSANOW)  # TCSAFLUSH (the default) would drop keys typed ahead
+        return os.read(fd, 1).decode("utf-8", "replace")
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 @dataclass

@@ -77,7 +77,7 @@ class Stats:
 
 
 def generated(source: bytes) -> bool:
-    """Marked ``@generated`` in its header (the first 2 KB): see the README."""
+    """Marked ``@generated`` in its header (the first 2 KB): see docs/large-trees.md."""
     return GENERATED_MARKER in source[:GENERATED_HEAD]
 
 

@@ -60,3 +60,26 @@ def _lines(prefix: bytes, lines: List[bytes]) -> List[bytes]:
         else:
             out.append(prefix + line + b"\n" + _NO_NEWLINE)
     return out
+
+
+#: git's default diff colours: meta bold, hunk headers cyan, removed red, added green
+_COLORS = (
+    (b"--- ", b"\x1b[1m"),
+    (b"+++ ", b"\x1b[1m"),
+    (b"@@", b"\x1b[36m"),
+    (b"-", b"\x1b[31m"),
+    (b"+", b"\x1b[32m"),
+)
+_RESET = b"\x1b[m"
+
+
+def colorize(patch: bytes) -> bytes:
+    """``patch`` coloured for a terminal as ``git diff`` colours it; each escape ends before
+    the line's own ending, so the text between them is exactly the patch."""
+    out = []
+    for line in split_lines(patch):
+        body = line.rstrip(b"\r\n")
+        ending = line[len(body) :]
+        color = next((c for prefix, c in _COLORS if body.startswith(prefix)), None)
+        out.append(color + body + _RESET + ending if color and body else line)
+    return b"".join(out)

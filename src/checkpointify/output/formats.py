@@ -38,7 +38,7 @@ def finding_json(finding: Finding) -> Dict[str, Any]:
 
 
 def json_document(results: Sequence[FileResult]) -> str:
-    """The version 1 JSON contract (README, "Command line"); never change its shape."""
+    """The version 1 JSON contract (docs/cli.md); never change its shape."""
     findings = [finding_json(f) for r in results for f in r.findings]
     errors = [{"path": r.path, "message": r.error} for r in results if r.error is not None]
     return json.dumps({"version": JSON_VERSION, "findings": findings, "errors": errors}, indent=2) + "\n"

@@ -17,7 +17,7 @@ from checkpointify.types import FileResult, Finding, Safety
 
 
 class Exit:
-    """Exit codes, in one place. The README's "Exit codes" table says the same.
+    """Exit codes, in one place. The "Exit codes" table in docs/cli.md says the same.
 
     ======  ======================================================================
     code    meaning

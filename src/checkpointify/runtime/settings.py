@@ -96,7 +96,7 @@ def _flag(text: str) -> bool:
 
 
 def _parse_fault(text: str) -> Optional[Tuple[str, int]]:
-    """``CHECKPOINTIFY_FAULT=<point>:<unit>`` (test-only; see the README's fault injection)."""
+    """``CHECKPOINTIFY_FAULT=<point>:<unit>`` (test-only; see docs/runtime.md, "Fault injection")."""
     text = text.strip()
     if not text:
         return None
