@@ -359,7 +359,8 @@ def test_a_copy_of_the_script_never_resumes_the_original(copy: str, tmp_path: Pa
         [sys.executable, str(target)], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "out.json").read_text() == "[%s]" % ", ".join(str(-n * n) for n in range(12))
+    negated = [-(len(str(n)) * 7 + n) for n in range(12)]  # ckfixture.score, negated
+    assert (tmp_path / "out.json").read_text() == "[%s]" % ", ".join(map(str, negated))
 
 
 @pytest.mark.parametrize("strict", [False, True], ids=["default", "strict"])
@@ -397,11 +398,7 @@ def test_threads_running_the_same_checkpointed_function(strict: bool, tmp_path: 
     slow = {"CKPT_DELAY": "0.01"}
     done = program.run(program.rewritten, env=dict(slow, **STRICT) if strict else slow)
     if strict:
-        assert (
-            done.returncode == 1
-            and "CheckpointLockedError" in done.stderr
-            and "another thread" in done.stderr
-        )
+        assert done.returncode == 1 and "CheckpointLockedError" in done.stderr
         return
     assert done.returncode == 0, done.stderr
     assert program.outputs() == expected and program.logs() == []

@@ -13,6 +13,7 @@ import time
 
 from .deltas import _MUTABLE, _apply, _apply_in_place, _Tracker
 from .errors import (
+    _TAKEN_OVER,
     CheckpointError,
     CheckpointLockedError,
     CorruptCheckpointError,
@@ -580,7 +581,8 @@ class Checkpoint(Generic[T]):
         if self.off is not None:
             return
         self.off = str(exc)
-        self._off_by_lock = isinstance(exc, CheckpointLockedError)
+        # the log is another instance's (a lock held, or taken over by a newer call): hands off
+        self._off_by_lock = isinstance(exc, CheckpointLockedError) or str(exc).endswith(_TAKEN_OVER)
         self._pending = []
         self._inflight = None
         plan, self._plan = self._plan, None

@@ -49,6 +49,10 @@ class CheckpointLockedError(CheckpointError):
         self.holder = holder
 
 
+#: why a log refuses writes after a newer checkpoint of the same loop took it over
+_TAKEN_OVER = "a newer checkpoint of the same loop took over in this process"
+
+
 def _describe(exc: OSError) -> str:
     code = exc.errno
     if code == errno.ENOSPC:

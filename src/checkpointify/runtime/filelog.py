@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from .errors import (
+    _TAKEN_OVER,
     CheckpointError,
     CheckpointLockedError,
     CheckpointWriteError,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from .store import Owner
 
 _FSYNC_INTERVAL = 1.0  # seconds between fsyncs in the default "batched" policy
+_MKDIR_ATTEMPTS = 5  # the default directory can vanish under a concurrent complete()
 
 
 # --------------------------------------------------------------------------- the log file
@@ -108,12 +110,7 @@ class _Log:
         key = os.path.abspath(str(self.path))
         older = _OPEN.get(key)
         if older is not None and older.pid == os.getpid() and not older.closed:
-            owner = older.owner()
-            if (
-                owner is not None
-                and older.thread is not threading.current_thread()
-                and older.thread.is_alive()
-            ):
+            if older.thread is not threading.current_thread() and older.thread.is_alive():
                 # Another thread runs the same loop with the same key (an executor running the
                 # same function twice): it keeps its log; this one is refused (and runs unchecked).
                 raise CheckpointLockedError(
@@ -124,18 +121,26 @@ class _Log:
             # A newer checkpoint of the same loop in this thread (a retried call after an
             # exception, or an abandoned one) takes over: the old one writes its completed units
             # and stops.
+            owner = older.owner()
             if owner is not None:
                 try:
                     owner._flush_if_safe()
                 except CheckpointError:
                     pass  # the old one failed: its valid records stay, its pending units run again
             older.close(remove=False)
-            older.failed = "a newer checkpoint of the same loop took over in this process"
-        try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self.lock.acquire(self.loop_id, self.path)
-        except OSError as exc:
-            self._fail(exc, "create the lock of")
+            older.failed = _TAKEN_OVER
+        for attempt in range(_MKDIR_ATTEMPTS):
+            try:
+                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                self.lock.acquire(self.loop_id, self.path)
+                break
+            except FileNotFoundError as exc:
+                # another loop's complete() removed the (then empty) default directory between
+                # our mkdir and our open: make it again
+                if attempt == _MKDIR_ATTEMPTS - 1:
+                    self._fail(exc, "create the lock of")
+            except OSError as exc:
+                self._fail(exc, "create the lock of")
         _OPEN[key] = self
         if self.settings.fsync == "batched":
             _start_sync_thread()
