@@ -105,7 +105,7 @@ def assigned_names(target: cst.CSTNode) -> Set[str]:
 
 
 def assignment_targets(node: cst.CSTNode) -> Set[str]:
-    """Names a single node binds (an assignment, a ``for``, a walrus, a ``with ... as``)."""
+    """Names a single node binds (an assignment, a ``for``, a walrus, ``with ... as``, ``except ... as``)."""
     if isinstance(node, cst.Assign):
         out: Set[str] = set()
         for t in node.targets:
@@ -115,6 +115,8 @@ def assignment_targets(node: cst.CSTNode) -> Set[str]:
         return assigned_names(node.target)
     if isinstance(node, cst.WithItem) and node.asname is not None:
         return assigned_names(node.asname.name)
+    if isinstance(node, cst.ExceptHandler) and node.name is not None:
+        return assigned_names(node.name.name)  # except Exception as e:
     return set()
 
 

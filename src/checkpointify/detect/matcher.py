@@ -430,13 +430,17 @@ def _tiny_literal(node: cst.BaseExpression) -> bool:
     )
 
 
-def context_names(scope: Scope, body: Sequence[cst.CSTNode], exclude: Set[str]) -> Tuple[str, ...]:
+def context_names(
+    a: FileAnalysis, scope: Scope, site: cst.CSTNode, body: Sequence[cst.CSTNode], exclude: Set[str]
+) -> Tuple[str, ...]:
     """Loop-invariant variables of the loop's own scope that the body reads.
 
     They become the checkpoint's ``key``: a unit's result depends on the item *and* on
     them, so a run with other values (``process("test")`` after ``process("train")``)
     must not reuse the log. Imports, functions, classes, ``self``/``cls`` and names the
-    loop itself binds are left out.
+    loop itself binds are left out, and so is every name not bound *before* the site
+    (``except ... as e``, ``with open(...) as f``, a loop-local): the key is evaluated
+    before the first item, where such a name would raise ``NameError``.
     """
     found: List[str] = []
     for part in body:
@@ -445,13 +449,35 @@ def context_names(scope: Scope, body: Sequence[cst.CSTNode], exclude: Set[str]) 
             if name in exclude or name in found or name in {"self", "cls"}:
                 continue
             own = [asg for asg in scope[name] if asg.scope is scope]
-            if own and not any(
-                isinstance(asg, ImportAssignment)
-                or isinstance(getattr(asg, "node", None), (cst.FunctionDef, cst.ClassDef))
-                for asg in own
+            if (
+                own
+                and not any(
+                    isinstance(asg, ImportAssignment)
+                    or isinstance(getattr(asg, "node", None), (cst.FunctionDef, cst.ClassDef))
+                    for asg in own
+                )
+                and bound_before(a, name, scope, site)
             ):
                 found.append(name)
     return tuple(found)
+
+
+def bound_before(a: FileAnalysis, name: str, scope: Scope, site: cst.CSTNode) -> bool:
+    """Whether ``scope`` binds ``name`` somewhere outside ``site`` that starts before it.
+
+    An approximation of "bound when the site starts" (a binding in an ``if`` branch counts),
+    strict enough to rule out names bound only inside the loop.
+    """
+    inside = {id(n) for n in walk(site, ())}
+    start = a.positions[site].start
+    for asg in scope[name]:
+        node = getattr(asg, "node", None)
+        if asg.scope is not scope or node is None or id(node) in inside:
+            continue
+        pos = a.positions.get(node)
+        if pos is not None and (pos.start.line, pos.start.column) < (start.line, start.column):
+            return True
+    return False
 
 
 # ---------------------------------------------------------------------------- the loop
@@ -569,10 +595,42 @@ class _LoopSite:
         immutable = {acc.name for acc in accumulators if acc.kind in {"number", "string"}}
         hz.check_body(found, a, loop.body, set(names), frozenset(immutable))
         carried = hz.carried_state(found, a, loop, set(names), after)
+        scope = a.scopes.get(loop)
+        if scope is not None:
+            self._check_carried_bound(found, carried, scope)
+            carried += self._stateful_context(found, scope, set(names + carried))
         if isinstance(loop, cst.For):
             hz.check_self_reference(found, loop.iter, names + carried)
             hz.check_loop_variable(found, loop.target, after)
+            hz.check_futures(found, a, loop)
         return found, carried
+
+    def _check_carried_bound(self, found: hz.Hazards, carried: List[str], scope: Scope) -> None:
+        """Carried state is read before the first item (``lambda: (acc, x)``): it must be bound by then."""
+        unbound = [n for n in carried if not bound_before(self.a, n, scope, self.loop)]
+        if unbound:
+            # for p in pages: ...; last = parse(p)   then   print(last)   (`last` exists only after an item)
+            found.add(
+                Hazard.UNSUPPORTED_SHAPE,
+                "%s is bound only inside the loop and read after it, but the checkpoint would read it before the "
+                "first item" % ", ".join("`%s`" % n for n in unbound),
+            )
+
+    def _stateful_context(self, found: hz.Hazards, scope: Scope, state: Set[str]) -> List[str]:
+        """Names the key would hold whose object the body changes: carried instead, and unsafe."""
+        loop = self.loop
+        bound = assigned_names(loop.target) if isinstance(loop, cst.For) else set()
+        candidates = context_names(self.a, scope, loop, [loop.body], state | bound | bound_in(loop))
+        changed = hz.state_changed(self.a, loop.body)
+        stateful = [n for n in candidates if n in changed]
+        if stateful:
+            # rng = random.Random(0); for x in xs: out.append(f(x, rng.random()))
+            found.add(
+                Hazard.CARRIED_STATE,
+                "the loop changes %s (a random generator, an iterator or a container), so each is restored from a "
+                "snapshot with the accumulators, which must pickle" % ", ".join("`%s`" % n for n in stateful),
+            )
+        return stateful
 
     def _site(
         self, variant: Variant, accumulators: List[str], carried: List[str], scope: Scope, **fields: Any
@@ -590,7 +648,7 @@ class _LoopSite:
             accumulators=accumulators,
             carried=carried,
             qualname=self.qualname,
-            key=context_names(scope, [loop.body], exclude),
+            key=context_names(self.a, scope, loop, [loop.body], exclude),
             **fields,
         )
 
@@ -600,7 +658,8 @@ class _LoopSite:
         """CKP001: checkpoint the accumulators, complete after the save."""
         a = self.a
         names = [acc.name for acc in accumulators]
-        found, carried = self._hazards(accumulators, statements_between(self.chain, self.index, sink), before)
+        last = self._last_sink(names, sink)
+        found, carried = self._hazards(accumulators, statements_between(self.chain, self.index, last), before)
         resume = resume_by_identity(found, [acc.kind for acc in accumulators], carried)
         persisted = [n for n in names if _same_sink(find_sink(a, self.chain, self.index, {n}), sink)] or names
         site = self._site(
@@ -612,10 +671,27 @@ class _LoopSite:
             sink=sink.description,
             message=collected_message(persisted, False, sink.description),
             hazards=found,
-            complete_after=completion_anchor(sink),
+            complete_after=completion_anchor(last),
             resume=resume,
         )
         return make_plan(a, site)
+
+    def _last_sink(self, names: List[str], first: Sink) -> Sink:
+        """The save that runs last among every accumulator's own save: ``complete()`` goes after it.
+
+        scores.append(...); names.append(...)   then   dump(scores)   then   dump(names)
+        (completing after the first save would drop the log while `names` is unsaved)
+        """
+        a = self.a
+        last, last_end = first, a.positions[completion_anchor(first)].end
+        for name in names:
+            own = find_sink(a, self.chain, self.index, {name})
+            if own is None:
+                continue
+            end = a.positions[completion_anchor(own)].end
+            if (end.line, end.column) > (last_end.line, last_end.column):
+                last, last_end = own, end
+        return last
 
     def _commit_plan(
         self,
@@ -785,7 +861,7 @@ def _comprehension_plan(
         message=collected_message([name], True, sink.description),
         hazards=found,
         qualname=qualname,
-        key=context_names(scope, parts, exclude),
+        key=context_names(a, scope, stmt, parts, exclude),
         complete_after=completion_anchor(sink),
         comprehension=ComprehensionPlan(value, kind),
         resume=resume,
