@@ -47,7 +47,7 @@ from checkpointify.detect.flow import (
     statements_between,
 )
 from checkpointify.detect.suppression import suppression_comments
-from checkpointify.detect.work import does_work, is_job
+from checkpointify.detect.work import does_work, is_job, only_reads_local_files
 from checkpointify.rules import (
     COLLECT_COMPREHENSION,
     COLLECT_LOOP,
@@ -219,9 +219,14 @@ def _scan_block(
     function: Optional[cst.FunctionDef],
     plans: List[Plan],
     lines: Optional[AbstractSet[int]] = None,
+    outer: Optional[cst.BaseStatement] = None,
 ) -> None:
-    """Look at each statement of a block, then recurse into the blocks it holds."""
+    """Look at each statement of a block, then recurse into the blocks it holds.
+
+    ``outer`` is the innermost loop of the same function around this block, if any.
+    """
     in_generator = function is not None and a.is_generator(function)
+    bounded = _loss_bounded(a, function, outer)
     for index, stmt in enumerate(chain.body):
         if not in_generator and (lines is None or a.line(stmt) in lines):
             plan: Optional[Plan] = None
@@ -229,10 +234,35 @@ def _scan_block(
                 plan = _LoopSite(a, chain, index, stmt, qualname, function).plan()
             elif isinstance(stmt, cst.SimpleStatementLine):
                 plan = _comprehension_plan(a, chain, index, stmt, qualname, function)
-            if plan is not None:
+            if plan is not None and not (bounded and plan.finding.code != QUEUE_ACK.code):
                 plans.append(plan)
+        inner_outer = stmt if isinstance(stmt, (cst.For, cst.While)) else outer
         for child, child_qualname, child_function in _child_blocks(stmt, chain, index, qualname, function):
-            _scan_block(a, child, child_qualname, child_function, plans, lines)
+            nested = inner_outer if child_function is function else None
+            _scan_block(a, child, child_qualname, child_function, plans, lines, nested)
+
+
+def _loss_bounded(
+    a: FileAnalysis, function: Optional[cst.FunctionDef], outer: Optional[cst.BaseStatement]
+) -> bool:
+    """Whether a crash inside this block loses at most one unit that something else persists.
+
+    Two shapes, both seen as false positives on real user code (docs/labelled-set):
+
+    * the block is inside a loop whose body persists every iteration
+      (``for task in tasks: infos = [check(y) for y in ys]; logs.append(...); json.dump(logs, f)``):
+      the outer iteration is the unit, and a checkpoint of the inner loop would need the outer
+      unit in its identity (a re-run would meet the inner log of another outer item);
+    * the block is in a function a pool runs per task (``executor.submit(get_answer, q)``)
+      and saves right after its loop: the task is the unit, and many instances of the same
+      loop would run at once under one identity.
+
+    A queue ack after a batch is kept (CKP003 stores no checkpoint; acking per message is
+    its whole point).
+    """
+    if outer is not None and isinstance(outer, (cst.For, cst.While)) and persists_per_item(a, outer.body):
+        return True
+    return function is not None and function.name.value in a.pool_tasks
 
 
 def _child_blocks(
@@ -526,6 +556,9 @@ class _LoopSite:
             return None
         if not does_work(a, [loop.body], set(names)):
             # for k in keys: acc.append({"k": k})   (only builds literals and formats)
+            return None
+        if only_reads_local_files(a, [loop.body], set(names)):
+            # for p in paths: with open(p) as f: rows.append(json.load(f))   (a re-run reads them again, fast)
             return None
         if isinstance(loop, cst.For):
             ack = find_queue_ack(a, self.chain, self.index, loop, grown)
@@ -834,6 +867,9 @@ def _comprehension_plan(
         return None
     if not is_job(a, _per_item_parts(value), set(), _enclosing_class(qualname, function)):
         # keys = [k.lower() for k in names]   (cheap; the outermost iterable runs once)
+        return None
+    if only_reads_local_files(a, _per_item_parts(value), {name}):
+        # configs = [json.load(open(p)) for p in paths]   (reading local files is not work worth a checkpoint)
         return None
     if _tiny_literal(value.for_in.iter):
         # columns = [describe(c) for c in ("id", "name")]
