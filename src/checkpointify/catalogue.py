@@ -433,6 +433,12 @@ POOL_TASK_METHODS: FrozenSet[str] = frozenset(
 POOL_TASK_KEYWORDS: FrozenSet[str] = frozenset({"target", "func", "fn"})
 #: iterating over these yields futures whose work already runs in a pool (``as_completed``)
 FUTURES_ITERABLES: FrozenSet[str] = frozenset({"concurrent.futures.as_completed", "asyncio.as_completed"})
+#: calls that return a handle of work running elsewhere (a future, a task, a ray ObjectRef):
+#: such handles do not outlive the process, so a checkpoint cannot restore them
+FUTURE_MAKING_CALLS: FrozenSet[str] = frozenset(
+    {"submit", "remote", "apply_async", "map_async", "starmap_async", "create_task", "ensure_future"}
+    | {"amap", "apipe", "run_coroutine_threadsafe"}
+)
 #: methods of a future that wait for its result
 FUTURE_RESULT_METHODS: FrozenSet[str] = frozenset({"result", "exception"})
 #: reading a local file is not work worth a checkpoint: a re-run reads it again quickly.

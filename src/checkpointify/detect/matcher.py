@@ -635,7 +635,7 @@ class _LoopSite:
         if isinstance(loop, cst.For):
             hz.check_self_reference(found, loop.iter, names + carried)
             hz.check_loop_variable(found, loop.target, after)
-            hz.check_futures(found, a, loop)
+            hz.check_futures(found, a, loop.target, loop.iter, [loop.body])
         return found, carried
 
     def _check_carried_bound(self, found: hz.Hazards, carried: List[str], scope: Scope) -> None:
@@ -645,8 +645,13 @@ class _LoopSite:
             # for p in pages: ...; last = parse(p)   then   print(last)   (`last` exists only after an item)
             found.add(
                 Hazard.UNSUPPORTED_SHAPE,
-                "%s is bound only inside the loop and read after it, but the checkpoint would read it before the "
-                "first item" % ", ".join("`%s`" % n for n in unbound),
+                "%s %s bound only inside the loop and read after it, but the checkpoint would read %s before the "
+                "first item"
+                % (
+                    ", ".join("`%s`" % n for n in unbound),
+                    "is" if len(unbound) == 1 else "are",
+                    "it" if len(unbound) == 1 else "them",
+                ),
             )
 
     def _stateful_context(self, found: hz.Hazards, scope: Scope, state: Set[str]) -> List[str]:
@@ -943,6 +948,7 @@ def _comprehension_hazards(
         found.add(Hazard.NESTED_LOOP, "an inner `for` clause's progress within the unit in flight is redone")
     hz.check_exits(found, statements_between(chain, index, sink))
     hz.check_iterable(found, a, clauses[0].iter, chain.before(index), None)
+    hz.check_futures(found, a, clauses[0].target, clauses[0].iter, _per_item_parts(value))
     return found
 
 
