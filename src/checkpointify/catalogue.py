@@ -454,3 +454,5 @@ LOCAL_READ_QUALIFIED: FrozenSet[str] = frozenset(
 HANDLE_READ_METHODS: FrozenSet[str] = frozenset({"read", "readline", "readlines"})
 #: methods that read a local file from a path (``p.read_text()``)
 PATH_READ_METHODS: FrozenSet[str] = frozenset({"read_text", "read_bytes"})
+#: progress bars: their state is display, not results (never carried state, never in key=)
+PROGRESS_BAR_PREFIXES: Tuple[str, ...] = ("tqdm.", "rich.progress.", "alive_progress.", "progressbar.")

@@ -78,6 +78,23 @@ class FileAnalysis:
         self.is_script = _is_script(self.module)
         #: names of functions this module hands to a pool or thread per task (``executor.submit(f, x)``)
         self.pool_tasks: FrozenSet[str] = _pool_tasks(self.module)
+        #: names bound to a progress bar (``pbar = tqdm(total=n)``, ``with tqdm(...) as bar``)
+        self.progress_bars: FrozenSet[str] = self._progress_bars()
+
+    def _progress_bars(self) -> FrozenSet[str]:
+        found: Set[str] = set()
+        for node in walk(self.module, ()):
+            value: Optional[cst.BaseExpression] = None
+            targets: List[cst.BaseExpression] = []
+            if isinstance(node, cst.Assign):
+                value, targets = node.value, [t.target for t in node.targets]
+            elif isinstance(node, cst.WithItem) and node.asname is not None:
+                value, targets = node.item, [node.asname.name]
+            if isinstance(value, cst.Call) and any(
+                q.startswith(catalogue.PROGRESS_BAR_PREFIXES) for q in self.qualified(value.func)
+            ):
+                found |= {t.value for t in targets if isinstance(t, cst.Name)}
+        return frozenset(found)
 
     def qualified(self, node: cst.CSTNode) -> Set[str]:
         """Qualified names of an expression (``json.dump`` for ``j.dump`` after ``import json as j``)."""

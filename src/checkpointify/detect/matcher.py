@@ -659,7 +659,7 @@ class _LoopSite:
         loop = self.loop
         bound = assigned_names(loop.target) if isinstance(loop, cst.For) else set()
         candidates = context_names(self.a, scope, loop, [loop.body], state | bound | bound_in(loop))
-        changed = hz.state_changed(self.a, loop.body)
+        changed = hz.state_changed(self.a, loop.body) - self.a.progress_bars
         stateful = [n for n in candidates if n in changed]
         if stateful:
             # rng = random.Random(0); for x in xs: out.append(f(x, rng.random()))
@@ -675,7 +675,7 @@ class _LoopSite:
     ) -> Site:
         loop = self.loop
         bound = assigned_names(loop.target) if isinstance(loop, cst.For) else set()
-        exclude = set(accumulators + carried) | bound | bound_in(loop)
+        exclude = set(accumulators + carried) | bound | bound_in(loop) | self.a.progress_bars
         exclude |= fields.pop("handles", set())
         return Site(
             variant=variant,
@@ -887,7 +887,7 @@ def _comprehension_plan(
     found = _comprehension_hazards(a, chain, index, name, value, clauses, scope, sink)
     kind = "list" if isinstance(value, cst.ListComp) else "set" if isinstance(value, cst.SetComp) else "dict"
     resume = resume_by_identity(found, [kind], [])
-    exclude = {name}.union(*(assigned_names(c.target) for c in clauses))
+    exclude = {name}.union(*(assigned_names(c.target) for c in clauses)) | a.progress_bars
     parts = _per_item_parts(value)
     site = Site(
         variant=COLLECT_COMPREHENSION,
