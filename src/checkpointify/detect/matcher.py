@@ -889,6 +889,16 @@ def _comprehension_plan(
     resume = resume_by_identity(found, [kind], [])
     exclude = {name}.union(*(assigned_names(c.target) for c in clauses)) | a.progress_bars
     parts = _per_item_parts(value)
+    changed = hz.state_changed(a, value) - a.progress_bars
+    stateful = [n for n in context_names(a, scope, stmt, parts, exclude) if n in changed]
+    if stateful:
+        # draws = [f(x, rng.random()) for x in xs]   (unrolled, `rng` would have to be restored too)
+        found.add(
+            Hazard.UNSUPPORTED_SHAPE,
+            "the comprehension changes %s (a random generator, an iterator or a container), which its "
+            "checkpoint would not restore" % ", ".join("`%s`" % n for n in stateful),
+        )
+        exclude |= set(stateful)
     site = Site(
         variant=COLLECT_COMPREHENSION,
         kind="comprehension",
