@@ -407,3 +407,52 @@ HEAVY_QUALIFIED: Tuple[str, ...] = (
     "xgboost.",
     "lightgbm.",
 )
+
+# ------------------------------------------------------------- state and structure
+
+#: methods that change the state of their receiver: random draws, advancing an iterator,
+#: container mutation. A name read in a loop body through one of them is state the loop
+#: carries (restored with the accumulators), never part of the checkpoint's key.
+STATE_CHANGING_METHODS: FrozenSet[str] = frozenset(
+    {"random", "randint", "randrange", "choice", "choices", "sample", "shuffle", "uniform", "gauss"}
+    | {"normalvariate", "getrandbits", "randbytes", "betavariate", "expovariate", "triangular"}
+    | {"normal", "integers", "standard_normal", "permutation", "rand", "randn", "binomial", "poisson"}
+    | {"exponential", "beta", "gamma", "multinomial", "dirichlet", "bytes", "random_sample"}
+    | {"__next__", "send", "pop", "popitem", "popleft", "remove", "discard", "clear", "insert"}
+    | {"append", "extend", "add", "update", "setdefault", "appendleft", "extendleft", "rotate"}
+)
+#: calls whose first argument is changed in place (``random.shuffle(order)``, ``next(it)``)
+STATE_CHANGING_CALLS: FrozenSet[str] = frozenset({"builtins.next", "random.shuffle", "numpy.random.shuffle"})
+#: how a per-item task is handed to a pool (``executor.submit(task, x)``, ``pool.map(task, xs)``,
+#: ``Thread(target=task)``): a loop inside ``task`` is one task's unit of work, persisted
+#: by the task; the pool runs many instances of it at once
+POOL_TASK_METHODS: FrozenSet[str] = frozenset(
+    {"submit", "map", "imap", "imap_unordered", "starmap", "apply_async", "map_async"}
+    | {"starmap_async", "amap", "uimap", "apipe"}
+)
+POOL_TASK_KEYWORDS: FrozenSet[str] = frozenset({"target", "func", "fn"})
+#: iterating over these yields futures whose work already runs in a pool (``as_completed``)
+FUTURES_ITERABLES: FrozenSet[str] = frozenset({"concurrent.futures.as_completed", "asyncio.as_completed"})
+#: calls that return a handle of work running elsewhere (a future, a task, a ray ObjectRef):
+#: such handles do not outlive the process, so a checkpoint cannot restore them
+FUTURE_MAKING_CALLS: FrozenSet[str] = frozenset(
+    {"submit", "remote", "apply_async", "map_async", "starmap_async", "create_task", "ensure_future"}
+    | {"amap", "apipe", "run_coroutine_threadsafe"}
+)
+#: methods of a future that wait for its result
+FUTURE_RESULT_METHODS: FrozenSet[str] = frozenset({"result", "exception"})
+#: reading a local file is not work worth a checkpoint: a re-run reads it again quickly.
+#: Qualified names of such reads (a loop whose only calls are these and cheap ones is not a job)
+LOCAL_READ_QUALIFIED: FrozenSet[str] = frozenset(
+    {"builtins.open", "io.open", "json.load", "pickle.load", "yaml.safe_load", "yaml.load"}
+    | {"numpy.load", "numpy.loadtxt", "numpy.genfromtxt", "numpy.fromfile", "tomllib.load"}
+    | {"pandas.read_csv", "pandas.read_json", "pandas.read_parquet", "pandas.read_pickle"}
+    | {"pandas.read_table", "pandas.read_feather", "pandas.read_excel", "pandas.read_fwf"}
+    | {"os.path.exists", "os.path.isfile", "os.path.getsize", "os.listdir"}
+)
+#: methods that read through a file handle (local when the loop opened it: ``f.read()``)
+HANDLE_READ_METHODS: FrozenSet[str] = frozenset({"read", "readline", "readlines"})
+#: methods that read a local file from a path (``p.read_text()``)
+PATH_READ_METHODS: FrozenSet[str] = frozenset({"read_text", "read_bytes"})
+#: progress bars: their state is display, not results (never carried state, never in key=)
+PROGRESS_BAR_PREFIXES: Tuple[str, ...] = ("tqdm.", "rich.progress.", "alive_progress.", "progressbar.")

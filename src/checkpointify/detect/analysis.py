@@ -9,6 +9,7 @@ from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Sequence, Set
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider, QualifiedNameProvider, ScopeProvider
 
+from checkpointify import catalogue
 from checkpointify.detect.cstutil import Block, body_of, walk
 from checkpointify.types import Options
 
@@ -75,6 +76,25 @@ class FileAnalysis:
         #: the work a local function does (see checkpointify.detect.work), by id of its node
         self.work_memo: Dict[int, Any] = {}
         self.is_script = _is_script(self.module)
+        #: names of functions this module hands to a pool or thread per task (``executor.submit(f, x)``)
+        self.pool_tasks: FrozenSet[str] = _pool_tasks(self.module)
+        #: names bound to a progress bar (``pbar = tqdm(total=n)``, ``with tqdm(...) as bar``)
+        self.progress_bars: FrozenSet[str] = self._progress_bars()
+
+    def _progress_bars(self) -> FrozenSet[str]:
+        found: Set[str] = set()
+        for node in walk(self.module, ()):
+            value: Optional[cst.BaseExpression] = None
+            targets: List[cst.BaseExpression] = []
+            if isinstance(node, cst.Assign):
+                value, targets = node.value, [t.target for t in node.targets]
+            elif isinstance(node, cst.WithItem) and node.asname is not None:
+                value, targets = node.item, [node.asname.name]
+            if isinstance(value, cst.Call) and any(
+                q.startswith(catalogue.PROGRESS_BAR_PREFIXES) for q in self.qualified(value.func)
+            ):
+                found |= {t.value for t in targets if isinstance(t, cst.Name)}
+        return frozenset(found)
 
     def qualified(self, node: cst.CSTNode) -> Set[str]:
         """Qualified names of an expression (``json.dump`` for ``j.dump`` after ``import json as j``)."""
@@ -138,6 +158,38 @@ def _definitions(module: cst.Module) -> Dict[str, cst.FunctionDef]:
         if name not in found and len(defs) == 1:
             found[name] = defs[0]  # a closure such as `def matcher(line): ...` used by a loop beside it
     return found
+
+
+def _pool_tasks(module: cst.Module) -> FrozenSet[str]:
+    """``executor.submit(task, x)``, ``pool.imap(task, xs)``, ``Thread(target=task)``: the task names.
+
+    ``partial(task, ...)`` counts as ``task``.
+    """
+    found: Set[str] = set()
+    for node in walk(module, ()):
+        if not isinstance(node, cst.Call):
+            continue
+        func = node.func
+        candidates: List[cst.BaseExpression] = [
+            arg.value
+            for arg in node.args
+            if arg.keyword is not None and arg.keyword.value in catalogue.POOL_TASK_KEYWORDS
+        ]
+        if isinstance(func, cst.Attribute) and func.attr.value in catalogue.POOL_TASK_METHODS:
+            positional = [arg.value for arg in node.args if arg.keyword is None and arg.star == ""]
+            candidates += positional[:1]
+        for value in candidates:
+            if (
+                isinstance(value, cst.Call)
+                and value.args
+                and _EMPTY.code_for_node(value.func).endswith("partial")
+            ):
+                value = value.args[0].value
+            if isinstance(value, cst.Name):
+                found.add(value.value)
+            elif isinstance(value, cst.Attribute):
+                found.add(value.attr.value)
+    return frozenset(found)
 
 
 def _is_script(module: cst.Module) -> bool:

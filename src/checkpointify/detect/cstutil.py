@@ -105,7 +105,7 @@ def assigned_names(target: cst.CSTNode) -> Set[str]:
 
 
 def assignment_targets(node: cst.CSTNode) -> Set[str]:
-    """Names a single node binds (an assignment, a ``for``, a walrus, a ``with ... as``)."""
+    """Names a single node binds (an assignment, a ``for``, a walrus, ``with ... as``, ``except ... as``)."""
     if isinstance(node, cst.Assign):
         out: Set[str] = set()
         for t in node.targets:
@@ -115,6 +115,8 @@ def assignment_targets(node: cst.CSTNode) -> Set[str]:
         return assigned_names(node.target)
     if isinstance(node, cst.WithItem) and node.asname is not None:
         return assigned_names(node.asname.name)
+    if isinstance(node, cst.ExceptHandler) and node.name is not None:
+        return assigned_names(node.name.name)  # except Exception as e:
     return set()
 
 
@@ -152,13 +154,21 @@ def read_after(name: str, statements: Iterable[cst.BaseStatement]) -> bool:
 
 
 def _reads_own_binding(stmt: cst.CSTNode, name: str) -> bool:
-    """``for name in other: use(name)``: every read sees the statement's own binding."""
-    return (
-        isinstance(stmt, cst.For)
-        and name in assigned_names(stmt.target)
-        and not any(n.value == name for n in loads(stmt.iter))
-        and (stmt.orelse is None or not any(n.value == name for n in loads(stmt.orelse)))
-    )
+    """Every read of ``name`` in ``stmt`` sees a binding ``stmt`` made first.
+
+    ``for name in other: use(name)``, and ``for s in other: name = f(s); use(name)`` (the
+    body rebinds it before reading it, in every iteration).
+    """
+    if not isinstance(stmt, (cst.For, cst.While)):
+        return False
+    header = stmt.iter if isinstance(stmt, cst.For) else stmt.test
+    if any(n.value == name for n in loads(header)):
+        return False
+    if stmt.orelse is not None and any(n.value == name for n in loads(stmt.orelse)):
+        return False
+    if isinstance(stmt, cst.For) and name in assigned_names(stmt.target):
+        return True
+    return not read_after(name, body_of(stmt.body))
 
 
 def escapes_block(stmt: cst.BaseStatement) -> bool:

@@ -114,7 +114,12 @@ def find_sink(a: FileAnalysis, chain: Chain, index: int, accumulators: Set[str])
 
 
 def _not_data(a: FileAnalysis, call: cst.Call) -> bool:
-    return any(q.startswith(catalogue.NOT_DERIVING_PREFIXES) for q in a.qualified(call.func))
+    qualified = a.qualified(call.func)
+    if qualified & a.checkpoint_calls:
+        # ckpt = checkpoint(id, tasks, ...)   (our own rewrite: the log of a loop, not data built from
+        # `tasks`; tracking through it would flag the loop that built `tasks` on a second pass)
+        return True
+    return any(q.startswith(catalogue.NOT_DERIVING_PREFIXES) for q in qualified)
 
 
 def track_derived(a: FileAnalysis, stmt: cst.CSTNode, tracked: Set[str]) -> None:

@@ -79,7 +79,7 @@ _COLLECTIVE_METHODS = frozenset(
 _UNPICKLABLE_CALLS = frozenset(
     {"builtins.open", "threading.Lock", "threading.RLock", "sqlite3.connect", "socket.socket"}
 )
-_CONSUMING_METHODS = frozenset({"readline", "readlines", "read", "__next__", "send"})
+_CONSUMING_METHODS = catalogue.HANDLE_READ_METHODS | {"__next__", "send"}
 
 
 class Hazards:
@@ -287,7 +287,14 @@ def check_body(
             found.add(Hazard.SIDE_EFFECTS, "calls %s()" % callee_text(node.func))
         elif method in catalogue.ELEMENT_ADDING_METHODS and owner in accumulators:
             for arg in node.args:
-                if _unpicklable(a, arg.value):
+                if _makes_future(arg.value):
+                    # handles.append(get_eval.remote(x))   (the work runs elsewhere; the handle dies with the run)
+                    found.add(
+                        Hazard.UNSUPPORTED_SHAPE,
+                        "`%s` collects handles of work that runs elsewhere (%s()), which do not outlive the run"
+                        % (owner, callee_text(_call_of(arg.value).func)),
+                    )
+                elif _unpicklable(a, arg.value):
                     found.add(Hazard.UNSERIALISABLE_RESULTS, "accumulates %s" % code_of(arg.value))
         else:
             _check_escape(found, node, accumulators - immutable)
@@ -296,6 +303,26 @@ def check_body(
             found.add(Hazard.ACCUMULATOR_ESCAPES, "`self.%s()` may change `%s`" % (method, on_self[0]))
     if has_inner_loop:
         found.add(Hazard.NESTED_LOOP, "an inner loop's progress within the unit in flight is redone")
+
+
+def _call_of(value: cst.BaseExpression) -> cst.Call:
+    assert isinstance(value, cst.Call)
+    return value
+
+
+def _makes_future(value: cst.BaseExpression) -> bool:
+    """``executor.submit(f, x)``, ``f.remote(x)``, ``asyncio.create_task(c)``."""
+    if not isinstance(value, cst.Call):
+        return False
+    func = value.func
+    name = (
+        func.attr.value
+        if isinstance(func, cst.Attribute)
+        else func.value
+        if isinstance(func, cst.Name)
+        else ""
+    )
+    return name in catalogue.FUTURE_MAKING_CALLS
 
 
 def _unpicklable(a: FileAnalysis, value: cst.BaseExpression) -> bool:
@@ -428,4 +455,72 @@ def check_self_reference(found: Hazards, iterable: cst.BaseExpression, state: It
         found.add(
             Hazard.UNSUPPORTED_SHAPE,
             "the iterable reads %s, which the checkpoint restores" % ", ".join(sorted(read)),
+        )
+
+
+def state_changed(a: FileAnalysis, body: cst.CSTNode) -> Set[str]:
+    """Names whose object the body changes: ``rng.random()``, ``next(it)``, ``counts[k] += 1``.
+
+    Such an object is state the loop carries from one item to the next: a resumed run must
+    start from its state after the last completed item, not from its state before the loop.
+    """
+    changed: Set[str] = set()
+    for node in walk(body):
+        if isinstance(node, cst.Call):
+            func = node.func
+            if isinstance(func, cst.Attribute) and func.attr.value in catalogue.STATE_CHANGING_METHODS:
+                receiver: cst.BaseExpression = func.value
+                while isinstance(receiver, (cst.Subscript, cst.Attribute)) and target_name(receiver) is None:
+                    receiver = receiver.value
+                name = target_name(receiver)
+                if name:
+                    changed.add(name)
+            if a.qualified(func) & catalogue.STATE_CHANGING_CALLS and node.args:
+                name = target_name(node.args[0].value)
+                if name:
+                    changed.add(name)
+        elif isinstance(node, (cst.Assign, cst.AugAssign, cst.Del)):
+            targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, (cst.Subscript, cst.Attribute)) and target_name(target) is None:
+                    base: cst.BaseExpression = target.value
+                    while isinstance(base, (cst.Subscript, cst.Attribute)) and target_name(base) is None:
+                        base = base.value
+                    name = target_name(base)
+                    if name:
+                        changed.add(name)
+    return changed
+
+
+def check_futures(
+    found: Hazards,
+    a: FileAnalysis,
+    target: cst.BaseExpression,
+    iterable: cst.BaseExpression,
+    parts: Sequence[cst.CSTNode],
+) -> None:
+    """``for fut in as_completed(futures): results.append(fut.result())``: the work is not the loop's.
+
+    The items are futures of work already submitted to a pool before the loop (or
+    comprehension): a re-run submits every item again whatever the checkpoint skips, and
+    the futures of two runs neither pickle nor compare, so completed units cannot be
+    matched to their items.
+    """
+    targets = assigned_names(target)
+    waits = any(
+        isinstance(n, cst.Call)
+        and isinstance(n.func, cst.Attribute)
+        and n.func.attr.value in catalogue.FUTURE_RESULT_METHODS
+        and target_name(n.func.value) in targets
+        for part in parts
+        for n in walk(part)
+    )
+    iterated = any(
+        isinstance(n, cst.Call) and a.qualified(n.func) & catalogue.FUTURES_ITERABLES for n in walk(iterable)
+    )
+    if waits or iterated:
+        found.add(
+            Hazard.UNSUPPORTED_SHAPE,
+            "the loop collects futures of work submitted before it: a re-run submits it all again, so the "
+            "checkpoint belongs on the work itself",
         )

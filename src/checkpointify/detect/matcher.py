@@ -47,7 +47,7 @@ from checkpointify.detect.flow import (
     statements_between,
 )
 from checkpointify.detect.suppression import suppression_comments
-from checkpointify.detect.work import does_work, is_job
+from checkpointify.detect.work import does_work, is_job, only_reads_local_files
 from checkpointify.rules import (
     COLLECT_COMPREHENSION,
     COLLECT_LOOP,
@@ -219,9 +219,14 @@ def _scan_block(
     function: Optional[cst.FunctionDef],
     plans: List[Plan],
     lines: Optional[AbstractSet[int]] = None,
+    outer: Optional[cst.BaseStatement] = None,
 ) -> None:
-    """Look at each statement of a block, then recurse into the blocks it holds."""
+    """Look at each statement of a block, then recurse into the blocks it holds.
+
+    ``outer`` is the innermost loop of the same function around this block, if any.
+    """
     in_generator = function is not None and a.is_generator(function)
+    bounded = _loss_bounded(a, function, outer)
     for index, stmt in enumerate(chain.body):
         if not in_generator and (lines is None or a.line(stmt) in lines):
             plan: Optional[Plan] = None
@@ -229,10 +234,35 @@ def _scan_block(
                 plan = _LoopSite(a, chain, index, stmt, qualname, function).plan()
             elif isinstance(stmt, cst.SimpleStatementLine):
                 plan = _comprehension_plan(a, chain, index, stmt, qualname, function)
-            if plan is not None:
+            if plan is not None and not (bounded and plan.finding.code != QUEUE_ACK.code):
                 plans.append(plan)
+        inner_outer = stmt if isinstance(stmt, (cst.For, cst.While)) else outer
         for child, child_qualname, child_function in _child_blocks(stmt, chain, index, qualname, function):
-            _scan_block(a, child, child_qualname, child_function, plans, lines)
+            nested = inner_outer if child_function is function else None
+            _scan_block(a, child, child_qualname, child_function, plans, lines, nested)
+
+
+def _loss_bounded(
+    a: FileAnalysis, function: Optional[cst.FunctionDef], outer: Optional[cst.BaseStatement]
+) -> bool:
+    """Whether a crash inside this block loses at most one unit that something else persists.
+
+    Two shapes, both seen as false positives on real user code (docs/labelled-set):
+
+    * the block is inside a loop whose body persists every iteration
+      (``for task in tasks: infos = [check(y) for y in ys]; logs.append(...); json.dump(logs, f)``):
+      the outer iteration is the unit, and a checkpoint of the inner loop would need the outer
+      unit in its identity (a re-run would meet the inner log of another outer item);
+    * the block is in a function a pool runs per task (``executor.submit(get_answer, q)``)
+      and saves right after its loop: the task is the unit, and many instances of the same
+      loop would run at once under one identity.
+
+    A queue ack after a batch is kept (CKP003 stores no checkpoint; acking per message is
+    its whole point).
+    """
+    if outer is not None and isinstance(outer, (cst.For, cst.While)) and persists_per_item(a, outer.body):
+        return True
+    return function is not None and function.name.value in a.pool_tasks
 
 
 def _child_blocks(
@@ -430,13 +460,17 @@ def _tiny_literal(node: cst.BaseExpression) -> bool:
     )
 
 
-def context_names(scope: Scope, body: Sequence[cst.CSTNode], exclude: Set[str]) -> Tuple[str, ...]:
+def context_names(
+    a: FileAnalysis, scope: Scope, site: cst.CSTNode, body: Sequence[cst.CSTNode], exclude: Set[str]
+) -> Tuple[str, ...]:
     """Loop-invariant variables of the loop's own scope that the body reads.
 
     They become the checkpoint's ``key``: a unit's result depends on the item *and* on
     them, so a run with other values (``process("test")`` after ``process("train")``)
     must not reuse the log. Imports, functions, classes, ``self``/``cls`` and names the
-    loop itself binds are left out.
+    loop itself binds are left out, and so is every name not bound *before* the site
+    (``except ... as e``, ``with open(...) as f``, a loop-local): the key is evaluated
+    before the first item, where such a name would raise ``NameError``.
     """
     found: List[str] = []
     for part in body:
@@ -445,10 +479,14 @@ def context_names(scope: Scope, body: Sequence[cst.CSTNode], exclude: Set[str]) 
             if name in exclude or name in found or name in {"self", "cls"}:
                 continue
             own = [asg for asg in scope[name] if asg.scope is scope]
-            if own and not any(
-                isinstance(asg, ImportAssignment)
-                or isinstance(getattr(asg, "node", None), (cst.FunctionDef, cst.ClassDef))
-                for asg in own
+            if (
+                own
+                and not any(
+                    isinstance(asg, ImportAssignment)
+                    or isinstance(getattr(asg, "node", None), (cst.FunctionDef, cst.ClassDef))
+                    for asg in own
+                )
+                and bound_before(a, name, scope, site)
             ):
                 found.append(name)
     return tuple(found)
@@ -474,6 +512,24 @@ def _with_parameters(
             names.append(star.name.value)
     first = [n for n in names if n not in exclude and n not in {"self", "cls"}]
     return tuple(first + [n for n in key if n not in first])
+
+
+def bound_before(a: FileAnalysis, name: str, scope: Scope, site: cst.CSTNode) -> bool:
+    """Whether ``scope`` binds ``name`` somewhere outside ``site`` that starts before it.
+
+    An approximation of "bound when the site starts" (a binding in an ``if`` branch counts),
+    strict enough to rule out names bound only inside the loop.
+    """
+    inside = {id(n) for n in walk(site, ())}
+    start = a.positions[site].start
+    for asg in scope[name]:
+        node = getattr(asg, "node", None)
+        if asg.scope is not scope or node is None or id(node) in inside:
+            continue
+        pos = a.positions.get(node)
+        if pos is not None and (pos.start.line, pos.start.column) < (start.line, start.column):
+            return True
+    return False
 
 
 # ---------------------------------------------------------------------------- the loop
@@ -522,6 +578,9 @@ class _LoopSite:
             return None
         if not does_work(a, [loop.body], set(names)):
             # for k in keys: acc.append({"k": k})   (only builds literals and formats)
+            return None
+        if only_reads_local_files(a, [loop.body], set(names)):
+            # for p in paths: with open(p) as f: rows.append(json.load(f))   (a re-run reads them again, fast)
             return None
         if isinstance(loop, cst.For):
             ack = find_queue_ack(a, self.chain, self.index, loop, grown)
@@ -591,17 +650,54 @@ class _LoopSite:
         immutable = {acc.name for acc in accumulators if acc.kind in {"number", "string"}}
         hz.check_body(found, a, loop.body, set(names), frozenset(immutable))
         carried = hz.carried_state(found, a, loop, set(names), after)
+        scope = a.scopes.get(loop)
+        if scope is not None:
+            self._check_carried_bound(found, carried, scope)
+            carried += self._stateful_context(found, scope, set(names + carried))
         if isinstance(loop, cst.For):
             hz.check_self_reference(found, loop.iter, names + carried)
             hz.check_loop_variable(found, loop.target, after)
+            hz.check_futures(found, a, loop.target, loop.iter, [loop.body])
         return found, carried
+
+    def _check_carried_bound(self, found: hz.Hazards, carried: List[str], scope: Scope) -> None:
+        """Carried state is read before the first item (``lambda: (acc, x)``): it must be bound by then."""
+        unbound = [n for n in carried if not bound_before(self.a, n, scope, self.loop)]
+        if unbound:
+            # for p in pages: ...; last = parse(p)   then   print(last)   (`last` exists only after an item)
+            found.add(
+                Hazard.UNSUPPORTED_SHAPE,
+                "%s %s bound only inside the loop and read after it, but the checkpoint would read %s before the "
+                "first item"
+                % (
+                    ", ".join("`%s`" % n for n in unbound),
+                    "is" if len(unbound) == 1 else "are",
+                    "it" if len(unbound) == 1 else "them",
+                ),
+            )
+
+    def _stateful_context(self, found: hz.Hazards, scope: Scope, state: Set[str]) -> List[str]:
+        """Names the key would hold whose object the body changes: carried instead, and unsafe."""
+        loop = self.loop
+        bound = assigned_names(loop.target) if isinstance(loop, cst.For) else set()
+        candidates = context_names(self.a, scope, loop, [loop.body], state | bound | bound_in(loop))
+        changed = hz.state_changed(self.a, loop.body) - self.a.progress_bars
+        stateful = [n for n in candidates if n in changed]
+        if stateful:
+            # rng = random.Random(0); for x in xs: out.append(f(x, rng.random()))
+            found.add(
+                Hazard.CARRIED_STATE,
+                "the loop changes %s (a random generator, an iterator or a container), so each is restored from a "
+                "snapshot with the accumulators, which must pickle" % ", ".join("`%s`" % n for n in stateful),
+            )
+        return stateful
 
     def _site(
         self, variant: Variant, accumulators: List[str], carried: List[str], scope: Scope, **fields: Any
     ) -> Site:
         loop = self.loop
         bound = assigned_names(loop.target) if isinstance(loop, cst.For) else set()
-        exclude = set(accumulators + carried) | bound | bound_in(loop)
+        exclude = set(accumulators + carried) | bound | bound_in(loop) | self.a.progress_bars
         exclude |= fields.pop("handles", set())
         return Site(
             variant=variant,
@@ -612,7 +708,7 @@ class _LoopSite:
             accumulators=accumulators,
             carried=carried,
             qualname=self.qualname,
-            key=_with_parameters(self.function, context_names(scope, [loop.body], exclude), exclude),
+            key=_with_parameters(self.function, context_names(self.a, scope, loop, [loop.body], exclude), exclude),
             **fields,
         )
 
@@ -622,7 +718,8 @@ class _LoopSite:
         """CKP001: checkpoint the accumulators, complete after the save."""
         a = self.a
         names = [acc.name for acc in accumulators]
-        found, carried = self._hazards(accumulators, statements_between(self.chain, self.index, sink), before)
+        last = self._last_sink(names, sink)
+        found, carried = self._hazards(accumulators, statements_between(self.chain, self.index, last), before)
         resume = resume_by_identity(found, [acc.kind for acc in accumulators], carried)
         persisted = [n for n in names if _same_sink(find_sink(a, self.chain, self.index, {n}), sink)] or names
         site = self._site(
@@ -634,10 +731,27 @@ class _LoopSite:
             sink=sink.description,
             message=collected_message(persisted, False, sink.description),
             hazards=found,
-            complete_after=completion_anchor(sink),
+            complete_after=completion_anchor(last),
             resume=resume,
         )
         return make_plan(a, site)
+
+    def _last_sink(self, names: List[str], first: Sink) -> Sink:
+        """The save that runs last among every accumulator's own save: ``complete()`` goes after it.
+
+        scores.append(...); names.append(...)   then   dump(scores)   then   dump(names)
+        (completing after the first save would drop the log while `names` is unsaved)
+        """
+        a = self.a
+        last, last_end = first, a.positions[completion_anchor(first)].end
+        for name in names:
+            own = find_sink(a, self.chain, self.index, {name})
+            if own is None:
+                continue
+            end = a.positions[completion_anchor(own)].end
+            if (end.line, end.column) > (last_end.line, last_end.column):
+                last, last_end = own, end
+        return last
 
     def _commit_plan(
         self,
@@ -781,6 +895,9 @@ def _comprehension_plan(
     if not is_job(a, _per_item_parts(value), set(), _enclosing_class(qualname, function)):
         # keys = [k.lower() for k in names]   (cheap; the outermost iterable runs once)
         return None
+    if only_reads_local_files(a, _per_item_parts(value), {name}):
+        # configs = [json.load(open(p)) for p in paths]   (reading local files is not work worth a checkpoint)
+        return None
     if _tiny_literal(value.for_in.iter):
         # columns = [describe(c) for c in ("id", "name")]
         return None
@@ -792,8 +909,18 @@ def _comprehension_plan(
     found = _comprehension_hazards(a, chain, index, name, value, clauses, scope, sink)
     kind = "list" if isinstance(value, cst.ListComp) else "set" if isinstance(value, cst.SetComp) else "dict"
     resume = resume_by_identity(found, [kind], [])
-    exclude = {name}.union(*(assigned_names(c.target) for c in clauses))
+    exclude = {name}.union(*(assigned_names(c.target) for c in clauses)) | a.progress_bars
     parts = _per_item_parts(value)
+    changed = hz.state_changed(a, value) - a.progress_bars
+    stateful = [n for n in context_names(a, scope, stmt, parts, exclude) if n in changed]
+    if stateful:
+        # draws = [f(x, rng.random()) for x in xs]   (unrolled, `rng` would have to be restored too)
+        found.add(
+            Hazard.UNSUPPORTED_SHAPE,
+            "the comprehension changes %s (a random generator, an iterator or a container), which its "
+            "checkpoint would not restore" % ", ".join("`%s`" % n for n in stateful),
+        )
+        exclude |= set(stateful)
     site = Site(
         variant=COLLECT_COMPREHENSION,
         kind="comprehension",
@@ -807,7 +934,7 @@ def _comprehension_plan(
         message=collected_message([name], True, sink.description),
         hazards=found,
         qualname=qualname,
-        key=context_names(scope, parts, exclude),
+        key=context_names(a, scope, stmt, parts, exclude),
         complete_after=completion_anchor(sink),
         comprehension=ComprehensionPlan(value, kind),
         resume=resume,
@@ -853,6 +980,7 @@ def _comprehension_hazards(
         found.add(Hazard.NESTED_LOOP, "an inner `for` clause's progress within the unit in flight is redone")
     hz.check_exits(found, statements_between(chain, index, sink))
     hz.check_iterable(found, a, clauses[0].iter, chain.before(index), None)
+    hz.check_futures(found, a, clauses[0].target, clauses[0].iter, _per_item_parts(value))
     return found
 
 

@@ -68,6 +68,8 @@ def call_work(
 ) -> Work:
     func = call.func
     qualified = a.qualified(func)
+    if _grows_accumulator(call, accumulators):
+        return Work.NONE
     if any(q.startswith(HEAVY_QUALIFIED) for q in qualified):
         return Work.HEAVY
     if is_cheap_call(a, call, accumulators):
@@ -132,8 +134,16 @@ def does_work(a: FileAnalysis, parts: Sequence[cst.CSTNode], accumulators: Set[s
     return False
 
 
+def _grows_accumulator(call: cst.Call, accumulators: Set[str]) -> bool:
+    """``requests.append({...})`` on a list named ``requests``: growth, not the library of that name."""
+    func = call.func
+    return isinstance(func, cst.Attribute) and target_name(func.value) in accumulators
+
+
 def is_cheap_call(a: FileAnalysis, call: cst.Call, accumulators: Set[str]) -> bool:
     func = call.func
+    if _grows_accumulator(call, accumulators):
+        return True  # the call's own arguments are walked separately
     qualified = a.qualified(func)
     if any(q.startswith(HEAVY_QUALIFIED) for q in qualified):
         return False  # requests.get(url) is not dict.get
@@ -169,3 +179,47 @@ def is_logging(func: cst.Attribute) -> bool:
             return True
         return receiver.value == "self" and func.attr.value in catalogue.SELF_LOGGING_METHODS
     return False
+
+
+def only_reads_local_files(a: FileAnalysis, parts: Sequence[cst.CSTNode], accumulators: Set[str]) -> bool:
+    """Whether every call in ``parts`` that is not cheap reads a local file (and one does).
+
+    ``with open(path) as f: rows.append(json.load(f))``: re-reading local files is what a
+    re-run does anyway, in about the time it takes to read them, so such a loop is not a
+    job worth a checkpoint, even though ``open`` and ``json.load`` count as work elsewhere.
+    ``f.read()`` counts only on a handle the same parts open (``resp.read()`` may be a
+    download).
+    """
+    handles: Set[str] = set()
+    reads = 0
+    for part in parts:
+        for node in walk(part):
+            if isinstance(node, cst.WithItem) and node.asname is not None and _opens(a, node.item):
+                handles |= {n for n in [target_name(node.asname.name)] if n}
+            elif isinstance(node, cst.Assign) and _opens(a, node.value):
+                handles |= {n for t in node.targets for n in [target_name(t.target)] if n}
+    for part in parts:
+        for node in walk(part):
+            if isinstance(node, cst.Await):
+                return False
+            if not isinstance(node, cst.Call):
+                continue
+            if a.qualified(node.func) & catalogue.LOCAL_READ_QUALIFIED or _reads_handle(node, handles):
+                reads += 1
+            elif not is_cheap_call(a, node, accumulators):
+                return False
+    return reads > 0
+
+
+def _opens(a: FileAnalysis, value: Optional[cst.BaseExpression]) -> bool:
+    return isinstance(value, cst.Call) and "builtins.open" in a.qualified(value.func)
+
+
+def _reads_handle(call: cst.Call, handles: Set[str]) -> bool:
+    func = call.func
+    if not isinstance(func, cst.Attribute):
+        return False
+    method = func.attr.value
+    if method in catalogue.PATH_READ_METHODS:
+        return True
+    return method in catalogue.HANDLE_READ_METHODS and target_name(func.value) in handles

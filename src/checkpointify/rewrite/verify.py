@@ -94,7 +94,9 @@ def process_source(
         elif not prefilter.has_loop_keyword(source):
             return FileResult(path)
         module = _parse(source)
-        return _rewrite(module, path, options, lines) if rewrite else _scan(module, path, options, lines)
+        return (
+            _rewrite(source, module, path, options, lines) if rewrite else _scan(module, path, options, lines)
+        )
     except SourceError as exc:
         return FileResult(path, error=str(exc))
     except RecursionError:
@@ -189,7 +191,7 @@ def rewrite_checked(
 
 
 def _rewrite(
-    module: cst.Module, path: str, options: Options, lines: Optional[AbstractSet[int]] = None
+    source: bytes, module: cst.Module, path: str, options: Options, lines: Optional[AbstractSet[int]] = None
 ) -> FileResult:
     outcome = rewrite_checked(module, path, options, lines)
     if not outcome.applied:
@@ -199,13 +201,38 @@ def _rewrite(
             error=outcome.error,
             internal=outcome.internal,
         )
+    new_source = keep_original_tail(source, module.bytes, outcome.module.bytes)
+    if new_source is None:
+        return FileResult(path, findings=outcome.findings, error=_NOT_ROUND_TRIPPED)
     return FileResult(
         path,
         findings=outcome.findings,
         applied=outcome.applied,
-        source=module.bytes,
-        new_source=outcome.module.bytes,
+        source=source,
+        new_source=new_source,
     )
+
+
+_NOT_ROUND_TRIPPED = "not fixed: LibCST does not reproduce this file byte for byte; left untouched"
+
+
+def keep_original_tail(source: bytes, parsed: bytes, new: bytes) -> Optional[bytes]:
+    """``new`` with the file's own trailing blank lines, or None when that cannot be done.
+
+    LibCST drops some whitespace-only lines at the very end of a file (``"\n    \n\n"``
+    comes back shorter), so the tree's bytes differ from the file's. The rewrite must still
+    change nothing but the loops: the original tail is put back. Any other difference
+    between the file and its parsed tree gives None (the file is left untouched).
+    """
+    if parsed == source:
+        return new
+    head = source.rstrip()
+    if parsed.rstrip() != head:
+        return None
+    parsed_tail = parsed[len(head) :]
+    if not new.endswith(parsed_tail):
+        return None
+    return new[: len(new) - len(parsed_tail)] + source[len(head) :]
 
 
 def _verify(new_source: bytes, path: str, options: Options) -> Optional[str]:
@@ -246,7 +273,10 @@ def rewrite_selected(source: bytes, path: str, options: Options, selected: Colle
         if not first.applied:
             return FileResult(path, findings=findings)
         applied = tuple(p.finding for p in first.applied)
-        new_source = first.module.bytes
+        repaired = keep_original_tail(source, module.bytes, first.module.bytes)
+        if repaired is None:
+            return FileResult(path, findings=findings, error=_NOT_ROUND_TRIPPED)
+        new_source = repaired
         try:
             compile(source, path, "exec", dont_inherit=True)
         except (SyntaxError, ValueError) as exc:
