@@ -370,9 +370,8 @@ def splice(notebook: Notebook, module: bytes) -> bytes:
     for cell in notebook.cells:
         if not cell.python:
             continue
-        new = new_texts[cell.index]
-        if cell.text.endswith("\n"):
-            new += "\n"
+        # the cell keeps its own trailing newlines (a rewrite never adds blank lines there)
+        new = new_texts[cell.index].rstrip("\n") + "\n" * (len(cell.text) - len(cell.text.rstrip("\n")))
         if new == cell.text:
             continue
         edits.append((cell.span[0], cell.span[1], _source_value(text, cell, new, ascii_only)))
