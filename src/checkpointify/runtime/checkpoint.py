@@ -201,12 +201,13 @@ class Checkpoint(Generic[T]):
                     self._iterator = iter(iterable)
                 self._iterable = None
                 recorded = self._read_records()
+                applied = self._already_applied(values)
                 if self.resume == "identity":
                     values = self._restore_by_identity(values, recorded)
                 else:
                     live = _live(recorded.units)
                     consumed, mismatch = self._match_items(live)
-                    values = self._restore_by_position(values, recorded, live, consumed, mismatch)
+                    values = self._restore_by_position(values, recorded, live, consumed, mismatch, applied)
         except BaseException:
             self._release()
             raise
@@ -305,6 +306,9 @@ class Checkpoint(Generic[T]):
 
     def _ready(self, values: List[Any]) -> List[Any]:
         self._trackers = [_Tracker(v) for v in values]
+        keep = getattr(self._store, "keep_trackers", None)
+        if keep is not None:
+            keep(self._trackers)
         self._restored = True
         return values
 
@@ -320,6 +324,25 @@ class Checkpoint(Generic[T]):
             "python": sys.version.split()[0],
             "runtime": RUNTIME_VERSION,
         }
+
+    def _already_applied(self, values: List[Any]) -> bool:
+        """Whether ``values`` already hold every recorded unit: this process ran the loop
+        before over these very objects and stopped (a notebook cell interrupted, then run
+        again in the same kernel without re-running the cell that creates them). Only for
+        mutable containers (an int or a string has no identity to go by); an interrupted
+        unit that changed them before it stopped cannot be told apart, so that is refused."""
+        trackers = getattr(self._store, "previous_trackers", None)
+        if not trackers or len(trackers) != len(values):
+            return False
+        if not all(t.obj is v and isinstance(v, _MUTABLE) for t, v in zip(trackers, values)):
+            return False
+        if self.resume == "identity" or any(t.delta(v) is not None for t, v in zip(trackers, values)):
+            raise CheckpointError(
+                "loop %r was interrupted in this process and its accumulators still hold what it did (a "
+                "unit that stopped half-way may be in them): run the cell or code that creates them again, "
+                "then this loop; it resumes from %s" % (self.loop_id, self._where())
+            )
+        return True
 
     def _restore_by_identity(self, values: List[Any], recorded: _Recorded) -> List[Any]:
         units = recorded.units
@@ -344,12 +367,13 @@ class Checkpoint(Generic[T]):
         live: List[_Unit],
         consumed: List[T],
         mismatch: Optional[str],
+        applied: bool = False,
     ) -> List[Any]:
         if live:
             if mismatch is not None:
                 self._on_stale(mismatch, consumed)  # raises, or archives the log
                 return values
-            for unit in live:
+            for unit in live if not applied else ():
                 if len(unit.deltas) != len(values):
                     raise StaleCheckpointError(
                         "checkpoint %s records %d accumulators but the loop has %d; %s"
