@@ -83,3 +83,31 @@ def test_a_completed_loop_run_again_starts_from_zero(kernel: Dict[str, Any]) -> 
     _cell(SAVE, kernel)
     assert kernel["labels"] == [n * n for n in range(40)]
     assert kernel["done"][-40:] == list(range(40))
+
+
+COUNTER = """
+ckpt = checkpoint("live::<module>::total", range(10), lambda: (total,))
+[total] = ckpt.restore()
+for n in ckpt:
+    if n == stop_at:
+        stop_at = None
+        raise KeyboardInterrupt
+    total += n
+"""
+
+
+@pytest.mark.parametrize("create_again", [False, True], ids=["live", "created-again"])
+def test_a_counter_resumes_whether_or_not_it_was_created_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, create_again: bool
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHECKPOINTIFY_BATCH", "off")
+    monkeypatch.setenv("CHECKPOINTIFY_QUIET", "1")
+    namespace: Dict[str, Any] = {"checkpoint": checkpoint, "stop_at": 6, "total": 0}
+    with pytest.raises(KeyboardInterrupt):
+        _cell(COUNTER, namespace)
+    if create_again:
+        namespace["total"] = 0
+    _cell(COUNTER, namespace)
+    _cell(SAVE, namespace)
+    assert namespace["total"] == sum(range(10))

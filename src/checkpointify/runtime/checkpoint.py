@@ -327,20 +327,30 @@ class Checkpoint(Generic[T]):
 
     def _already_applied(self, values: List[Any]) -> bool:
         """Whether ``values`` already hold every recorded unit: this process ran the loop
-        before over these very objects and stopped (a notebook cell interrupted, then run
-        again in the same kernel without re-running the cell that creates them). Only for
-        mutable containers (an int or a string has no identity to go by); an interrupted
-        unit that changed them before it stopped cannot be told apart, so that is refused."""
+        before and stopped (a notebook cell interrupted, then run again in the same kernel
+        without re-running the cell that creates the accumulators).
+
+        Mutable containers tell by identity: the very objects the earlier run filled. Then
+        every value must be as it was at the last record (else a unit that stopped half-way,
+        or a batch not written yet, is in them: refused with a message). When every value is
+        immutable (a counter, a string), one equal to the recorded state is taken as live:
+        if it was re-created instead, it equals the initial value and the recorded units
+        added nothing, so both readings give the same result."""
         trackers = getattr(self._store, "previous_trackers", None)
         if not trackers or len(trackers) != len(values):
             return False
-        if not all(t.obj is v and isinstance(v, _MUTABLE) for t, v in zip(trackers, values)):
-            return False
-        if self.resume == "identity" or any(t.delta(v) is not None for t, v in zip(trackers, values)):
+        mutable = [isinstance(v, _MUTABLE) for v in values]
+        if any(m and t.obj is not v for m, t, v in zip(mutable, trackers, values)):
+            return False  # created again: the recorded units are applied to them
+        changed = any(t.delta(v) is not None for t, v in zip(trackers, values))
+        if not any(mutable) and changed:
+            return False  # taken as created again (see above)
+        if changed or self.resume == "identity":
             raise CheckpointError(
-                "loop %r was interrupted in this process and its accumulators still hold what it did (a "
-                "unit that stopped half-way may be in them): run the cell or code that creates them again, "
-                "then this loop; it resumes from %s" % (self.loop_id, self._where())
+                "loop %r was interrupted in this process and its accumulators still hold what it did, "
+                "with changes that are not in its log (a unit that stopped half-way, or cheap units not "
+                "written yet): run the cell or code that creates them again, then this loop; it resumes "
+                "from %s" % (self.loop_id, self._where())
             )
         return True
 
