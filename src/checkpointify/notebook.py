@@ -19,6 +19,7 @@ Stdlib only at module level; :func:`validate` loads ``nbformat`` (in a worker).
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from dataclasses import dataclass
@@ -137,28 +138,22 @@ def _cells(text: str, raw_cells: List[object], python: bool) -> List[Cell]:
     spans = _source_spans(text)
     if len(spans) != len(raw_cells):
         raise SourceError("not a notebook: a cell without a source")
+    newlines = [m.start() for m in re.finditer("\n", text)]
     cells = []
     for index, (raw, (span, elements)) in enumerate(zip(raw_cells, spans)):
         if not isinstance(raw, dict):
             raise SourceError("not a notebook: cell %d is not an object" % (index + 1))
         source = raw.get("source")
         if isinstance(source, list) and all(isinstance(s, str) for s in source):
-            joined = "".join(source)
+            parts = list(source)
         elif isinstance(source, str):
-            joined = source
+            parts, elements = [source], [span[0]]
         else:
             raise SourceError("not a notebook: cell %d has a source that is not text" % (index + 1))
+        joined = "".join(parts)
         is_code = raw.get("cell_type") == "code" and python and not _foreign_cell(joined)
-        cells.append(
-            Cell(
-                index,
-                is_code,
-                joined,
-                span,
-                _file_lines(text, joined, elements, span),
-                isinstance(source, list),
-            )
-        )
+        lines = _file_lines(newlines, parts, elements or [span[0]])
+        cells.append(Cell(index, is_code, joined, span, lines, isinstance(source, list)))
     return cells
 
 
@@ -171,18 +166,15 @@ def _foreign_cell(text: str) -> bool:
     return name not in PYTHON_CELL_MAGICS
 
 
-def _file_lines(text: str, joined: str, elements: Sequence[int], span: Tuple[int, int]) -> Tuple[int, ...]:
-    """The file line of each source line: one list element per line, as nbformat writes;
-    a source written as one string has all its lines on the line where it starts."""
-    count = max(1, len(joined.splitlines()))
-    if not elements:
-        return (text.count("\n", 0, span[0]) + 1,) * count
+def _file_lines(newlines: Sequence[int], parts: Sequence[str], starts: Sequence[int]) -> Tuple[int, ...]:
+    """The file line holding each source line: the line where the string holding it starts
+    (nbformat writes one string per line; a source written as one string has all its
+    lines on the line where it starts). ``newlines`` are the offsets of the file's ``\\n``."""
     lines: List[int] = []
-    for start in elements:
-        lines.append(text.count("\n", 0, start) + 1)
-    while len(lines) < count:
-        lines.append(lines[-1])
-    return tuple(lines[:count])
+    for part, start in zip(parts, starts):
+        line = bisect.bisect_left(newlines, start) + 1
+        lines.extend([line] * (part.count("\n") + (0 if part.endswith("\n") or not part else 1)))
+    return tuple(lines) or (bisect.bisect_left(newlines, starts[0]) + 1,)
 
 
 # ---------------------------------------------------------------------- the JSON scanner
