@@ -93,3 +93,20 @@ def test_a_large_output_does_not_matter_to_reading() -> None:
     data = json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}, indent=1).encode()
     book = notebook.read(data)
     assert len(book.cells) == 50 and book.position(book.source.count(b"\n")) == (49, 2)
+
+
+def test_a_cell_magic_header_stays_the_first_line_of_its_cell() -> None:
+    """The runtime import goes at the top of the module: in a ``%%capture`` cell that would
+    put it above the header, which IPython then no longer reads as a cell magic."""
+    from checkpointify.api import Options, process_source
+
+    data = _book(
+        "%%capture\n!pip install -q tqdm\nimport json\nout = []",
+        "for x in range(3):\n    out.append(work(x))\njson.dump(out, open('o.json', 'w'))",
+    )
+    result = process_source(data, "nb.ipynb", Options(), rewrite=True)
+    assert result.error is None and result.new_source is not None
+    first = "".join(json.loads(result.new_source)["cells"][0]["source"])
+    assert first.startswith("%%capture\n") and "from checkpointify.runtime import checkpoint" in first
+    again = process_source(result.new_source, "nb.ipynb", Options(), rewrite=True)
+    assert again.error is None and not again.changed and not again.findings

@@ -279,8 +279,9 @@ def _mask_cell(text: str, masks: List[str]) -> List[str]:
         lines.pop()  # the cell's last line ends with a newline
     out: List[str] = []
     continued = False
+    first = next((n for n, line in enumerate(lines) if line.strip()), 0)
     for number, line in enumerate(lines):
-        if continued or _is_magic(line, number == 0):
+        if continued or _is_magic(line, number == first):
             out.append(_mask(line, masks, continued))
             continued = line.rstrip().endswith("\\")
         else:
@@ -341,7 +342,21 @@ def split_module(notebook: Notebook, module: str) -> Dict[int, str]:
         pieces[current].append(_unmask(line, notebook.masks))
     if list(pieces) != order:
         raise SourceError("internal error: the rewrite lost a cell of the notebook")
+    for index, lines in pieces.items():
+        _keep_header_first(notebook.cells[index].text, lines)
     return {index: "\n".join(lines) for index, lines in pieces.items()}
+
+
+def _keep_header_first(original: str, lines: List[str]) -> None:
+    """A ``%%time``/``%%capture`` header stays the cell's first line: IPython only reads a
+    cell magic there. Code the rewrite put above it (the runtime import) moves into its body."""
+    header = next((line for line in original.split("\n") if line.strip()), "")
+    if not header.lstrip().startswith("%%") or header not in lines:
+        return
+    at = lines.index(header)
+    if any(line.strip() for line in lines[:at]):
+        del lines[at]
+        lines.insert(0, header)
 
 
 def _unmask(line: str, masks: Sequence[str]) -> str:
