@@ -110,3 +110,15 @@ def test_a_cell_magic_header_stays_the_first_line_of_its_cell() -> None:
     assert first.startswith("%%capture\n") and "from checkpointify.runtime import checkpoint" in first
     again = process_source(result.new_source, "nb.ipynb", Options(), rewrite=True)
     assert again.error is None and not again.changed and not again.findings
+
+
+def test_top_level_await_is_python_in_a_notebook() -> None:
+    """IPython runs ``await`` at the top level of a cell; the rewrite's compile check allows it."""
+    from checkpointify.api import Options, process_source
+
+    data = _book(
+        "import asyncio, json\nout = []\nfor x in range(3):\n    out.append(await fetch(x))",
+        "json.dump(out, open('o.json', 'w'))",
+    )
+    result = process_source(data, "nb.ipynb", Options(), rewrite=True)
+    assert result.error is None and result.changed, result.error

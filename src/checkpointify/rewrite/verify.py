@@ -181,7 +181,7 @@ def rewrite_checked(
     if not first.applied:
         return CheckedRewrite(findings, (), module)
     try:
-        compile(module.bytes, path, "exec", dont_inherit=True)
+        _compile(module.bytes, path)
     except (SyntaxError, ValueError) as exc:
         return CheckedRewrite(
             findings,
@@ -224,7 +224,7 @@ def _rewrite(
 def _verify(new_source: bytes, path: str, options: Options) -> Optional[str]:
     """Why a rewrite must be discarded (it does not compile or does not converge), or None."""
     try:
-        compile(new_source, path, "exec", dont_inherit=True)
+        _compile(new_source, path)
     except (SyntaxError, ValueError) as exc:
         return "the rewritten file does not compile (%s)" % _one_line(exc)
     try:
@@ -278,7 +278,7 @@ def _rewrite_selected(
         applied = tuple(locate(p.finding) for p in first.applied)
         new_source = first.module.bytes
         try:
-            compile(source, path, "exec", dont_inherit=True)
+            _compile(source, path)
         except (SyntaxError, ValueError) as exc:
             return FileResult(
                 path, findings=findings, error="not fixed: the file does not compile (%s)" % _one_line(exc)
@@ -371,7 +371,7 @@ def _verify_subset(
 ) -> Optional[str]:
     """Why a partial rewrite must be discarded, or None (see :func:`rewrite_selected`)."""
     try:
-        compile(new_source, path, "exec", dont_inherit=True)
+        _compile(new_source, path)
     except (SyntaxError, ValueError) as exc:
         return "the rewritten file does not compile (%s)" % _one_line(exc)
     wrapper = MetadataWrapper(cst.parse_module(new_source), unsafe_skip_copy=True)
@@ -379,6 +379,13 @@ def _verify_subset(
     if again != Counter(_signature(f) for f in remaining):
         return "a second scan of the partly rewritten file does not find exactly the other findings"
     return None
+
+
+def _compile(source: bytes, path: str) -> None:
+    """Compile ``source`` as Python would run it; a notebook's cells as a kernel runs them
+    (IPython allows ``await`` at the top level of a cell)."""
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if notebook.is_notebook(path) else 0
+    compile(source, path, "exec", flags=flags, dont_inherit=True)
 
 
 def _one_line(exc: object) -> str:
