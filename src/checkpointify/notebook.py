@@ -348,15 +348,26 @@ def split_module(notebook: Notebook, module: str) -> Dict[int, str]:
 
 
 def _keep_header_first(original: str, lines: List[str]) -> None:
-    """A ``%%time``/``%%capture`` header stays the cell's first line: IPython only reads a
-    cell magic there. Code the rewrite put above it (the runtime import) moves into its body."""
+    """Code the rewrite put at the top of a cell (the runtime import) goes below the cell's
+    leading magics: a ``%%time``/``%%capture`` header must stay the first line (IPython
+    reads a cell magic only there), and ``!pip install`` lines come before imports."""
     header = next((line for line in original.split("\n") if line.strip()), "")
-    if not header.lstrip().startswith("%%") or header not in lines:
+    if not header.lstrip().startswith(("%", "!")) or header not in lines:
         return
     at = lines.index(header)
-    if any(line.strip() for line in lines[:at]):
-        del lines[at]
-        lines.insert(0, header)
+    if not any(line.strip() for line in lines[:at]):
+        return
+    end = at + 1
+    while (
+        end < len(lines)
+        and lines[end].lstrip().startswith(("%", "!"))
+        and not lines[end].lstrip().startswith("%%")
+    ):
+        end += 1
+    added = lines[:at]
+    if added and not added[-1].strip():
+        added = added[:-1]  # the blank line that set the import apart goes before it instead
+    lines[:] = lines[at:end] + ([""] if end < len(lines) and lines[end].strip() else []) + added + lines[end:]
 
 
 def _unmask(line: str, masks: Sequence[str]) -> str:
