@@ -21,7 +21,7 @@ def main(argv: list) -> int:
         if result.error:
             print("%s: error: %s" % (case.id, result.error))
             continue
-        expected = case.path / "expected.py"
+        expected = case.expected_path
         if result.changed:
             assert result.new_source is not None
             expected.write_bytes(result.new_source)

@@ -21,7 +21,7 @@ from checkpointify import catalogue
 
 PACKAGE = Path(checkpointify.__file__).parent
 
-LEAVES = {"__init__", "types", "rules", "catalogue", "config", "fileio"}
+LEAVES = {"__init__", "types", "rules", "catalogue", "config", "fileio", "notebook"}
 
 #: layer -> layers it may import at module level
 ALLOWED: Dict[str, Set[str]] = {

@@ -54,6 +54,7 @@ class Finding:
 
     ``line``/``column`` are 1-based and point at the loop (or the comprehension's
     assignment); ``fix`` is None when no rewrite is offered, and ``fix_note`` then says why.
+    In a notebook they are relative to cell ``cell`` (see :mod:`checkpointify.notebook`).
     """
 
     code: str
@@ -68,6 +69,11 @@ class Finding:
     fix: Optional[Safety]
     message: str
     fix_note: str = ""
+    #: in a notebook: the cell's index among all cells (0-based); ``line``, ``column`` and
+    #: ``end_line`` are then relative to that cell's source
+    cell: Optional[int] = None
+    #: in a notebook: the line of the file as stored (the JSON text) that holds ``line``
+    file_line: Optional[int] = None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ import pytest
 from checkpointify.cli import main
 from tests.support.fixture_cases import cases, finding_summary
 
-CASES = [c for c in cases() if not c.meta.get("unsafe_fixes")]
+# notebooks' diffs are per-cell and not for `git apply`: tests/cli/test_notebooks.py covers them
+CASES = [c for c in cases() if not c.meta.get("unsafe_fixes") and not c.notebook]
 
 
 @pytest.fixture(scope="module")

@@ -209,3 +209,36 @@ def fully_fixed_bytes(source: bytes, name: str, cwd: Path) -> bytes:
     result = process_source(source, name, Options(), rewrite=True)
     assert result.new_source is not None
     return result.new_source
+
+
+def test_a_notebook_is_reviewed_cell_by_cell(tmp_path: Path) -> None:
+    """Two loops in different cells of one notebook: the review shows per-cell diffs and
+    applies exactly the accepted one (a selected subset of a notebook's fixes)."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
+    book = new_notebook()
+    book.cells = [
+        new_code_cell("import json\n!pip install -q tqdm"),
+        new_code_cell("first = []\nfor n in range(3):\n    first.append(work(n))"),
+        new_markdown_cell("Save"),
+        new_code_cell('json.dump(first, open("first.json", "w"))'),
+        new_code_cell(
+            'second = []\nfor n in range(3, 6):\n    second.append(work(n))\njson.dump(second, open("s.json", "w"))'
+        ),
+    ]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(book, str(path))
+    expected = only(path, 1)
+    term = Terminal(["fix", "--interactive", "-j", "1"], tmp_path)
+    shown = term.expect(PROMPT)
+    assert "[1/2] nb.ipynb:cell 2:2:1: CKP001 `first` is collected" in shown
+    assert "--- a/nb.ipynb:cell 2" in shown and "--- a/nb.ipynb:cell 4" in shown
+    assert '"source"' not in shown
+    term.type("n")
+    assert "[2/2] nb.ipynb:cell 5:2:1: CKP001 `second`" in term.expect(PROMPT)
+    term.type("y")
+    assert term.finish() == 0
+    assert path.read_bytes() == expected
+    nbformat.validate(nbformat.read(str(path), as_version=4))  # raises if the notebook is invalid

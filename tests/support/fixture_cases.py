@@ -1,6 +1,7 @@
 """Fixture cases under tests/fixtures/<variant>/<case>/, shared by the tests and the regen script.
 
-A case holds ``input.py`` and optionally:
+A case holds ``input.py`` (or, for a notebook, ``input.ipynb``: then ``expected.ipynb``) and
+optionally:
 
 * ``expected.py``: what ``fix`` writes (absent: the file must stay byte-identical);
 * ``findings.json``: the findings ``scan`` reports (absent: none);
@@ -36,17 +37,29 @@ class Case:
         return json.loads(meta_file.read_text()) if meta_file.exists() else {}
 
     @property
+    def suffix(self) -> str:
+        return ".ipynb" if (self.path / "input.ipynb").exists() else ".py"
+
+    @property
+    def notebook(self) -> bool:
+        return self.suffix == ".ipynb"
+
+    @property
     def source(self) -> bytes:
-        return (self.path / "input.py").read_bytes()
+        return (self.path / ("input" + self.suffix)).read_bytes()
+
+    @property
+    def expected_path(self) -> Path:
+        return self.path / ("expected" + self.suffix)
 
     @property
     def expected(self) -> bytes:
-        expected = self.path / "expected.py"
+        expected = self.expected_path
         return expected.read_bytes() if expected.exists() else self.source
 
     @property
     def rewrites(self) -> bool:
-        return (self.path / "expected.py").exists()
+        return self.expected_path.exists()
 
     @property
     def expected_findings(self) -> List[Dict[str, Any]]:
@@ -57,19 +70,25 @@ class Case:
         return Options(root=self.path, unsafe_fixes=bool(self.meta.get("unsafe_fixes", False)))
 
     def process(self, source: bytes) -> FileResult:
-        return process_source(source, str(self.path / "input.py"), self.options(), rewrite=True)
+        return process_source(source, str(self.path / ("input" + self.suffix)), self.options(), rewrite=True)
 
 
 def cases() -> List[Case]:
     return sorted(
-        (Case(p.parent) for p in FIXTURES.glob("*/*/input.py") if not p.parent.parent.name.startswith("_")),
+        (
+            Case(p.parent)
+            for p in FIXTURES.glob("*/*/input.*")
+            if p.suffix in (".py", ".ipynb") and not p.parent.parent.name.startswith("_")
+        ),
         key=lambda c: c.id,
     )
 
 
 def finding_summary(finding: Finding) -> Dict[str, Any]:
     """The parts of a finding a fixture pins down (the message is covered by the CLI tests)."""
+    where = {} if finding.cell is None else {"cell": finding.cell, "file_line": finding.file_line}
     return {
+        **where,
         "line": finding.line,
         "column": finding.column,
         "end_line": finding.end_line,

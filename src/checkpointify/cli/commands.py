@@ -28,7 +28,7 @@ from checkpointify.engine.cache import digest
 from checkpointify.engine.journal import Journal
 from checkpointify.engine.session import RunFlags, Stdin, journal_for, options_for, run_results, session_for
 from checkpointify.fileio import SourceError, write_atomic
-from checkpointify.output.diffs import colorize, unified_diff
+from checkpointify.output.diffs import colorize, file_diff
 from checkpointify.output.formats import (
     github_annotations,
     json_document,
@@ -180,7 +180,7 @@ def diff(
         tally.add(result)
         if result.changed:
             assert result.source is not None and result.new_source is not None
-            hunk = unified_diff(result.source, result.new_source, result.path)
+            hunk = file_diff(result.source, result.new_source, result.path)
             if target is None:
                 with session.progress.pause():
                     emit(colorize(hunk) if color else hunk, None)

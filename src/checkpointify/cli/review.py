@@ -21,8 +21,8 @@ from typing import Iterable, Iterator, List, Optional, Protocol, Tuple
 
 from checkpointify.api import rewrite_selected
 from checkpointify.fileio import SourceError, check_encoding, write_atomic
-from checkpointify.output.diffs import colorize, unified_diff
-from checkpointify.output.formats import detail_lines
+from checkpointify.output.diffs import colorize, file_diff
+from checkpointify.output.formats import detail_lines, location
 from checkpointify.types import FileResult, Finding, Options, Safety
 
 PROMPT = "Apply this change? [y]es/[n]o/[a]ll/[q]uit: "
@@ -70,7 +70,7 @@ class TerminalReviewer:
 
         head = Text()
         head.append("[%d/%d] " % (index, total), style="dim")
-        head.append("%s:%d:%d: " % (finding.path, finding.line, finding.column), style="bold")
+        head.append("%s: " % location(finding), style="bold")
         head.append(finding.code + " ", style="bold red")
         head.append(finding.message)
         self.console.print()
@@ -187,7 +187,7 @@ def _diff_text(old: bytes, new: bytes, path: str) -> str:
         encoding = check_encoding(old)
     except SourceError:
         encoding = "utf-8"
-    return unified_diff(old, new, path).decode(encoding, errors="replace")
+    return file_diff(old, new, path).decode(encoding, errors="replace")
 
 
 def _write(result: FileResult, accepted: List[Finding], options: Options) -> FileResult:

@@ -708,7 +708,9 @@ class _LoopSite:
             accumulators=accumulators,
             carried=carried,
             qualname=self.qualname,
-            key=_with_parameters(self.function, context_names(self.a, scope, loop, [loop.body], exclude), exclude),
+            key=_with_parameters(
+                self.function, context_names(self.a, scope, loop, [loop.body], exclude), exclude
+            ),
             **fields,
         )
 

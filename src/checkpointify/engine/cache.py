@@ -155,6 +155,8 @@ def _encode(result: FileResult) -> List[object]:
                 f.fix.value if f.fix is not None else None,
                 f.message,
                 f.fix_note,
+                f.cell,
+                f.file_line,
             ]
             for f in result.findings
         ],
@@ -172,7 +174,21 @@ def _decode(value: object, path: str) -> Entry:
         raise ValueError("bad findings")
     findings = []
     for item in raw:
-        code, variant, line, column, end_line, accumulators, sink, hazards, fix, message, note = item
+        (
+            code,
+            variant,
+            line,
+            column,
+            end_line,
+            accumulators,
+            sink,
+            hazards,
+            fix,
+            message,
+            note,
+            cell,
+            file_line,
+        ) = item
         checks = (
             isinstance(code, str),
             isinstance(variant, str),
@@ -180,6 +196,7 @@ def _decode(value: object, path: str) -> Entry:
             isinstance(accumulators, list) and all(isinstance(a, str) for a in accumulators),
             isinstance(sink, str) and isinstance(message, str) and isinstance(note, str),
             isinstance(hazards, list),
+            all(n is None or (isinstance(n, int) and not isinstance(n, bool)) for n in (cell, file_line)),
         )
         if not all(checks):
             raise ValueError("bad finding")
@@ -197,6 +214,8 @@ def _decode(value: object, path: str) -> Entry:
                 fix=Safety(fix) if fix is not None else None,
                 message=message,
                 fix_note=note,
+                cell=cell,
+                file_line=file_line,
             )
         )
     return error, tuple(findings)

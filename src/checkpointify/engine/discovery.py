@@ -2,7 +2,7 @@
 
 Folders are walked depth first in sorted order and files come out as they are found, so
 a tree of any size starts producing results at once and discovery never holds the whole
-list. A walk skips :data:`DEFAULT_EXCLUDED_DIRS`, hidden folders, ``*.egg-info``, ``.pyi``
+list. A walk reads ``.py`` files and ``.ipynb`` notebooks and skips :data:`DEFAULT_EXCLUDED_DIRS`, hidden folders, ``*.egg-info``, ``.pyi``
 stubs, symbolic links (a link inside the tree points at something scanned at its own path
 or at something outside the tree), ``exclude`` globs and what ``.gitignore`` files
 ignore. Files named on the command line are always read, except for ``exclude`` globs and
@@ -45,6 +45,10 @@ DEFAULT_EXCLUDED_DIRS = frozenset(
         "site-packages",
     }
 )
+
+
+#: what a folder walk reads: Python files and Jupyter notebooks (see checkpointify.notebook)
+SUFFIXES = (".py", ".ipynb")
 
 
 @dataclass(frozen=True)
@@ -264,7 +268,7 @@ def _walk(
             if ignores.stack and ignores.ignored(child, True):
                 continue
             yield from _walk(Path(entry.path), shown + "/", child, ignores, selection)
-        elif is_file and name.endswith(".py"):
+        elif is_file and name.endswith(SUFFIXES):
             if excluded_display(shown, selection.exclude):
                 continue
             if ignores.stack and ignores.ignored(os.path.join(absolute, name), False):

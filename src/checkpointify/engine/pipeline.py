@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, Iterator, Optional, Sequence, Tuple
 
-from checkpointify import prefilter
+from checkpointify import notebook, prefilter
 from checkpointify.engine.cache import Cache, cacheable, digest, namespace
 from checkpointify.engine.discovery import Candidate, Selection, discover
 from checkpointify.engine.journal import Journal
@@ -215,10 +215,13 @@ def screen(source: bytes, path: str, options: Options, staged: bool) -> Optional
     """The result of a file decided without parsing it, or None when it must be analysed.
 
     The decoding check comes first: a file that does not decode is reported even when it
-    could not hold a finding.
+    could not hold a finding. A notebook is screened on the module of its code cells (not
+    valid JSON or not nbformat 4: reported here); its schema is checked in the worker.
     """
     try:
         encoding = check_encoding(source)
+        if notebook.is_notebook(path):  # screened on the module of its code cells
+            source, encoding = notebook.read(source).source, "utf-8"
     except SourceError as exc:
         return FileResult(path, error=str(exc))
     if staged:

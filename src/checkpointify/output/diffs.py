@@ -3,6 +3,10 @@
 Working on bytes keeps CRLF line endings and non-UTF-8 encodings intact in the patch, and
 a last line without a newline gets git's ``\\ No newline at end of file`` marker (which
 ``difflib.unified_diff`` never writes).
+
+A notebook's diff is of the cells' sources, one ``--- a/nb.ipynb:cell N`` section per
+changed cell (N counts every cell from 1), as nbdime and Ruff show them: readable, not
+JSON noise, and so not for ``git apply`` (``checkpointify fix`` applies it).
 """
 
 from __future__ import annotations
@@ -10,6 +14,9 @@ from __future__ import annotations
 import difflib
 import re
 from typing import List
+
+from checkpointify import notebook
+from checkpointify.fileio import SourceError
 
 _LINE = re.compile(rb"[^\n]*\n|[^\n]+")
 _NO_NEWLINE = b"\\ No newline at end of file\n"
@@ -83,3 +90,35 @@ def colorize(patch: bytes) -> bytes:
         color = next((c for prefix, c in _COLORS if body.startswith(prefix)), None)
         out.append(color + body + _RESET + ending if color and body else line)
     return b"".join(out)
+
+
+def file_diff(old: bytes, new: bytes, path: str, context: int = 3) -> bytes:
+    """:func:`unified_diff`, or for a notebook :func:`notebook_diff`."""
+    if notebook.is_notebook(path):
+        return notebook_diff(old, new, path, context)
+    return unified_diff(old, new, path, context)
+
+
+def notebook_diff(old: bytes, new: bytes, path: str, context: int = 3) -> bytes:
+    """Per-cell unified diffs of the sources of two versions of a notebook (cells are
+    matched by index: a rewrite never adds or removes a cell). Falls back to a diff of the
+    JSON text when either version cannot be read as a notebook."""
+    if old == new:
+        return b""
+    try:
+        before, after = notebook.read(old), notebook.read(new)
+    except SourceError:
+        return unified_diff(old, new, path, context)
+    if len(before.cells) != len(after.cells):
+        return unified_diff(old, new, path, context)
+    out: List[bytes] = []
+    for a, b in zip(before.cells, after.cells):
+        if a.text != b.text:
+            name = "%s:cell %d" % (path, a.index + 1)
+            out.append(unified_diff(_with_newline(a.text), _with_newline(b.text), name, context))
+    return b"".join(out)
+
+
+def _with_newline(text: str) -> bytes:
+    """A cell's source as diff lines: its last line gets the newline nbformat omits."""
+    return (text if text.endswith("\n") or not text else text + "\n").encode("utf-8")

@@ -22,9 +22,25 @@ JSON_VERSION = 1
 # ------------------------------------------------------------------------------- json
 
 
+def location(finding: Finding) -> str:
+    """``path:line:column``, or in a notebook ``path:cell N:line:column`` (N counts every
+    cell from 1, markdown included, as the notebook shows them; line and column are in the cell)."""
+    if finding.cell is not None:
+        return "%s:cell %d:%d:%d" % (finding.path, finding.cell + 1, finding.line, finding.column)
+    return "%s:%d:%d" % (finding.path, finding.line, finding.column)
+
+
+def file_line(finding: Finding) -> int:
+    """The line of the file as stored: in a notebook, the JSON line holding the cell's line."""
+    return finding.file_line if finding.file_line is not None else finding.line
+
+
 def finding_json(finding: Finding) -> Dict[str, Any]:
+    document: Dict[str, Any] = {"path": finding.path}
+    if finding.cell is not None:  # a notebook: the cell's index among all cells (0-based)
+        document["cell"] = finding.cell
     return {
-        "path": finding.path,
+        **document,
         "line": finding.line,
         "column": finding.column,
         "end_line": finding.end_line,
@@ -86,14 +102,24 @@ def github_annotations(results: Sequence[FileResult]) -> str:
     out: List[str] = []
     for result in results:
         for finding in result.findings:
-            props = "file=%s,line=%d,col=%d,endLine=%d,title=%s" % (
-                _escape_property(finding.path),
-                finding.line,
-                finding.column,
-                finding.end_line,
-                _escape_property(finding.code),
-            )
-            message = "\n".join([finding.message, *detail_lines(finding)])
+            if finding.cell is not None:  # the JSON line of the cell's line; the message names the cell
+                props = "file=%s,line=%d,title=%s" % (
+                    _escape_property(finding.path),
+                    file_line(finding),
+                    _escape_property(
+                        "%s (cell %d, line %d)" % (finding.code, finding.cell + 1, finding.line)
+                    ),
+                )
+            else:
+                props = "file=%s,line=%d,col=%d,endLine=%d,title=%s" % (
+                    _escape_property(finding.path),
+                    finding.line,
+                    finding.column,
+                    finding.end_line,
+                    _escape_property(finding.code),
+                )
+            head = finding.message if finding.cell is None else location(finding) + ": " + finding.message
+            message = "\n".join([head, *detail_lines(finding)])
             out.append("::warning %s::%s\n" % (props, _escape_data(message)))
         if result.error is not None:
             title = "checkpointify internal error" if result.internal else "checkpointify"
@@ -133,17 +159,11 @@ def junit_document(results: Sequence[FileResult]) -> str:
             {"name": _xml_text(result.path), "classname": "checkpointify", "file": _xml_text(result.path)},
         )
         for finding in result.findings:
-            head = "%s:%d:%d: %s %s" % (
-                finding.path,
-                finding.line,
-                finding.column,
-                finding.code,
-                finding.message,
-            )
+            head = "%s: %s %s" % (location(finding), finding.code, finding.message)
             failure = ET.SubElement(
                 case,
                 "failure",
-                {"type": finding.code, "message": _xml_text(head), "line": str(finding.line)},
+                {"type": finding.code, "message": _xml_text(head), "line": str(file_line(finding))},
             )
             failure.text = _xml_text("\n".join([head, *detail_lines(finding)]))
         if result.error is not None:

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import IO, Any, List, Optional, Sequence
 
-from checkpointify.output.formats import detail_lines
+from checkpointify.output.formats import detail_lines, location
 from checkpointify.types import FileResult, Finding, Safety
 
 
@@ -135,7 +135,7 @@ class Tally:
 
 
 def finding_lines(finding: Finding) -> List[str]:
-    head = "%s:%d:%d: %s %s" % (finding.path, finding.line, finding.column, finding.code, finding.message)
+    head = "%s: %s %s" % (location(finding), finding.code, finding.message)
     return [head] + ["    " + line for line in detail_lines(finding)]
 
 

@@ -197,20 +197,28 @@ def _fingerprints(results: Sequence[FileResult]) -> Dict[Finding, str]:
     return out
 
 
+def region(finding: Finding) -> Dict[str, Any]:
+    """Where the finding is in the file as stored. In a notebook that is the JSON text: the
+    region is the line holding the loop's first line in its cell's ``source`` (no column:
+    JSON escapes make cell columns meaningless there); the cell is in the properties."""
+    if finding.cell is not None:
+        return {"startLine": finding.file_line or 1}
+    return {"startLine": finding.line, "startColumn": finding.column, "endLine": finding.end_line}
+
+
 def result_object(finding: Finding, rewrite: Optional[FileResult], fingerprint_: str = "") -> Dict[str, Any]:
+    message = finding.message
+    if finding.cell is not None:
+        message = "cell %d, line %d: %s" % (finding.cell + 1, finding.line, message)
     result: Dict[str, Any] = {
         "ruleId": finding.code,
         "level": "warning",
-        "message": {"text": finding.message},
+        "message": {"text": message},
         "locations": [
             {
                 "physicalLocation": {
                     "artifactLocation": artifact_location(finding.path),
-                    "region": {
-                        "startLine": finding.line,
-                        "startColumn": finding.column,
-                        "endLine": finding.end_line,
-                    },
+                    "region": region(finding),
                 }
             }
         ],
@@ -223,6 +231,10 @@ def result_object(finding: Finding, rewrite: Optional[FileResult], fingerprint_:
             "fixSafety": finding.fix.value if finding.fix is not None else None,
         },
     }
+    if finding.cell is not None:
+        result["properties"].update(
+            cell=finding.cell, cellLine=finding.line, cellColumn=finding.column, cellEndLine=finding.end_line
+        )
     fix = fix_object(finding, rewrite) if rewrite is not None else None
     if fix is not None:
         result["fixes"] = [fix]

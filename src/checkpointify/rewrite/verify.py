@@ -14,15 +14,16 @@ engine (the dependency goes one way).
 from __future__ import annotations
 
 import ast
+import re
 import traceback
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import AbstractSet, Callable, Collection, Optional, Sequence, Tuple
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper
 
-from checkpointify import prefilter
+from checkpointify import notebook, prefilter
 from checkpointify.detect.cstutil import all_names
 from checkpointify.detect.matcher import Plan, find_plans
 from checkpointify.fileio import SourceError, check_encoding
@@ -82,7 +83,19 @@ def process_source(
     Never raises: unreadable, undecodable or unparsable input becomes ``error``; so does
     an internal failure, with ``internal=True``. ``text_kept`` says that the text stage
     (``prefilter.text_stage``) already kept this file, so it is not run again.
+
+    A notebook (``path`` ends in ``.ipynb``) is analysed as the module of its code cells
+    (:mod:`checkpointify.notebook`): findings name their cell, and ``new_source`` is the
+    notebook with only the changed cells' sources replaced.
     """
+    if notebook.is_notebook(path):
+        return _process_notebook(source, path, options, rewrite, staged)
+    return _process(source, path, options, rewrite, staged, text_kept)
+
+
+def _process(
+    source: bytes, path: str, options: Options, rewrite: bool, staged: bool, text_kept: bool
+) -> FileResult:
     try:
         encoding = check_encoding(source)
         lines: Optional[AbstractSet[int]] = None
@@ -170,7 +183,7 @@ def rewrite_checked(
     if not first.applied:
         return CheckedRewrite(findings, (), module)
     try:
-        compile(module.bytes, path, "exec", dont_inherit=True)
+        _compile(module.bytes, path)
     except (SyntaxError, ValueError) as exc:
         return CheckedRewrite(
             findings,
@@ -238,7 +251,7 @@ def keep_original_tail(source: bytes, parsed: bytes, new: bytes) -> Optional[byt
 def _verify(new_source: bytes, path: str, options: Options) -> Optional[str]:
     """Why a rewrite must be discarded (it does not compile or does not converge), or None."""
     try:
-        compile(new_source, path, "exec", dont_inherit=True)
+        _compile(new_source, path)
     except (SyntaxError, ValueError) as exc:
         return "the rewritten file does not compile (%s)" % _one_line(exc)
     try:
@@ -262,23 +275,40 @@ def rewrite_selected(source: bytes, path: str, options: Options, selected: Colle
     would rewrite those and nothing else); otherwise ``error`` says why, with
     ``internal=True``. ``applied`` lists the findings the rewrite covers.
     """
+    if notebook.is_notebook(path):
+        try:
+            book = notebook.read(source)
+        except SourceError as exc:
+            return FileResult(path, error=str(exc))
+        inner = _rewrite_selected(book.source, path, options, selected, lambda f: _locate(book, f))
+        return _notebook_result(book, source, inner)
+    return _rewrite_selected(source, path, options, selected, lambda f: f)
+
+
+def _rewrite_selected(
+    source: bytes,
+    path: str,
+    options: Options,
+    selected: Collection[Finding],
+    locate: Callable[[Finding], Finding],
+) -> FileResult:
     wanted = set(selected)
     try:
         check_encoding(source)
         module = _parse(source)
         first = rewrite_module(
-            module, path, options, lambda p: p.finding in wanted and p.finding.fix is not None
+            module, path, options, lambda p: locate(p.finding) in wanted and p.finding.fix is not None
         )
-        findings = tuple(p.finding for p in first.plans)
+        findings = tuple(locate(p.finding) for p in first.plans)
         if not first.applied:
             return FileResult(path, findings=findings)
-        applied = tuple(p.finding for p in first.applied)
+        applied = tuple(locate(p.finding) for p in first.applied)
         repaired = keep_original_tail(source, module.bytes, first.module.bytes)
         if repaired is None:
             return FileResult(path, findings=findings, error=_NOT_ROUND_TRIPPED)
         new_source = repaired
         try:
-            compile(source, path, "exec", dont_inherit=True)
+            _compile(source, path)
         except (SyntaxError, ValueError) as exc:
             return FileResult(
                 path, findings=findings, error="not fixed: the file does not compile (%s)" % _one_line(exc)
@@ -303,6 +333,64 @@ def rewrite_selected(source: bytes, path: str, options: Options, selected: Colle
     return FileResult(path, findings=findings, applied=applied, source=source, new_source=new_source)
 
 
+# --------------------------------------------------------------------------- notebooks
+
+
+def _process_notebook(source: bytes, path: str, options: Options, rewrite: bool, staged: bool) -> FileResult:
+    """:func:`process_source` for a notebook: its cells as one module, results mapped back."""
+    try:
+        book = notebook.read(source)
+        notebook.validate(source)
+    except SourceError as exc:
+        return FileResult(path, error=str(exc))
+    inner = _process(book.source, path, options, rewrite, staged, False)
+    return _notebook_result(book, source, inner)
+
+
+def _notebook_result(book: notebook.Notebook, source: bytes, inner: FileResult) -> FileResult:
+    """A result on the module of ``book`` as a result on the notebook file ``source``."""
+    error = _located_error(book, inner.error) if inner.error else inner.error
+    result = replace(
+        inner,
+        findings=tuple(_locate(book, f) if f.cell is None else f for f in inner.findings),
+        applied=tuple(_locate(book, f) if f.cell is None else f for f in inner.applied),
+        error=error,
+    )
+    if inner.new_source is None:
+        return replace(result, source=None)
+    try:
+        new_source = notebook.splice(book, inner.new_source)
+    except SourceError as exc:
+        return FileResult(inner.path, findings=result.findings, error=str(exc), internal=True)
+    return replace(result, source=source, new_source=new_source)
+
+
+def _locate(book: notebook.Notebook, finding: Finding) -> Finding:
+    """``finding`` (on the module of ``book``) with its position in its cell."""
+    cell, line = book.position(finding.line)
+    end_cell, end_line = book.position(finding.end_line)
+    return replace(
+        finding,
+        cell=cell,
+        line=line,
+        end_line=end_line if end_cell == cell else line,
+        file_line=book.file_line(cell, line),
+    )
+
+
+_AT_LINE = re.compile(r"\bat line (\d+)")
+
+
+def _located_error(book: notebook.Notebook, error: str) -> str:
+    """``syntax error at line 12, ...`` on the module as ``... at cell 3, line 4, ...``."""
+
+    def cell_line(match: "re.Match[str]") -> str:
+        cell, line = book.position(int(match.group(1)))
+        return "at cell %d, line %d" % (cell + 1, line)
+
+    return _AT_LINE.sub(cell_line, error, count=1)
+
+
 def _signature(finding: Finding) -> Tuple[object, ...]:
     """A finding without its position (a rewrite above it moves it)."""
     return (finding.code, finding.variant, finding.accumulators, finding.sink, finding.hazards, finding.fix)
@@ -313,7 +401,7 @@ def _verify_subset(
 ) -> Optional[str]:
     """Why a partial rewrite must be discarded, or None (see :func:`rewrite_selected`)."""
     try:
-        compile(new_source, path, "exec", dont_inherit=True)
+        _compile(new_source, path)
     except (SyntaxError, ValueError) as exc:
         return "the rewritten file does not compile (%s)" % _one_line(exc)
     wrapper = MetadataWrapper(cst.parse_module(new_source), unsafe_skip_copy=True)
@@ -321,6 +409,13 @@ def _verify_subset(
     if again != Counter(_signature(f) for f in remaining):
         return "a second scan of the partly rewritten file does not find exactly the other findings"
     return None
+
+
+def _compile(source: bytes, path: str) -> None:
+    """Compile ``source`` as Python would run it; a notebook's cells as a kernel runs them
+    (IPython allows ``await`` at the top level of a cell)."""
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if notebook.is_notebook(path) else 0
+    compile(source, path, "exec", flags=flags, dont_inherit=True)
 
 
 def _one_line(exc: object) -> str:

@@ -232,12 +232,13 @@ class Checkpoint(Generic[T]):
             self._open()
             with _GcPaused():
                 recorded = self._read_records()
+                applied = self._already_applied(values)
                 if self.resume == "identity":
                     values = self._restore_by_identity(values, recorded)
                 else:
                     live = _live(recorded.units)
                     mismatch = self._match_items(live)
-                    values = self._restore_by_position(values, recorded, live, mismatch)
+                    values = self._restore_by_position(values, recorded, live, mismatch, applied)
         except CheckpointError as exc:
             self._release()
             if self.strict or isinstance(exc, StaleCheckpointError):  # CHECKPOINTIFY_ON_STALE=error
@@ -388,6 +389,9 @@ class Checkpoint(Generic[T]):
 
     def _ready(self, values: List[Any]) -> List[Any]:
         self._trackers = [_Tracker(v) for v in values]
+        keep = getattr(self._store, "keep_trackers", None)
+        if keep is not None:
+            keep(self._trackers)
         self._restored = True
         return values
 
@@ -403,6 +407,35 @@ class Checkpoint(Generic[T]):
             "python": sys.version.split()[0],
             "runtime": RUNTIME_VERSION,
         }
+
+    def _already_applied(self, values: List[Any]) -> bool:
+        """Whether ``values`` already hold every recorded unit: this process ran the loop
+        before and stopped (a notebook cell interrupted, then run again in the same kernel
+        without re-running the cell that creates the accumulators).
+
+        Mutable containers tell by identity: the very objects the earlier run filled. Then
+        every value must be as it was at the last record (else a unit that stopped half-way,
+        or a batch not written yet, is in them: refused with a message). When every value is
+        immutable (a counter, a string), one equal to the recorded state is taken as live:
+        if it was re-created instead, it equals the initial value and the recorded units
+        added nothing, so both readings give the same result."""
+        trackers = getattr(self._store, "previous_trackers", None)
+        if not trackers or len(trackers) != len(values):
+            return False
+        mutable = [isinstance(v, _MUTABLE) for v in values]
+        if any(m and t.obj is not v for m, t, v in zip(mutable, trackers, values)):
+            return False  # created again: the recorded units are applied to them
+        changed = any(t.delta(v) is not None for t, v in zip(trackers, values))
+        if not any(mutable) and changed:
+            return False  # taken as created again (see above)
+        if changed or self.resume == "identity":
+            raise CheckpointError(
+                "loop %r was interrupted in this process and its accumulators still hold what it did, "
+                "with changes that are not in its log (a unit that stopped half-way, or cheap units not "
+                "written yet): run the cell or code that creates them again, then this loop; it resumes "
+                "from %s" % (self.loop_id, self._where())
+            )
+        return True
 
     def _restore_by_identity(self, values: List[Any], recorded: _Recorded) -> List[Any]:
         units = recorded.units
@@ -432,6 +465,7 @@ class Checkpoint(Generic[T]):
         recorded: _Recorded,
         live: List[_Unit],
         mismatch: Optional[str],
+        applied: bool = False,
     ) -> List[Any]:
         if live:
             if mismatch is None:
@@ -444,7 +478,7 @@ class Checkpoint(Generic[T]):
         self._seq = max((u.seq for u in recorded.units), default=-1) + 1
         self._open_existing(recorded.scan)  # the last step that can fail: nothing applied yet
         if live:
-            for unit in live:
+            for unit in live if not applied else ():  # a live re-run: already in the values
                 values = [_apply(v, d) for v, d in zip(values, unit.deltas)]
             self._consumed = []
             self.restored_units = len(live)

@@ -26,7 +26,7 @@ from .lock import _fcntl, _Lock, _lock_path
 from .settings import _crash, _hostname, _Settings
 
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, NoReturn, Optional, Tuple
+    from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple
 
     from .store import Owner
 
@@ -96,6 +96,10 @@ class _Log:
         self.pid = os.getpid()
         self.thread = threading.current_thread()  # the thread that runs the loop
         self.owner: Callable[[], Optional[Owner]] = lambda: None  # a weak reference
+        #: the owner's accumulators as of its last record (kept when the owner is gone), and
+        #: those of the checkpoint of this loop in this process it took over from
+        self.trackers: Optional[List[Any]] = None
+        self.previous_trackers: Optional[List[Any]] = None
         self.last_sync = time.monotonic()
         self.failed: Optional[str] = None
         self.closed = False
@@ -127,6 +131,7 @@ class _Log:
                     owner._flush_if_safe()
                 except CheckpointError:
                     pass  # the old one failed: its valid records stay, its pending units run again
+            self.previous_trackers = older.trackers  # see Checkpoint._already_applied
             older.close(remove=False)
             older.failed = _TAKEN_OVER
         for attempt in range(_MKDIR_ATTEMPTS):
@@ -413,6 +418,15 @@ class FileStore:
     def open(self) -> None:
         self.log.acquire()
         self.log.owner = self._owner
+
+    @property
+    def previous_trackers(self) -> Optional[List[Any]]:
+        """The accumulator trackers of the checkpoint of this loop in this process that this
+        one took over from (see ``Checkpoint._already_applied``)."""
+        return self.log.previous_trackers
+
+    def keep_trackers(self, trackers: List[Any]) -> None:
+        self.log.trackers = trackers
 
     def read(self) -> Tuple[bytes, _Scan, bool]:
         """The valid prefix of the log (a torn tail is reported, and cut off by :meth:`resume`);
