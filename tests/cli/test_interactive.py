@@ -131,7 +131,8 @@ def test_end_of_input_quits_without_writing(project: Path) -> None:
     term = Terminal(["fix", "--interactive"], project)
     term.expect(PROMPT)
     os.write(term.master, b"\x04")  # Ctrl-D
-    assert term.finish() == 0
+    code = term.finish()
+    assert code == 0, term.stderr
     assert (project / "a.py").read_bytes() == TWO and (project / "b.py").read_bytes() == TWO
     assert "rewrote 0 loops in 0 files." in term.stderr
 

@@ -61,6 +61,7 @@ def test_a_half_done_unit_is_refused_then_resumed_after_the_creating_cell(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CHECKPOINTIFY_BATCH", "off")
     monkeypatch.setenv("CHECKPOINTIFY_QUIET", "1")
+    monkeypatch.setenv("CHECKPOINTIFY_STRICT", "1")  # the refusal; by default the loop steps aside
     namespace: Dict[str, Any] = {"checkpoint": checkpoint, "done": [], "stop_at": 25, "half_way": True}
     _cell(CREATE, namespace)
     with pytest.raises(KeyboardInterrupt):

@@ -124,16 +124,44 @@ POOL = (
 )
 
 
+#: THREADS as `fix` rewrote it before loops in a function a pool runs per task, saving right
+#: after, stopped being findings (their loss is bounded: see docs/finding-rules.md). Such
+#: rewrites exist (made by hand, or by an earlier version), so the runtime must still run
+#: them: two threads or workers running the same loop with the same key.
+def _rewritten_per_task(source: str) -> str:
+    old = """    results = []
+    for n in items:
+        results.append(score(n))
+    with open("out-%s.json" % name, "w") as out:
+        json.dump(results, out)
+"""
+    assert old in source
+    new = """    results = []
+    ckpt = checkpoint("job.py::process::results", items, lambda: (results,), key=(name, items))
+    [results] = ckpt.restore()
+    for n in ckpt:
+        results.append(score(n))
+    with open("out-%s.json" % name, "w") as out:
+        json.dump(results, out)
+    ckpt.complete()
+"""
+    return "from checkpointify.runtime import checkpoint\n" + source.replace(old, new)
+
+
 class Program:
     """One program in its own folder: the original and the rewrite, run as real processes."""
 
-    def __init__(self, where: Path, source: str, name: str = "job.py") -> None:
+    def __init__(self, where: Path, source: str, name: str = "job.py", rewrite: Optional[str] = None) -> None:
         self.where = where
         where.mkdir(parents=True, exist_ok=True)
         shutil.copy(HELPER, where / "ckfixture.py")
         self.original = where / ("original_" + name)
         self.original.write_text(source)
         self.rewritten = where / name
+        if rewrite is not None:  # a rewrite `fix` no longer makes, but the runtime must still run
+            self.rewritten.write_text(rewrite)
+            self.worklog = where / "worklog.txt"
+            return
         self.rewritten.write_text(source)
         fixed = subprocess.run(
             [sys.executable, "-m", "checkpointify", "fix", "--unsafe-fixes", str(self.rewritten)],
@@ -392,7 +420,7 @@ def test_two_copies_of_the_job_at_once(strict: bool, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("strict", [False, True], ids=["default", "strict"])
 def test_threads_running_the_same_checkpointed_function(strict: bool, tmp_path: Path) -> None:
-    program = Program(tmp_path, THREADS)
+    program = Program(tmp_path, THREADS, rewrite=_rewritten_per_task(THREADS))
     assert "key=(name, items)" in program.rewritten.read_text()
     expected = program.expected()
     slow = {"CKPT_DELAY": "0.01"}
@@ -406,7 +434,7 @@ def test_threads_running_the_same_checkpointed_function(strict: bool, tmp_path: 
 
 
 def test_a_process_pool_running_the_same_checkpointed_function(tmp_path: Path) -> None:
-    program = Program(tmp_path, POOL)
+    program = Program(tmp_path, POOL, rewrite=_rewritten_per_task(POOL))
     expected = program.expected()
     done = program.run(program.rewritten, env={"CKPT_DELAY": "0.01"})
     assert done.returncode == 0, done.stderr

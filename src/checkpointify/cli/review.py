@@ -92,8 +92,11 @@ class TerminalReviewer:
         self.console.file.flush()
         while True:
             key = _read_key()
-            if key in ("", "\x04"):  # end of input, Ctrl-D
-                self.console.print()
+            if key in ("", "\x04"):  # end of input (or a hung-up terminal), Ctrl-D
+                try:
+                    self.console.print()
+                except OSError:
+                    pass  # the terminal is gone: nothing to finish the line on
                 return Answer.QUIT
             if key == "\x03":
                 raise KeyboardInterrupt
@@ -121,8 +124,13 @@ def _read_key() -> str:
     try:
         tty.setcbreak(fd, termios.TCSANOW)  # TCSAFLUSH (the default) would drop keys typed ahead
         return os.read(fd, 1).decode("utf-8", "replace")
+    except OSError:
+        return ""  # the terminal hung up (EIO): the end of input, as Ctrl-D
     finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        try:
+            termios.tcsetattr(fd, termios.TCSANOW, saved)
+        except termios.error:
+            pass  # the terminal went away (hung up) after the key: nothing left to restore
 
 
 @dataclass

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
 # a folder holding one of these is a project root
 _ROOT_MARKERS = (".git", ".hg", "pyproject.toml", "setup.py", "setup.cfg")
-_SOURCE_SUFFIXES = (".py", ".pyw", ".ipynb")
+# a notebook's id keeps the path the rewrite wrote: its cells run from a kernel's temporary
+# file (/tmp/ipykernel_<pid>/<hash>.py), which changes with every kernel
+_SOURCE_SUFFIXES = (".py", ".pyw")
 _CACHE: Dict[str, str] = {}  # filename -> its file part (a loop called per outer item asks often)
 
 
@@ -28,7 +30,7 @@ def run_time_id(loop_id: str, filename: str) -> str:
     path relative to its project root (else absolute), in ``/`` form. An id without a file
     part (no ``::``, or a first part that is not a Python file) is the user's own name and
     is kept, and so is every id called from code without a real file (``<stdin>``, a
-    notebook cell, ``python -c``)."""
+    notebook cell, ``python -c``) and every notebook's id (``nb.ipynb::...``)."""
     head, sep, rest = loop_id.partition("::")
     if not sep or not head.endswith(_SOURCE_SUFFIXES) or filename.startswith("<"):
         return loop_id
