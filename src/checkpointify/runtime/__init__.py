@@ -69,6 +69,10 @@ marker). What the log-file checkpoint promises:
   gets :class:`CheckpointLockedError` naming it (``fcntl.flock``, released by the kernel
   when the holder dies, so a killed run never blocks a re-run). Without ``fcntl``
   (Windows) there is no lock.
+* **Trust.** A log, or its folder, owned by another user or writable by group or others
+  is refused with :class:`UntrustedCheckpointError` before it is read (unpickling runs
+  code; see :mod:`.trust`). Folders are created 0700 with a ``.gitignore`` holding ``*``,
+  logs 0600.
 * **Complete.** ``complete()``, placed after the final save, removes the log: the next run
   starts from zero.
 
@@ -105,6 +109,7 @@ from .errors import (
     CheckpointWriteError,
     CorruptCheckpointError,
     StaleCheckpointError,
+    UntrustedCheckpointError,
 )
 from .fingerprint import fingerprint, key_fingerprint
 from .frames import FORMAT as FORMAT  # not in __all__ (it never was), but imported by name
@@ -128,6 +133,7 @@ __all__ = [
     "CheckpointWriteError",
     "CorruptCheckpointError",
     "StaleCheckpointError",
+    "UntrustedCheckpointError",
     "checkpoint_dir",
     "fingerprint",
     "key_fingerprint",

@@ -40,6 +40,11 @@ class CheckpointLockedError(CheckpointError):
         self.holder = holder
 
 
+class UntrustedCheckpointError(CheckpointError):
+    """A log or its folder may have been written by another user (it is owned by someone
+    else, or group or others may write it): it is not read, since unpickling runs code."""
+
+
 def _describe(exc: OSError) -> str:
     code = exc.errno
     if code == errno.ENOSPC:

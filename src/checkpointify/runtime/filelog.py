@@ -22,6 +22,7 @@ from .frames import _header_frame, _Scan, _scan
 from .lite import TYPE_CHECKING
 from .lock import _fcntl, _Lock, _lock_path
 from .settings import _crash, _hostname, _Settings
+from .trust import _check_trusted, _make_folder, _remove_folder
 
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, NoReturn, Optional, Tuple
@@ -114,7 +115,7 @@ class _Log:
             older.close(remove=False)
             older.failed = "a newer checkpoint of the same loop took over in this process"
         try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _make_folder(self.path.parent)
             self.lock.acquire(self.loop_id, self.path)
         except OSError as exc:
             self._fail(exc, "create the lock of")
@@ -393,7 +394,9 @@ class FileStore:
 
     def read(self) -> Tuple[bytes, _Scan, bool]:
         """The valid prefix of the log (a torn tail is reported, and cut off by :meth:`resume`);
-        moves a corrupt log aside and raises :class:`CorruptCheckpointError`."""
+        moves a corrupt log aside and raises :class:`CorruptCheckpointError`; refuses a log
+        another user could have written (:func:`~.trust._check_trusted`)."""
+        _check_trusted(self.path)
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
@@ -491,10 +494,7 @@ class FileStore:
         directory if no other loop's files are left in it."""
         self.log.close(remove=True)
         if self._default_dir:
-            try:
-                self.path.parent.rmdir()  # only succeeds when no other loop's files are left
-            except OSError:
-                pass
+            _remove_folder(self.path.parent)  # only when no other loop's files are left
 
     def close(self) -> None:
         self.log.close(remove=False)
