@@ -120,7 +120,7 @@ from .settings import checkpoint_dir, log_name
 if TYPE_CHECKING:
     from typing import Any
 
-    from .inspection import CheckpointInfo, read_info, remove
+    from .inspection import CheckpointInfo, is_log, read_info, remove
 
 __all__ = [
     "acknowledge_each",
@@ -138,12 +138,13 @@ __all__ = [
     "fingerprint",
     "key_fingerprint",
     "log_name",
+    "is_log",
     "read_info",
     "remove",
     "RUNTIME_VERSION",
 ]
 
-_LAZY = ("CheckpointInfo", "read_info", "remove")  # from .inspection, which needs dataclasses
+_LAZY = ("CheckpointInfo", "is_log", "read_info", "remove")  # from .inspection, which needs dataclasses
 
 
 def __getattr__(name: str) -> Any:
