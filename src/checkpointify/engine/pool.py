@@ -281,6 +281,7 @@ def _signal_name(number: int) -> str:
 def _serve(conn: Connection, function: Callable[[Any], Any], parent: int, siblings: List[Connection]) -> None:
     """A worker's loop: answer each ``(seq, task)`` with ``(seq, function(task))`` until ``None``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler (the CLI's)
     for sibling in siblings:  # a forked worker holds copies of its siblings' parent ends
         try:
             sibling.close()
