@@ -59,3 +59,23 @@ def user_python() -> str:
             return candidate
     pytest.skip("no system python3 the second user can run")
     raise AssertionError("unreachable")
+
+
+def run_cli_as(user: User, args: List[str], cwd: str) -> "subprocess.CompletedProcess[str]":
+    """``python -m checkpointify ARGS`` as ``user``, with this checkout's code and the
+    test environment's packages (readable by everyone, unlike an interpreter under /root)."""
+    import site
+    import sys
+
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "src")
+    packages = [p for p in site.getsitepackages() if os.path.isdir(p)]
+    python = user_python() if sys.executable.startswith("/root/") else sys.executable
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join([src, *packages]), "HOME": "/"}
+    return subprocess.run(
+        as_user(user) + [python, "-m", "checkpointify", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

@@ -49,6 +49,17 @@ def notes(stats: Stats, flags: RunFlags) -> None:
         say("checkpointify: warning: %s; continuing without the cache." % stats.cache_warning)
 
 
+def summary(text: str, stats: Stats, paths: Sequence[str], stdin: bool, quiet: bool) -> None:
+    """The run's summary line, or, when the paths held no Python file at all, that warning
+    instead (a typo in a path must not read as "no loops found")."""
+    if quiet:
+        return
+    if not stdin and stats.candidates == 0:
+        say("checkpointify: warning: no Python files found in %s" % ", ".join(paths or ["."]), style="yellow")
+        return
+    say(text)
+
+
 def report_error(result: FileResult, verbose: bool) -> None:
     assert result.error is not None
     error(result.path, result.error)

@@ -22,6 +22,7 @@ from checkpointify.cli.app import (
     notes,
     read_stdin,
     report_error,
+    summary,
 )
 from checkpointify.cli.options import common_options, exit_zero_option
 from checkpointify.config import ConfigError
@@ -58,11 +59,11 @@ from checkpointify.output.report import (
 from checkpointify.types import FileResult, Options
 
 
-def _options(unsafe: Optional[bool], exclude: Sequence[str] = ()) -> Options:
+def _options(unsafe: Optional[bool], exclude: Sequence[str] = (), paths: Sequence[str] = ()) -> Options:
     try:
-        return options_for(unsafe, exclude)
+        return options_for(unsafe, exclude, paths=paths)
     except ConfigError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise CliError(str(exc)) from exc
 
 
 # ----------------------------------------------------------------------------- scan
@@ -109,7 +110,7 @@ def scan(
     if statistics and output_format != "text":
         raise CliError("--statistics prints a table; it cannot be combined with --format %s" % output_format)
     target = check_output(output, paths)
-    options = _options(unsafe_fixes, exclude)
+    options = _options(unsafe_fixes, exclude, paths)
     session = session_for(flags, options)
     stdin = read_stdin(paths, stdin_filename, need_name=False)
     stream = output_format == "text" and not statistics and target is None
@@ -133,8 +134,7 @@ def scan(
     elif not stream:
         emit(_scan_document(output_format, results, options, stdin).encode("utf-8"), target)
     notes(session.stats, flags)
-    if not flags.quiet:
-        say(scan_summary(tally))
+    summary(scan_summary(tally), session.stats, paths, stdin is not None, flags.quiet)
     return exit_code("scan", tally, exit_zero=exit_zero)
 
 
@@ -190,7 +190,7 @@ def diff(
     flags = RunFlags.take(run_flags)
     check_shard(flags)
     target = check_output(output, paths)
-    options = _options(unsafe_fixes, exclude)
+    options = _options(unsafe_fixes, exclude, paths)
     session = session_for(flags, options)
     stdin = read_stdin(paths, stdin_filename, need_name=True)
     tally = Tally()
@@ -211,8 +211,13 @@ def diff(
     if target is not None:
         emit(b"".join(patch), target)
     notes(session.stats, flags)
-    if not flags.quiet:
-        say(fix_summary(tally, options.unsafe_fixes, dry_run=True))
+    summary(
+        fix_summary(tally, options.unsafe_fixes, dry_run=True),
+        session.stats,
+        paths,
+        stdin is not None,
+        flags.quiet,
+    )
     return exit_code("diff", tally, exit_zero=exit_zero)
 
 
@@ -258,7 +263,7 @@ def fix(
     flags = RunFlags.take(run_flags)
     check_shard(flags)
     check_exit_flags(exit_zero, exit_non_zero_on_fix)
-    options = _options(unsafe_fixes, exclude)
+    options = _options(unsafe_fixes, exclude, paths)
     if interactive:
         return _fix_interactive(
             paths, stdin_filename, options, flags, verbose, exit_non_zero_on_fix, exit_zero, allow_read_only
@@ -286,8 +291,13 @@ def fix(
         if session.journal.problem and not flags.quiet:
             say("checkpointify: warning: %s; this run could not have been resumed." % session.journal.problem)
     notes(session.stats, flags)
-    if not flags.quiet:
-        say(fix_summary(tally, options.unsafe_fixes, dry_run=False))
+    summary(
+        fix_summary(tally, options.unsafe_fixes, dry_run=False),
+        session.stats,
+        paths,
+        stdin is not None,
+        flags.quiet,
+    )
     return exit_code("fix", tally, exit_zero=exit_zero, exit_non_zero_on_fix=exit_non_zero_on_fix)
 
 
@@ -346,6 +356,5 @@ def _fix_interactive(
         if result.error is not None:
             report_error(result, verbose)
     notes(session.stats, flags)
-    if not flags.quiet:
-        say(fix_summary(tally, options.unsafe_fixes, dry_run=False))
+    summary(fix_summary(tally, options.unsafe_fixes, dry_run=False), session.stats, paths, False, flags.quiet)
     return exit_code("fix", tally, exit_zero=exit_zero, exit_non_zero_on_fix=exit_non_zero_on_fix)
