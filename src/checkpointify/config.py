@@ -107,10 +107,13 @@ def project_config(paths: Sequence[str]) -> Optional[Path]:
     """The configuration file of the project ``paths`` are in (see the module doc); raises
     ConfigError when they are in projects with different configurations."""
     found: Dict[Optional[Path], str] = {}
+    by_folder: Dict[str, Optional[Path]] = {}  # a hook passes hundreds of files of a few folders
     for raw in [p for p in paths if p != "-"] or ["."]:
         path = Path(raw)
-        start = path if path.is_dir() else path.parent
-        found.setdefault(find_config(start), raw)
+        start = os.path.abspath(path if path.is_dir() else path.parent)
+        if start not in by_folder:
+            by_folder[start] = find_config(Path(start))
+        found.setdefault(by_folder[start], raw)
     if len(found) > 1:
         described = ", ".join(
             "%s (%s)" % (raw, config if config is not None else "no configuration")

@@ -188,7 +188,7 @@ def test_many_loops_over_the_same_name_get_names_without_limit(
 ) -> None:
     block = 'results = []\nfor item in range(10):\n    results.append(work(item))\njson.dump(results, open("o%d", "w"))\n\n'
     (project / "many.py").write_text("import json\n\n" + "".join(block % i for i in range(130)))
-    code, _, err = run(["fix", "--no-cache", "many.py"], capsys)
+    code, _, err = run(["fix", "--no-cache", "--timeout", "900", "many.py"], capsys)
     assert code == 0 and "rewrote 130 loops in 1 file" in err
     text = (project / "many.py").read_text()
     assert "results_ckpt129 = checkpoint(" in text
@@ -243,7 +243,10 @@ def test_a_worker_over_its_memory_limit_fails_alone(
     block = b'results = []\nfor item in range(10):\n    results.append(work(item))\njson.dump(results, open("o", "w"))\n\n'
     (project / "big.py").write_bytes(b"import json\n" + block * 3000)  # ~300 KB: about 50 MB to analyse
     (project / "job.py").write_bytes(SCRIPT)
-    code, _, err = run(["scan", "--no-cache", "-j", "1", "--max-memory", "150MB", "big.py", "job.py"], capsys)
+    code, _, err = run(
+        ["scan", "--no-cache", "-j", "1", "--timeout", "900", "--max-memory", "150MB", "big.py", "job.py"],
+        capsys,
+    )
     assert code in (1, 3), err
     assert "big.py: error:" in err and ("memory" in err) and "job.py:" not in err.split("big.py")[0]
     assert "job.py: error" not in err

@@ -263,7 +263,7 @@ def remove_folder_if_empty(directory: Path) -> None:
     ignore = directory / ".gitignore"
     try:
         names = os.listdir(directory)
-        if names == [".gitignore"] and ignore.read_bytes() == GITIGNORE:
+        if names == [".gitignore"] and GITIGNORE.startswith(ignore.read_bytes()):  # or torn
             ignore.unlink()
         directory.rmdir()
     except OSError:

@@ -93,7 +93,8 @@ def _remove_folder(folder: Path) -> None:
     ignore = folder / ".gitignore"
     try:
         names = os.listdir(str(folder))
-        if names == [".gitignore"] and ignore.read_bytes() == GITIGNORE:
+        # a prefix: a run killed while writing it left it short
+        if names == [".gitignore"] and GITIGNORE.startswith(ignore.read_bytes()):
             os.unlink(str(ignore))
         os.rmdir(str(folder))
     except OSError:
