@@ -120,6 +120,9 @@ class Options:
     #: written into rewritten code as ``directory=...`` (else the runtime's default applies)
     checkpoint_dir: Optional[str] = None
     cache_dir: Optional[str] = None
+    #: ``max-file-size`` / ``max-memory`` in bytes (None: the defaults; 0: no limit)
+    max_file_size: Optional[int] = None
+    max_memory: Optional[int] = None
 
 
 def applicable(finding: Finding, options: Options) -> bool:

@@ -122,7 +122,7 @@ def test_a_running_writer_is_shown_and_never_cleared(
         _wait_for_units(project, proc, 2)
         code, out, _ = _run(["checkpoints"], capsys)
         assert code == 0 and "in use by pid %d on " % proc.pid in out
-        code, _, err = _run(["checkpoints", "clear"], capsys)
+        code, _, err = _run(["checkpoints", "clear", "--yes"], capsys)
         assert code == 1 and "in use by process %d" % proc.pid in err
         assert list((project / ".checkpointify").glob("*.ckpt"))
     finally:
@@ -130,7 +130,7 @@ def test_a_running_writer_is_shown_and_never_cleared(
         proc.wait()
     code, out, _ = _run(["checkpoints"], capsys)
     assert "in use" not in out and "resumable" in out  # the kernel dropped the dead writer's lock
-    assert _run(["checkpoints", "clear"], capsys)[0] == 0
+    assert _run(["checkpoints", "clear", "--yes"], capsys)[0] == 0
     assert not (project / ".checkpointify").exists()  # orphan lock files and the folder too
 
 
@@ -168,7 +168,7 @@ def test_archives_and_damage_are_listed(project: Path, capsys: pytest.CaptureFix
     out = _run(["checkpoints"], capsys)[1]
     states = sorted(line.split("  ")[-1].strip() for line in out.splitlines()[1:])
     assert states == ["archived (stale)", "corrupt (a re-run moves it aside)"]
-    assert _run(["checkpoints", "clear"], capsys)[0] == 0
+    assert _run(["checkpoints", "clear", "--yes"], capsys)[0] == 0
     assert not (project / ".checkpointify").exists()
 
 
@@ -199,3 +199,123 @@ def test_sizes_and_ages_read_well() -> None:
     assert checkpoints.human_size(2048) == "2.0 KiB"
     assert checkpoints.human_size(5 * 1024**3) == "5.0 GiB"
     assert [checkpoints.human_age(s) for s in (3, 125, 7300, 200000)] == ["3s", "2m", "2h", "2d"]
+
+
+def _lightning(folder: Path) -> Dict[str, bytes]:
+    """What PyTorch Lightning leaves in a checkpoint folder: zip archives named *.ckpt."""
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    made = {}
+    for name in ("epoch=3-step=1000.ckpt", "last.ckpt"):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+        (folder / name).write_bytes(buffer.getvalue())
+        made[name] = buffer.getvalue()
+    (folder / "empty.ckpt").write_bytes(b"")
+    made["empty.ckpt"] = b""
+    return made
+
+
+@POSIX
+def test_another_tools_ckpt_files_are_never_listed_shown_or_removed(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = _left_log(project)
+    folder = project / ".checkpointify"
+    theirs = _lightning(folder)
+    code, out, err = _run(["checkpoints"], capsys)
+    assert code == 0 and [line.split()[0] for line in out.splitlines()[1:]] == [log.name[:-5]]
+    assert (
+        "ignored 3 files that are not checkpointify logs (empty.ckpt, epoch=3-step=1000.ckpt, last.ckpt)"
+        in err
+    )
+    code, _, err = _run(["checkpoints", "show", "last"], capsys)
+    assert code == 1 and "last: error: .checkpointify/last.ckpt is not a checkpointify log; left alone" in err
+    assert _run(["checkpoints", "clear", "last.ckpt"], capsys)[0] == 1
+    code, _, err = _run(["checkpoints", "clear", "--yes"], capsys)
+    assert (
+        code == 0
+        and "removed .checkpointify/%s" % log.name in err
+        and "last.ckpt" not in err.split("ignored")[0]
+    )
+    assert {p.name: p.read_bytes() for p in folder.glob("*.ckpt")} == theirs  # byte for byte
+    assert not list(folder.glob("*.lock"))  # and no lock file made for them
+    with pytest.raises(Exception, match="not a checkpointify log; left alone"):
+        from checkpointify import runtime
+
+        runtime.remove(folder / "last.ckpt")
+    assert (folder / "last.ckpt").read_bytes() == theirs["last.ckpt"]
+
+
+def test_a_folder_with_only_another_tools_files_is_left_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    theirs = _lightning(tmp_path / "lightning_logs")
+    code, out, err = _run(["checkpoints", "clear", "--yes", "--dir", "lightning_logs"], capsys)
+    assert code == 0 and out == "" and "No checkpoints in lightning_logs" in err
+    assert {p.name: p.read_bytes() for p in (tmp_path / "lightning_logs").iterdir()} == theirs
+
+
+@POSIX
+def test_clearing_everything_needs_yes_without_a_terminal(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = _left_log(project)
+    code, _, err = _run(["checkpoints", "clear"], capsys)
+    assert (
+        code == 2
+        and "clearing all 1 checkpoint needs --yes when not run from a terminal; nothing removed" in err
+    )
+    assert log.exists()
+    assert _run(["checkpoints", "clear", log.name[:-5]], capsys)[0] == 0  # one by name: no question
+
+
+def _clear_on_a_terminal(where: Path, answer: bytes) -> "tuple[int, str]":
+    import pty
+
+    master, slave = pty.openpty()
+    env = _env(where)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "checkpointify", "checkpoints", "clear"],
+        cwd=where,
+        env=env,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        close_fds=True,
+    )
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"[y/N]" not in seen:
+        assert time.monotonic() < deadline, seen
+        seen += os.read(master, 4096)
+    os.write(master, answer + b"\r")
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    return proc.wait(60), seen.decode(errors="replace")
+
+
+@POSIX
+def test_clearing_everything_asks_on_a_terminal(project: Path) -> None:
+    log = _left_log(project)
+    code, shown = _clear_on_a_terminal(project, b"n")
+    assert (
+        code == 1
+        and "Remove all 1 checkpoint in .checkpointify? [y/N]" in shown
+        and "Nothing removed." in shown
+    )
+    assert log.exists()
+    code, shown = _clear_on_a_terminal(project, b"y")
+    assert code == 0 and "removed .checkpointify/%s" % log.name in shown
+    assert not (project / ".checkpointify").exists()

@@ -27,13 +27,27 @@ from checkpointify.engine.discovery import Candidate, Selection, Shard, discover
 from checkpointify.engine.journal import Journal
 from tests.support.programs import CLEAN, JOB
 
-#: legal Python that makes LibCST's native parser overflow its stack (it dies with SIGSEGV);
-#: the loop and the save get it past the prefilter's text stage, and ``ast`` gives up on it
-SEGFAULT = (
+#: 2,000 nested brackets: LibCST's native parser overflows its stack on them (SIGSEGV), but
+#: CPython rejects them first, so they are a syntax error; the loop and the save get the file
+#: past the prefilter's text stage
+DEEP = (
     b"import json\nacc = []\nfor x in xs:\n    acc.append(fetch(x))\njson.dump(acc, f)\ny = "
     + (b"[" * 2000 + b"]" * 2000)
     + b"\n"
 )
+
+
+def segfault_on(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real SIGSEGV of the worker that analyses ``name`` (workers are forked, so they run
+    this): what LibCST's native parser does on input it cannot handle."""
+    real = checkpointify.detect.matcher.find_plans
+
+    def find_plans(wrapper: Any, path: str, options: Any, *args: Any) -> List[Any]:
+        if path.endswith(name):
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return real(wrapper, path, options, *args)
+
+    monkeypatch.setattr(checkpointify.rewrite.verify, "find_plans", find_plans)
 
 
 @pytest.fixture()
@@ -70,25 +84,38 @@ def tree(root: Path, count: int, content: bytes = JOB, every: int = 1) -> List[P
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
-def test_a_segfault_in_libcst_costs_one_file_not_the_run(project: Path, jobs: str) -> None:
-    (project / "a_deep.py").write_bytes(SEGFAULT)
+def test_a_segfault_in_libcst_costs_one_file_not_the_run(
+    project: Path, jobs: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    segfault_on("a_crash.py", monkeypatch)
+    (project / "a_crash.py").write_bytes(JOB)
     (project / "b_job.py").write_bytes(JOB)
-    done = subprocess_cli(project, "scan", "-j", jobs, "--format", "json", ".")
-    assert done.returncode == 3, done.stderr  # an internal error, and the run went on
+    code, out, err = cli(capsys, "scan", "-j", jobs, "--no-cache", "--format", "json", ".")
+    assert code == 3, err  # an internal error, and the run went on
+    document = json.loads(out)
+    assert [f["path"] for f in document["findings"]] == ["b_job.py"]
+    [error] = document["errors"]
+    assert error["path"] == "a_crash.py" and "crashed" in error["message"] and "SIGSEGV" in error["message"]
+
+
+def test_a_segfault_on_stdin_is_reported_too(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    segfault_on("crash.py", monkeypatch)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(JOB)))
+    code, _, err = cli(capsys, "scan", "-", "--stdin-filename", "crash.py")
+    assert code == 3 and "crash.py: error: internal error: the analysis crashed" in err
+
+
+def test_brackets_libcst_would_crash_on_are_a_syntax_error(project: Path) -> None:
+    (project / "a_deep.py").write_bytes(DEEP)
+    (project / "b_job.py").write_bytes(JOB)
+    done = subprocess_cli(project, "scan", "-j", "2", "--format", "json", ".")
+    assert done.returncode == 1, done.stderr  # not an internal error: the file is wrong
     document = json.loads(done.stdout)
     assert [f["path"] for f in document["findings"]] == ["b_job.py"]
     [error] = document["errors"]
-    assert error["path"] == "a_deep.py" and "crashed" in error["message"] and "SIGSEGV" in error["message"]
-
-
-def test_a_segfault_on_stdin_is_reported_too(project: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "checkpointify", "scan", "-", "--stdin-filename", "deep.py"],
-        cwd=project,
-        input=SEGFAULT,
-        capture_output=True,
-    )
-    assert done.returncode == 3 and b"deep.py: error: internal error: the analysis crashed" in done.stderr
+    assert error["path"] == "a_deep.py" and "too many nested parentheses" in error["message"]
 
 
 def test_a_file_over_the_time_limit_is_reported_and_the_run_goes_on(

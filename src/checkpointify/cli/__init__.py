@@ -12,8 +12,10 @@ Modules: :mod:`.app` (the click group, errors, notes and data output), :mod:`.op
 
 from __future__ import annotations
 
+import signal
 import sys
-from typing import Optional, Sequence
+import threading
+from typing import List, Optional, Sequence
 
 import click
 
@@ -24,9 +26,34 @@ from checkpointify.output.report import Exit, say
 __all__ = ["cli", "entry_point", "main"]
 
 
+class Terminated(BaseException):
+    """SIGTERM, as an exception: every ``finally`` runs (no temporary file is left behind)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
+
+    SIGTERM is turned into an exception while it runs (exit 143, like Ctrl-C's 130), so that
+    an interrupted ``fix`` cleans up as it does on Ctrl-C."""
     args = list(sys.argv[1:] if argv is None else argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(args)
+    except Terminated:
+        say("Terminated.")
+        return 128 + signal.SIGTERM
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args: List[str]) -> int:
     try:
         result = cli.main(args=args, prog_name="checkpointify", standalone_mode=False)
     except click.UsageError as exc:

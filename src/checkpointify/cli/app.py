@@ -3,6 +3,7 @@ errors and summaries on stderr; data on stdout or ``--output``."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -13,7 +14,7 @@ from checkpointify import __version__
 from checkpointify.engine.discovery import Shard
 from checkpointify.engine.pipeline import Stats
 from checkpointify.engine.session import RunFlags, Stdin
-from checkpointify.fileio import SourceError, write_output
+from checkpointify.fileio import SourceError, output_kind, write_output
 from checkpointify.output.report import Exit, error, say
 from checkpointify.types import FileResult
 
@@ -48,6 +49,17 @@ def notes(stats: Stats, flags: RunFlags) -> None:
         say("checkpointify: warning: %s; continuing without the cache." % stats.cache_warning)
 
 
+def summary(text: str, stats: Stats, paths: Sequence[str], stdin: bool, quiet: bool) -> None:
+    """The run's summary line, or, when the paths held no Python file at all, that warning
+    instead (a typo in a path must not read as "no loops found")."""
+    if quiet:
+        return
+    if not stdin and stats.candidates == 0:
+        say("checkpointify: warning: no Python files found in %s" % ", ".join(paths or ["."]), style="yellow")
+        return
+    say(text)
+
+
 def report_error(result: FileResult, verbose: bool) -> None:
     assert result.error is not None
     error(result.path, result.error)
@@ -71,16 +83,38 @@ def read_stdin(paths: Sequence[str], stdin_filename: Optional[str], need_name: b
     return Stdin(sys.stdin.buffer.read(), stdin_filename or "<stdin>")
 
 
-def check_output(output: Optional[str]) -> Optional[Path]:
-    """Fail before the run, not after it, when ``--output`` cannot be a file."""
-    if output is None:
+def check_output(output: Optional[str], paths: Sequence[str] = ()) -> Optional[Path]:
+    """Fail before the run, not after it, when ``--output`` cannot take the report: a
+    folder, a block device, a missing folder, or one of the files the run reads (``scan
+    x.py -o x.py``; a ``.py`` file in a folder it walks). ``-`` is stdout (None)."""
+    if output is None or output == "-":
         return None
     path = Path(output)
-    if path.is_dir():
-        raise CliError("--output %s is a directory" % output)
+    kind = output_kind(path)
+    if kind in ("directory", "block device"):
+        raise CliError("--output %s is a %s" % (output, kind))
     if not path.parent.is_dir():
         raise CliError("--output %s: folder %s does not exist" % (output, path.parent))
+    if kind == "file" and _is_input(path, paths):
+        raise CliError("--output %s is one of the files this run reads; refusing to overwrite it" % output)
     return path
+
+
+def _is_input(path: Path, paths: Sequence[str]) -> bool:
+    target = os.path.realpath(path)
+    for raw in paths or ["."]:
+        if raw == "-":
+            continue
+        named = os.path.realpath(raw)
+        if target == named:
+            return True
+        if (
+            target.endswith(".py")
+            and os.path.isdir(named)
+            and target.startswith(named.rstrip(os.sep) + os.sep)
+        ):
+            return True
+    return False
 
 
 def emit(data: bytes, output: Optional[Path]) -> None:

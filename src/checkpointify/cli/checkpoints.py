@@ -33,8 +33,19 @@ class _CheckpointsDir:
         self.path = path
 
 
+def _foreign_note(foreign: List[Path]) -> None:
+    if foreign:
+        names = ", ".join(p.name for p in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        say(
+            "checkpointify: ignored %d file%s that %s not checkpointify logs (%s)."
+            % (len(foreign), "" if len(foreign) == 1 else "s", "is" if len(foreign) == 1 else "are", names)
+        )
+
+
 def _list_checkpoints(directory: Path) -> int:
-    entries = checkpoints.load(directory)
+    foreign: List[Path] = []
+    entries = checkpoints.load(directory, foreign)
+    _foreign_note(foreign)
     if not entries:
         say("No checkpoints in %s." % checkpoints.shown(directory))
         return Exit.OK
@@ -72,8 +83,12 @@ def checkpoints_list(directory: Optional[Path]) -> int:
 
 
 def _selected(directory: Path, ident: str) -> List[checkpoints.Entry]:
-    chosen = checkpoints.select(checkpoints.load(directory), ident)
-    if not chosen:
+    foreign: List[Path] = []
+    chosen = checkpoints.select(checkpoints.load(directory, foreign), ident)
+    named = [p for p in foreign if ident.strip() in (p.name, p.name[: -len(".ckpt")])]
+    if not chosen and named:
+        error(ident, "%s is not a checkpointify log; left alone" % checkpoints.shown(named[0]))
+    elif not chosen:
         error(
             ident,
             "no such checkpoint in %s (see `checkpointify checkpoints list`)" % checkpoints.shown(directory),
@@ -97,12 +112,21 @@ def checkpoints_show(ident: str, directory: Optional[Path]) -> int:
 @checkpoints_group.command("clear")
 @click.argument("ident", metavar="[ID]", required=False)
 @_dir
-def checkpoints_clear(ident: Optional[str], directory: Optional[Path]) -> int:
+@click.option(
+    "-y", "--yes", is_flag=True, help="Remove all checkpoints without asking (needed without a terminal)."
+)
+def checkpoints_clear(ident: Optional[str], directory: Optional[Path], yes: bool) -> int:
     """Remove one checkpoint (ID, file name, hash or loop id) or all of them, so that the
-    loops start from zero. A checkpoint a running process uses is left alone (exit 1)."""
+    loops start from zero. Removing all asks first on a terminal and needs --yes otherwise.
+    Only checkpointify logs are touched (another tool's *.ckpt stays), and a checkpoint a
+    running process uses is left alone (exit 1)."""
     where = _checkpoint_dir(directory)
     if ident is None:
-        chosen = checkpoints.load(where)
+        foreign: List[Path] = []
+        chosen = checkpoints.load(where, foreign)
+        _foreign_note(foreign)
+        if chosen and not yes and not _confirmed(chosen, where):
+            return Exit.USAGE if not _terminal() else Exit.FAILED
     else:
         chosen = _selected(where, ident)
         if not chosen:
@@ -117,3 +141,22 @@ def checkpoints_clear(ident: Optional[str], directory: Optional[Path]) -> int:
     if ident is None and not chosen:
         say("No checkpoints in %s." % checkpoints.shown(where))
     return Exit.FAILED if refused else Exit.OK
+
+
+def _terminal() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def _confirmed(chosen: List[checkpoints.Entry], where: Path) -> bool:
+    """Ask on a terminal before removing every checkpoint; without one, refuse (--yes)."""
+    count = "%d checkpoint%s" % (len(chosen), "" if len(chosen) == 1 else "s")
+    if not _terminal():
+        error(
+            checkpoints.shown(where),
+            "clearing all %s needs --yes when not run from a terminal; nothing removed" % count,
+        )
+        return False
+    if click.confirm("Remove all %s in %s?" % (count, checkpoints.shown(where)), default=False, err=True):
+        return True
+    say("Nothing removed.")
+    return False

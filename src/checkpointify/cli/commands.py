@@ -3,10 +3,11 @@ what they write and their exit policy (:func:`checkpointify.output.report.exit_c
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Set
 
 import click
 
@@ -21,13 +22,22 @@ from checkpointify.cli.app import (
     notes,
     read_stdin,
     report_error,
+    summary,
 )
 from checkpointify.cli.options import common_options, exit_zero_option
 from checkpointify.config import ConfigError
 from checkpointify.engine.cache import digest
 from checkpointify.engine.journal import Journal
-from checkpointify.engine.session import RunFlags, Stdin, journal_for, options_for, run_results, session_for
-from checkpointify.fileio import SourceError, write_atomic
+from checkpointify.engine.session import (
+    RunFlags,
+    Session,
+    Stdin,
+    journal_for,
+    options_for,
+    run_results,
+    session_for,
+)
+from checkpointify.fileio import SourceError, remove_stale_temps, write_atomic
 from checkpointify.output.diffs import colorize, file_diff
 from checkpointify.output.formats import (
     github_annotations,
@@ -50,11 +60,11 @@ from checkpointify.output.report import (
 from checkpointify.types import FileResult, Options
 
 
-def _options(unsafe: Optional[bool], exclude: Sequence[str] = ()) -> Options:
+def _options(unsafe: Optional[bool], exclude: Sequence[str] = (), paths: Sequence[str] = ()) -> Options:
     try:
-        return options_for(unsafe, exclude)
+        return options_for(unsafe, exclude, paths=paths)
     except ConfigError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise CliError(str(exc)) from exc
 
 
 # ----------------------------------------------------------------------------- scan
@@ -70,7 +80,13 @@ def _options(unsafe: Optional[bool], exclude: Sequence[str] = ()) -> Options:
     show_default=True,
     help="text, json, sarif (SARIF 2.1.0 with fixes), github (workflow annotations) or junit.",
 )
-@click.option("-o", "--output", metavar="FILE", default=None, help="Write the report to FILE, atomically.")
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    default=None,
+    help="Write the report to FILE (atomically for a regular file; `-` is stdout).",
+)
 @click.option(
     "--statistics",
     is_flag=True,
@@ -94,8 +110,8 @@ def scan(
     check_shard(flags)
     if statistics and output_format != "text":
         raise CliError("--statistics prints a table; it cannot be combined with --format %s" % output_format)
-    target = check_output(output)
-    options = _options(unsafe_fixes, exclude)
+    target = check_output(output, paths)
+    options = _options(unsafe_fixes, exclude, paths)
     session = session_for(flags, options)
     stdin = read_stdin(paths, stdin_filename, need_name=False)
     stream = output_format == "text" and not statistics and target is None
@@ -119,8 +135,7 @@ def scan(
     elif not stream:
         emit(_scan_document(output_format, results, options, stdin).encode("utf-8"), target)
     notes(session.stats, flags)
-    if not flags.quiet:
-        say(scan_summary(tally))
+    summary(scan_summary(tally), session.stats, paths, stdin is not None, flags.quiet)
     return exit_code("scan", tally, exit_zero=exit_zero)
 
 
@@ -154,7 +169,13 @@ def _print_statistics(results: List[FileResult], target: Optional[Path]) -> None
 
 @cli.command()
 @common_options
-@click.option("-o", "--output", metavar="FILE", default=None, help="Write the patch to FILE, atomically.")
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    default=None,
+    help="Write the patch to FILE (atomically for a regular file; `-` is stdout).",
+)
 @exit_zero_option
 def diff(
     paths: Sequence[str],
@@ -169,8 +190,8 @@ def diff(
     """Print the unified diff `fix` would apply; write nothing. Exit 1 if anything would change."""
     flags = RunFlags.take(run_flags)
     check_shard(flags)
-    target = check_output(output)
-    options = _options(unsafe_fixes, exclude)
+    target = check_output(output, paths)
+    options = _options(unsafe_fixes, exclude, paths)
     session = session_for(flags, options)
     stdin = read_stdin(paths, stdin_filename, need_name=True)
     tally = Tally()
@@ -192,8 +213,13 @@ def diff(
     if target is not None:
         emit(b"".join(patch), target)
     notes(session.stats, flags)
-    if not flags.quiet:
-        say(fix_summary(tally, options.unsafe_fixes, dry_run=True))
+    summary(
+        fix_summary(tally, options.unsafe_fixes, dry_run=True),
+        session.stats,
+        paths,
+        stdin is not None,
+        flags.quiet,
+    )
     return exit_code("diff", tally, exit_zero=exit_zero)
 
 
@@ -213,6 +239,11 @@ def diff(
     is_flag=True,
     help="Exit 1 when a fix was applied (a CI job then fails and can push the change).",
 )
+@click.option(
+    "--allow-read-only",
+    is_flag=True,
+    help="Also rewrite files without a write bit (by default a read-only file is an error, left untouched).",
+)
 @exit_zero_option
 def fix(
     paths: Sequence[str],
@@ -222,6 +253,7 @@ def fix(
     exclude: Sequence[str],
     interactive: bool,
     exit_non_zero_on_fix: bool,
+    allow_read_only: bool,
     exit_zero: bool,
     **run_flags: object,
 ) -> int:
@@ -233,22 +265,25 @@ def fix(
     flags = RunFlags.take(run_flags)
     check_shard(flags)
     check_exit_flags(exit_zero, exit_non_zero_on_fix)
-    options = _options(unsafe_fixes, exclude)
+    options = _options(unsafe_fixes, exclude, paths)
     if interactive:
         return _fix_interactive(
-            paths, stdin_filename, options, flags, verbose, exit_non_zero_on_fix, exit_zero
+            paths, stdin_filename, options, flags, verbose, exit_non_zero_on_fix, exit_zero, allow_read_only
         )
     session = session_for(flags, options)
     stdin = read_stdin(paths, stdin_filename, need_name=True)
     if stdin is None:
         session.journal = journal_for(paths, options, flags, session.settings)
     tally = Tally()
+    cleaned: Set[str] = set()
     for result in run_results(paths, stdin, options, True, session):
+        if stdin is None:
+            _remove_stale_temps(result.path, cleaned, session, flags.quiet)
         if stdin is not None:
             # an editor replaces its buffer with stdout: always send the whole file
             emit(result.new_source if result.changed and result.new_source else stdin.source, None)
         elif result.changed:
-            result = _write(result, session.journal)
+            result = _write(result, session.journal, allow_read_only)
         tally.add(result)
         if result.error is not None:
             with session.progress.pause():
@@ -258,16 +293,35 @@ def fix(
         if session.journal.problem and not flags.quiet:
             say("checkpointify: warning: %s; this run could not have been resumed." % session.journal.problem)
     notes(session.stats, flags)
-    if not flags.quiet:
-        say(fix_summary(tally, options.unsafe_fixes, dry_run=False))
+    summary(
+        fix_summary(tally, options.unsafe_fixes, dry_run=False),
+        session.stats,
+        paths,
+        stdin is not None,
+        flags.quiet,
+    )
     return exit_code("fix", tally, exit_zero=exit_zero, exit_non_zero_on_fix=exit_non_zero_on_fix)
 
 
-def _write(result: FileResult, journal: Optional[Journal]) -> FileResult:
+def _remove_stale_temps(path: str, cleaned: Set[str], session: Session, quiet: bool) -> None:
+    """Once per folder a run writes in: the temporary files a killed run left there."""
+    folder = os.path.dirname(path) or "."
+    if folder in cleaned:
+        return
+    cleaned.add(folder)
+    for name in remove_stale_temps(Path(folder)):
+        if not quiet:
+            with session.progress.pause():
+                say("checkpointify: removed %s, left by a run that was killed" % os.path.join(folder, name))
+
+
+def _write(result: FileResult, journal: Optional[Journal], allow_read_only: bool = False) -> FileResult:
     """Replace the file atomically, then record it as finished."""
     assert result.source is not None and result.new_source is not None
     try:
-        write_atomic(Path(result.path), result.new_source, expected=result.source)
+        write_atomic(
+            Path(result.path), result.new_source, expected=result.source, allow_read_only=allow_read_only
+        )
     except SourceError as exc:
         return FileResult(result.path, findings=result.findings, error=str(exc))
     if journal is not None:
@@ -283,6 +337,7 @@ def _fix_interactive(
     verbose: bool,
     exit_non_zero_on_fix: bool,
     exit_zero: bool,
+    allow_read_only: bool = False,
 ) -> int:
     from checkpointify.cli.review import TerminalReviewer, can_review, review
 
@@ -298,11 +353,10 @@ def _fix_interactive(
     # stops at once instead of waiting for files computed ahead
     session = session_for(replace(flags, quiet=True), options, jobs=flags.jobs or 1)
     pending = run_results(paths, None, options, True, session)
-    for result in review(pending, options, TerminalReviewer()):
+    for result in review(pending, options, TerminalReviewer(), allow_read_only):
         tally.add(result)
         if result.error is not None:
             report_error(result, verbose)
     notes(session.stats, flags)
-    if not flags.quiet:
-        say(fix_summary(tally, options.unsafe_fixes, dry_run=False))
+    summary(fix_summary(tally, options.unsafe_fixes, dry_run=False), session.stats, paths, False, flags.quiet)
     return exit_code("fix", tally, exit_zero=exit_zero, exit_non_zero_on_fix=exit_non_zero_on_fix)

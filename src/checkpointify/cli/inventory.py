@@ -45,13 +45,21 @@ def _is_log(path: Path) -> bool:
     return name.endswith(".ckpt") or name.endswith(".ckpt.stale") or ".ckpt.corrupt-" in name
 
 
-def load(directory: Path) -> List[Entry]:
-    """Every checkpoint log in ``directory`` (sorted by name); none if it does not exist."""
+def load(directory: Path, foreign: Optional[List[Path]] = None) -> List[Entry]:
+    """Every checkpoint log in ``directory`` (sorted by name); none if it does not exist.
+
+    Only files whose header proves them checkpointify logs (:func:`runtime.is_log`) are
+    entries: another tool's ``*.ckpt`` (PyTorch Lightning's ``last.ckpt``) is never listed,
+    shown or removed; such files are appended to ``foreign`` when it is given."""
     if not directory.is_dir():
         return []
     entries = []
     for path in sorted(directory.iterdir()):
-        if not path.is_file() or not _is_log(path):
+        if path.is_symlink() or not path.is_file() or not _is_log(path):
+            continue
+        if not runtime.is_log(path):
+            if foreign is not None:
+                foreign.append(path)
             continue
         try:
             entries.append(Entry(path, runtime.read_info(path), None))
@@ -244,8 +252,20 @@ def remove_orphan_locks(directory: Path) -> None:
                 runtime.remove(log)
             except (CheckpointError, OSError):
                 pass
+    remove_folder_if_empty(directory)
+
+
+def remove_folder_if_empty(directory: Path) -> None:
+    """Remove ``directory`` when nothing is left in it but the ``.gitignore`` the runtime
+    wrote into it; a folder holding anything else (another tool's files) stays."""
+    from checkpointify.runtime.trust import GITIGNORE
+
+    ignore = directory / ".gitignore"
     try:
-        directory.rmdir()  # only when nothing else is left in it
+        names = os.listdir(directory)
+        if names == [".gitignore"] and GITIGNORE.startswith(ignore.read_bytes()):  # or torn
+            ignore.unlink()
+        directory.rmdir()
     except OSError:
         pass
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from typing import Callable, Optional, TypeVar
 
 import click
 
@@ -10,7 +10,8 @@ from checkpointify.engine.pipeline import DEFAULT_TIMEOUT
 
 F = TypeVar("F", bound=Callable[..., object])
 
-paths_argument = click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+# readable=False: an unreadable file is a per-file error of the run, not a usage error
+paths_argument = click.argument("paths", nargs=-1, type=click.Path(path_type=str, readable=False))
 _jobs = click.option(
     "-j",
     "--jobs",
@@ -26,6 +27,36 @@ _timeout = click.option(
     show_default=True,
     metavar="SECONDS",
     help="Give up on a file whose analysis takes longer (reported as an error).",
+)
+
+
+class _Size(click.ParamType):  # type: ignore[type-arg,unused-ignore]  # generic in click >= 8.2
+    name = "SIZE"
+
+    def convert(self, value: object, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> int:
+        from checkpointify.config import parse_size
+
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+_max_file_size = click.option(
+    "--max-file-size",
+    type=_Size(),
+    default=None,
+    metavar="SIZE",
+    help="Report and skip files larger than this (default 5MB; 0: no limit). Analysis needs about "
+    "170 times a file's size in memory.",
+)
+_max_memory = click.option(
+    "--max-memory",
+    type=_Size(),
+    default=None,
+    metavar="SIZE",
+    help="Address space each worker may use (default 4GB; 0: no limit): a file that needs more "
+    "fails alone instead of exhausting the machine.",
 )
 _cache_dir = click.option(
     "--cache-dir",
@@ -95,6 +126,8 @@ def common_options(command: F) -> F:
         _shard,
         _no_cache,
         _cache_dir,
+        _max_memory,
+        _max_file_size,
         _timeout,
         _exclude,
         _stdin_filename,

@@ -139,9 +139,12 @@ class _Session:
     reviewer: Reviewer
     apply_all: bool = False
     quit: bool = False
+    allow_read_only: bool = False
 
 
-def review(results: Iterable[FileResult], options: Options, reviewer: Reviewer) -> Iterator[FileResult]:
+def review(
+    results: Iterable[FileResult], options: Options, reviewer: Reviewer, allow_read_only: bool = False
+) -> Iterator[FileResult]:
     """Review and write each file of a ``fix`` run; yields what happened to each file.
 
     ``results`` are ``fix`` results (``rewrite=True``). A yielded result's ``applied`` and
@@ -150,6 +153,7 @@ def review(results: Iterable[FileResult], options: Options, reviewer: Reviewer) 
     verification, and the file is then untouched. After ``q`` no more files are read.
     """
     session = _Session(options, reviewer)
+    session.allow_read_only = allow_read_only
     for result in results:
         if session.quit:
             return
@@ -173,7 +177,7 @@ def _review_file(result: FileResult, session: _Session) -> FileResult:
                 continue
             session.apply_all = answer is Answer.ALL
         accepted.append(finding)
-    return _write(result, accepted, session.options)
+    return _write(result, accepted, session.options, session.allow_read_only)
 
 
 def _ask(
@@ -198,7 +202,9 @@ def _diff_text(old: bytes, new: bytes, path: str) -> str:
     return file_diff(old, new, path).decode(encoding, errors="replace")
 
 
-def _write(result: FileResult, accepted: List[Finding], options: Options) -> FileResult:
+def _write(
+    result: FileResult, accepted: List[Finding], options: Options, allow_read_only: bool = False
+) -> FileResult:
     assert result.source is not None and result.new_source is not None
     unchanged = FileResult(result.path, findings=result.findings)
     if not accepted:
@@ -217,7 +223,9 @@ def _write(result: FileResult, accepted: List[Finding], options: Options) -> Fil
             )
     assert outcome.new_source is not None
     try:
-        write_atomic(Path(result.path), outcome.new_source, expected=result.source)
+        write_atomic(
+            Path(result.path), outcome.new_source, expected=result.source, allow_read_only=allow_read_only
+        )
     except SourceError as exc:
         return FileResult(result.path, findings=result.findings, error=str(exc))
     return FileResult(

@@ -14,9 +14,10 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence, Tuple
 
 if TYPE_CHECKING:  # pathspec is imported only when a .gitignore file is found
     from pathspec import GitIgnoreSpec
@@ -93,17 +94,55 @@ class Selection:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A file to read: where it is and how it is shown (relative to the working directory)."""
+    """A file to read: where it is and how it is shown (relative to the working directory).
+
+    ``error`` set: the path is not read at all and is reported with this reason (a folder
+    that cannot be listed, a named FIFO or device, a symbolic link loop, a notebook)."""
 
     path: Path
     display: str
+    error: Optional[str] = None
+
+
+#: files named on the command line that are not read yet, and why (one place, so that
+#: adding support is removing a line)
+UNSUPPORTED: Dict[str, str] = {}  # notebooks (.ipynb) were here until they were supported
+
+
+def named_file(path: Path, shown: str) -> Candidate:
+    """A path named on the command line that is not a folder: read only if it is a
+    regular file (a FIFO would block the run forever, a device never ends)."""
+    reason = UNSUPPORTED.get(path.suffix.lower())
+    if reason is not None:
+        return Candidate(path, shown, reason)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return Candidate(path, shown)  # reported as missing when it is read
+    except OSError as exc:
+        return Candidate(path, shown, "cannot read: %s" % (exc.strerror or exc))
+    if not stat.S_ISREG(st.st_mode):
+        return Candidate(path, shown, "not a regular file (%s); not read" % _kind(st.st_mode))
+    return Candidate(path, shown)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a file"
 
 
 def display_path(path: Path) -> str:
     """``path`` relative to the working directory when inside it, with forward slashes."""
     try:
         return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except (ValueError, OSError):
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a symbolic link loop (< 3.13)
         return path.as_posix()
 
 
@@ -140,7 +179,7 @@ def discover(paths: Sequence[str], selection: Selection = Selection()) -> Iterat
             shown = display_path(path)
             if path.suffix == ".pyi" or excluded_display(shown, selection.exclude):
                 continue
-            candidates = iter([Candidate(path, shown)])
+            candidates = iter([named_file(path, shown)])
         for candidate in candidates:
             if selection.shard is not None and not selection.shard.holds(candidate.display):
                 continue
@@ -245,7 +284,11 @@ def _walk(
     try:
         with os.scandir(folder) as listing:
             entries = sorted(listing, key=lambda e: e.name)
-    except OSError:
+    except OSError as exc:
+        shown = prefix.rstrip("/") or "."
+        yield Candidate(
+            folder, shown, "cannot read folder: %s; its files were not checked" % (exc.strerror or exc)
+        )
         return
     if selection.gitignore and any(e.name == ".gitignore" for e in entries):
         ignores = ignores.with_file(absolute, os.path.join(absolute, ".gitignore"))

@@ -37,6 +37,11 @@ from checkpointify.types import FileResult, Options, applicable
 
 #: seconds a file may take before its worker is killed and the file reported
 DEFAULT_TIMEOUT = 60.0
+#: a file larger than this (bytes) is reported and not analysed: LibCST needs about 170 times
+#: a file's size in memory (a 4 MB file of loops: 0.7 GB and rising), see the README
+DEFAULT_MAX_FILE_SIZE = 5 * 1024 * 1024
+#: the address space a worker may use (bytes, RLIMIT_AS): a file that needs more fails alone
+DEFAULT_MAX_MEMORY = 4 * 1024 * 1024 * 1024
 #: files between the oldest unfinished one and the newest started (bounds memory)
 WINDOW = 1024
 #: a file marked generated has this in its first GENERATED_HEAD bytes
@@ -61,6 +66,8 @@ class Settings:
     selection: Selection = Selection()
     staged: bool = True
     include_generated: bool = False
+    max_file_size: Optional[int] = DEFAULT_MAX_FILE_SIZE
+    max_memory: Optional[int] = DEFAULT_MAX_MEMORY
 
 
 @dataclass
@@ -74,6 +81,36 @@ class Stats:
     generated: int = 0
     resumed: int = 0
     cache_warning: Optional[str] = None
+    #: paths discovery yielded (files, and paths reported without being read); 0: no Python file at all
+    candidates: int = 0
+
+
+def analysed_size(source: bytes, path: str) -> int:
+    """The bytes the worker parses, which ``--max-file-size`` bounds: a notebook's code
+    cells, not its outputs (images and tables make a small notebook weigh megabytes)."""
+    if notebook.is_notebook(path):
+        try:
+            return len(notebook.read(source).source)
+        except SourceError:
+            return 0  # not a readable notebook: the analysis reports why
+    return len(source)
+
+
+def too_large(size: int, limit: int) -> str:
+    return (
+        "not analysed: %s is larger than the limit of %s (raise it with --max-file-size or max-file-size)"
+        % (
+            human_bytes(size),
+            human_bytes(limit),
+        )
+    )
+
+
+def human_bytes(size: int) -> str:
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if size >= scale:
+            return "%.1f %s" % (size / scale, unit)
+    return "%d bytes" % size
 
 
 def generated(source: bytes) -> bool:
@@ -102,7 +139,8 @@ def failure_result(path: str, failure: Failure, timeout: Optional[float]) -> Fil
         return FileResult(
             path,
             error="internal error: the analysis crashed (worker process %s); LibCST cannot handle "
-            "this file, probably because of very deeply nested code" % failure.detail,
+            "this file, probably because of very deeply nested code or a size beyond the worker's "
+            "memory limit (--max-memory)" % failure.detail,
             internal=True,
         )
     return FileResult(path, error="internal error: the worker failed", internal=True, detail=failure.detail)
@@ -138,10 +176,17 @@ class _Run:
     def prepare(self, seq: int, candidate: Candidate) -> Optional[Task]:
         """Decide ``candidate`` here if possible (then ``done[seq]`` is set), else its task."""
         path = candidate.display
+        if candidate.error is not None:
+            self.done[seq] = FileResult(path, error=candidate.error)
+            return None
         try:
             source = read_source(candidate.path)
         except SourceError as exc:
             self.done[seq] = FileResult(path, error=str(exc))
+            return None
+        limit = self.settings.max_file_size
+        if limit is not None and analysed_size(source, path) > limit:
+            self.done[seq] = FileResult(path, error=too_large(analysed_size(source, path), limit))
             return None
         if not self.settings.include_generated and generated(source):
             self.stats.generated += 1
@@ -180,7 +225,9 @@ class _Run:
                 # loaded once here, inherited by every worker (and by any replacement)
                 # instead of imported by each: only a run with something to analyse pays
                 import checkpointify.rewrite.verify  # noqa: F401
-            self.pool = IsolatedPool(analyse, self.settings.jobs, self.settings.timeout)
+            self.pool = IsolatedPool(
+                analyse, self.settings.jobs, self.settings.timeout, self.settings.max_memory
+            )
         self.pool.submit(seq, task, len(task[1]) + 4096)
 
     def collect(self, timeout: Optional[float], paths: Dict[int, str]) -> None:
@@ -255,6 +302,7 @@ def run(
                 candidate = next(candidates, None)
                 if candidate is None:
                     exhausted = True
+                    state.stats.candidates = started
                     state.progress.discovered(started)
                     break
                 task = state.prepare(started, candidate)
@@ -285,8 +333,10 @@ def run_source(source: bytes, name: str, options: Options, rewrite: bool, settin
     quick = screen(source, name, options, settings.staged)
     if quick is not None:
         return quick
+    if settings.max_file_size is not None and analysed_size(source, name) > settings.max_file_size:
+        return FileResult(name, error=too_large(analysed_size(source, name), settings.max_file_size))
     task: Task = (name, source, options, rewrite, settings.staged)
-    with IsolatedPool(analyse, 1, settings.timeout) as pool:
+    with IsolatedPool(analyse, 1, settings.timeout, settings.max_memory) as pool:
         pool.submit(0, task)
         while True:
             for _, outcome in pool.poll(1.0):

@@ -70,7 +70,13 @@ def _context() -> Any:
 
 
 class _Worker:
-    def __init__(self, context: Any, function: Callable[[Any], Any], siblings: List[Connection]) -> None:
+    def __init__(
+        self,
+        context: Any,
+        function: Callable[[Any], Any],
+        siblings: List[Connection],
+        memory: Optional[int] = None,
+    ) -> None:
         self.conn, child = context.Pipe(duplex=True)
         if context.get_start_method() != "fork":
             siblings = []  # nothing is inherited
@@ -82,7 +88,7 @@ class _Worker:
                 pass
         self.process = context.Process(
             target=_serve,
-            args=(child, function, os.getpid(), siblings),
+            args=(child, function, os.getpid(), siblings, memory),
             daemon=True,
             name="checkpointify-worker",
         )
@@ -129,8 +135,15 @@ class IsolatedPool(Generic[T, R]):
     ``T`` and ``R`` must pickle.
     """
 
-    def __init__(self, function: Callable[[T], R], jobs: int, timeout: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        function: Callable[[T], R],
+        jobs: int,
+        timeout: Optional[float] = None,
+        memory: Optional[int] = None,
+    ) -> None:
         self.function = function
+        self.memory = memory
         self.jobs = max(1, jobs)
         self.timeout = timeout
         self._context = _context()
@@ -210,7 +223,7 @@ class IsolatedPool(Generic[T, R]):
 
     def _spawn(self) -> _Worker:
         siblings = [w.conn for w in self._workers]
-        worker = _Worker(self._context, self.function, siblings)
+        worker = _Worker(self._context, self.function, siblings, self.memory)
         self._workers.append(worker)
         return worker
 
@@ -278,9 +291,35 @@ def _signal_name(number: int) -> str:
         return "signal %d" % number
 
 
-def _serve(conn: Connection, function: Callable[[Any], Any], parent: int, siblings: List[Connection]) -> None:
+def limit_memory(limit: Optional[int]) -> None:
+    """Cap this process's address space at ``limit`` bytes (``RLIMIT_AS``), so that one
+    pathological file makes its own analysis fail (MemoryError, or a crash of the native
+    parser) instead of exhausting the machine for every ``-j`` worker. Where the platform
+    has no such limit (Windows, macOS ignores it), nothing happens."""
+    if limit is None:
+        return
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+def _serve(
+    conn: Connection,
+    function: Callable[[Any], Any],
+    parent: int,
+    siblings: List[Connection],
+    memory: Optional[int] = None,
+) -> None:
     """A worker's loop: answer each ``(seq, task)`` with ``(seq, function(task))`` until ``None``."""
+    limit_memory(memory)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler (the CLI's)
     for sibling in siblings:  # a forked worker holds copies of its siblings' parent ends
         try:
             sibling.close()

@@ -12,11 +12,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, Iterator, Optional, Sequence
 
-from checkpointify.config import find_config, load_options
+from checkpointify.config import find_config, load_options, project_config
 from checkpointify.engine.cache import default_directory
 from checkpointify.engine.discovery import Selection, Shard
 from checkpointify.engine.journal import Journal, journal_key
-from checkpointify.engine.pipeline import Settings, Stats, run, run_source
+from checkpointify.engine.pipeline import (
+    DEFAULT_MAX_FILE_SIZE,
+    DEFAULT_MAX_MEMORY,
+    Settings,
+    Stats,
+    run,
+    run_source,
+)
 from checkpointify.engine.pool import default_jobs
 from checkpointify.engine.progress import Progress, wanted
 from checkpointify.types import FileResult, Options
@@ -34,6 +41,8 @@ class RunFlags:
     quiet: bool
     include_generated: bool
     no_prefilter: bool
+    max_file_size: Optional[int] = None
+    max_memory: Optional[int] = None
 
     @classmethod
     def take(cls, params: Dict[str, object]) -> "RunFlags":
@@ -47,14 +56,23 @@ class RunFlags:
             "quiet",
             "include_generated",
             "no_prefilter",
+            "max_file_size",
+            "max_memory",
         )
-        return cls(**{name: params.pop(name) for name in names})  # type: ignore[arg-type]
+        return cls(**{name: params.pop(name, None) for name in names})  # type: ignore[arg-type]
 
 
-def options_for(unsafe: Optional[bool], exclude: Sequence[str] = (), root: Optional[Path] = None) -> Options:
-    """The configuration found from ``root`` (default: the working directory), with the
-    command line's ``--unsafe-fixes`` and ``--exclude`` on top. Raises ``ConfigError``."""
-    options = load_options(root or Path.cwd(), unsafe_fixes=unsafe)
+def options_for(
+    unsafe: Optional[bool],
+    exclude: Sequence[str] = (),
+    root: Optional[Path] = None,
+    paths: Sequence[str] = (),
+) -> Options:
+    """The configuration of the project ``paths`` are in (:func:`project_config`; from
+    ``root``, default the working directory, without paths), with the command line's
+    ``--unsafe-fixes`` and ``--exclude`` on top. Raises ``ConfigError``."""
+    config = project_config(paths) if paths else None
+    options = load_options(root or Path.cwd(), unsafe_fixes=unsafe, config=config)
     return replace(options, exclude=tuple(options.exclude) + tuple(exclude)) if exclude else options
 
 
@@ -70,7 +88,15 @@ def settings_for(flags: RunFlags, options: Options, jobs: Optional[int] = None) 
         selection=Selection(exclude=tuple(options.exclude), shard=shard),
         staged=not flags.no_prefilter,
         include_generated=flags.include_generated,
+        max_file_size=_limit(flags.max_file_size, options.max_file_size, DEFAULT_MAX_FILE_SIZE),
+        max_memory=_limit(flags.max_memory, options.max_memory, DEFAULT_MAX_MEMORY),
     )
+
+
+def _limit(flag: Optional[int], configured: Optional[int], default: int) -> Optional[int]:
+    """The flag, else the configuration, else the default; 0 means no limit (None)."""
+    value = flag if flag is not None else configured if configured is not None else default
+    return value or None
 
 
 def cache_folder(flags: RunFlags, options: Options) -> Path:

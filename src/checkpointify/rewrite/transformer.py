@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from itertools import chain, count
 from typing import Dict, List, Optional, Sequence, Set
 
 import libcst as cst
@@ -74,7 +75,8 @@ def _choose_names(plans: Sequence[Plan], used: Set[str]) -> _Names:
     for index, plan in enumerate(plans):
         base = plan.finding.accumulators[0].replace(".", "_") if plan.finding.accumulators else "loop"
         first = "acks" if plan.ack else "ckpt"
-        candidates = [first, "%s_%s" % (base, first)] + ["%s_%s%d" % (base, first, n) for n in range(2, 100)]
+        # without a limit: a file may hold any number of loops over the same name
+        candidates = chain([first, "%s_%s" % (base, first)], ("%s_%s%d" % (base, first, n) for n in count(2)))
         name = next(c for c in candidates if c not in taken)
         taken.add(name)
         variables[index] = name

@@ -106,6 +106,12 @@ def _process(
                 return FileResult(path)
         elif not prefilter.has_loop_keyword(source):
             return FileResult(path)
+        if lines is None:
+            # LibCST is about to parse what the ast stage could not (or was not asked to):
+            # what CPython rejects is a syntax error, never a crash or an internal error
+            rejected = _python_rejects(source)
+            if rejected is not None:
+                raise SourceError(rejected)
         module = _parse(source)
         return (
             _rewrite(source, module, path, options, lines) if rewrite else _scan(module, path, options, lines)
@@ -114,6 +120,11 @@ def _process(
         return FileResult(path, error=str(exc))
     except RecursionError:
         return FileResult(path, error="too deeply nested to analyse", internal=True)
+    except MemoryError:
+        return FileResult(
+            path,
+            error="not analysed: it needs more memory than a worker may use (raise it with --max-memory)",
+        )
     except Exception as exc:  # an internal error in one file never aborts the run
         return FileResult(
             path,
@@ -132,17 +143,31 @@ def _parse(source: bytes) -> cst.Module:
 
 def _syntax_error(source: bytes, exc: Exception) -> str:
     """Python's own description of a syntax error (LibCST's positions can be off)."""
+    rejected = _python_rejects(source)
+    if rejected is not None:
+        return rejected
+    return "LibCST cannot parse this file: %s" % _one_line(getattr(exc, "message", exc))
+
+
+def _python_rejects(source: bytes) -> Optional[str]:
+    """Why CPython's own parser rejects ``source`` (a NUL byte, too many nested brackets,
+    any syntax error), with the real line and column; None when it accepts it."""
+    nul = source.find(b"\0")
+    if nul >= 0:
+        line = source.count(b"\n", 0, nul) + 1
+        column = nul - (source.rfind(b"\n", 0, nul) + 1) + 1
+        return "syntax error at line %d, column %d: source code cannot contain null bytes" % (line, column)
     try:
         ast.parse(source)
     except SyntaxError as error:
-        return "syntax error at line %s, column %s: %s" % (
-            error.lineno,
-            error.offset,
-            error.msg,
-        )
-    except (ValueError, RecursionError, MemoryError) as error:
+        if error.lineno is None:
+            return "syntax error: %s" % error.msg
+        return "syntax error at line %s, column %s: %s" % (error.lineno, error.offset, error.msg)
+    except (ValueError, OverflowError) as error:
         return "cannot parse: %s" % _one_line(error)
-    return "LibCST cannot parse this file: %s" % _one_line(getattr(exc, "message", exc))
+    except (RecursionError, MemoryError):
+        return "cannot parse: too deeply nested for Python's own parser"
+    return None
 
 
 def _scan(

@@ -96,6 +96,10 @@ What the log-file checkpoint promises (the errors below are what strict mode rai
   gets :class:`CheckpointLockedError` naming it (``fcntl.flock``, released by the kernel
   when the holder dies, so a killed run never blocks a re-run). Without ``fcntl``
   (Windows) there is no lock.
+* **Trust.** A log, or its folder, owned by another user or writable by group or others
+  is refused with :class:`UntrustedCheckpointError` before it is read (unpickling runs
+  code; see :mod:`.trust`). Folders are created 0700 with a ``.gitignore`` holding ``*``,
+  logs 0600.
 * **Complete.** ``complete()``, placed after the final save, removes the log: the next run
   starts from zero.
 
@@ -133,6 +137,7 @@ from .errors import (
     CheckpointWriteError,
     CorruptCheckpointError,
     StaleCheckpointError,
+    UntrustedCheckpointError,
 )
 from .fingerprint import fingerprint, key_fingerprint
 from .frames import FORMAT as FORMAT  # not in __all__ (it never was), but imported by name
@@ -143,7 +148,7 @@ from .settings import checkpoint_dir, log_name
 if TYPE_CHECKING:
     from typing import Any
 
-    from .inspection import CheckpointInfo, read_info, remove
+    from .inspection import CheckpointInfo, is_log, read_info, remove
 
 __all__ = [
     "acknowledge_each",
@@ -156,16 +161,18 @@ __all__ = [
     "CheckpointWriteError",
     "CorruptCheckpointError",
     "StaleCheckpointError",
+    "UntrustedCheckpointError",
     "checkpoint_dir",
     "fingerprint",
     "key_fingerprint",
     "log_name",
+    "is_log",
     "read_info",
     "remove",
     "RUNTIME_VERSION",
 ]
 
-_LAZY = ("CheckpointInfo", "read_info", "remove")  # from .inspection, which needs dataclasses
+_LAZY = ("CheckpointInfo", "is_log", "read_info", "remove")  # from .inspection, which needs dataclasses
 
 
 def __getattr__(name: str) -> Any:

@@ -49,6 +49,11 @@ class CheckpointLockedError(CheckpointError):
         self.holder = holder
 
 
+class UntrustedCheckpointError(CheckpointError):
+    """A log or its folder may have been written by another user (it is owned by someone
+    else, or group or others may write it): it is not read, since unpickling runs code."""
+
+
 #: why a log refuses writes after a newer checkpoint of the same loop took it over
 _TAKEN_OVER = "a newer checkpoint of the same loop took over in this process"
 

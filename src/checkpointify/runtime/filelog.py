@@ -24,6 +24,7 @@ from .frames import _header_frame, _Scan, _scan
 from .lite import TYPE_CHECKING
 from .lock import _fcntl, _Lock, _lock_path
 from .settings import _crash, _hostname, _Settings
+from .trust import _check_trusted, _make_folder, _remove_folder
 
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple
@@ -136,7 +137,7 @@ class _Log:
             older.failed = _TAKEN_OVER
         for attempt in range(_MKDIR_ATTEMPTS):
             try:
-                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                _make_folder(self.path.parent)  # 0700, a .gitignore in the default folder, trusted
                 self.lock.acquire(self.loop_id, self.path)
                 break
             except FileNotFoundError as exc:
@@ -430,7 +431,9 @@ class FileStore:
 
     def read(self) -> Tuple[bytes, _Scan, bool]:
         """The valid prefix of the log (a torn tail is reported, and cut off by :meth:`resume`);
-        moves a corrupt log aside and raises :class:`CorruptCheckpointError`."""
+        moves a corrupt log aside and raises :class:`CorruptCheckpointError`; refuses a log
+        another user could have written (:func:`~.trust._check_trusted`)."""
+        _check_trusted(self.path)
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
@@ -528,10 +531,7 @@ class FileStore:
         directory if no other loop's files are left in it."""
         self.log.close(remove=True)
         if self._default_dir:
-            try:
-                self.path.parent.rmdir()  # only succeeds when no other loop's files are left
-            except OSError:
-                pass
+            _remove_folder(self.path.parent)  # only when no other loop's files are left
 
     def close(self) -> None:
         self.log.close(remove=False)

@@ -4,12 +4,13 @@ Imported on first use of :func:`read_info`, :func:`remove` or :class:`Checkpoint
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 from .errors import CheckpointError, CheckpointWriteError, _describe, _shown
-from .frames import _FORMAT_V1, FORMAT, _count_units, _header, _scan
+from .frames import _FORMAT_V1, _FRAME, _KIND_HEADER, _MAGIC, FORMAT, _count_units, _frame_end, _header, _scan
 from .lock import _Lock, _lock_holder, _lock_path
 
 
@@ -37,6 +38,37 @@ class CheckpointInfo:
     archived: str  # "" for a live log, "stale" or "corrupt" for an archive
 
 
+#: a header frame longer than this is not one of ours (ours are a few hundred bytes)
+_HEADER_LIMIT = 1 << 20
+
+
+def is_log(path: Path) -> bool:
+    """Whether the file at ``path`` proves to be a checkpointify log (live or archived):
+    its first frame is a valid header of a known format, the torn start of one (a
+    writer killed while creating it), or a damaged one that still names our format. Reads the header only, whatever the file's size, so
+    a PyTorch Lightning ``last.ckpt`` of gigabytes costs a few bytes. False if it cannot
+    be read."""
+    try:
+        with open(str(path), "rb") as handle:
+            head = handle.read(_FRAME.size)
+            if len(head) < 2 or head[0] != _MAGIC or head[1] != _KIND_HEADER:
+                return False
+            if len(head) < _FRAME.size:
+                return True  # the torn start of a header
+            length = _FRAME.unpack(head)[2]
+            if length > _HEADER_LIMIT:
+                return False
+            data = head + handle.read(length)
+    except OSError:
+        return False
+    if len(data) < _FRAME.size + length:
+        return True  # torn while the header was written
+    if _frame_end(memoryview(data), 0, len(data), (_KIND_HEADER,)) < 0:
+        return b'"checkpointify/' in data  # a damaged header that still names our format
+    scan = _scan(data)
+    return _header(data, scan).get("format") in (FORMAT, _FORMAT_V1)
+
+
 def read_info(path: Path) -> CheckpointInfo:
     """Describe the checkpoint log at ``path`` (a live ``*.ckpt`` or an archived
     ``*.ckpt.stale`` / ``*.ckpt.corrupt-*``). Read-only: nothing is truncated, moved or
@@ -49,10 +81,10 @@ def read_info(path: Path) -> CheckpointInfo:
         stat = path.stat()
     except OSError as exc:
         raise CheckpointError("cannot read checkpoint %s: %s" % (_shown(path), _describe(exc))) from exc
+    if not is_log(path):
+        raise CheckpointError("%s is not a checkpointify log (its header is not one)" % _shown(path))
     scan = _scan(data)
     header = _header(data, scan)
-    if header.get("format") not in (FORMAT, _FORMAT_V1) and scan.frames:
-        raise CheckpointError("%s is not a checkpointify log (its header is not one)" % _shown(path))
     units, replaced = _count_units(data, scan, v1=header.get("format") == _FORMAT_V1)
     if scan.corrupt_at >= 0:
         damage = "corrupt at byte %d" % scan.corrupt_at
@@ -87,8 +119,13 @@ def read_info(path: Path) -> CheckpointInfo:
 def remove(path: Path) -> None:
     """Delete the checkpoint log at ``path`` and its lock file, so that its loop starts from
     zero. Raises :class:`CheckpointLockedError` if a process is running the loop (its log is
-    never removed under it). Archives (``.stale``, ``.corrupt-*``) are simply deleted."""
+    never removed under it). Archives (``.stale``, ``.corrupt-*``) are simply deleted. A
+    file that does not prove to be a checkpointify log (:func:`is_log`: a PyTorch Lightning
+    ``*.ckpt``, say) is never removed: :class:`CheckpointError`. A missing log is fine
+    (its lock file, if any, is removed)."""
     path = Path(path)
+    if os.path.lexists(str(path)) and (os.path.islink(str(path)) or not is_log(path)):
+        raise CheckpointError("%s is not a checkpointify log; left alone" % _shown(path))
     if not path.name.endswith(".ckpt"):
         path.unlink()
         return
