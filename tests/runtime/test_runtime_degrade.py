@@ -62,8 +62,8 @@ def _warnings(err: str) -> List[str]:
 
 
 def _left() -> List[str]:
-    folder = Path(".checkpointify")
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    folder = Path(".checkpointify")  # (its .gitignore is the folder's, not a loop's)
+    return sorted(p.name for p in folder.iterdir() if p.name != ".gitignore") if folder.exists() else []
 
 
 # --------------------------------------------------------------------- values and records

@@ -46,7 +46,9 @@ PLANT = textwrap.dedent(
 
 @pytest.fixture(autouse=True)
 def _in_tmp(runtime_sandbox: Callable[..., None]) -> None:
-    runtime_sandbox(CHECKPOINTIFY_FSYNC="never", CHECKPOINTIFY_BATCH="off")
+    # strict: these tests assert the refusal itself; by default an untrusted log makes the
+    # checkpoint step aside (test_by_default_an_untrusted_log_is_never_read_and_the_loop_runs)
+    runtime_sandbox(CHECKPOINTIFY_FSYNC="never", CHECKPOINTIFY_BATCH="off", CHECKPOINTIFY_STRICT="1")
 
 
 @pytest.fixture
@@ -109,6 +111,23 @@ def test_a_log_planted_by_another_user_in_a_world_writable_folder_is_refused(
         run_loop(list(range(5)))
     assert not marker.exists()
     assert len(list(folder.glob("*.ckpt"))) == 1  # refused, never deleted
+
+
+def test_by_default_an_untrusted_log_is_never_read_and_the_loop_runs(
+    shared: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Never worse than the original: the planted pickle never runs, the loop does, with a
+    warning, and the log that is not ours is left where it is."""
+    folder = shared / "drop"
+    folder.mkdir()
+    os.chmod(folder, 0o1777)
+    marker = plant(shared, folder)
+    monkeypatch.setenv("CHECKPOINTIFY_DIR", str(folder))
+    monkeypatch.delenv("CHECKPOINTIFY_STRICT")
+    assert run_loop(list(range(5))) == list(range(5))
+    assert not marker.exists()
+    assert "writable by group and others" in capfd.readouterr().err
+    assert len(list(folder.glob("*.ckpt"))) == 1
 
 
 def test_a_log_of_ours_that_others_may_write_is_refused(tmp_path: Path) -> None:

@@ -326,7 +326,15 @@ def test_a_full_disk_for_real(strict: bool, tmp_path: Path) -> None:
     disk = tmp_path / "disk"
     disk.mkdir()
     env = dict(STRICT if strict else {}, CHECKPOINTIFY_DIR=str(disk), CHECKPOINTIFY_BATCH="off")
-    wrap = ["unshare", "-m", "sh", "-c", 'mount -t tmpfs -o size=64k none "$0" && exec "$@"', str(disk)]
+    # mode=0700: a tmpfs root is world-writable by default, which the trust check refuses
+    wrap = [
+        "unshare",
+        "-m",
+        "sh",
+        "-c",
+        'mount -t tmpfs -o size=64k,mode=0700 none "$0" && exec "$@"',
+        str(disk),
+    ]
     done = program.run(program.rewritten, env=env, wrap=wrap)
     if strict:
         assert done.returncode == 1 and "no space left on the device" in done.stderr
