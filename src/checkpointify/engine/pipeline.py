@@ -96,6 +96,14 @@ def analysed_size(source: bytes, path: str) -> int:
     return len(source)
 
 
+def size_error(source: bytes, path: str, limit: Optional[int]) -> Optional[FileResult]:
+    """The error of a file over ``--max-file-size`` (None: within it, or no limit)."""
+    if limit is None:
+        return None
+    size = analysed_size(source, path)
+    return FileResult(path, error=too_large(size, limit)) if size > limit else None
+
+
 def too_large(size: int, limit: int) -> str:
     return (
         "not analysed: %s is larger than the limit of %s (raise it with --max-file-size or max-file-size)"
@@ -184,9 +192,9 @@ class _Run:
         except SourceError as exc:
             self.done[seq] = FileResult(path, error=str(exc))
             return None
-        limit = self.settings.max_file_size
-        if limit is not None and analysed_size(source, path) > limit:
-            self.done[seq] = FileResult(path, error=too_large(analysed_size(source, path), limit))
+        oversized = size_error(source, path, self.settings.max_file_size)
+        if oversized is not None:
+            self.done[seq] = oversized
             return None
         if not self.settings.include_generated and generated(source):
             self.stats.generated += 1
@@ -333,8 +341,9 @@ def run_source(source: bytes, name: str, options: Options, rewrite: bool, settin
     quick = screen(source, name, options, settings.staged)
     if quick is not None:
         return quick
-    if settings.max_file_size is not None and analysed_size(source, name) > settings.max_file_size:
-        return FileResult(name, error=too_large(analysed_size(source, name), settings.max_file_size))
+    oversized = size_error(source, name, settings.max_file_size)
+    if oversized is not None:
+        return oversized
     task: Task = (name, source, options, rewrite, settings.staged)
     with IsolatedPool(analyse, 1, settings.timeout, settings.max_memory) as pool:
         pool.submit(0, task)

@@ -240,10 +240,7 @@ class Checkpoint(Generic[T]):
                     mismatch = self._match_items(live)
                     values = self._restore_by_position(values, recorded, live, mismatch, applied)
         except CheckpointError as exc:
-            self._release()
-            if self.strict or isinstance(exc, StaleCheckpointError):  # CHECKPOINTIFY_ON_STALE=error
-                raise
-            self._step_aside(exc)
+            self._restore_failed(exc)
         except BaseException:
             self._release()
             raise
@@ -279,14 +276,19 @@ class Checkpoint(Generic[T]):
             with _GcPaused():
                 values = self._restore_by_position(values, recorded, live, mismatch)
         except CheckpointError as exc:
-            self._release()
-            if self.strict or isinstance(exc, StaleCheckpointError):  # CHECKPOINTIFY_ON_STALE=error
-                raise
-            self._step_aside(exc)
+            self._restore_failed(exc)
         except BaseException:
             self._release()
             raise
         return self._ready(values)
+
+    def _restore_failed(self, exc: CheckpointError) -> None:
+        """A restore that could not use its log: raise in strict mode (and for
+        ``CHECKPOINTIFY_ON_STALE=error``), else step aside and let the loop run unchecked."""
+        self._release()
+        if self.strict or isinstance(exc, StaleCheckpointError):
+            raise exc
+        self._step_aside(exc)
 
     def _check_restorable(self) -> None:
         if self._restored:  # a restore() that failed (locked, stale...) may be retried
