@@ -45,7 +45,7 @@ import threading
 from .lite import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from typing import Dict, List, Tuple
+    from typing import Any, Dict, List, Tuple
 
     from .checkpoint import Checkpoint
 
@@ -53,7 +53,7 @@ _LOCK = threading.Lock()
 #: (run-time loop id, key fingerprint) -> how many calls with that key finished in this process
 _FINISHED: Dict[Tuple[str, str], int] = {}
 #: run-time loop id -> the calls that finished and are not completed yet
-_PENDING: Dict[str, List[Checkpoint[object]]] = {}
+_PENDING: Dict[str, List[Checkpoint[Any]]] = {}
 
 
 def occurrence_key(loop_id: str, key_fp: str) -> str:
@@ -64,7 +64,7 @@ def occurrence_key(loop_id: str, key_fp: str) -> str:
     return key_fp if earlier == 0 else "%s#%d" % (key_fp, earlier + 1)
 
 
-def finished(ckpt: Checkpoint[object], loop_id: str, base_key_fp: str) -> None:
+def finished(ckpt: Checkpoint[Any], loop_id: str, base_key_fp: str) -> None:
     """The call's input is exhausted: count it, and keep it until its caller completes it."""
     with _LOCK:
         _FINISHED[(loop_id, base_key_fp)] = _FINISHED.get((loop_id, base_key_fp), 0) + 1
