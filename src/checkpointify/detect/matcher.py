@@ -46,12 +46,14 @@ from checkpointify.detect.flow import (
     persists_per_item,
     statements_between,
 )
+from checkpointify.detect.helper import Returned, find_returned
 from checkpointify.detect.suppression import suppression_comments
 from checkpointify.detect.work import does_work, is_job, only_reads_local_files
 from checkpointify.rules import (
     COLLECT_COMPREHENSION,
     COLLECT_LOOP,
     DB_COMMIT,
+    HELPER_RETURN,
     QUEUE_ACK,
     Variant,
     fix_safety,
@@ -98,6 +100,9 @@ class Plan:
     ack_latest: Optional[str] = None
     removed: Optional[cst.BaseStatement] = None
     resume: Optional[str] = None  # "identity" when the iteration order may change between runs
+    #: helper-return: the checkpoint is ``deferred=True`` and ``complete_deferred(...)`` goes
+    #: after each of these statements (the callers' saves) instead of ``complete()``
+    deferred: Tuple[cst.BaseStatement, ...] = ()
 
 
 @dataclass
@@ -122,6 +127,7 @@ class Site:
     transaction: Optional[str] = None
     ack: Optional[QueueAck] = None
     resume: Optional[str] = None
+    deferred: Tuple[cst.BaseStatement, ...] = ()
 
 
 @dataclass
@@ -169,6 +175,22 @@ def collected_message(persisted: Sequence[str], comprehension: bool, sink: str) 
     )
 
 
+def returned_message(persisted: Sequence[str], comprehension: bool, returned: Returned) -> str:
+    first = returned.callers[0]
+    return (
+        "%s %s %s and returned; %s saves %s only after the call, by %s(); a crash before that save loses every "
+        "completed unit"
+        % (
+            ", ".join("`%s`" % n for n in persisted),
+            "is" if len(persisted) == 1 else "are",
+            "built by this comprehension" if comprehension else "collected in this loop",
+            "%s()" % first.caller if first.caller != "<module>" else "the module",
+            "it" if len(persisted) == 1 else "them",
+            first.sink.description,
+        )
+    )
+
+
 def make_plan(a: FileAnalysis, site: Site) -> Plan:
     """Assemble the finding and the fix plan for one site."""
     pos = a.positions[site.statement]
@@ -206,6 +228,7 @@ def make_plan(a: FileAnalysis, site: Site) -> Plan:
         ack_latest=site.ack.latest if site.ack else None,
         removed=site.ack.statement if site.ack else None,
         resume=site.resume,
+        deferred=site.deferred,
     )
 
 
@@ -598,6 +621,16 @@ class _LoopSite:
             if commit is not None:
                 # for row in rows: cur.execute(...)   then   conn.commit()
                 return self._commit_plan(accumulators, commit, scope, before)
+        # a helper returning only counters (`return text, num_changed`) is not what its caller keeps
+        containers = [acc.name for acc in accumulators if acc.kind in _IDENTITY_KINDS]
+        returned = (
+            find_returned(a, self.chain, self.index, set(names), self.function, self.qualname)
+            if containers
+            else None
+        )
+        if returned is not None:
+            # def run(xs): acc = []; for x in xs: acc.append(f(x)); return acc   and   json.dump(run(xs), f)
+            return self._helper_plan(accumulators, returned, scope, before)
         # acc = []; for ...: acc.append(f(x)); return acc   (only returned, printed or used in memory)
         return None
 
@@ -737,6 +770,39 @@ class _LoopSite:
             resume=resume,
         )
         return make_plan(a, site)
+
+    def _helper_plan(
+        self,
+        accumulators: List[_Accumulator],
+        returned: Returned,
+        scope: Scope,
+        before: List[cst.BaseStatement],
+    ) -> Optional[Plan]:
+        """Helper-return: checkpoint the helper's loop (deferred), complete after each caller's save."""
+        names = [acc.name for acc in accumulators]
+        between = _until(self.chain.after(self.index), returned.statement)
+        found, carried = self._hazards(accumulators, between, before)
+        if Hazard.ACCUMULATOR_ESCAPES in found.hazards:
+            # for e in embs: if cos(e, torch.stack(kept)) < t: kept.append(e)   return kept
+            # (each unit reads what earlier units kept: a filter over data in memory, not a
+            # collection of independent results; the caller only sees what is left)
+            return None
+        resume = resume_by_identity(found, [acc.kind for acc in accumulators], carried)
+        first = returned.callers[0]
+        site = self._site(
+            HELPER_RETURN,
+            names,
+            carried,
+            scope,
+            sink_call=first.sink.call,
+            sink=first.sink.description,
+            message=returned_message(names, False, returned),
+            hazards=found,
+            complete_after=None,
+            resume=resume,
+            deferred=tuple(c.complete_after for c in returned.callers),
+        )
+        return make_plan(self.a, site)
 
     def _last_sink(self, names: List[str], first: Sink) -> Sink:
         """The save that runs last among every accumulator's own save: ``complete()`` goes after it.
@@ -904,11 +970,18 @@ def _comprehension_plan(
         # columns = [describe(c) for c in ("id", "name")]
         return None
     sink = find_sink(a, chain, index, {name})
+    returned: Optional[Returned] = None
     if sink is None:
-        # vectors = [embed(x) for x in xs]; return vectors
-        return None
+        returned = find_returned(a, chain, index, {name}, function, qualname)
+        if returned is None:
+            # vectors = [embed(x) for x in xs]; return vectors   (and no caller here saves them)
+            return None
+        sink = returned.callers[0].sink
     clauses = for_clauses(value.for_in)
-    found = _comprehension_hazards(a, chain, index, name, value, clauses, scope, sink)
+    between = (
+        _until(chain.after(index), returned.statement) if returned else statements_between(chain, index, sink)
+    )
+    found = _comprehension_hazards(a, chain, index, name, value, clauses, scope, between)
     kind = "list" if isinstance(value, cst.ListComp) else "set" if isinstance(value, cst.SetComp) else "dict"
     resume = resume_by_identity(found, [kind], [])
     exclude = {name}.union(*(assigned_names(c.target) for c in clauses)) | a.progress_bars
@@ -923,8 +996,9 @@ def _comprehension_plan(
             "checkpoint would not restore" % ", ".join("`%s`" % n for n in stateful),
         )
         exclude |= set(stateful)
+    key = context_names(a, scope, stmt, parts, exclude)
     site = Site(
-        variant=COLLECT_COMPREHENSION,
+        variant=HELPER_RETURN if returned else COLLECT_COMPREHENSION,
         kind="comprehension",
         statement=stmt,
         iterable=clauses[0].iter,
@@ -933,13 +1007,16 @@ def _comprehension_plan(
         carried=[],
         sink_call=sink.call,
         sink=sink.description,
-        message=collected_message([name], True, sink.description),
+        message=returned_message([name], True, returned)
+        if returned
+        else collected_message([name], True, sink.description),
         hazards=found,
         qualname=qualname,
-        key=context_names(a, scope, stmt, parts, exclude),
-        complete_after=completion_anchor(sink),
+        key=_with_parameters(function, key, exclude) if returned else key,
+        complete_after=None if returned else completion_anchor(sink),
         comprehension=ComprehensionPlan(value, kind),
         resume=resume,
+        deferred=tuple(c.complete_after for c in returned.callers) if returned else (),
     )
     return make_plan(a, site)
 
@@ -962,7 +1039,7 @@ def _comprehension_hazards(
     value: Comprehension,
     clauses: List[cst.CompFor],
     scope: Scope,
-    sink: Sink,
+    between: Iterator[cst.BaseStatement],
 ) -> hz.Hazards:
     found = hz.Hazards()
     if any(c.asynchronous is not None for c in clauses) or any(
@@ -980,7 +1057,7 @@ def _comprehension_hazards(
         found.add(Hazard.SCOPE_LEAK, "unrolling would bind %s, already used in this scope" % shown)
     if len(clauses) > 1:
         found.add(Hazard.NESTED_LOOP, "an inner `for` clause's progress within the unit in flight is redone")
-    hz.check_exits(found, statements_between(chain, index, sink))
+    hz.check_exits(found, between)
     hz.check_iterable(found, a, clauses[0].iter, chain.before(index), None)
     hz.check_futures(found, a, clauses[0].target, clauses[0].iter, _per_item_parts(value))
     return found

@@ -155,6 +155,7 @@ class _Module:
         self._sink_memo: Dict[int, bool] = {}
         self._statements: Dict[int, _Statement] = {}
         self._generators: Dict[int, bool] = {}
+        self._callees: Optional[Set[str]] = None
 
     def _collect(self, top_level: Set[str]) -> None:
         for stmt, module_level in _all_statements(self.tree.body):
@@ -419,9 +420,9 @@ class _Module:
         for block, link, function in _blocks(self.tree.body):
             for index, stmt in enumerate(block):
                 if isinstance(stmt, _LOOPS):
-                    site = self._loop_may_match(block, index, stmt, link)
+                    site = self._loop_may_match(block, index, stmt, link, function)
                 elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
-                    site = self._comprehension_may_match(block, index, stmt, link)
+                    site = self._comprehension_may_match(block, index, stmt, link, function)
                 else:
                     continue
                 if site and not self._generator(function):
@@ -440,7 +441,12 @@ class _Module:
         return self._generators[key]
 
     def _loop_may_match(
-        self, block: Sequence[ast.stmt], index: int, loop: _Loop, link: Optional[_Link]
+        self,
+        block: Sequence[ast.stmt],
+        index: int,
+        loop: _Loop,
+        link: Optional[_Link],
+        function: Optional[ast.AST] = None,
     ) -> bool:
         is_for = isinstance(loop, _FOR)
         following = block[index + 1] if is_for and index + 1 < len(block) else None
@@ -454,7 +460,10 @@ class _Module:
         if not acks:
             after = list(_after(block, index, link))
             accumulators = {name for name in body.grown if self._accumulator_before(name, block, index, link)}
-            collects = bool(accumulators) and self._sink_after(after, accumulators)
+            collects = bool(accumulators) and (
+                self._sink_after(after, accumulators)
+                or self._returned_and_called(after, accumulators, function)
+            )
             commits = (
                 not collects and body.writes and is_for and any(self._statement(s).commits for s in after)
             )
@@ -525,6 +534,7 @@ class _Module:
         index: int,
         stmt: Union[ast.Assign, ast.AnnAssign],
         link: Optional[_Link],
+        function: Optional[ast.AST] = None,
     ) -> bool:
         if isinstance(stmt, ast.Assign):
             if len(stmt.targets) != 1:
@@ -539,7 +549,32 @@ class _Module:
         parts = _body(_per_item_parts(value))
         if not self.may_be_job(parts.pruned_calls, parts.awaits):
             return False
-        return self._sink_after(list(_after(block, index, link)), {target.id})
+        after = list(_after(block, index, link))
+        return self._sink_after(after, {target.id}) or self._returned_and_called(after, {target.id}, function)
+
+    def _returned_and_called(
+        self, after: Sequence[ast.stmt], accumulators: Set[str], function: Optional[ast.AST]
+    ) -> bool:
+        """A superset of ``helper.find_returned``: in a function, a ``return`` after the site
+        reads a tracked value, and the function's name is called somewhere in the module."""
+        if not isinstance(function, _FUNCTIONS):
+            return False
+        tracked = set(accumulators)
+        for stmt in after:
+            if isinstance(stmt, ast.Return):
+                return (
+                    stmt.value is not None
+                    and bool(names_in(stmt.value) & tracked)
+                    and self._called(function.name)
+                )
+            tracked = _derived(stmt, tracked)
+        return False
+
+    def _called(self, name: str) -> bool:
+        """Whether some call in the module names ``name`` (``name(...)`` or ``x.name(...)``)."""
+        if self._callees is None:
+            self._callees = {callee_name(n.func) for n in walk(self.tree) if isinstance(n, ast.Call)}
+        return name in self._callees
 
     def _statement(self, stmt: ast.stmt) -> _Statement:
         key = id(stmt)

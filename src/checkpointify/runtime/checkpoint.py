@@ -920,16 +920,20 @@ class Checkpoint(Generic[T]):
         return True
 
     def _on_finished(self) -> None:
-        """A deferred checkpoint (see :mod:`.deferred`) whose input is exhausted: release the
-        log (it stays until the caller completes it) and what the accumulators hold, and hand
-        the checkpoint to the caller's :func:`~.deferred.complete_deferred`."""
+        """A deferred checkpoint (see :mod:`.deferred`) whose input is exhausted: keep the
+        log (and its lock) until the caller completes it, let go of what the accumulators
+        hold, and hand the checkpoint to the caller's :func:`~.deferred.complete_deferred`."""
         if self._deferred is None:
             return
         from .deferred import finished
 
-        self.close()
+        # the log stays locked (another process's complete_deferred never removes it) and
+        # synced (by _end); what the accumulators held is let go
         self._state = _no_state
         self._trackers = []
+        keep = getattr(self._store, "keep_trackers", None)
+        if keep is not None:
+            keep([])
         finished(self, self.loop_id, self._deferred)
 
     # -- completion -------------------------------------------------------------------

@@ -23,7 +23,9 @@ What the runtime promises for such a checkpoint:
   runs again), and the caller saves.
 * **The caller completes it.** :func:`complete_deferred` removes the log of every call of
   that loop that finished in this process (each call with other arguments has its own
-  log: the arguments are the key).
+  log: the arguments are the key), and any other log of that loop in the folder that no
+  running process holds (a call the resumed caller skipped, say because an outer
+  checkpoint restored its result: after the caller's save such a log can only be stale).
 * **Fallback at exit.** A call whose caller never completes it (a caller in another file,
   an early ``return``) is completed when the interpreter exits normally: no uncaught
   exception (``sys.exit(n)`` counts as normal). A SIGKILL or an uncaught exception keeps
@@ -39,12 +41,15 @@ What the runtime promises for such a checkpoint:
 from __future__ import annotations
 
 import atexit
+import os
 import sys
 import threading
 
 from .lite import TYPE_CHECKING
+from .settings import checkpoint_dir
 
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any, Dict, List, Tuple
 
     from .checkpoint import Checkpoint
@@ -86,6 +91,35 @@ def complete_deferred(loop_id: str) -> None:
         calls = _PENDING.pop(resolved, [])
     for ckpt in calls:
         ckpt.complete()
+    directories = {c.directory for c in calls} or {checkpoint_dir()}
+    for directory in directories:
+        _sweep(directory, resolved)
+
+
+def _sweep(directory: Path, loop_id: str) -> None:
+    """Remove the logs of ``loop_id`` that no call of this run opened (a call a resumed
+    caller skipped, an argument no longer used): after the caller's save they can only be
+    stale. A log another process holds (its loop is running) is left alone."""
+    from .errors import CheckpointError
+    from .inspection import is_log, read_info, remove
+    from .settings import log_name
+
+    prefix = log_name(loop_id)[: -len("-00000000.ckpt")] + "-"
+    try:
+        names = [n for n in os.listdir(str(directory)) if n.startswith(prefix) and n.endswith(".ckpt")]
+    except OSError:
+        return
+    for name in names:
+        path = directory / name
+        try:
+            if is_log(path) and read_info(path).loop_id == loop_id:
+                remove(path)
+        except (CheckpointError, OSError):
+            pass  # in use by a running loop, or unreadable: not ours to judge
+    if names and not os.environ.get("CHECKPOINTIFY_DIR") and directory == checkpoint_dir():
+        from .trust import _remove_folder
+
+        _remove_folder(directory)  # the default folder, once nothing but its .gitignore is left
 
 
 def _complete_all_at_exit() -> None:
