@@ -135,6 +135,8 @@ class _Accumulator:
     name: str
     kind: str
     init: cst.BaseStatement
+    #: bound only under ``if cond:`` (``if save_dir: results = []``): reported, never rewritten
+    conditional: bool = False
 
 
 def find_plans(
@@ -308,6 +310,10 @@ def _child_blocks(
                 yield from _child_blocks(sub, Chain(body_of(stmt.body), stmt), 0, inner, function)
     elif isinstance(stmt, cst.With):
         yield Chain(body_of(stmt.body), stmt, chain, index), qualname, function
+    elif isinstance(stmt, (cst.If, cst.Try)):
+        # results = []; try: <loop>; <save>   /   if ...: <loop>; <save>   (bound before, used inside)
+        for block in statement_blocks(stmt):
+            yield Chain(block, stmt, None, index, enclosing=chain), qualname, function
     else:
         for block in statement_blocks(stmt):
             yield Chain(block, stmt), qualname, function
@@ -405,10 +411,34 @@ def _find_accumulators(
                 if kind is not None and not any(name in bound_in(s) for s in before[position + 1 :]):
                     found.append(_Accumulator(name, kind, stmt))
                 break
+            conditional = _conditional_init(a, stmt, name)
+            if conditional is not None:
+                # if save_dir: results = []   ...   if save_dir: results.append(r)
+                found.append(_Accumulator(name, conditional, stmt, conditional=True))
+                break
             if name in bound_in(stmt):
                 break  # bound in a way we do not model (for, with, an if branch): not ours
     found.sort(key=lambda acc: before.index(acc.init))
     return found
+
+
+def _conditional_init(a: FileAnalysis, stmt: cst.BaseStatement, name: str) -> Optional[str]:
+    """The accumulator kind when ``stmt`` is ``if cond:`` (no ``else``) holding only
+    ``name = <accumulator>`` lines, one of them for ``name``."""
+    if (
+        not isinstance(stmt, cst.If)
+        or stmt.orelse is not None
+        or not isinstance(stmt.body, cst.IndentedBlock)
+    ):
+        return None
+    kind: Optional[str] = None
+    for sub in stmt.body.body:
+        assigned = single_assignment(sub)
+        if assigned is None or accumulator_kind(a, assigned[1]) is None:
+            return None
+        if assigned[0] == name:
+            kind = accumulator_kind(a, assigned[1])
+    return kind
 
 
 def _already_resumes(
@@ -672,8 +702,20 @@ class _LoopSite:
         """Every hazard of the loop, and the carried state to checkpoint with the accumulators."""
         a, loop = self.a, self.loop
         names = [acc.name for acc in accumulators]
-        after = list(self.chain.after(self.index))
+        after = list(self.chain.after_all(self.index))
         found = hz.Hazards()
+        conditional = [acc.name for acc in accumulators if acc.conditional]
+        if conditional:
+            # if save_dir: results = []   (the checkpoint would read `results` when it is unbound)
+            found.add(
+                Hazard.UNSUPPORTED_SHAPE,
+                "%s %s bound only under an `if`; the checkpoint would read %s when the condition is false"
+                % (
+                    ", ".join("`%s`" % n for n in conditional),
+                    "is" if len(conditional) == 1 else "are",
+                    "it" if len(conditional) == 1 else "them",
+                ),
+            )
         hz.check_exits(found, between)
         hz.check_growth(found, [(acc.name, acc.kind) for acc in accumulators], loop.body)
         if isinstance(loop, cst.For):

@@ -62,6 +62,7 @@ def _work() -> _Work:
 _FOR = (ast.For, ast.AsyncFor)
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _WITH = (ast.With, ast.AsyncWith)
+_BRANCHES = (ast.If, ast.Try)  # matcher._child_blocks: blocks looked through for what runs before
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp)
 _Loop = Union[ast.For, ast.AsyncFor, ast.While]
@@ -101,11 +102,14 @@ def sites(tree: ast.Module, source: bytes, vocab: Vocabulary) -> List[ast.stmt]:
 
 @dataclass(frozen=True)
 class _Link:
-    """Where a ``with`` body sits: its parent block and the ``with`` statement's index."""
+    """Where a ``with`` body (or a ``try`` body, an ``if`` branch: ``transparent`` False) sits:
+    its parent block and the statement's index. ``analysis.Chain``: a ``with`` is looked
+    through both ways, a ``try``/``if`` only for what runs before it."""
 
     block: Sequence[ast.stmt]
     index: int
     parent: Optional["_Link"]
+    transparent: bool = True
 
 
 @dataclass
@@ -509,6 +513,11 @@ class _Module:
                 if self.raw_ascii(stmt):
                     return False
                 continue
+            if isinstance(stmt, ast.If) and any(
+                value is not None and self.may_be_accumulator(value)
+                for value in (_single_value(sub, name) for sub in stmt.body)
+            ):
+                return True  # matcher._conditional_init: `if save_dir: results = []`
             if self._surely_binds(stmt, name):
                 return False
         return False
@@ -735,6 +744,10 @@ def _blocks(
                 inner = stmt
             elif isinstance(stmt, ast.ClassDef):
                 inner = None  # its methods are checked on their own; its body is never a site
+            elif isinstance(stmt, _BRANCHES):
+                for child in _child_blocks(stmt):
+                    stack.append((child, _Link(block, index, above, False), function))
+                continue
             for child in _child_blocks(stmt):
                 stack.append((child, None, inner))
 
@@ -750,7 +763,7 @@ def _before_reversed(block: Sequence[ast.stmt], index: int, link: Optional[_Link
 def _after(block: Sequence[ast.stmt], index: int, link: Optional[_Link]) -> Iterator[ast.stmt]:
     """``Chain.after``: statements after ``block[index]``, then after each enclosing ``with``."""
     yield from block[index + 1 :]
-    while link is not None:
+    while link is not None and link.transparent:
         yield from link.block[link.index + 1 :]
         link = link.parent
 
@@ -789,6 +802,8 @@ def _derived(stmt: ast.stmt, tracked: Set[str]) -> Set[str]:
             elif isinstance(node, ast.withitem) and node.optional_vars is not None:
                 if names_in(node.context_expr) & tracked:
                     tracked |= assigned_names(node.optional_vars)
+            elif isinstance(node, _FOR) and names_in(node.iter) & tracked:
+                tracked |= assigned_names(node.target)  # flow._search: the JSONL idiom
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 owner = target_name(node.func.value)
                 if owner and node.func.attr in catalogue.DERIVING_METHODS and _call_uses(node, tracked):
