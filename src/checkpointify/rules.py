@@ -364,6 +364,15 @@ HAZARDS: Dict[Hazard, HazardDoc] = {
         "between them, the unit's writes are applied again on resume (at-least-once).",
         Safety.UNSAFE,
     ),
+    Hazard.COMPLETED_AT_EXIT: HazardDoc(
+        "callers in other files complete the helper's log only at exit",
+        "The helper's module runs nothing of its own (no `__main__` guard, no top-level calls), "
+        "so other files likely import and call it. Their calls' logs are removed when the "
+        "interpreter exits normally, not after their own save: a long-lived process keeps "
+        "them until it ends, and a re-run after a crash between such a call and its save "
+        "resumes from the complete log (checked item by item, as any resume).",
+        Safety.UNSAFE,
+    ),
     Hazard.WRITES_BEFORE_LOOP: HazardDoc(
         "database writes before the loop run again",
         "Units are committed as they complete, so statements before the loop that change "

@@ -27,6 +27,7 @@ from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 import libcst as cst
 
+from checkpointify import catalogue
 from checkpointify.detect.analysis import Chain, FileAnalysis
 from checkpointify.detect.cstutil import (
     assigned_names,
@@ -281,7 +282,7 @@ def _names_a_file(node: cst.BaseExpression) -> bool:
         return True  # "out_%s.json" % name
     if isinstance(node, cst.Call):
         text = callee_text(node.func)
-        return text.endswith((".format", "path.join", "Path")) or text in {"str", "Path"}
+        return text.endswith(catalogue.FILE_NAME_CALL_SUFFIXES) or text in catalogue.FILE_NAME_CALLS
     return False
 
 
@@ -295,7 +296,7 @@ def _over_settings(a: FileAnalysis, loop: cst.BaseStatement, function: Optional[
     if (
         isinstance(iterable, cst.Call)
         and isinstance(iterable.func, cst.Attribute)
-        and iterable.func.attr.value in ("items", "keys", "values")
+        and iterable.func.attr.value in catalogue.SETTINGS_VIEW_METHODS
         and not iterable.args
     ):
         iterable = iterable.func.value
@@ -344,7 +345,7 @@ def _receivers(stmt: cst.BaseStatement, call: cst.Call) -> Set[str]:
         return found
     if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
         outer = small.value
-        if isinstance(outer.func, cst.Attribute) and outer.func.attr.value in ("append", "extend"):
+        if isinstance(outer.func, cst.Attribute) and outer.func.attr.value in catalogue.KEEPING_METHODS:
             if any(_holds(arg.value, call) for arg in outer.args):
                 return names_in(outer.func.value) & {callee_text(outer.func.value)}
     return set()
@@ -429,7 +430,8 @@ def _skips_done(loop: cst.For) -> bool:
         if isinstance(test, cst.Comparison) and any(isinstance(t.operator, cst.In) for t in test.comparisons):
             return True
         if any(
-            isinstance(n, cst.Call) and callee_text(n.func).endswith(("exists", "isfile")) for n in walk(test)
+            isinstance(n, cst.Call) and callee_text(n.func).endswith(catalogue.DONE_CHECK_SUFFIXES)
+            for n in walk(test)
         ):
             return True
     return False

@@ -830,6 +830,12 @@ class _LoopSite:
             # collection of independent results; the caller only sees what is left)
             return None
         resume = resume_by_identity(found, [acc.kind for acc in accumulators], carried)
+        if not self.a.is_script:
+            found.add(
+                Hazard.COMPLETED_AT_EXIT,
+                "`%s` is in a module that runs nothing of its own; a call from another file is completed "
+                "only when the interpreter exits normally" % self.qualname,
+            )
         first = returned.callers[0]
         site = self._site(
             HELPER_RETURN,
@@ -1039,6 +1045,12 @@ def _comprehension_plan(
         )
         exclude |= set(stateful)
     key = context_names(a, scope, stmt, parts, exclude)
+    if returned is not None and not a.is_script:
+        found.add(
+            Hazard.COMPLETED_AT_EXIT,
+            "`%s` is in a module that runs nothing of its own; a call from another file is completed only when "
+            "the interpreter exits normally" % qualname,
+        )
     site = Site(
         variant=HELPER_RETURN if returned else COLLECT_COMPREHENSION,
         kind="comprehension",
