@@ -74,7 +74,38 @@ class _Index:
         self.places: Dict[int, _Place] = {}
         self.owner_of: Dict[int, cst.CSTNode] = {}
         self.calls: Dict[int, cst.BaseStatement] = {}  # id(call) -> innermost statement holding it
+        #: calls ``f(...)`` and ``self.f(...)`` by name, and every other use of those names
+        self.name_calls: Dict[str, List[cst.Call]] = {}
+        self.self_calls: Dict[str, List[cst.Call]] = {}
+        self.name_refs: Dict[str, List[cst.CSTNode]] = {}
+        self.self_refs: Dict[str, List[cst.CSTNode]] = {}
         self._index(Chain(module.body, None), None, "<module>")
+        self._references(module)
+
+    def _references(self, module: cst.Module) -> None:
+        not_references: Set[int] = set()
+        names: List[cst.Name] = []
+        for node in walk(module, ()):
+            if isinstance(node, cst.Call):
+                text = callee_text(node.func)
+                if isinstance(node.func, cst.Name):
+                    self.name_calls.setdefault(text, []).append(node)
+                elif text.startswith("self.") and text.count(".") == 1:
+                    self.self_calls.setdefault(text, []).append(node)
+            elif isinstance(node, cst.Attribute):
+                not_references.add(id(node.attr))  # model.eval(): another object's attribute
+                text = callee_text(node)
+                if text.startswith("self.") and text.count(".") == 1:
+                    self.self_refs.setdefault(text, []).append(node)
+            elif isinstance(node, cst.Arg) and node.keyword is not None:
+                not_references.add(id(node.keyword))
+            elif isinstance(node, (cst.Param, cst.FunctionDef, cst.ClassDef)):
+                not_references.add(id(node.name))
+            elif isinstance(node, cst.Name):
+                names.append(node)
+        for node in names:
+            if id(node) not in not_references:
+                self.name_refs.setdefault(node.value, []).append(node)
 
     def _index(self, chain: Chain, function: Optional[cst.FunctionDef], qualname: str) -> None:
         for index, stmt in enumerate(chain.body):
@@ -161,38 +192,18 @@ def _return_after(a: FileAnalysis, chain: Chain, index: int, names: Set[str]) ->
 def _calls_of(a: FileAnalysis, function: cst.FunctionDef, qualname: str) -> List[cst.Call]:
     """Every call of the helper in this file, or [] when its name is also used otherwise
     (``pool.map(run_model, xs)``, ``callback=self.run_model``: callers this file does not show)."""
+    index_ = _index_of(a)
     name = function.name.value
-    method = "." in qualname
-    calls: List[cst.Call] = []
-    callees: Set[int] = set()
-    references: List[cst.CSTNode] = []
-    not_references: Set[int] = {id(function.name)}
-    for node in walk(a.module, ()):
-        if isinstance(node, cst.Call):
-            func = node.func
-            if not method and isinstance(func, cst.Name) and func.value == name:
-                calls.append(node)
-                callees.add(id(func))
-            elif method and callee_text(func) == "self.%s" % name:
-                calls.append(node)
-                callees.add(id(func))
-        elif isinstance(node, cst.Attribute):
-            not_references.add(id(node.attr))  # model.eval(): another object's attribute
-            if method and callee_text(node) == "self.%s" % name:
-                references.append(node)
-        elif isinstance(node, (cst.Arg, cst.Param)):
-            keyword = node.keyword if isinstance(node, cst.Arg) else node.name
-            if keyword is not None:
-                not_references.add(id(keyword))
-        elif isinstance(node, cst.FunctionDef):
-            not_references.add(id(node.name))
-        elif not method and isinstance(node, cst.Name) and node.value == name:
-            references.append(node)
-    for ref in references:
-        if id(ref) not in callees and id(ref) not in not_references:
-            # pool.map(run_model, xs)   /   fn = run_model   (the helper escapes: unseen callers)
-            return []
-    return calls
+    if "." in qualname:
+        key = "self.%s" % name
+        calls, references = index_.self_calls.get(key, []), index_.self_refs.get(key, [])
+    else:
+        calls, references = index_.name_calls.get(name, []), index_.name_refs.get(name, [])
+    callees = {id(call.func) for call in calls}
+    if any(id(ref) not in callees for ref in references):
+        # pool.map(run_model, xs)   /   fn = run_model   (the helper escapes: unseen callers)
+        return []
+    return list(calls)
 
 
 def _caller_save(
