@@ -464,9 +464,7 @@ PROGRESS_BAR_PREFIXES: Tuple[str, ...] = ("tqdm.", "rich.progress.", "alive_prog
 #: a save whose only read of a helper's result is such a name does not persist the result
 FILE_NAME_CALL_SUFFIXES: Tuple[str, ...] = (".format", "path.join", "Path")
 FILE_NAME_CALLS: FrozenSet[str] = frozenset({"str", "Path"})
-#: ``for name, prompt in PROMPTS.items()`` over a literal: a loop over a handful of settings
-SETTINGS_VIEW_METHODS: FrozenSet[str] = frozenset({"items", "keys", "values"})
-#: ``if os.path.exists(out): continue``: a caller loop that already skips what is done
+#: ``if os.path.exists(out): continue``: a loop that already skips what is done
 DONE_CHECK_SUFFIXES: Tuple[str, ...] = ("exists", "isfile", "is_file")
 #: ``results.append(helper(x))``: methods that keep a helper's result in a container
 KEEPING_METHODS: FrozenSet[str] = frozenset({"append", "extend"})

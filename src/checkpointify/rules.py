@@ -132,8 +132,13 @@ def run_model(samples):
         out.append(model(s))
     return out
 
+
 def main():
-    json.dump(run_model(load()), open("preds.json", "w"))
+    save_predictions(run_model(load()))
+
+
+if __name__ == "__main__":
+    main()
 ```
 
 ## Use instead
@@ -146,9 +151,14 @@ def run_model(samples):
         out.append(model(s))
     return out
 
+
 def main():
-    json.dump(run_model(load()), open("preds.json", "w"))
+    save_predictions(run_model(load()))
     complete_deferred("job.py::run_model::out")
+
+
+if __name__ == "__main__":
+    main()
 ```
 The helper's checkpoint outlives the call (`deferred=True`); each caller completes it
 after its save. A crash inside the helper resumes its loop; a crash after it returned

@@ -307,7 +307,7 @@ def _over_settings(a: FileAnalysis, loop: cst.BaseStatement, function: Optional[
     if (
         isinstance(iterable, cst.Call)
         and isinstance(iterable.func, cst.Attribute)
-        and iterable.func.attr.value in catalogue.SETTINGS_VIEW_METHODS
+        and iterable.func.attr.value in ("items", "keys", "values")  # the dict's own views
         and not iterable.args
     ):
         iterable = iterable.func.value

@@ -466,12 +466,12 @@ def _already_resumes(
                 isinstance(t.operator, cst.In) and names_in(t.comparator) & loaded for t in test.comparisons
             ):
                 return True  # if key in done: continue
-            if any(isinstance(n, cst.Call) and callee_text(n.func).endswith(_EXISTS) for n in walk(test)):
+            if any(
+                isinstance(n, cst.Call) and callee_text(n.func).endswith(catalogue.DONE_CHECK_SUFFIXES)
+                for n in walk(test)
+            ):
                 return True  # if os.path.exists(out): continue
     return False
-
-
-_EXISTS = ("exists", "isfile", "is_file")
 
 
 def _skips(node: cst.If) -> bool:

@@ -40,10 +40,10 @@ What the runtime promises for such a checkpoint:
 
 from __future__ import annotations
 
+import _thread  # not threading: importing the runtime stays light (see lite.py)
 import atexit
 import os
 import sys
-import threading
 
 from .lite import TYPE_CHECKING
 from .settings import checkpoint_dir
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
     from .checkpoint import Checkpoint
 
-_LOCK = threading.Lock()
+_LOCK = _thread.allocate_lock()
 #: (run-time loop id, key fingerprint) -> how many calls with that key finished in this process
 _FINISHED: Dict[Tuple[str, str], int] = {}
 #: run-time loop id -> the calls that finished and are not completed yet
