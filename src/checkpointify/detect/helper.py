@@ -301,16 +301,28 @@ def _over_settings(a: FileAnalysis, loop: cst.BaseStatement, function: Optional[
     """A loop over a handful of settings written in the code (``for name, prompt in
     PROMPTS.items()`` with ``PROMPTS = {...}``, ``for split in ("train", "test")``): each
     iteration runs the helper over a whole dataset, so the helper's loop is the unit."""
-    if not isinstance(loop, cst.For):
+    return isinstance(loop, cst.For) and _settings_literal(a, loop.iter, function, 0)
+
+
+def _settings_literal(
+    a: FileAnalysis, iterable: cst.BaseExpression, function: Optional[cst.FunctionDef], depth: int
+) -> bool:
+    if depth > 6:
         return False
-    iterable = loop.iter
     if (
         isinstance(iterable, cst.Call)
         and isinstance(iterable.func, cst.Attribute)
         and iterable.func.attr.value in ("items", "keys", "values")  # the dict's own views
         and not iterable.args
     ):
-        iterable = iterable.func.value
+        return _settings_literal(a, iterable.func.value, function, depth + 1)
+    if (
+        isinstance(iterable, cst.Call)
+        and a.qualified(iterable.func) & a.checkpoint_calls
+        and len(iterable.args) > 1
+    ):
+        # for name, prompt in ckpt:   with ckpt = checkpoint(id, PROMPTS.items(), ...)   (our own rewrite)
+        return _settings_literal(a, iterable.args[1].value, function, depth + 1)
     if isinstance(iterable, cst.Name):
         bodies = [a.module.body] + ([body_of(function.body)] if function is not None else [])
         values = [
@@ -323,9 +335,7 @@ def _over_settings(a: FileAnalysis, loop: cst.BaseStatement, function: Optional[
             and isinstance(stmt.body[0].targets[0].target, cst.Name)
             and stmt.body[0].targets[0].target.value == iterable.value
         ]
-        if len(values) != 1:
-            return False
-        iterable = values[0]
+        return len(values) == 1 and _settings_literal(a, values[0], function, depth + 1)
     return isinstance(iterable, (cst.List, cst.Tuple, cst.Set, cst.Dict))
 
 
