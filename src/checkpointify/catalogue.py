@@ -456,3 +456,15 @@ HANDLE_READ_METHODS: FrozenSet[str] = frozenset({"read", "readline", "readlines"
 PATH_READ_METHODS: FrozenSet[str] = frozenset({"read_text", "read_bytes"})
 #: progress bars: their state is display, not results (never carried state, never in key=)
 PROGRESS_BAR_PREFIXES: Tuple[str, ...] = ("tqdm.", "rich.progress.", "alive_progress.", "progressbar.")
+
+
+# ------------------------------------------------------------------ helper-return (detect/helper.py)
+
+#: a call whose result only names a file (``"out_%s.json".format(x)``, ``os.path.join(d, x)``):
+#: a save whose only read of a helper's result is such a name does not persist the result
+FILE_NAME_CALL_SUFFIXES: Tuple[str, ...] = (".format", "path.join", "Path")
+FILE_NAME_CALLS: FrozenSet[str] = frozenset({"str", "Path"})
+#: ``if os.path.exists(out): continue``: a loop that already skips what is done
+DONE_CHECK_SUFFIXES: Tuple[str, ...] = ("exists", "isfile", "is_file")
+#: ``results.append(helper(x))``: methods that keep a helper's result in a container
+KEEPING_METHODS: FrozenSet[str] = frozenset({"append", "extend"})

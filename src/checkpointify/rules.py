@@ -107,6 +107,77 @@ are not used anywhere else in that scope (hazard `scope-leak`).
 """,
 )
 
+HELPER_RETURN = Variant(
+    name="helper-return",
+    code="CKP001",
+    summary="a helper collects results in a loop and returns them; its caller saves them",
+    rationale="""\
+## What it does
+Finds a loop (or comprehension) inside a function that grows an accumulator with the
+results of real work and returns it (or a value built from it: `df["pred"] = preds;
+return df`, `return cors, acc, probs`), when every call of that function in the same
+file persists what it returned (`json.dump(run_model(xs), f)`, `preds = predict(df)` ...
+`df.to_csv(...)`, `results.append(evaluate(p))` ... `json.dump(results, f)`).
+
+## Why is this bad?
+The helper's completed units live only in its local list until it returns and the
+caller saves: a crash one item before the end of the helper (or between its return and
+the caller's save) loses all of them.
+
+## Example
+```python
+def run_model(samples):
+    out = []
+    for s in samples:
+        out.append(model(s))
+    return out
+
+
+def main():
+    save_predictions(run_model(load()))
+
+
+if __name__ == "__main__":
+    main()
+```
+
+## Use instead
+```python
+def run_model(samples):
+    out = []
+    ckpt = checkpoint("job.py::run_model::out", samples, lambda: (out,), key=(samples,), deferred=True)
+    [out] = ckpt.restore()
+    for s in ckpt:
+        out.append(model(s))
+    return out
+
+
+def main():
+    save_predictions(run_model(load()))
+    complete_deferred("job.py::run_model::out")
+
+
+if __name__ == "__main__":
+    main()
+```
+The helper's checkpoint outlives the call (`deferred=True`); each caller completes it
+after its save. A crash inside the helper resumes its loop; a crash after it returned
+and before the save re-runs it from a complete log (no unit runs again). The function's
+arguments are the key, so calls with other arguments (per split, per model) never share
+a log, and a second call with the same arguments in one run gets a log of its own. When
+the save sits in a `for` loop of the caller, the completion goes after that loop, so a
+re-run restores every earlier call from its log instead of redoing it.
+
+## Fix safety
+As for CKP001 loops. The helper is reported only when its name is used in its file for
+nothing but calls and every one of those calls saves the result; a caller in another
+file is not seen, so the runtime also completes a finished call's log when the
+interpreter exits normally (an uncaught exception or a kill keeps it for the re-run).
+A caller whose loop already skips done items (`if x in done: continue`) is the unit of
+its own resume: its helper is not reported.
+""",
+)
+
 DB_COMMIT = Variant(
     name="db-commit",
     code="CKP002",
@@ -198,7 +269,7 @@ results that are saved after it (acknowledging before they are saved would lose 
 """,
 )
 
-VARIANTS: Tuple[Variant, ...] = (COLLECT_LOOP, COLLECT_COMPREHENSION, DB_COMMIT, QUEUE_ACK)
+VARIANTS: Tuple[Variant, ...] = (COLLECT_LOOP, COLLECT_COMPREHENSION, HELPER_RETURN, DB_COMMIT, QUEUE_ACK)
 VARIANTS_BY_NAME: Dict[str, Variant] = {v.name: v for v in VARIANTS}
 
 #: what each code means across its variants (SARIF rule titles, --statistics)
@@ -301,6 +372,15 @@ HAZARDS: Dict[Hazard, HazardDoc] = {
         "a committed unit may run again",
         "The commit and the progress record are not one transaction: if the process dies "
         "between them, the unit's writes are applied again on resume (at-least-once).",
+        Safety.UNSAFE,
+    ),
+    Hazard.COMPLETED_AT_EXIT: HazardDoc(
+        "callers in other files complete the helper's log only at exit",
+        "The helper's module runs nothing of its own (no `__main__` guard, no top-level calls), "
+        "so other files likely import and call it. Their calls' logs are removed when the "
+        "interpreter exits normally, not after their own save: a long-lived process keeps "
+        "them until it ends, and a re-run after a crash between such a call and its save "
+        "resumes from the complete log (checked item by item, as any resume).",
         Safety.UNSAFE,
     ),
     Hazard.WRITES_BEFORE_LOOP: HazardDoc(

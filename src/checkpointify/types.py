@@ -46,6 +46,7 @@ class Hazard(str, enum.Enum):
     UNSUPPORTED_SHAPE = "unsupported-shape"
     AT_LEAST_ONCE = "at-least-once"
     WRITES_BEFORE_LOOP = "writes-before-loop"
+    COMPLETED_AT_EXIT = "completed-at-exit"
 
 
 @dataclass(frozen=True)

@@ -216,6 +216,43 @@ CASES = [
         (),
     ),
     (
+        "helper-returns-caller-saves",
+        "import json\ndef run(xs):\n    out = []\n    for x in xs:\n        out.append(fetch(x))\n    return out\n"
+        "def main():\n    json.dump(run(items), open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "helper-returns-derived-caller-assigns",
+        "def run(df):\n    preds = []\n    for x in df:\n        preds.append(fetch(x))\n    df['p'] = preds\n"
+        "    return df\nif __name__ == '__main__':\n    out = run(frame)\n    out.to_csv('o.csv')\n",
+        (),
+    ),
+    (
+        "helper-comprehension-returned-method-caller",
+        "import json\nclass Job:\n    def tag(self, xs):\n        tags = [fetch(x) for x in xs]\n        return tags\n"
+        "    def run(self):\n        tags = self.tag(self.items)\n        json.dump(tags, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "accumulator-before-try-jsonl-write-loop",
+        "import json\nrows = []\ntry:\n    for x in xs:\n        rows.append(fetch(x))\n"
+        "    with open('o', 'w') as f:\n        for r in rows:\n            f.write(json.dumps(r) + '\\n')\n"
+        "except KeyError:\n    pass\n",
+        (),
+    ),
+    (
+        "accumulator-before-if-else-branch",
+        "import json\nrows = []\nif dry:\n    pass\nelse:\n    for x in xs:\n        rows.append(fetch(x))\n"
+        "    json.dump(rows, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "accumulator-bound-under-if",
+        "import json\ndef f(xs, d):\n    if d:\n        rows = []\n    for x in xs:\n        r = fetch(x)\n"
+        "        if d:\n            rows.append(r)\n    if d:\n        json.dump(rows, open(d, 'w'))\n",
+        (),
+    ),
+    (
         "non-ascii-identifiers",
         "import json\nrésultats = []\nfor élément in xs:\n    résultats.append(fetch(élément))\n"
         "json.dump(résultats, open('o', 'w'))\n",

@@ -28,22 +28,40 @@ class Chain:
     owner: Optional[cst.CSTNode]
     parent: Optional["Chain"] = None
     index_in_parent: int = -1
+    #: a ``try`` body or an ``if``/``else`` branch: the block holding that statement, looked
+    #: through for what runs *before* (an accumulator bound before the ``try``), never for
+    #: what runs after (the save, and so the completion, must be in the branch itself)
+    enclosing: Optional["Chain"] = None
 
     def before(self, index: int) -> List[cst.BaseStatement]:
-        """Statements that run before ``body[index]``, here and in the enclosing ``with`` blocks."""
+        """Statements that run before ``body[index]``, here, in the enclosing ``with`` blocks
+        and before an enclosing ``try`` or ``if`` (see ``enclosing``)."""
         out: List[cst.BaseStatement] = []
         chain: Optional[Chain] = self
         limit = index
         while chain is not None:
             out[:0] = list(chain.body[:limit])
             limit = chain.index_in_parent
-            chain = chain.parent
+            chain = chain.parent if chain.parent is not None else chain.enclosing
         return out
 
     def after(self, index: int) -> Iterator[cst.BaseStatement]:
         """Statements that run after ``body[index]``, then after the enclosing ``with`` blocks."""
         for chain, start in self.levels(index):
             yield from chain.body[start:]
+
+    def after_all(self, index: int) -> Iterator[cst.BaseStatement]:
+        """:meth:`after`, then what follows an enclosing ``try`` or ``if`` (for the hazards:
+        a name the loop binds may be read there)."""
+        chain: Optional[Chain] = self
+        while chain is not None:
+            outer_index = index
+            for level, start in chain.levels(index):
+                yield from level.body[start:]
+                outer_index = level.index_in_parent
+                top = level
+            chain = top.enclosing
+            index = outer_index
 
     def levels(self, index: int) -> Iterator[Tuple["Chain", int]]:
         """(block, first index after us) for this block and each enclosing ``with`` block."""

@@ -26,7 +26,7 @@ from checkpointify.detect.cstutil import (
     target_name,
     walk,
 )
-from checkpointify.detect.work import is_logging
+from checkpointify.detect.work import is_cheap_call, is_logging
 
 
 @dataclass
@@ -156,6 +156,8 @@ def _search(
         return None
     if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
         return None
+    if isinstance(node, cst.For) and names_in(node.iter) & tracked and _only_writes(a, node):
+        tracked |= assigned_names(node.target)  # for r in results: f.write(json.dumps(r) + "\n")
     if isinstance(node, cst.With):
         for item in node.items:
             call = _sink_call(a, item, tracked)
@@ -168,6 +170,17 @@ def _search(
                 if found is not None:
                     return found
     return None
+
+
+def _only_writes(a: FileAnalysis, loop: cst.For) -> bool:
+    """A loop that only writes out what it iterates (the JSONL idiom): every call in its
+    body persists or is cheap formatting. A loop that works per item and writes as it goes
+    (``for q in questions: out.write(generate(q))``) is a job of its own, not the save."""
+    return all(
+        describe_sink(a, node) is not None or is_cheap_call(a, node, set())
+        for node in walk(loop.body)
+        if isinstance(node, cst.Call)
+    )
 
 
 def _sink_call(a: FileAnalysis, node: cst.CSTNode, tracked: Set[str]) -> Optional[cst.Call]:

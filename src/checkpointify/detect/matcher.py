@@ -46,12 +46,14 @@ from checkpointify.detect.flow import (
     persists_per_item,
     statements_between,
 )
+from checkpointify.detect.helper import Returned, find_returned
 from checkpointify.detect.suppression import suppression_comments
 from checkpointify.detect.work import does_work, is_job, only_reads_local_files
 from checkpointify.rules import (
     COLLECT_COMPREHENSION,
     COLLECT_LOOP,
     DB_COMMIT,
+    HELPER_RETURN,
     QUEUE_ACK,
     Variant,
     fix_safety,
@@ -98,6 +100,9 @@ class Plan:
     ack_latest: Optional[str] = None
     removed: Optional[cst.BaseStatement] = None
     resume: Optional[str] = None  # "identity" when the iteration order may change between runs
+    #: helper-return: the checkpoint is ``deferred=True`` and ``complete_deferred(...)`` goes
+    #: after each of these statements (the callers' saves) instead of ``complete()``
+    deferred: Tuple[cst.BaseStatement, ...] = ()
 
 
 @dataclass
@@ -122,6 +127,7 @@ class Site:
     transaction: Optional[str] = None
     ack: Optional[QueueAck] = None
     resume: Optional[str] = None
+    deferred: Tuple[cst.BaseStatement, ...] = ()
 
 
 @dataclass
@@ -129,6 +135,8 @@ class _Accumulator:
     name: str
     kind: str
     init: cst.BaseStatement
+    #: bound only under ``if cond:`` (``if save_dir: results = []``): reported, never rewritten
+    conditional: bool = False
 
 
 def find_plans(
@@ -169,6 +177,22 @@ def collected_message(persisted: Sequence[str], comprehension: bool, sink: str) 
     )
 
 
+def returned_message(persisted: Sequence[str], comprehension: bool, returned: Returned) -> str:
+    first = returned.callers[0]
+    return (
+        "%s %s %s and returned; %s saves %s only after the call, by %s(); a crash before that save loses every "
+        "completed unit"
+        % (
+            ", ".join("`%s`" % n for n in persisted),
+            "is" if len(persisted) == 1 else "are",
+            "built by this comprehension" if comprehension else "collected in this loop",
+            "%s()" % first.caller if first.caller != "<module>" else "the module",
+            "it" if len(persisted) == 1 else "them",
+            first.sink.description,
+        )
+    )
+
+
 def make_plan(a: FileAnalysis, site: Site) -> Plan:
     """Assemble the finding and the fix plan for one site."""
     pos = a.positions[site.statement]
@@ -206,6 +230,7 @@ def make_plan(a: FileAnalysis, site: Site) -> Plan:
         ack_latest=site.ack.latest if site.ack else None,
         removed=site.ack.statement if site.ack else None,
         resume=site.resume,
+        deferred=site.deferred,
     )
 
 
@@ -285,6 +310,10 @@ def _child_blocks(
                 yield from _child_blocks(sub, Chain(body_of(stmt.body), stmt), 0, inner, function)
     elif isinstance(stmt, cst.With):
         yield Chain(body_of(stmt.body), stmt, chain, index), qualname, function
+    elif isinstance(stmt, (cst.If, cst.Try)):
+        # results = []; try: <loop>; <save>   /   if ...: <loop>; <save>   (bound before, used inside)
+        for block in statement_blocks(stmt):
+            yield Chain(block, stmt, None, index, enclosing=chain), qualname, function
     else:
         for block in statement_blocks(stmt):
             yield Chain(block, stmt), qualname, function
@@ -382,10 +411,34 @@ def _find_accumulators(
                 if kind is not None and not any(name in bound_in(s) for s in before[position + 1 :]):
                     found.append(_Accumulator(name, kind, stmt))
                 break
+            conditional = _conditional_init(a, stmt, name)
+            if conditional is not None:
+                # if save_dir: results = []   ...   if save_dir: results.append(r)
+                found.append(_Accumulator(name, conditional, stmt, conditional=True))
+                break
             if name in bound_in(stmt):
                 break  # bound in a way we do not model (for, with, an if branch): not ours
     found.sort(key=lambda acc: before.index(acc.init))
     return found
+
+
+def _conditional_init(a: FileAnalysis, stmt: cst.BaseStatement, name: str) -> Optional[str]:
+    """The accumulator kind when ``stmt`` is ``if cond:`` (no ``else``) holding only
+    ``name = <accumulator>`` lines, one of them for ``name``."""
+    if (
+        not isinstance(stmt, cst.If)
+        or stmt.orelse is not None
+        or not isinstance(stmt.body, cst.IndentedBlock)
+    ):
+        return None
+    kind: Optional[str] = None
+    for sub in stmt.body.body:
+        assigned = single_assignment(sub)
+        if assigned is None or accumulator_kind(a, assigned[1]) is None:
+            return None
+        if assigned[0] == name:
+            kind = accumulator_kind(a, assigned[1])
+    return kind
 
 
 def _already_resumes(
@@ -413,12 +466,12 @@ def _already_resumes(
                 isinstance(t.operator, cst.In) and names_in(t.comparator) & loaded for t in test.comparisons
             ):
                 return True  # if key in done: continue
-            if any(isinstance(n, cst.Call) and callee_text(n.func).endswith(_EXISTS) for n in walk(test)):
+            if any(
+                isinstance(n, cst.Call) and callee_text(n.func).endswith(catalogue.DONE_CHECK_SUFFIXES)
+                for n in walk(test)
+            ):
                 return True  # if os.path.exists(out): continue
     return False
-
-
-_EXISTS = ("exists", "isfile", "is_file")
 
 
 def _skips(node: cst.If) -> bool:
@@ -598,6 +651,16 @@ class _LoopSite:
             if commit is not None:
                 # for row in rows: cur.execute(...)   then   conn.commit()
                 return self._commit_plan(accumulators, commit, scope, before)
+        # a helper returning only counters (`return text, num_changed`) is not what its caller keeps
+        containers = [acc.name for acc in accumulators if acc.kind in _IDENTITY_KINDS]
+        returned = (
+            find_returned(a, self.chain, self.index, set(names), self.function, self.qualname)
+            if containers
+            else None
+        )
+        if returned is not None:
+            # def run(xs): acc = []; for x in xs: acc.append(f(x)); return acc   and   json.dump(run(xs), f)
+            return self._helper_plan(accumulators, returned, scope, before)
         # acc = []; for ...: acc.append(f(x)); return acc   (only returned, printed or used in memory)
         return None
 
@@ -639,8 +702,20 @@ class _LoopSite:
         """Every hazard of the loop, and the carried state to checkpoint with the accumulators."""
         a, loop = self.a, self.loop
         names = [acc.name for acc in accumulators]
-        after = list(self.chain.after(self.index))
+        after = list(self.chain.after_all(self.index))
         found = hz.Hazards()
+        conditional = [acc.name for acc in accumulators if acc.conditional]
+        if conditional:
+            # if save_dir: results = []   (the checkpoint would read `results` when it is unbound)
+            found.add(
+                Hazard.UNSUPPORTED_SHAPE,
+                "%s %s bound only under an `if`; the checkpoint would read %s when the condition is false"
+                % (
+                    ", ".join("`%s`" % n for n in conditional),
+                    "is" if len(conditional) == 1 else "are",
+                    "it" if len(conditional) == 1 else "them",
+                ),
+            )
         hz.check_exits(found, between)
         hz.check_growth(found, [(acc.name, acc.kind) for acc in accumulators], loop.body)
         if isinstance(loop, cst.For):
@@ -737,6 +812,45 @@ class _LoopSite:
             resume=resume,
         )
         return make_plan(a, site)
+
+    def _helper_plan(
+        self,
+        accumulators: List[_Accumulator],
+        returned: Returned,
+        scope: Scope,
+        before: List[cst.BaseStatement],
+    ) -> Optional[Plan]:
+        """Helper-return: checkpoint the helper's loop (deferred), complete after each caller's save."""
+        names = [acc.name for acc in accumulators]
+        between = _until(self.chain.after(self.index), returned.statement)
+        found, carried = self._hazards(accumulators, between, before)
+        if Hazard.ACCUMULATOR_ESCAPES in found.hazards:
+            # for e in embs: if cos(e, torch.stack(kept)) < t: kept.append(e)   return kept
+            # (each unit reads what earlier units kept: a filter over data in memory, not a
+            # collection of independent results; the caller only sees what is left)
+            return None
+        resume = resume_by_identity(found, [acc.kind for acc in accumulators], carried)
+        if not self.a.is_script:
+            found.add(
+                Hazard.COMPLETED_AT_EXIT,
+                "`%s` is in a module that runs nothing of its own; a call from another file is completed "
+                "only when the interpreter exits normally" % self.qualname,
+            )
+        first = returned.callers[0]
+        site = self._site(
+            HELPER_RETURN,
+            names,
+            carried,
+            scope,
+            sink_call=first.sink.call,
+            sink=first.sink.description,
+            message=returned_message(names, False, returned),
+            hazards=found,
+            complete_after=None,
+            resume=resume,
+            deferred=tuple(c.complete_after for c in returned.callers),
+        )
+        return make_plan(self.a, site)
 
     def _last_sink(self, names: List[str], first: Sink) -> Sink:
         """The save that runs last among every accumulator's own save: ``complete()`` goes after it.
@@ -904,11 +1018,18 @@ def _comprehension_plan(
         # columns = [describe(c) for c in ("id", "name")]
         return None
     sink = find_sink(a, chain, index, {name})
+    returned: Optional[Returned] = None
     if sink is None:
-        # vectors = [embed(x) for x in xs]; return vectors
-        return None
+        returned = find_returned(a, chain, index, {name}, function, qualname)
+        if returned is None:
+            # vectors = [embed(x) for x in xs]; return vectors   (and no caller here saves them)
+            return None
+        sink = returned.callers[0].sink
     clauses = for_clauses(value.for_in)
-    found = _comprehension_hazards(a, chain, index, name, value, clauses, scope, sink)
+    between = (
+        _until(chain.after(index), returned.statement) if returned else statements_between(chain, index, sink)
+    )
+    found = _comprehension_hazards(a, chain, index, name, value, clauses, scope, between)
     kind = "list" if isinstance(value, cst.ListComp) else "set" if isinstance(value, cst.SetComp) else "dict"
     resume = resume_by_identity(found, [kind], [])
     exclude = {name}.union(*(assigned_names(c.target) for c in clauses)) | a.progress_bars
@@ -923,8 +1044,15 @@ def _comprehension_plan(
             "checkpoint would not restore" % ", ".join("`%s`" % n for n in stateful),
         )
         exclude |= set(stateful)
+    key = context_names(a, scope, stmt, parts, exclude)
+    if returned is not None and not a.is_script:
+        found.add(
+            Hazard.COMPLETED_AT_EXIT,
+            "`%s` is in a module that runs nothing of its own; a call from another file is completed only when "
+            "the interpreter exits normally" % qualname,
+        )
     site = Site(
-        variant=COLLECT_COMPREHENSION,
+        variant=HELPER_RETURN if returned else COLLECT_COMPREHENSION,
         kind="comprehension",
         statement=stmt,
         iterable=clauses[0].iter,
@@ -933,13 +1061,16 @@ def _comprehension_plan(
         carried=[],
         sink_call=sink.call,
         sink=sink.description,
-        message=collected_message([name], True, sink.description),
+        message=returned_message([name], True, returned)
+        if returned
+        else collected_message([name], True, sink.description),
         hazards=found,
         qualname=qualname,
-        key=context_names(a, scope, stmt, parts, exclude),
-        complete_after=completion_anchor(sink),
+        key=_with_parameters(function, key, exclude) if returned else key,
+        complete_after=None if returned else completion_anchor(sink),
         comprehension=ComprehensionPlan(value, kind),
         resume=resume,
+        deferred=tuple(c.complete_after for c in returned.callers) if returned else (),
     )
     return make_plan(a, site)
 
@@ -962,7 +1093,7 @@ def _comprehension_hazards(
     value: Comprehension,
     clauses: List[cst.CompFor],
     scope: Scope,
-    sink: Sink,
+    between: Iterator[cst.BaseStatement],
 ) -> hz.Hazards:
     found = hz.Hazards()
     if any(c.asynchronous is not None for c in clauses) or any(
@@ -980,7 +1111,7 @@ def _comprehension_hazards(
         found.add(Hazard.SCOPE_LEAK, "unrolling would bind %s, already used in this scope" % shown)
     if len(clauses) > 1:
         found.add(Hazard.NESTED_LOOP, "an inner `for` clause's progress within the unit in flight is redone")
-    hz.check_exits(found, statements_between(chain, index, sink))
+    hz.check_exits(found, between)
     hz.check_iterable(found, a, clauses[0].iter, chain.before(index), None)
     hz.check_futures(found, a, clauses[0].target, clauses[0].iter, _per_item_parts(value))
     return found

@@ -62,6 +62,7 @@ def _work() -> _Work:
 _FOR = (ast.For, ast.AsyncFor)
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _WITH = (ast.With, ast.AsyncWith)
+_BRANCHES = (ast.If, ast.Try)  # matcher._child_blocks: blocks looked through for what runs before
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp)
 _Loop = Union[ast.For, ast.AsyncFor, ast.While]
@@ -101,11 +102,14 @@ def sites(tree: ast.Module, source: bytes, vocab: Vocabulary) -> List[ast.stmt]:
 
 @dataclass(frozen=True)
 class _Link:
-    """Where a ``with`` body sits: its parent block and the ``with`` statement's index."""
+    """Where a ``with`` body (or a ``try`` body, an ``if`` branch: ``transparent`` False) sits:
+    its parent block and the statement's index. ``analysis.Chain``: a ``with`` is looked
+    through both ways, a ``try``/``if`` only for what runs before it."""
 
     block: Sequence[ast.stmt]
     index: int
     parent: Optional["_Link"]
+    transparent: bool = True
 
 
 @dataclass
@@ -155,6 +159,7 @@ class _Module:
         self._sink_memo: Dict[int, bool] = {}
         self._statements: Dict[int, _Statement] = {}
         self._generators: Dict[int, bool] = {}
+        self._callees: Optional[Set[str]] = None
 
     def _collect(self, top_level: Set[str]) -> None:
         for stmt, module_level in _all_statements(self.tree.body):
@@ -419,9 +424,9 @@ class _Module:
         for block, link, function in _blocks(self.tree.body):
             for index, stmt in enumerate(block):
                 if isinstance(stmt, _LOOPS):
-                    site = self._loop_may_match(block, index, stmt, link)
+                    site = self._loop_may_match(block, index, stmt, link, function)
                 elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
-                    site = self._comprehension_may_match(block, index, stmt, link)
+                    site = self._comprehension_may_match(block, index, stmt, link, function)
                 else:
                     continue
                 if site and not self._generator(function):
@@ -440,7 +445,12 @@ class _Module:
         return self._generators[key]
 
     def _loop_may_match(
-        self, block: Sequence[ast.stmt], index: int, loop: _Loop, link: Optional[_Link]
+        self,
+        block: Sequence[ast.stmt],
+        index: int,
+        loop: _Loop,
+        link: Optional[_Link],
+        function: Optional[ast.AST] = None,
     ) -> bool:
         is_for = isinstance(loop, _FOR)
         following = block[index + 1] if is_for and index + 1 < len(block) else None
@@ -454,7 +464,10 @@ class _Module:
         if not acks:
             after = list(_after(block, index, link))
             accumulators = {name for name in body.grown if self._accumulator_before(name, block, index, link)}
-            collects = bool(accumulators) and self._sink_after(after, accumulators)
+            collects = bool(accumulators) and (
+                self._sink_after(after, accumulators)
+                or self._returned_and_called(after, accumulators, function)
+            )
             commits = (
                 not collects and body.writes and is_for and any(self._statement(s).commits for s in after)
             )
@@ -500,6 +513,11 @@ class _Module:
                 if self.raw_ascii(stmt):
                     return False
                 continue
+            if isinstance(stmt, ast.If) and any(
+                value is not None and self.may_be_accumulator(value)
+                for value in (_single_value(sub, name) for sub in stmt.body)
+            ):
+                return True  # matcher._conditional_init: `if save_dir: results = []`
             if self._surely_binds(stmt, name):
                 return False
         return False
@@ -525,6 +543,7 @@ class _Module:
         index: int,
         stmt: Union[ast.Assign, ast.AnnAssign],
         link: Optional[_Link],
+        function: Optional[ast.AST] = None,
     ) -> bool:
         if isinstance(stmt, ast.Assign):
             if len(stmt.targets) != 1:
@@ -539,7 +558,32 @@ class _Module:
         parts = _body(_per_item_parts(value))
         if not self.may_be_job(parts.pruned_calls, parts.awaits):
             return False
-        return self._sink_after(list(_after(block, index, link)), {target.id})
+        after = list(_after(block, index, link))
+        return self._sink_after(after, {target.id}) or self._returned_and_called(after, {target.id}, function)
+
+    def _returned_and_called(
+        self, after: Sequence[ast.stmt], accumulators: Set[str], function: Optional[ast.AST]
+    ) -> bool:
+        """A superset of ``helper.find_returned``: in a function, a ``return`` after the site
+        reads a tracked value, and the function's name is called somewhere in the module."""
+        if not isinstance(function, _FUNCTIONS):
+            return False
+        tracked = set(accumulators)
+        for stmt in after:
+            if isinstance(stmt, ast.Return):
+                return (
+                    stmt.value is not None
+                    and bool(names_in(stmt.value) & tracked)
+                    and self._called(function.name)
+                )
+            tracked = _derived(stmt, tracked)
+        return False
+
+    def _called(self, name: str) -> bool:
+        """Whether some call in the module names ``name`` (``name(...)`` or ``x.name(...)``)."""
+        if self._callees is None:
+            self._callees = {callee_name(n.func) for n in walk(self.tree) if isinstance(n, ast.Call)}
+        return name in self._callees
 
     def _statement(self, stmt: ast.stmt) -> _Statement:
         key = id(stmt)
@@ -700,6 +744,10 @@ def _blocks(
                 inner = stmt
             elif isinstance(stmt, ast.ClassDef):
                 inner = None  # its methods are checked on their own; its body is never a site
+            elif isinstance(stmt, _BRANCHES):
+                for child in _child_blocks(stmt):
+                    stack.append((child, _Link(block, index, above, False), function))
+                continue
             for child in _child_blocks(stmt):
                 stack.append((child, None, inner))
 
@@ -715,7 +763,7 @@ def _before_reversed(block: Sequence[ast.stmt], index: int, link: Optional[_Link
 def _after(block: Sequence[ast.stmt], index: int, link: Optional[_Link]) -> Iterator[ast.stmt]:
     """``Chain.after``: statements after ``block[index]``, then after each enclosing ``with``."""
     yield from block[index + 1 :]
-    while link is not None:
+    while link is not None and link.transparent:
         yield from link.block[link.index + 1 :]
         link = link.parent
 
@@ -754,6 +802,8 @@ def _derived(stmt: ast.stmt, tracked: Set[str]) -> Set[str]:
             elif isinstance(node, ast.withitem) and node.optional_vars is not None:
                 if names_in(node.context_expr) & tracked:
                     tracked |= assigned_names(node.optional_vars)
+            elif isinstance(node, _FOR) and names_in(node.iter) & tracked:
+                tracked |= assigned_names(node.target)  # flow._search: the JSONL idiom
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 owner = target_name(node.func.value)
                 if owner and node.func.attr in catalogue.DERIVING_METHODS and _call_uses(node, tracked):

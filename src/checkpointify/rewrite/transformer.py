@@ -25,6 +25,7 @@ from checkpointify.detect.matcher import Plan
 
 _CHECKPOINT = "checkpoint"
 _ACKNOWLEDGE = "acknowledge_each"
+_COMPLETE_DEFERRED = "complete_deferred"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ class _Names:
     @property
     def acknowledge_each(self) -> str:
         return self.functions[_ACKNOWLEDGE]
+
+    @property
+    def complete_deferred(self) -> str:
+        return self.functions[_COMPLETE_DEFERRED]
 
 
 def apply_plans(
@@ -56,6 +61,8 @@ def apply_plans(
     assert isinstance(rewritten, cst.Module)
     context = CodemodContext()
     needed = {_ACKNOWLEDGE if plan.ack else _CHECKPOINT for plan in plans}
+    if any(plan.deferred for plan in plans):
+        needed.add(_COMPLETE_DEFERRED)
     for function in sorted(needed):
         local = names.functions[function]
         AddImportsVisitor.add_needed_import(
@@ -68,7 +75,7 @@ def _choose_names(plans: Sequence[Plan], used: Set[str]) -> _Names:
     """Names for the runtime functions and the checkpoint variables that collide with nothing."""
     taken = set(used)
     functions: Dict[str, str] = {}
-    for function in (_CHECKPOINT, _ACKNOWLEDGE):
+    for function in (_CHECKPOINT, _ACKNOWLEDGE, _COMPLETE_DEFERRED):
         functions[function] = function if function not in used else "checkpointify_" + function
         taken.add(functions[function])
     variables: Dict[int, str] = {}
@@ -96,6 +103,7 @@ class _Rewriter(cst.CSTTransformer):
         self.loops: Dict[int, int] = {}
         self.comprehensions: Dict[int, int] = {}
         self.completions: Dict[int, List[int]] = {}
+        self.deferred: Dict[int, List[int]] = {}  # the callers' saves of helper-return plans
         self.removed: Set[int] = set()
         self.plans = list(plans)
         for index, plan in enumerate(plans):
@@ -105,6 +113,9 @@ class _Rewriter(cst.CSTTransformer):
                 self.comprehensions[id(plan.statement)] = index
             if plan.complete_after is not None:
                 self.completions.setdefault(id(plan.complete_after), []).append(index)
+            for anchor in plan.deferred:
+                if index not in self.deferred.setdefault(id(anchor), []):
+                    self.deferred[id(anchor)].append(index)
             if plan.removed is not None:
                 self.removed.add(id(plan.removed))
 
@@ -161,6 +172,9 @@ class _Rewriter(cst.CSTTransformer):
                 body.append(new)
             for index in self.completions.get(key, ()):
                 body.append(self._statement("%s.complete()" % self.names.variables[index]))
+            for index in self.deferred.get(key, ()):
+                loop_id = self._literal(self.plans[index].loop_id)
+                body.append(self._statement("%s(%s)" % (self.names.complete_deferred, loop_id)))
         return body
 
     # -- generated code ---------------------------------------------------------------
@@ -194,6 +208,8 @@ class _Rewriter(cst.CSTTransformer):
             arguments.append("resume=%s" % json.dumps(plan.resume))
         if plan.transaction:
             arguments.append("transaction=%s" % plan.transaction)
+        if plan.deferred:
+            arguments.append("deferred=True")
         if self.directory:
             arguments.append("directory=%s" % self._literal(self.directory))
         restore = "await %s.arestore()" % var if plan.asynchronous else "%s.restore()" % var

@@ -10,7 +10,7 @@ A rewritten loop looks like this::
     save_results(results)
     ckpt.complete()
 
-The public API is :func:`checkpoint`, :class:`Checkpoint`, :func:`acknowledge_each`,
+The public API is :func:`checkpoint`, :class:`Checkpoint`, :func:`complete_deferred`, :func:`acknowledge_each`,
 :class:`Acknowledger`, :func:`read_info`, :func:`remove`, :class:`CheckpointInfo` and the
 errors. The same checkpoint serves four loop shapes:
 
@@ -117,6 +117,8 @@ only), so that vendoring it is copying this folder. Its modules:
 * :mod:`.frames` (the on-disk format), :mod:`.pickling` (the records' pickle),
   :mod:`.deltas` (a unit's effect on the accumulators), :mod:`.fingerprint`,
   :mod:`.settings` (environment, fault injection), :mod:`.errors`;
+* :mod:`.deferred` (``deferred=True``, :func:`complete_deferred`: a helper's loop whose
+  caller saves, and completes);
 * :mod:`.acknowledge` (:func:`acknowledge_each`), :mod:`.inspection` (:func:`read_info`,
   :func:`remove`, :class:`CheckpointInfo`).
 
@@ -131,6 +133,7 @@ from __future__ import annotations
 
 from .acknowledge import Acknowledger, acknowledge_each
 from .checkpoint import Checkpoint, checkpoint
+from .deferred import complete_deferred
 from .errors import (
     CheckpointError,
     CheckpointLockedError,
@@ -155,6 +158,7 @@ __all__ = [
     "Acknowledger",
     "checkpoint",
     "Checkpoint",
+    "complete_deferred",
     "CheckpointInfo",
     "CheckpointError",
     "CheckpointLockedError",

@@ -141,6 +141,7 @@ class Checkpoint(Generic[T]):
         transaction: object = None,
         strict: Optional[bool] = None,
         legacy_id: Optional[str] = None,
+        deferred: bool = False,
     ) -> None:
         if resume not in ("position", "identity"):
             raise ValueError("resume must be 'position' or 'identity', not %r" % (resume,))
@@ -157,6 +158,13 @@ class Checkpoint(Generic[T]):
         self._shape = "while" if iterable is None else "for"
         self._transaction = transaction
         self._key_fp = key_fingerprint(key) if key is not None else ""
+        #: completed by the caller (see :mod:`.deferred`): the key fingerprint without ``#n``
+        self._deferred: Optional[str] = None
+        if deferred:
+            from .deferred import occurrence_key
+
+            self._deferred = self._key_fp
+            self._key_fp = occurrence_key(loop_id, self._key_fp)
         self._default_dir = directory is None and not os.environ.get("CHECKPOINTIFY_DIR")
         self.directory = directory if directory is not None else checkpoint_dir()
         self.path = self.directory / log_name(loop_id, self._key_fp)
@@ -654,6 +662,7 @@ class Checkpoint(Generic[T]):
             return next(self._iterator)
         except StopIteration:
             self._finished = True
+            self._on_finished()
             raise
 
     # -- iteration --------------------------------------------------------------------
@@ -702,6 +711,7 @@ class Checkpoint(Generic[T]):
                 return await self._aiterator.__anext__()
             except StopAsyncIteration:
                 self._finished = True
+                self._on_finished()
                 raise
         if self._replay:
             item = self._replay.popleft()
@@ -847,6 +857,7 @@ class Checkpoint(Generic[T]):
                 self._store.end()
             except CheckpointError as exc:
                 self._failed(exc)
+        self._on_finished()
         plan = self._plan
         if plan is not None and (self._rerun or plan.recorded > self._reused + self._rerun):
             self._say(
@@ -907,6 +918,23 @@ class Checkpoint(Generic[T]):
         self._reused += len(members)
         self.restored_units += len(members)
         return True
+
+    def _on_finished(self) -> None:
+        """A deferred checkpoint (see :mod:`.deferred`) whose input is exhausted: keep the
+        log (and its lock) until the caller completes it, let go of what the accumulators
+        hold, and hand the checkpoint to the caller's :func:`~.deferred.complete_deferred`."""
+        if self._deferred is None:
+            return
+        from .deferred import finished
+
+        # the log stays locked (another process's complete_deferred never removes it) and
+        # synced (by _end); what the accumulators held is let go
+        self._state = _no_state
+        self._trackers = []
+        keep = getattr(self._store, "keep_trackers", None)
+        if keep is not None:
+            keep([])
+        finished(self, self.loop_id, self._deferred)
 
     # -- completion -------------------------------------------------------------------
 
@@ -991,6 +1019,7 @@ def checkpoint(
     transaction: object = None,
     directory: Optional[Union[str, "os.PathLike[str]"]] = None,
     strict: Optional[bool] = None,
+    deferred: bool = False,
 ) -> Checkpoint[T]:
     """Open the checkpoint of loop ``loop_id``.
 
@@ -1044,6 +1073,11 @@ def checkpoint(
     :class:`CheckpointError` (unpicklable values). Errors in how the checkpoint is used
     (iterating before ``restore()``, a ``for`` loop over an async iterable, an invalid
     argument or environment variable) raise in both modes.
+
+    ``deferred=True`` is for a loop in a helper that returns its results to a caller that
+    saves them: the log is kept when the loop ends, and the caller's
+    :func:`complete_deferred` (or, failing that, a normal interpreter exit) removes it
+    (see :mod:`.deferred`).
     """
     from pathlib import Path  # here, not with the module: see lite.py
 
@@ -1063,4 +1097,5 @@ def checkpoint(
         transaction=transaction,
         strict=strict,
         legacy_id=loop_id,
+        deferred=deferred,
     )
