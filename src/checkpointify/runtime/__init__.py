@@ -143,6 +143,7 @@ from .fingerprint import fingerprint, key_fingerprint
 from .frames import FORMAT as FORMAT  # not in __all__ (it never was), but imported by name
 from .frames import RUNTIME_VERSION
 from .lite import TYPE_CHECKING
+from .parallel import Parallel, parallel
 from .settings import checkpoint_dir, log_name
 
 if TYPE_CHECKING:
@@ -155,6 +156,8 @@ __all__ = [
     "Acknowledger",
     "checkpoint",
     "Checkpoint",
+    "parallel",
+    "Parallel",
     "CheckpointInfo",
     "CheckpointError",
     "CheckpointLockedError",

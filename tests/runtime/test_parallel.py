@@ -1,0 +1,217 @@
+"""``parallel()``: results recorded per input from pool threads, pool processes and an event loop.
+
+Every crash test runs a real program in a subprocess, kills it with SIGKILL once some
+results were delivered, re-runs it and checks that (1) the output equals an uninterrupted
+run's, (2) no input whose result the killed run had delivered was run again, (3) nothing
+is left behind. The fault tests use real unpicklable results and real strict mode.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+PROGRAM = textwrap.dedent(
+    """
+    import asyncio, json, os, sys, time
+    from checkpointify.runtime import parallel
+
+    MODE = sys.argv[1]
+    ITEMS = list(range(24))
+    LOG = os.environ["WORKLOG"]
+
+    def note(text):
+        with open(LOG, "a") as handle:
+            handle.write(text + "\\n")
+
+    def work(x):
+        note("start %d" % x)
+        time.sleep(0.05)
+        return {"x": x, "square": x * x}
+
+    async def awork(x):
+        note("start %d" % x)
+        await asyncio.sleep(0.05)
+        return {"x": x, "square": x * x}
+
+    par = parallel("prog.py::<module>::" + MODE)
+    results = []
+    if MODE == "threads":
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+        with ThreadPoolExecutor(max_workers=4) as ex:
+            futures = {par.submit(ex, work, x): x for x in ITEMS}
+            for fut in as_completed(futures):
+                results.append(fut.result())
+                note("done %d" % futures[fut])
+        results.sort(key=lambda r: r["x"])
+    elif MODE == "processes":
+        import multiprocessing
+        with multiprocessing.get_context("fork").Pool(3) as pool:
+            for r in par.map(pool, "imap_unordered", work, ITEMS):
+                results.append(r)
+                note("done %d" % r["x"])
+        results.sort(key=lambda r: r["x"])
+    elif MODE == "executor-processes":
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(max_workers=3) as ex:
+            for r in par.map(ex, "map", work, ITEMS):
+                results.append(r)
+                note("done %d" % r["x"])
+    elif MODE == "asyncio":
+        async def main():
+            sem = asyncio.Semaphore(4)
+            async def bounded(x):
+                async with sem:
+                    r = await awork(x)
+                note("done %d" % x)
+                return r
+            return await asyncio.gather(*(par.acall(bounded, x) for x in ITEMS))
+        results = asyncio.run(main())
+    with open("out.json", "w") as out:
+        json.dump(results, out)
+    par.complete()
+    """
+)
+
+MODES = ["threads", "processes", "executor-processes", "asyncio"]
+
+
+def _env(where: Path, **extra: str) -> Dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = SRC
+    env["WORKLOG"] = str(where / "worklog.txt")
+    env["CHECKPOINTIFY_FSYNC"] = "never"  # a SIGKILL does not lose what was handed to the OS
+    for name in ("CHECKPOINTIFY_DIR", "CHECKPOINTIFY_STRICT", "CHECKPOINTIFY_ON_STALE"):
+        env.pop(name, None)
+    env.update(extra)
+    return env
+
+
+def _log(where: Path) -> List[str]:
+    path = where / "worklog.txt"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _run(where: Path, mode: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "prog.py", mode],
+        cwd=where,
+        env=_env(where, **extra),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _program(where: Path, text: str = PROGRAM) -> Path:
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "prog.py").write_text(text)
+    return where
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_killed_run_resumes_without_resubmitting_completed_inputs(mode: str, tmp_path: Path) -> None:
+    clean = _program(tmp_path / "clean")
+    done = _run(clean, mode)
+    assert done.returncode == 0, done.stderr
+    expected = (clean / "out.json").read_bytes()
+    assert not (clean / ".checkpointify").exists()
+
+    crashed = _program(tmp_path / "crashed")
+    proc = subprocess.Popen(
+        [sys.executable, "prog.py", mode], cwd=crashed, env=_env(crashed), stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 60
+    while sum(line.startswith("done") for line in _log(crashed)) < 8:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
+        assert time.monotonic() < deadline, "no progress"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    before = _log(crashed)
+    delivered = {line.split()[1] for line in before if line.startswith("done")}
+    assert (crashed / ".checkpointify").exists()
+    assert not (crashed / "out.json").exists()
+
+    (crashed / "worklog.txt").unlink()
+    resumed = _run(crashed, mode)
+    assert resumed.returncode == 0, resumed.stderr
+    started_again = {line.split()[1] for line in _log(crashed) if line.startswith("start")}
+    assert not delivered & started_again, "inputs whose results were delivered before the kill ran again"
+    assert started_again | delivered == {str(x) for x in range(24)}, "an input was never run"
+    assert (crashed / "out.json").read_bytes() == expected
+    assert "results restored" in resumed.stderr
+    assert not (crashed / ".checkpointify").exists(), "the log was left after success"
+
+    # a run after success starts from zero
+    (crashed / "worklog.txt").unlink()
+    again = _run(crashed, mode)
+    assert again.returncode == 0, again.stderr
+    assert sum(line.startswith("start") for line in _log(crashed)) == 24
+
+
+UNPICKLABLE = textwrap.dedent(
+    """
+    import json, threading
+    from concurrent.futures import ThreadPoolExecutor
+    from checkpointify.runtime import parallel
+
+    def work(x):
+        # a lock in the result: a thread pool hands it back, pickle refuses it
+        return {"x": x, "lock": threading.Lock()} if x == 3 else {"x": x}
+
+    par = parallel("prog.py::<module>::results")
+    with ThreadPoolExecutor(max_workers=2) as ex:
+        results = [f.result() for f in [par.submit(ex, work, x) for x in range(8)]]
+    with open("out.json", "w") as out:
+        json.dump([r["x"] for r in results], out)
+    par.complete()
+    """
+)
+
+
+def test_unpicklable_result_warns_once_and_steps_aside(tmp_path: Path) -> None:
+    where = _program(tmp_path, UNPICKLABLE)
+    done = _run(where, "-")
+    assert done.returncode == 0, done.stderr
+    assert (where / "out.json").read_text() == json_list(range(8))
+    assert done.stderr.count("warning") == 1, done.stderr
+    assert "cannot be pickled" in done.stderr
+    assert not (where / ".checkpointify").exists()
+
+
+def test_unpicklable_result_raises_in_strict_mode(tmp_path: Path) -> None:
+    where = _program(tmp_path, UNPICKLABLE)
+    done = _run(where, "-", CHECKPOINTIFY_STRICT="1")
+    assert done.returncode != 0
+    assert "CheckpointError" in done.stderr and "cannot be pickled" in done.stderr
+    assert not (where / "out.json").exists()
+
+
+def json_list(values: object) -> str:
+    import json
+
+    return json.dumps(list(values))  # type: ignore[call-overload]
+
+
+def test_equal_inputs_are_separate_units_and_keys_separate_sites(tmp_path: Path) -> None:
+    from checkpointify.runtime import parallel
+
+    par = parallel("t.py::f::r", directory=tmp_path)
+    a, b = par.key(len, ("x",)), par.key(len, ("x",))
+    assert a != b and a[0] == b[0]
+    par.record(a, 1)
+    assert par.done(a) and not par.done(b)
+    par.complete()
+    assert not list(tmp_path.glob("*.ckpt"))
