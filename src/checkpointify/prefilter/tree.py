@@ -421,7 +421,9 @@ class _Module:
                 if isinstance(stmt, _LOOPS):
                     site = self._loop_may_match(block, index, stmt, link)
                 elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
-                    site = self._comprehension_may_match(block, index, stmt, link)
+                    site = self._comprehension_may_match(
+                        block, index, stmt, link
+                    ) or self._parallel_may_match(block, index, stmt, link)
                 else:
                     continue
                 if site and not self._generator(function):
@@ -451,6 +453,8 @@ class _Module:
         # the shapes, most selective first; each one still needs the checks below
         acks = ack and following is not None and self._acks(following, body.grown)
         collects = commits = False
+        # detect.parallel.loop_plan: the work runs in a pool, not in the body
+        parallel = is_for and self._may_be_parallel_loop(loop)
         if not acks:
             after = list(_after(block, index, link))
             accumulators = {name for name in body.grown if self._accumulator_before(name, block, index, link)}
@@ -460,13 +464,13 @@ class _Module:
             )
             if not collects and not commits:
                 return False
-            if not self.may_be_job(body.pruned_calls, body.awaits):
+            if not parallel and not self.may_be_job(body.pruned_calls, body.awaits):
                 return False  # not work.is_job (CKP001, CKP002)
         if is_for and self.surely_tiny(loop.iter):  # type: ignore[union-attr]
             return False  # matcher._tiny_literal
         if any(self.surely_persists(call) for call in body.pruned_calls):
             return False  # flow.persists_per_item
-        if not body.awaits and all(self.surely_cheap(call) for call in body.pruned_calls):
+        if not parallel and not body.awaits and all(self.surely_cheap(call) for call in body.pruned_calls):
             return False  # not work.does_work
         return True
 
@@ -540,6 +544,46 @@ class _Module:
         if not self.may_be_job(parts.pruned_calls, parts.awaits):
             return False
         return self._sink_after(list(_after(block, index, link)), {target.id})
+
+    def _parallel_may_match(
+        self,
+        block: Sequence[ast.stmt],
+        index: int,
+        stmt: Union[ast.Assign, ast.AnnAssign],
+        link: Optional[_Link],
+    ) -> bool:
+        """A superset of ``detect.parallel.statement_plan``: ``name = <a pool's map, a gather,
+        or a comprehension waiting for handles>`` and a sink of ``name`` after it."""
+        target = stmt.targets[0] if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else None
+        if isinstance(stmt, ast.AnnAssign):
+            target = stmt.target
+        if not isinstance(target, ast.Name) or stmt.value is None:
+            return False
+        waits = catalogue.PARALLEL_RESULT_METHODS | catalogue.FUTURE_RESULT_METHODS
+        if not any(self._parallel_call(node, waits) for node in walk(stmt.value)):
+            return False
+        return self._sink_after(list(_after(block, index, link)), {target.id})
+
+    def _parallel_call(self, node: ast.AST, waits: FrozenSet[str]) -> bool:
+        """A call ``detect.parallel`` may wrap or wait on: ``x.map/imap/...(...)``, a gather,
+        an ``as_completed``, or a method in ``waits`` (``h.result()``)."""
+        if not isinstance(node, ast.Call):
+            return False
+        name = callee_name(node.func)
+        if isinstance(node.func, ast.Attribute) and (name in catalogue.PARALLEL_MAP_METHODS or name in waits):
+            return True
+        known = catalogue.GATHER_CALLS | catalogue.FUTURES_ITERABLES
+        return name in {_last(q) for q in known} or bool(self.qualified(node.func) & known)
+
+    def _may_be_parallel_loop(self, loop: ast.stmt) -> bool:
+        """A superset of ``detect.parallel.loop_plan`` taking a ``for`` loop: a pool's map or an
+        ``as_completed`` in its iterable, or a handle waited on in its body."""
+        parts: List[ast.AST] = [loop.iter, *loop.body]  # type: ignore[attr-defined]
+        return any(
+            self._parallel_call(node, catalogue.FUTURE_RESULT_METHODS)
+            for part in parts
+            for node in walk(part)
+        )
 
     def _statement(self, stmt: ast.stmt) -> _Statement:
         key = id(stmt)
