@@ -215,3 +215,60 @@ def test_equal_inputs_are_separate_units_and_keys_separate_sites(tmp_path: Path)
     assert par.done(a) and not par.done(b)
     par.complete()
     assert not list(tmp_path.glob("*.ckpt"))
+
+
+class _OtherLibraryPool:
+    """A pool with map() but neither submit() nor apply_async() (pathos' ProcessingPool)."""
+
+    def map(self, fn, *iterables):  # type: ignore[no-untyped-def]
+        return list(map(fn, *iterables))
+
+
+def test_a_pool_without_per_input_calls_runs_unchecked_with_one_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from checkpointify.runtime import CheckpointError, parallel
+
+    par = parallel("t.py::<module>::rows", directory=tmp_path, strict=False)
+    assert par.map(_OtherLibraryPool(), "map", abs, [-1, -2, 3]) == [1, 2, 3]
+    assert par.map(_OtherLibraryPool(), "map", abs, [-4]) == [4]
+    assert capsys.readouterr().err.count("warning") == 1
+    par.complete()
+    strict = parallel("t.py::<module>::rows", directory=tmp_path, strict=True)
+    with pytest.raises(CheckpointError, match="neither submit"):
+        strict.map(_OtherLibraryPool(), "map", abs, [-1])
+
+
+@pytest.mark.parametrize("mode", ["threads", "asyncio"])
+def test_disk_full_warns_once_and_the_work_runs_on(mode: str, tmp_path: Path) -> None:
+    clean = _program(tmp_path / "clean")
+    assert _run(clean, mode).returncode == 0
+    full = _program(tmp_path / "full")
+    done = _run(full, mode, CHECKPOINTIFY_FAULT="enospc:3")
+    assert done.returncode == 0, done.stderr
+    assert (full / "out.json").read_bytes() == (clean / "out.json").read_bytes()
+    assert done.stderr.count("warning") == 1 and "No space left" in done.stderr
+    strict = _program(tmp_path / "strict")
+    failed = _run(strict, mode, CHECKPOINTIFY_FAULT="enospc:3", CHECKPOINTIFY_STRICT="1")
+    assert failed.returncode != 0 and "CheckpointWriteError" in failed.stderr
+    assert not (strict / "out.json").exists()
+
+
+@pytest.mark.parametrize("point", ["mid-record", "after-write", "before-write"])
+def test_a_crash_while_a_result_is_written_resumes_from_the_valid_records(point: str, tmp_path: Path) -> None:
+    clean = _program(tmp_path / "clean")
+    assert _run(clean, "threads").returncode == 0
+    crashed = _program(tmp_path / "crashed")
+    died = _run(crashed, "threads", CHECKPOINTIFY_FAULT="%s:6" % point)
+    assert died.returncode == 137, died.stderr
+    delivered = {line.split()[1] for line in _log(crashed) if line.startswith("done")}
+    (crashed / "worklog.txt").unlink()
+    resumed = _run(crashed, "threads")
+    assert resumed.returncode == 0, resumed.stderr
+    again = {line.split()[1] for line in _log(crashed) if line.startswith("start")}
+    assert not delivered & again
+    recorded = 6 if point == "after-write" else 5  # the 6th write died before, within or after it
+    assert len(again) == 24 - recorded, "exactly the recorded results are skipped"
+    assert ("dropped" in resumed.stderr) == (point == "mid-record")  # the torn record is cut off
+    assert (crashed / "out.json").read_bytes() == (clean / "out.json").read_bytes()
+    assert not (crashed / ".checkpointify").exists()

@@ -219,11 +219,21 @@ class Parallel:
             calls = [(a,) for a in iterables[0]]
         else:
             calls = list(zip(*iterables))
+        if not hasattr(pool, "submit") and not hasattr(pool, "apply_async"):
+            # a pool of another library (pathos, ray.util): run the program's own call, unchecked
+            self._failed(
+                CheckpointError(
+                    "%s has neither submit() nor apply_async(), so its results cannot be recorded one by one"
+                    % type(pool).__name__
+                )
+            )
+            return getattr(pool, method)(fn, *iterables, **kwargs)
         keys = [self.key(fn, c) for c in calls]
-        kwargs.pop("chunksize", None)
+        chunksize = kwargs.pop("chunksize", None)
         timeout = kwargs.pop("timeout", None)
         if kwargs:
             raise TypeError("%s() got unexpected keyword arguments %s" % (method, sorted(kwargs)))
+        del chunksize  # it only tunes how inputs travel: each pending input goes on its own
         if hasattr(pool, "submit"):
             futures = [self.submit(pool, fn, *c) for c in calls]
             return (f.result(timeout) for f in futures)
