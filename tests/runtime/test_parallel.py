@@ -213,6 +213,9 @@ def test_equal_inputs_are_separate_units_and_keys_separate_sites(tmp_path: Path)
     assert a != b and a[0] == b[0]
     par.record(a, 1)
     assert par.done(a) and not par.done(b)
+    # asking what is pending does not count as calling: the next key is still the third call's
+    assert par.pending(["x", "x", "y"], len) == ["x", "y"]
+    assert par.key(len, ("x",)) == (a[0], 2)
     par.complete()
     assert not list(tmp_path.glob("*.ckpt"))
 

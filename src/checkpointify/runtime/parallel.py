@@ -107,8 +107,7 @@ class Parallel:
     def key(self, fn: object, args: Tuple[Any, ...] = (), kwargs: Optional[Dict[str, Any]] = None) -> _Key:
         """The key of the next call of ``fn(*args, **kwargs)``: its fingerprint and how many
         equal calls came before it in this run. Call it in the program's own order."""
-        name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
-        fp = fingerprint((str(name), tuple(args), sorted((kwargs or {}).items())))
+        fp = _fingerprint(fn, args, kwargs)
         with self._lock:
             occurrence = self._seen.get(fp, 0)
             self._seen[fp] = occurrence + 1
@@ -158,7 +157,12 @@ class Parallel:
     def pending(self, inputs: Iterable[Any], fn: object = None) -> List[Any]:
         """The inputs (each the single argument of ``fn``) with no recorded result, in order."""
         items = list(inputs)
-        keys = [self.key(fn, (x,)) for x in items]
+        seen: Dict[bytes, int] = {}  # its own occurrence counts: asking is not calling
+        keys = []
+        for x in items:
+            fp = _fingerprint(fn, (x,), None)
+            keys.append((fp, seen.get(fp, 0)))
+            seen[fp] = keys[-1][1] + 1
         self._open()
         with self._lock:
             return [x for x, k in zip(items, keys) if k not in self._recorded]
@@ -481,6 +485,11 @@ class Parallel:
                     % (self.loop_id, exc),
                     file=sys.stderr,
                 )
+
+
+def _fingerprint(fn: object, args: Tuple[Any, ...], kwargs: Optional[Dict[str, Any]]) -> bytes:
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+    return fingerprint((str(name), tuple(args), sorted((kwargs or {}).items())))
 
 
 class _Ready:
