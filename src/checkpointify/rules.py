@@ -206,7 +206,8 @@ COLLECT_PARALLEL = Variant(
 ## What it does
 Finds work handed to a pool or an event loop whose results are saved only after every input
 is done: `executor.submit` then `as_completed`, `executor.map`, a `multiprocessing` pool's
-`map`/`imap`/`imap_unordered`/`starmap`/`apply_async`, `await asyncio.gather(*(f(x) for x in xs))`,
+`map`/`imap`/`imap_unordered`/`starmap`/`apply_async`, `joblib.Parallel(...)(delayed(f)(x) ...)`,
+`await asyncio.gather(*(f(x) for x in xs))`,
 `asyncio.as_completed`, tasks of an `asyncio.TaskGroup`, followed by a save of the results.
 
 ## Why is this bad?

@@ -249,6 +249,12 @@ CASES = [
         (),
     ),
     (
+        "parallel-joblib-through-aliases",
+        "import json\nfrom joblib import Parallel as Par, delayed as later\n"
+        "rows = Par(n_jobs=2)(later(fetch)(x) for x in xs)\njson.dump(rows, open('o', 'w'))\n",
+        (),
+    ),
+    (
         "non-ascii-identifiers",
         "import json\nrésultats = []\nfor élément in xs:\n    résultats.append(fetch(élément))\n"
         "json.dump(résultats, open('o', 'w'))\n",

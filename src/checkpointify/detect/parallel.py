@@ -12,6 +12,7 @@ inputs already done. The shapes (each early return below shows what it rejects):
     results = await asyncio.gather(*(fetch(x) for x in xs))     # or *tasks, tasks = [fetch(x) ...]
     for c in asyncio.as_completed([fetch(x) for x in xs]): out.append(await c)
     tasks = [tg.create_task(fetch(x)) for x in xs]; rows = [t.result() for t in tasks]
+    rows = Parallel(n_jobs=4)(delayed(f)(x) for x in xs)        # joblib
 
 and then a sink of the results (:func:`checkpointify.detect.flow.find_sink`). The
 receiver of ``map``/``submit`` must be a name bound to a pool constructor
@@ -169,9 +170,42 @@ def _producers(
     return wraps, anchor
 
 
+def _joblib_tasks(a: FileAnalysis, node: cst.BaseExpression) -> Optional[cst.Call]:
+    """``Parallel(n_jobs=4)(delayed(f)(x) for x in xs)`` -> the task ``delayed(f)(x)``; None
+    for anything else (``return_as=`` given: the program wants a generator, not a list)."""
+    if not (isinstance(node, cst.Call) and isinstance(node.func, cst.Call) and len(node.args) == 1):
+        return None
+    runner = node.func
+    if not a.qualified(runner.func) & catalogue.JOBLIB_PARALLEL:
+        return None
+    if any(arg.keyword is not None and arg.keyword.value == "return_as" for arg in runner.args):
+        return None
+    comp = node.args[0].value
+    if node.args[0].star or not isinstance(comp, (cst.GeneratorExp, cst.ListComp)):
+        return None
+    task = comp.elt
+    if (
+        isinstance(task, cst.Call)
+        and isinstance(task.func, cst.Call)
+        and a.qualified(task.func.func) & catalogue.JOBLIB_DELAYED
+    ):
+        return task
+    return None
+
+
 def _wrap_hazards(found: hz.Hazards, wraps: Sequence[Wrap]) -> None:
     """What stops a keyed fix: a call whose input is not in its arguments."""
     for call, form in wraps:
+        if form == "joblib":
+            comp = call.args[0].value
+            task = comp.elt if isinstance(comp, (cst.GeneratorExp, cst.ListComp)) else None
+            if isinstance(task, cst.Call) and not task.args:
+                # Parallel()(delayed(partial(f, x))() for x in xs)   (the input is inside the callable)
+                found.add(
+                    Hazard.UNSUPPORTED_SHAPE,
+                    "`delayed(...)()` passes no input of its own, so results cannot be keyed by input",
+                )
+            continue
         positional = [arg for arg in call.args if arg.keyword is None]
         inputs = call.args if form == "acall" else call.args[1:]
         fn = call.func if form == "acall" else positional[0].value if positional else None
@@ -289,6 +323,9 @@ def statement_plan(
     if _pool_method(a, inner, catalogue.PARALLEL_MAP_METHODS):
         assert isinstance(inner, cst.Call)
         wraps = [(inner, "map")]
+    elif _joblib_tasks(a, inner) is not None:
+        assert isinstance(inner, cst.Call)
+        wraps = [(inner, "joblib")]
     elif isinstance(inner, cst.Call) and a.qualified(inner.func) & catalogue.GATHER_CALLS:
         starred = [arg.value for arg in inner.args if arg.star == "*"]
         if len(starred) != 1:

@@ -90,7 +90,7 @@ from checkpointify.prefilter.text import Vocabulary, text_may_match, text_stage,
 from checkpointify.prefilter.tree import _Module, parse, sites, tree_may_match
 
 #: bump when a stage changes what it lets through (part of the cache key)
-PREFILTER_VERSION = 2
+PREFILTER_VERSION = 2  # 2: collect-parallel (detect/parallel.py)
 
 
 def candidate_lines(

@@ -569,6 +569,10 @@ class _Module:
         an ``as_completed``, or a method in ``waits`` (``h.result()``)."""
         if not isinstance(node, ast.Call):
             return False
+        if isinstance(node.func, ast.Call):  # Parallel(n_jobs=4)(delayed(f)(x) for x in xs)
+            runner = node.func.func
+            joblib = catalogue.JOBLIB_PARALLEL
+            return callee_name(runner) in {_last(q) for q in joblib} or bool(self.qualified(runner) & joblib)
         name = callee_name(node.func)
         if isinstance(node.func, ast.Attribute) and (name in catalogue.PARALLEL_MAP_METHODS or name in waits):
             return True

@@ -137,6 +137,17 @@ class _Rewriter(cst.CSTTransformer):
         if form == "acall":
             lead = [cst.Arg(func, comma=comma if updated_node.args else cst.MaybeSentinel.DEFAULT)]
             return cst.Call(cst.Attribute(var, cst.Name("acall")), args=[*lead, *updated_node.args])
+        if form == "joblib":
+            # Parallel(n_jobs=4)(tasks) -> par.joblib(Parallel(n_jobs=4), tasks)
+            args = list(updated_node.args)
+            tasks = args[0].value
+            if isinstance(tasks, cst.GeneratorExp) and not tasks.lpar:
+                # f(x for x in xs) -> g(f, (x for x in xs)): a second argument needs the parentheses
+                tasks = tasks.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+                args[0] = args[0].with_changes(value=tasks)
+            return updated_node.with_changes(
+                func=cst.Attribute(var, cst.Name("joblib")), args=[cst.Arg(func, comma=comma), *args]
+            )
         assert isinstance(func, cst.Attribute)
         lead = [cst.Arg(func.value, comma=comma)]
         if form == "map":

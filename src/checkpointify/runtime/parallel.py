@@ -327,6 +327,48 @@ class Parallel:
             fn, tuple(args), kwds or {}, callback=delivered, error_callback=error_callback
         )
 
+    def joblib(self, runner: Any, tasks: Iterable[Tuple[Any, Tuple[Any, ...], Dict[str, Any]]]) -> List[Any]:
+        """``runner(tasks)`` for a ``joblib.Parallel`` and its ``delayed(f)(x)`` tasks: the
+        recorded inputs are not run; the others run in one call of ``runner``, switched for
+        that call to ``return_as="generator_unordered"`` so that each result is recorded as it
+        arrives. Returns the list in input order, as ``runner(tasks)`` does."""
+        calls = [(fn, tuple(args), dict(kwargs)) for fn, args, kwargs in tasks]
+        keys = [self.key(fn, args, kwargs) for fn, args, kwargs in calls]
+        self._open()
+        out: List[Any] = [None] * len(calls)
+        todo: List[int] = []
+        for index, key in enumerate(keys):
+            if self.done(key):
+                self.restored_units += 1
+                out[index] = self.result(key)
+            else:
+                todo.append(index)
+        if not todo:
+            return out
+        switches = ("return_as", "return_generator", "return_ordered")
+        saved = {name: getattr(runner, name) for name in switches if hasattr(runner, name)}
+        backend = getattr(runner, "_backend", None)
+        if len(saved) != len(switches) or (
+            type(backend).__name__ != "SequentialBackend"
+            and not getattr(backend, "supports_return_generator", True)
+        ):
+            self._failed(
+                CheckpointError("this joblib.Parallel cannot hand results back one by one (return_as)")
+            )
+            values = runner(calls[i] for i in todo)
+            for index, value in zip(todo, values):
+                out[index] = value
+            return out
+        runner.return_as, runner.return_generator, runner.return_ordered = "generator_unordered", True, False
+        try:
+            for index, value in runner((_Indexed(calls[i][0], i), calls[i][1], calls[i][2]) for i in todo):
+                self.record(keys[index], value)
+                out[index] = value
+        finally:
+            for name, value in saved.items():
+                setattr(runner, name, value)
+        return out
+
     # -- asyncio ---------------------------------------------------------------------
 
     def acall(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Awaitable[Any]:
@@ -490,6 +532,23 @@ class Parallel:
 def _fingerprint(fn: object, args: Tuple[Any, ...], kwargs: Optional[Dict[str, Any]]) -> bytes:
     name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
     return fingerprint((str(name), tuple(args), sorted((kwargs or {}).items())))
+
+
+class _Indexed:
+    """A task's function that returns ``(index, result)``: results that arrive out of order
+    are matched to their input (picklable when the function is)."""
+
+    __slots__ = ("fn", "index")
+
+    def __init__(self, fn: Callable[..., Any], index: int) -> None:
+        self.fn = fn
+        self.index = index
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Tuple[int, Any]:
+        return self.index, self.fn(*args, **kwargs)
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (_Indexed, (self.fn, self.index))
 
 
 class _Ready:
