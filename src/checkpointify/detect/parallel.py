@@ -148,9 +148,15 @@ def _producers(
     statements before the consumer that mention them, and the first such statement."""
     wraps: List[Wrap] = []
     anchor: Optional[cst.BaseStatement] = None
+    from checkpointify.detect.matcher import _grown_names
+
     for stmt in before:
         if not names_in(stmt) & names:
             continue
+        if isinstance(stmt, (cst.For, cst.While)) and set(_grown_names(stmt.body)) - names:
+            # for n in ns: records.append(work(n)); handles.append(ex.submit(f, n))
+            # (the loop collects serial work too: its own finding says why there is no fix)
+            return [], None
         found: List[Wrap] = []
         for node in walk(stmt):
             method = _pool_method(a, node, catalogue.PARALLEL_SUBMIT_METHODS)
