@@ -155,6 +155,7 @@ class _Module:
         self._sink_memo: Dict[int, bool] = {}
         self._statements: Dict[int, _Statement] = {}
         self._generators: Dict[int, bool] = {}
+        self._parallel_aliases: Optional[bool] = None
 
     def _collect(self, top_level: Set[str]) -> None:
         for stmt, module_level in _all_statements(self.tree.body):
@@ -454,7 +455,7 @@ class _Module:
         acks = ack and following is not None and self._acks(following, body.grown)
         collects = commits = False
         # detect.parallel.loop_plan: the work runs in a pool, not in the body
-        parallel = is_for and self._may_be_parallel_loop(loop)
+        parallel: Optional[bool] = None if is_for else False  # computed only when it decides
         if not acks:
             after = list(_after(block, index, link))
             accumulators = {name for name in body.grown if self._accumulator_before(name, block, index, link)}
@@ -464,14 +465,18 @@ class _Module:
             )
             if not collects and not commits:
                 return False
-            if not parallel and not self.may_be_job(body.pruned_calls, body.awaits):
-                return False  # not work.is_job (CKP001, CKP002)
+            if not self.may_be_job(body.pruned_calls, body.awaits):
+                parallel = self._may_be_parallel_loop(loop) if parallel is None else parallel
+                if not parallel:
+                    return False  # not work.is_job (CKP001, CKP002)
         if is_for and self.surely_tiny(loop.iter):  # type: ignore[union-attr]
             return False  # matcher._tiny_literal
         if any(self.surely_persists(call) for call in body.pruned_calls):
             return False  # flow.persists_per_item
-        if not parallel and not body.awaits and all(self.surely_cheap(call) for call in body.pruned_calls):
-            return False  # not work.does_work
+        if not body.awaits and all(self.surely_cheap(call) for call in body.pruned_calls):
+            parallel = self._may_be_parallel_loop(loop) if parallel is None else parallel
+            if not parallel:
+                return False  # not work.does_work
         return True
 
     def _acks(self, stmt: ast.stmt, grown: Set[str]) -> bool:
@@ -571,13 +576,25 @@ class _Module:
             return False
         if isinstance(node.func, ast.Call):  # Parallel(n_jobs=4)(delayed(f)(x) for x in xs)
             runner = node.func.func
-            joblib = catalogue.JOBLIB_PARALLEL
-            return callee_name(runner) in {_last(q) for q in joblib} or bool(self.qualified(runner) & joblib)
+            if callee_name(runner) in _PARALLEL_LASTS:
+                return True
+            return self._may_alias_parallel() and bool(self.qualified(runner) & catalogue.JOBLIB_PARALLEL)
         name = callee_name(node.func)
         if isinstance(node.func, ast.Attribute) and (name in catalogue.PARALLEL_MAP_METHODS or name in waits):
             return True
-        known = catalogue.GATHER_CALLS | catalogue.FUTURES_ITERABLES
-        return name in {_last(q) for q in known} or bool(self.qualified(node.func) & known)
+        if name in _PARALLEL_LASTS:
+            return True
+        # an alias (`from asyncio import gather as g`) only where such a module is imported at all
+        return self._may_alias_parallel() and bool(self.qualified(node.func) & _PARALLEL_QUALIFIED)
+
+    def _may_alias_parallel(self) -> bool:
+        if self._parallel_aliases is None:
+            self._parallel_aliases = any(
+                real.split(".", 1)[0] in _PARALLEL_ROOTS
+                for pairs in self.imports.values()
+                for _, real in pairs
+            )
+        return self._parallel_aliases
 
     def _may_be_parallel_loop(self, loop: ast.stmt) -> bool:
         """A superset of ``detect.parallel.loop_plan`` taking a ``for`` loop: a pool's map or an
@@ -716,6 +733,11 @@ def _body(parts: Sequence[ast.AST]) -> _Body:
             elif isinstance(child, ast.AST):
                 stack.append((child, inner))
     return facts
+
+
+_PARALLEL_QUALIFIED = catalogue.GATHER_CALLS | catalogue.FUTURES_ITERABLES | catalogue.JOBLIB_PARALLEL
+_PARALLEL_LASTS = frozenset(_last(q) for q in _PARALLEL_QUALIFIED)
+_PARALLEL_ROOTS = frozenset(q.split(".", 1)[0] for q in _PARALLEL_QUALIFIED)
 
 
 def _ack_shaped(stmt: ast.stmt) -> bool:
