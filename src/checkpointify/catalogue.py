@@ -468,3 +468,26 @@ FILE_NAME_CALLS: FrozenSet[str] = frozenset({"str", "Path"})
 DONE_CHECK_SUFFIXES: Tuple[str, ...] = ("exists", "isfile", "is_file")
 #: ``results.append(helper(x))``: methods that keep a helper's result in a container
 KEEPING_METHODS: FrozenSet[str] = frozenset({"append", "extend"})
+#: collect-parallel (detect/parallel.py, prefilter twin in prefilter/tree.py): how pools are made
+#: (the last part of the constructor's name: ``concurrent.futures.ThreadPoolExecutor``,
+#: ``multiprocessing.Pool``, ``ctx.Pool``, ``multiprocessing.pool.ThreadPool``)
+POOL_CONSTRUCTORS: FrozenSet[str] = frozenset(
+    {"ThreadPoolExecutor", "ProcessPoolExecutor", "Pool", "ThreadPool"}
+)
+#: pool methods that run a function over inputs and hand the results back (rewritten to
+#: ``par.map(pool, "<method>", f, xs)``)
+PARALLEL_MAP_METHODS: FrozenSet[str] = frozenset({"map", "imap", "imap_unordered", "starmap"})
+#: pool methods that run one call and return a handle of it (``par.submit`` / ``par.apply_async``)
+PARALLEL_SUBMIT_METHODS: FrozenSet[str] = frozenset({"submit", "apply_async"})
+#: awaiting every coroutine of a list at once (``results = await asyncio.gather(*coros)``)
+GATHER_CALLS: FrozenSet[str] = frozenset({"asyncio.gather"})
+#: wrapping a coroutine into a task (``asyncio.create_task(c)``, ``tg.create_task(c)``)
+TASK_METHODS: FrozenSet[str] = frozenset({"create_task", "ensure_future"})
+#: stage 1 admits a file without a loop keyword when one of these words is in it (a
+#: ``results = list(pool.map(f, xs))`` site has no ``for``)
+PARALLEL_TEXT_WORDS: Tuple[bytes, ...] = (b"map", b"imap", b"imap_unordered", b"starmap", b"gather")
+#: how a parallel site's consumer waits for one handle (``fut.result()``, ``async_result.get()``)
+PARALLEL_RESULT_METHODS: FrozenSet[str] = frozenset({"result", "get"})
+#: joblib: ``Parallel(n_jobs=4)(delayed(f)(x) for x in xs)`` (rewritten to ``par.joblib(Parallel(...), ...)``)
+JOBLIB_PARALLEL: FrozenSet[str] = frozenset({"joblib.Parallel"})
+JOBLIB_DELAYED: FrozenSet[str] = frozenset({"joblib.delayed"})

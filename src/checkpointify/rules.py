@@ -269,7 +269,65 @@ results that are saved after it (acknowledging before they are saved would lose 
 """,
 )
 
-VARIANTS: Tuple[Variant, ...] = (COLLECT_LOOP, COLLECT_COMPREHENSION, HELPER_RETURN, DB_COMMIT, QUEUE_ACK)
+COLLECT_PARALLEL = Variant(
+    name="collect-parallel",
+    code="CKP001",
+    summary="results of work run in a pool or an event loop are saved only after all of it",
+    rationale="""\
+## What it does
+Finds work handed to a pool or an event loop whose results are saved only after every input
+is done: `executor.submit` then `as_completed`, `executor.map`, a `multiprocessing` pool's
+`map`/`imap`/`imap_unordered`/`starmap`/`apply_async`, `joblib.Parallel(...)(delayed(f)(x) ...)`,
+`await asyncio.gather(*(f(x) for x in xs))`,
+`asyncio.as_completed`, tasks of an `asyncio.TaskGroup`, followed by a save of the results.
+
+## Why is this bad?
+The results live only in memory (in futures and lists) until the save. A crash one input
+before the end loses all of them, and the re-run submits every input again.
+
+## Example
+```python
+rows = []
+with ThreadPoolExecutor(8) as ex:
+    futures = [ex.submit(fetch, x) for x in xs]
+    for fut in as_completed(futures):
+        rows.append(fut.result())
+json.dump(rows, f)
+```
+
+## Use instead
+The call that hands each input to the pool records its result, keyed by the input, when it
+arrives (from whichever thread delivers it); a re-run does not submit the inputs already
+done and gets their results back as completed futures, in the order the program reads them:
+```python
+rows = []
+with ThreadPoolExecutor(8) as ex:
+    par = parallel("job.py::<module>::rows")
+    futures = [par.submit(ex, fetch, x) for x in xs]
+    for fut in as_completed(futures):
+        rows.append(fut.result())
+json.dump(rows, f)
+par.complete()
+```
+
+## Fix safety
+Safe: no future, task or pool is stored, only the values they delivered, keyed by the
+fingerprint of the call's arguments (and its occurrence among equal calls). No fix is
+offered when the input is not among the call's arguments (`submit(lambda: f(x))`,
+`submit(partial(f, x))`: hazard `unsupported-shape`), since the calls could not be told
+apart.
+""",
+)
+
+
+VARIANTS: Tuple[Variant, ...] = (
+    COLLECT_LOOP,
+    COLLECT_COMPREHENSION,
+    HELPER_RETURN,
+    COLLECT_PARALLEL,
+    DB_COMMIT,
+    QUEUE_ACK,
+)
 VARIANTS_BY_NAME: Dict[str, Variant] = {v.name: v for v in VARIANTS}
 
 #: what each code means across its variants (SARIF rule titles, --statistics)

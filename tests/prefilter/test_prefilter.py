@@ -253,6 +253,45 @@ CASES = [
         (),
     ),
     (
+        "parallel-map-without-a-loop-keyword",
+        "import json\nfrom concurrent.futures import ThreadPoolExecutor\nwith ThreadPoolExecutor(4) as ex:\n"
+        "    rows = list(ex.map(fetch, xs))\njson.dump(rows, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "parallel-imap-loop-with-a-cheap-body",
+        "import pickle\nimport multiprocessing as mp\nout = []\nwith mp.Pool(3) as pool:\n"
+        "    for r in pool.imap_unordered(fetch, xs):\n        out.append(r)\npickle.dump(out, open('o', 'wb'))\n",
+        (),
+    ),
+    (
+        "parallel-gather-through-an-alias",
+        "import json\nfrom asyncio import gather as all_of\nasync def main(xs):\n"
+        "    pages = await all_of(*[fetch(x) for x in xs])\n    json.dump(pages, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "parallel-futures-appended-in-a-loop",
+        "import json\nimport concurrent.futures as cf\nanswers = []\nwith cf.ProcessPoolExecutor() as ex:\n"
+        "    futures = []\n    for x in xs:\n        futures.append(ex.submit(fetch, x, 3))\n"
+        "    for fut in cf.as_completed(futures):\n        answers.append(fut.result())\n"
+        "json.dump(sorted(answers), open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "parallel-apply-async-handles-waited-by-get",
+        "import json\nfrom multiprocessing import Pool\npool = Pool(2)\n"
+        "handles = [pool.apply_async(fetch, (x,)) for x in xs]\nvalues = [h.get() for h in handles]\n"
+        "json.dump(values, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "parallel-joblib-through-aliases",
+        "import json\nfrom joblib import Parallel as Par, delayed as later\n"
+        "rows = Par(n_jobs=2)(later(fetch)(x) for x in xs)\njson.dump(rows, open('o', 'w'))\n",
+        (),
+    ),
+    (
         "non-ascii-identifiers",
         "import json\nrésultats = []\nfor élément in xs:\n    résultats.append(fetch(élément))\n"
         "json.dump(résultats, open('o', 'w'))\n",
@@ -291,6 +330,8 @@ NO_SITE = [
     b"    json.dump(acc, f)\n    yield 1\n",
     b"import sys\nacc = []\nfor x in xs:\n    acc.append(fetch(x))\nsys.stdout.write(''.join(acc))\n",
     b"acc = []\nfor x in xs:\n    acc.append(fetch(x))\nself.stderr.write(''.join(acc))\n",
+    b"import json\nrows = list(map(fetch, xs))\njson.dump(rows, f)\n",  # the builtin map: no pool
+    b"import asyncio\nasync def m(xs):\n    r = await asyncio.gather(*(fetch(x) for x in xs))\n    print(r)\n",
 ]
 
 

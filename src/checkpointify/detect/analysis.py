@@ -98,6 +98,8 @@ class FileAnalysis:
         self.pool_tasks: FrozenSet[str] = _pool_tasks(self.module)
         #: names bound to a progress bar (``pbar = tqdm(total=n)``, ``with tqdm(...) as bar``)
         self.progress_bars: FrozenSet[str] = self._progress_bars()
+        #: (names bound to a pool, names bound to runtime.parallel()), computed by detect.parallel on demand
+        self.parallel_bindings: Optional[Tuple[FrozenSet[str], FrozenSet[str]]] = None
 
     def _progress_bars(self) -> FrozenSet[str]:
         found: Set[str] = set()

@@ -103,6 +103,9 @@ class Plan:
     #: helper-return: the checkpoint is ``deferred=True`` and ``complete_deferred(...)`` goes
     #: after each of these statements (the callers' saves) instead of ``complete()``
     deferred: Tuple[cst.BaseStatement, ...] = ()
+    #: kind "parallel" (detect/parallel.py): the calls to wrap, and the statement the handle goes before
+    wraps: Tuple[Tuple[cst.Call, str], ...] = ()
+    anchor: Optional[cst.BaseStatement] = None
 
 
 @dataclass
@@ -151,6 +154,10 @@ def find_plans(
     analysis = FileAnalysis(wrapper, path, options)
     plans: List[Plan] = []
     _scan_block(analysis, Chain(analysis.module.body, None), "<module>", None, plans, lines)
+    if plans:
+        from checkpointify.detect.parallel import drop_covered
+
+        plans = drop_covered(analysis, plans)
     if plans:
         comments = suppression_comments(analysis.module.code)
         plans = [p for p in plans if not _suppressed(p, comments)]
@@ -258,7 +265,11 @@ def _scan_block(
             if isinstance(stmt, (cst.For, cst.While)):
                 plan = _LoopSite(a, chain, index, stmt, qualname, function).plan()
             elif isinstance(stmt, cst.SimpleStatementLine):
-                plan = _comprehension_plan(a, chain, index, stmt, qualname, function)
+                from checkpointify.detect.parallel import statement_plan
+
+                plan = statement_plan(a, chain, index, stmt, qualname, function) or _comprehension_plan(
+                    a, chain, index, stmt, qualname, function
+                )
             if plan is not None and not (bounded and plan.finding.code != QUEUE_ACK.code):
                 plans.append(plan)
         inner_outer = stmt if isinstance(stmt, (cst.For, cst.While)) else outer
@@ -629,6 +640,12 @@ class _LoopSite:
         if _already_resumes(a, loop, before, set(names)):
             # for x in xs: if x in done: continue   (done loaded from disk: it resumes already)
             return None
+        from checkpointify.detect.parallel import loop_plan
+
+        handled, parallel = loop_plan(self, accumulators, before)
+        if handled:
+            # for fut in as_completed(futures): acc.append(fut.result())   (detect/parallel.py)
+            return parallel
         if not does_work(a, [loop.body], set(names)):
             # for k in keys: acc.append({"k": k})   (only builds literals and formats)
             return None

@@ -85,11 +85,12 @@ from __future__ import annotations
 
 from typing import FrozenSet, Optional, Tuple
 
+from checkpointify import catalogue
 from checkpointify.prefilter.text import Vocabulary, text_may_match, text_stage, utf8, vocabulary
 from checkpointify.prefilter.tree import _Module, parse, sites, tree_may_match
 
 #: bump when a stage changes what it lets through (part of the cache key)
-PREFILTER_VERSION = 2
+PREFILTER_VERSION = 3  # 2: helper-return, block structure; 3: collect-parallel
 
 
 def candidate_lines(
@@ -122,8 +123,9 @@ def candidate_lines(
 
 def has_loop_keyword(source: bytes) -> bool:
     """The reference (unstaged) path's only test: every site is a ``for``/``while`` loop or a
-    comprehension, so a file without either word holds no finding."""
-    return b"for" in source or b"while" in source
+    comprehension, or a parallel site whose pool call or ``gather`` is named by
+    ``catalogue.PARALLEL_TEXT_WORDS``, so a file without any of these words holds no finding."""
+    return b"for" in source or b"while" in source or any(w in source for w in catalogue.PARALLEL_TEXT_WORDS)
 
 
 def may_match(source: bytes, encoding: str, extra_sinks: Tuple[str, ...]) -> bool:

@@ -160,6 +160,7 @@ class _Module:
         self._statements: Dict[int, _Statement] = {}
         self._generators: Dict[int, bool] = {}
         self._callees: Optional[Set[str]] = None
+        self._parallel_aliases: Optional[bool] = None
 
     def _collect(self, top_level: Set[str]) -> None:
         for stmt, module_level in _all_statements(self.tree.body):
@@ -426,7 +427,9 @@ class _Module:
                 if isinstance(stmt, _LOOPS):
                     site = self._loop_may_match(block, index, stmt, link, function)
                 elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
-                    site = self._comprehension_may_match(block, index, stmt, link, function)
+                    site = self._comprehension_may_match(
+                        block, index, stmt, link, function
+                    ) or self._parallel_may_match(block, index, stmt, link)
                 else:
                     continue
                 if site and not self._generator(function):
@@ -461,6 +464,8 @@ class _Module:
         # the shapes, most selective first; each one still needs the checks below
         acks = ack and following is not None and self._acks(following, body.grown)
         collects = commits = False
+        # detect.parallel.loop_plan: the work runs in a pool, not in the body
+        parallel: Optional[bool] = None if is_for else False  # computed only when it decides
         if not acks:
             after = list(_after(block, index, link))
             accumulators = {name for name in body.grown if self._accumulator_before(name, block, index, link)}
@@ -474,13 +479,17 @@ class _Module:
             if not collects and not commits:
                 return False
             if not self.may_be_job(body.pruned_calls, body.awaits):
-                return False  # not work.is_job (CKP001, CKP002)
+                parallel = self._may_be_parallel_loop(loop) if parallel is None else parallel
+                if not parallel:
+                    return False  # not work.is_job (CKP001, CKP002)
         if is_for and self.surely_tiny(loop.iter):  # type: ignore[union-attr]
             return False  # matcher._tiny_literal
         if any(self.surely_persists(call) for call in body.pruned_calls):
             return False  # flow.persists_per_item
         if not body.awaits and all(self.surely_cheap(call) for call in body.pruned_calls):
-            return False  # not work.does_work
+            parallel = self._may_be_parallel_loop(loop) if parallel is None else parallel
+            if not parallel:
+                return False  # not work.does_work
         return True
 
     def _acks(self, stmt: ast.stmt, grown: Set[str]) -> bool:
@@ -584,6 +593,62 @@ class _Module:
         if self._callees is None:
             self._callees = {callee_name(n.func) for n in walk(self.tree) if isinstance(n, ast.Call)}
         return name in self._callees
+
+    def _parallel_may_match(
+        self,
+        block: Sequence[ast.stmt],
+        index: int,
+        stmt: Union[ast.Assign, ast.AnnAssign],
+        link: Optional[_Link],
+    ) -> bool:
+        """A superset of ``detect.parallel.statement_plan``: ``name = <a pool's map, a gather,
+        or a comprehension waiting for handles>`` and a sink of ``name`` after it."""
+        target = stmt.targets[0] if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else None
+        if isinstance(stmt, ast.AnnAssign):
+            target = stmt.target
+        if not isinstance(target, ast.Name) or stmt.value is None:
+            return False
+        waits = catalogue.PARALLEL_RESULT_METHODS | catalogue.FUTURE_RESULT_METHODS
+        if not any(self._parallel_call(node, waits) for node in walk(stmt.value)):
+            return False
+        return self._sink_after(list(_after(block, index, link)), {target.id})
+
+    def _parallel_call(self, node: ast.AST, waits: FrozenSet[str]) -> bool:
+        """A call ``detect.parallel`` may wrap or wait on: ``x.map/imap/...(...)``, a gather,
+        an ``as_completed``, or a method in ``waits`` (``h.result()``)."""
+        if not isinstance(node, ast.Call):
+            return False
+        if isinstance(node.func, ast.Call):  # Parallel(n_jobs=4)(delayed(f)(x) for x in xs)
+            runner = node.func.func
+            if callee_name(runner) in _PARALLEL_LASTS:
+                return True
+            return self._may_alias_parallel() and bool(self.qualified(runner) & catalogue.JOBLIB_PARALLEL)
+        name = callee_name(node.func)
+        if isinstance(node.func, ast.Attribute) and (name in catalogue.PARALLEL_MAP_METHODS or name in waits):
+            return True
+        if name in _PARALLEL_LASTS:
+            return True
+        # an alias (`from asyncio import gather as g`) only where such a module is imported at all
+        return self._may_alias_parallel() and bool(self.qualified(node.func) & _PARALLEL_QUALIFIED)
+
+    def _may_alias_parallel(self) -> bool:
+        if self._parallel_aliases is None:
+            self._parallel_aliases = any(
+                real.split(".", 1)[0] in _PARALLEL_ROOTS
+                for pairs in self.imports.values()
+                for _, real in pairs
+            )
+        return self._parallel_aliases
+
+    def _may_be_parallel_loop(self, loop: ast.stmt) -> bool:
+        """A superset of ``detect.parallel.loop_plan`` taking a ``for`` loop: a pool's map or an
+        ``as_completed`` in its iterable, or a handle waited on in its body."""
+        parts: List[ast.AST] = [loop.iter, *loop.body]  # type: ignore[attr-defined]
+        return any(
+            self._parallel_call(node, catalogue.FUTURE_RESULT_METHODS)
+            for part in parts
+            for node in walk(part)
+        )
 
     def _statement(self, stmt: ast.stmt) -> _Statement:
         key = id(stmt)
@@ -712,6 +777,11 @@ def _body(parts: Sequence[ast.AST]) -> _Body:
             elif isinstance(child, ast.AST):
                 stack.append((child, inner))
     return facts
+
+
+_PARALLEL_QUALIFIED = catalogue.GATHER_CALLS | catalogue.FUTURES_ITERABLES | catalogue.JOBLIB_PARALLEL
+_PARALLEL_LASTS = frozenset(_last(q) for q in _PARALLEL_QUALIFIED)
+_PARALLEL_ROOTS = frozenset(q.split(".", 1)[0] for q in _PARALLEL_QUALIFIED)
 
 
 def _ack_shaped(stmt: ast.stmt) -> bool:

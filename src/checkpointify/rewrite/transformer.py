@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from itertools import chain, count
-from typing import Dict, List, Optional, Sequence, Set
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 from libcst.codemod import CodemodContext
@@ -26,6 +26,7 @@ from checkpointify.detect.matcher import Plan
 _CHECKPOINT = "checkpoint"
 _ACKNOWLEDGE = "acknowledge_each"
 _COMPLETE_DEFERRED = "complete_deferred"
+_PARALLEL = "parallel"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,10 @@ class _Names:
     def complete_deferred(self) -> str:
         return self.functions[_COMPLETE_DEFERRED]
 
+    @property
+    def parallel(self) -> str:
+        return self.functions[_PARALLEL]
+
 
 def apply_plans(
     module: cst.Module,
@@ -60,7 +65,9 @@ def apply_plans(
     rewritten = module.visit(_Rewriter(module, plans, names, directory))
     assert isinstance(rewritten, cst.Module)
     context = CodemodContext()
-    needed = {_ACKNOWLEDGE if plan.ack else _CHECKPOINT for plan in plans}
+    needed = {
+        _ACKNOWLEDGE if plan.ack else _PARALLEL if plan.kind == "parallel" else _CHECKPOINT for plan in plans
+    }
     if any(plan.deferred for plan in plans):
         needed.add(_COMPLETE_DEFERRED)
     for function in sorted(needed):
@@ -75,13 +82,13 @@ def _choose_names(plans: Sequence[Plan], used: Set[str]) -> _Names:
     """Names for the runtime functions and the checkpoint variables that collide with nothing."""
     taken = set(used)
     functions: Dict[str, str] = {}
-    for function in (_CHECKPOINT, _ACKNOWLEDGE, _COMPLETE_DEFERRED):
+    for function in (_CHECKPOINT, _ACKNOWLEDGE, _COMPLETE_DEFERRED, _PARALLEL):
         functions[function] = function if function not in used else "checkpointify_" + function
         taken.add(functions[function])
     variables: Dict[int, str] = {}
     for index, plan in enumerate(plans):
         base = plan.finding.accumulators[0].replace(".", "_") if plan.finding.accumulators else "loop"
-        first = "acks" if plan.ack else "ckpt"
+        first = "acks" if plan.ack else "par" if plan.kind == "parallel" else "ckpt"
         # without a limit: a file may hold any number of loops over the same name
         candidates = chain([first, "%s_%s" % (base, first)], ("%s_%s%d" % (base, first, n) for n in count(2)))
         name = next(c for c in candidates if c not in taken)
@@ -105,9 +112,16 @@ class _Rewriter(cst.CSTTransformer):
         self.completions: Dict[int, List[int]] = {}
         self.deferred: Dict[int, List[int]] = {}  # the callers' saves of helper-return plans
         self.removed: Set[int] = set()
+        self.anchors: Dict[int, List[int]] = {}
+        self.wraps: Dict[int, Tuple[int, str]] = {}
         self.plans = list(plans)
         for index, plan in enumerate(plans):
-            if plan.comprehension is None:
+            if plan.kind == "parallel":
+                assert plan.anchor is not None
+                self.anchors.setdefault(id(plan.anchor), []).append(index)
+                for call, form in plan.wraps:
+                    self.wraps[id(call)] = (index, form)
+            elif plan.comprehension is None:
                 self.loops[id(plan.statement)] = index
             else:
                 self.comprehensions[id(plan.statement)] = index
@@ -120,6 +134,39 @@ class _Rewriter(cst.CSTTransformer):
                 self.removed.add(id(plan.removed))
 
     # -- statements -------------------------------------------------------------------
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
+        """A parallel plan's call: ``ex.submit(f, x)`` -> ``par.submit(ex, f, x)``,
+        ``pool.imap(f, xs)`` -> ``par.map(pool, "imap", f, xs)``, ``fetch(x)`` -> ``par.acall(fetch, x)``."""
+        wrapped = self.wraps.get(id(original_node))
+        if wrapped is None:
+            return updated_node
+        index, form = wrapped
+        var = cst.Name(self.names.variables[index])
+        func = updated_node.func
+        comma = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+        if form == "acall":
+            lead = [cst.Arg(func, comma=comma if updated_node.args else cst.MaybeSentinel.DEFAULT)]
+            return cst.Call(cst.Attribute(var, cst.Name("acall")), args=[*lead, *updated_node.args])
+        if form == "joblib":
+            # Parallel(n_jobs=4)(tasks) -> par.joblib(Parallel(n_jobs=4), tasks)
+            args = list(updated_node.args)
+            tasks = args[0].value
+            if isinstance(tasks, cst.GeneratorExp) and not tasks.lpar:
+                # f(x for x in xs) -> g(f, (x for x in xs)): a second argument needs the parentheses
+                tasks = tasks.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+                args[0] = args[0].with_changes(value=tasks)
+            return updated_node.with_changes(
+                func=cst.Attribute(var, cst.Name("joblib")), args=[cst.Arg(func, comma=comma), *args]
+            )
+        assert isinstance(func, cst.Attribute)
+        lead = [cst.Arg(func.value, comma=comma)]
+        if form == "map":
+            lead.append(cst.Arg(cst.SimpleString('"%s"' % func.attr.value), comma=comma))
+        return updated_node.with_changes(
+            func=cst.Attribute(var, cst.Name("map" if form == "map" else form)),
+            args=[*lead, *updated_node.args],
+        )
 
     def leave_For(self, original_node: cst.For, updated_node: cst.For) -> cst.For:
         index = self.loops.get(id(original_node))
@@ -157,6 +204,12 @@ class _Rewriter(cst.CSTTransformer):
         body: List[cst.BaseStatement] = []
         for orig, new in zip(original, updated):
             key = id(orig)
+            for index in self.anchors.get(key, ()):
+                handle = self._parallel_prelude(index)
+                lines = getattr(new, "leading_lines", ())
+                body.append(handle.with_changes(leading_lines=lines))
+                if lines:
+                    new = new.with_changes(leading_lines=())
             if key in self.loops:
                 index = self.loops[key]
                 assert isinstance(orig, (cst.For, cst.While))
@@ -181,6 +234,18 @@ class _Rewriter(cst.CSTTransformer):
 
     def _statement(self, code: str) -> cst.BaseStatement:
         return cst.parse_statement(code, config=self.module.config_for_parsing)
+
+    def _parallel_prelude(self, index: int) -> cst.BaseStatement:
+        """``par = parallel("job.py::<module>::rows", key=(...))``."""
+        plan = self.plans[index]
+        arguments = [self._literal(plan.loop_id)]
+        if plan.key:
+            arguments.append("key=%s" % _tuple(plan.key))
+        if self.directory:
+            arguments.append("directory=%s" % self._literal(self.directory))
+        return self._statement(
+            "%s = %s(%s)" % (self.names.variables[index], self.names.parallel, ", ".join(arguments))
+        )
 
     def _prelude(self, index: int) -> List[cst.BaseStatement]:
         """``ckpt = checkpoint(...)`` and ``[acc, ...] = ckpt.restore()`` (awaited for ``async for``)."""

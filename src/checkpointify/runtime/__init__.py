@@ -10,7 +10,8 @@ A rewritten loop looks like this::
     save_results(results)
     ckpt.complete()
 
-The public API is :func:`checkpoint`, :class:`Checkpoint`, :func:`complete_deferred`, :func:`acknowledge_each`,
+The public API is :func:`checkpoint`, :class:`Checkpoint`, :func:`complete_deferred`,
+:func:`parallel`, :class:`Parallel`, :func:`acknowledge_each`,
 :class:`Acknowledger`, :func:`read_info`, :func:`remove`, :class:`CheckpointInfo` and the
 errors. The same checkpoint serves four loop shapes:
 
@@ -25,6 +26,10 @@ errors. The same checkpoint serves four loop shapes:
   with each unit's writes, so exactly the committed units are skipped (a DB-API 2
   connection or a SQLAlchemy Session/Connection; any other object with ``commit()`` is
   committed, then recorded in the log file: at-least-once).
+
+:func:`parallel` (:class:`Parallel`) is for work handed to a pool or an event loop: it
+records each result keyed by its input from whichever thread delivers it, and a re-run
+does not submit the inputs already done (see :mod:`.parallel`).
 
 :func:`acknowledge_each` is for message loops that ack the whole batch after the loop:
 it acks each unit as it completes and stores nothing (the broker is the progress
@@ -146,6 +151,7 @@ from .fingerprint import fingerprint, key_fingerprint
 from .frames import FORMAT as FORMAT  # not in __all__ (it never was), but imported by name
 from .frames import RUNTIME_VERSION
 from .lite import TYPE_CHECKING
+from .parallel import Parallel, parallel
 from .settings import checkpoint_dir, log_name
 
 if TYPE_CHECKING:
@@ -159,6 +165,8 @@ __all__ = [
     "checkpoint",
     "Checkpoint",
     "complete_deferred",
+    "parallel",
+    "Parallel",
     "CheckpointInfo",
     "CheckpointError",
     "CheckpointLockedError",
