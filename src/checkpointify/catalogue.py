@@ -72,6 +72,10 @@ METHOD_SINKS: FrozenSet[str] = frozenset(
     }
 )
 
+#: pandas methods that call a function once per row or element (``df["x"] = s.apply(f)``);
+#: ``progress_apply`` is tqdm's (``tqdm.pandas()``)
+ROW_APPLY_METHODS: FrozenSet[str] = frozenset({"apply", "progress_apply", "map"})
+
 #: the verb a persisting function's name starts with (``save_results``, ``writeJson``)
 SINK_VERBS = ("save", "dump", "write", "store", "persist", "export", "upload")
 _SINK_NAME = re.compile(r"^_*(?:save|dump|write|store|persist|export|upload)(?:$|[_0-9A-Z])")

@@ -46,6 +46,7 @@ from checkpointify.detect.flow import (
     persists_per_item,
     statements_between,
 )
+from checkpointify.detect.rows import row_apply_site
 from checkpointify.detect.suppression import suppression_comments
 from checkpointify.detect.work import does_work, is_job, only_reads_local_files
 from checkpointify.rules import (
@@ -53,6 +54,7 @@ from checkpointify.rules import (
     COLLECT_LOOP,
     DB_COMMIT,
     QUEUE_ACK,
+    ROW_APPLY,
     Variant,
     fix_safety,
 )
@@ -98,6 +100,7 @@ class Plan:
     ack_latest: Optional[str] = None
     removed: Optional[cst.BaseStatement] = None
     resume: Optional[str] = None  # "identity" when the iteration order may change between runs
+    rows: Optional[cst.BaseExpression] = None  # kind "rows": the receiver of .apply/.map to wrap
 
 
 @dataclass
@@ -122,6 +125,8 @@ class Site:
     transaction: Optional[str] = None
     ack: Optional[QueueAck] = None
     resume: Optional[str] = None
+    rows: Optional[cst.BaseExpression] = None
+    loop_names: Optional[List[str]] = None  # what the loop id names, when not the accumulators
 
 
 @dataclass
@@ -195,7 +200,7 @@ def make_plan(a: FileAnalysis, site: Site) -> Plan:
         condition=site.condition,
         asynchronous=isinstance(site.statement, cst.For) and site.statement.asynchronous is not None,
         state=tuple(site.accumulators + site.carried),
-        loop_id=a.loop_identity(site.qualname, identity),
+        loop_id=a.loop_identity(site.qualname, site.loop_names or identity),
         key=site.key,
         complete_after=site.complete_after,
         sink_line=a.line(site.sink_call),
@@ -206,6 +211,7 @@ def make_plan(a: FileAnalysis, site: Site) -> Plan:
         ack_latest=site.ack.latest if site.ack else None,
         removed=site.ack.statement if site.ack else None,
         resume=site.resume,
+        rows=site.rows,
     )
 
 
@@ -233,7 +239,9 @@ def _scan_block(
             if isinstance(stmt, (cst.For, cst.While)):
                 plan = _LoopSite(a, chain, index, stmt, qualname, function).plan()
             elif isinstance(stmt, cst.SimpleStatementLine):
-                plan = _comprehension_plan(a, chain, index, stmt, qualname, function)
+                plan = _comprehension_plan(a, chain, index, stmt, qualname, function) or _row_apply_plan(
+                    a, chain, index, stmt, qualname, function
+                )
             if plan is not None and not (bounded and plan.finding.code != QUEUE_ACK.code):
                 plans.append(plan)
         inner_outer = stmt if isinstance(stmt, (cst.For, cst.While)) else outer
@@ -940,6 +948,44 @@ def _comprehension_plan(
         complete_after=completion_anchor(sink),
         comprehension=ComprehensionPlan(value, kind),
         resume=resume,
+    )
+    return make_plan(a, site)
+
+
+def _row_apply_plan(
+    a: FileAnalysis,
+    chain: Chain,
+    index: int,
+    stmt: cst.SimpleStatementLine,
+    qualname: str,
+    function: Optional[cst.FunctionDef],
+) -> Optional[Plan]:
+    """``df["label"] = df["text"].apply(classify)`` then a save of ``df`` (see :mod:`.rows`)."""
+    row = row_apply_site(a, chain, index, stmt, _enclosing_class(qualname, function))
+    if row is None:
+        return None
+    scope = a.scopes.get(stmt)
+    assert scope is not None  # row_apply_site checked it
+    exclude = {row.base} | set(a.progress_bars)
+    key = _with_parameters(function, context_names(a, scope, stmt, list(row.parts), exclude), exclude)
+    site = Site(
+        variant=ROW_APPLY,
+        kind="rows",
+        statement=stmt,
+        iterable=row.receiver,
+        condition=None,
+        accumulators=[row.base],
+        carried=[],
+        sink_call=row.sink.call,
+        sink=row.sink.description,
+        message="`%s` is computed row by row by .%s() and saved only after it by %s(); a crash before "
+        "the save loses every completed row" % (row.target, row.method, row.sink.description),
+        hazards=row.hazards,
+        qualname=qualname,
+        key=key,
+        complete_after=completion_anchor(row.sink),
+        rows=row.receiver,
+        loop_names=[row.target],
     )
     return make_plan(a, site)
 

@@ -38,6 +38,9 @@ that is not a generator.)
   from it (``flow.find_sink``).
 * CKP001 ``collect-comprehension``: ``name = [...]``/``{...}`` comprehension whose per-item
   parts are a job, and such a sink after it.
+* CKP001 ``row-apply``: ``target = receiver.apply/progress_apply/map(func, ...)`` whose
+  ``func`` (a lambda's calls, or a name or attribute called) is heavy, and a sink of the
+  target's root name after it.
 * CKP002 ``db-commit``: a ``for`` loop that is a job, whose body calls
   ``X.execute/add/merge/...(...)``, and a later ``Y.commit()``.
 * CKP003 ``queue-ack``: a ``for`` loop and, as the very next statement, a call
@@ -89,7 +92,7 @@ from checkpointify.prefilter.text import Vocabulary, text_may_match, text_stage,
 from checkpointify.prefilter.tree import _Module, parse, sites, tree_may_match
 
 #: bump when a stage changes what it lets through (part of the cache key)
-PREFILTER_VERSION = 1
+PREFILTER_VERSION = 2
 
 
 def candidate_lines(
@@ -121,9 +124,9 @@ def candidate_lines(
 
 
 def has_loop_keyword(source: bytes) -> bool:
-    """The reference (unstaged) path's only test: every site is a ``for``/``while`` loop or a
-    comprehension, so a file without either word holds no finding."""
-    return b"for" in source or b"while" in source
+    """The reference (unstaged) path's only test: every site is a ``for``/``while`` loop, a
+    comprehension or a row-wise ``apply``/``map``, so a file without these words holds no finding."""
+    return b"for" in source or b"while" in source or b"apply" in source or b"map" in source
 
 
 def may_match(source: bytes, encoding: str, extra_sinks: Tuple[str, ...]) -> bool:

@@ -421,7 +421,9 @@ class _Module:
                 if isinstance(stmt, _LOOPS):
                     site = self._loop_may_match(block, index, stmt, link)
                 elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
-                    site = self._comprehension_may_match(block, index, stmt, link)
+                    site = self._comprehension_may_match(
+                        block, index, stmt, link
+                    ) or self._row_apply_may_match(block, index, stmt, link)
                 else:
                     continue
                 if site and not self._generator(function):
@@ -540,6 +542,40 @@ class _Module:
         if not self.may_be_job(parts.pruned_calls, parts.awaits):
             return False
         return self._sink_after(list(_after(block, index, link)), {target.id})
+
+    def _row_apply_may_match(
+        self,
+        block: Sequence[ast.stmt],
+        index: int,
+        stmt: Union[ast.Assign, ast.AnnAssign],
+        link: Optional[_Link],
+    ) -> bool:
+        """A superset of ``detect.rows.row_apply_site``: ``t = r.apply(f, ...)`` whose ``f``
+        may be heavy, and a possible sink of ``t``'s root name after it."""
+        if not isinstance(stmt, ast.Assign) or len(stmt.targets) != 1:
+            return False
+        call = stmt.value
+        if (
+            not isinstance(call, ast.Call)
+            or not isinstance(call.func, ast.Attribute)
+            or call.func.attr not in catalogue.ROW_APPLY_METHODS
+            or not call.args
+            or isinstance(call.args[0], ast.Starred)
+        ):
+            return False
+        root = stmt.targets[0]
+        while isinstance(root, (ast.Subscript, ast.Attribute)):
+            root = root.value
+        if not isinstance(root, ast.Name):
+            return False
+        func = call.args[0]
+        if isinstance(func, ast.Lambda):
+            heavy = any(self.may_be_heavy(c) for c in _body([func.body]).pruned_calls)
+        elif isinstance(func, (ast.Name, ast.Attribute)):
+            heavy = self.may_be_heavy(ast.Call(func=func, args=[], keywords=[]))
+        else:
+            heavy = False
+        return heavy and self._sink_after(list(_after(block, index, link)), {root.id})
 
     def _statement(self, stmt: ast.stmt) -> _Statement:
         key = id(stmt)

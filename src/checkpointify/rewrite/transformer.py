@@ -25,6 +25,7 @@ from checkpointify.detect.matcher import Plan
 
 _CHECKPOINT = "checkpoint"
 _ACKNOWLEDGE = "acknowledge_each"
+_ROWS = "checkpoint_rows"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ class _Names:
     @property
     def acknowledge_each(self) -> str:
         return self.functions[_ACKNOWLEDGE]
+
+    @property
+    def checkpoint_rows(self) -> str:
+        return self.functions[_ROWS]
 
 
 def apply_plans(
@@ -55,7 +60,7 @@ def apply_plans(
     rewritten = module.visit(_Rewriter(module, plans, names, directory))
     assert isinstance(rewritten, cst.Module)
     context = CodemodContext()
-    needed = {_ACKNOWLEDGE if plan.ack else _CHECKPOINT for plan in plans}
+    needed = {_ACKNOWLEDGE if plan.ack else _ROWS if plan.rows is not None else _CHECKPOINT for plan in plans}
     for function in sorted(needed):
         local = names.functions[function]
         AddImportsVisitor.add_needed_import(
@@ -68,13 +73,13 @@ def _choose_names(plans: Sequence[Plan], used: Set[str]) -> _Names:
     """Names for the runtime functions and the checkpoint variables that collide with nothing."""
     taken = set(used)
     functions: Dict[str, str] = {}
-    for function in (_CHECKPOINT, _ACKNOWLEDGE):
+    for function in (_CHECKPOINT, _ACKNOWLEDGE, _ROWS):
         functions[function] = function if function not in used else "checkpointify_" + function
         taken.add(functions[function])
     variables: Dict[int, str] = {}
     for index, plan in enumerate(plans):
         base = plan.finding.accumulators[0].replace(".", "_") if plan.finding.accumulators else "loop"
-        first = "acks" if plan.ack else "ckpt"
+        first = "acks" if plan.ack else "rows" if plan.rows is not None else "ckpt"
         # without a limit: a file may hold any number of loops over the same name
         candidates = chain([first, "%s_%s" % (base, first)], ("%s_%s%d" % (base, first, n) for n in count(2)))
         name = next(c for c in candidates if c not in taken)
@@ -95,11 +100,14 @@ class _Rewriter(cst.CSTTransformer):
         self.names = names
         self.loops: Dict[int, int] = {}
         self.comprehensions: Dict[int, int] = {}
+        self.rows: Dict[int, int] = {}
         self.completions: Dict[int, List[int]] = {}
         self.removed: Set[int] = set()
         self.plans = list(plans)
         for index, plan in enumerate(plans):
-            if plan.comprehension is None:
+            if plan.rows is not None:
+                self.rows[id(plan.statement)] = index
+            elif plan.comprehension is None:
                 self.loops[id(plan.statement)] = index
             else:
                 self.comprehensions[id(plan.statement)] = index
@@ -155,6 +163,8 @@ class _Rewriter(cst.CSTTransformer):
                 body.append(new)
             elif key in self.comprehensions:
                 body.extend(self._unrolled(self.comprehensions[key], orig))
+            elif key in self.rows:
+                body.extend(self._row_wise(self.rows[key], orig))
             elif key in self.removed:
                 pass  # the batch ack after the loop: each unit acknowledges its own messages now
             else:
@@ -202,6 +212,27 @@ class _Rewriter(cst.CSTTransformer):
         return [
             self._statement("%s = %s(%s)" % (var, self.names.checkpoint, ", ".join(arguments))),
             self._statement(restore),
+        ]
+
+    def _row_wise(self, index: int, statement: cst.BaseStatement) -> List[cst.BaseStatement]:
+        """``rows = checkpoint_rows(...)``, then the statement with its receiver wrapped:
+        ``df["x"] = rows(df["text"]).apply(f)``."""
+        plan = self.plans[index]
+        assert plan.rows is not None
+        var = self.names.variables[index]
+        arguments = [self._literal(plan.loop_id)]
+        if plan.key:
+            arguments.append("key=%s" % _tuple(plan.key))
+        if self.directory:
+            arguments.append("directory=%s" % self._literal(self.directory))
+        opening = self._statement("%s = %s(%s)" % (var, self.names.checkpoint_rows, ", ".join(arguments)))
+        wrapped = cst.Call(func=cst.Name(var), args=[cst.Arg(plan.rows)])
+        assert isinstance(statement, cst.SimpleStatementLine)
+        rewritten = statement.visit(_Replace(plan.rows, wrapped))
+        assert isinstance(rewritten, cst.SimpleStatementLine)
+        return [
+            opening.with_changes(leading_lines=statement.leading_lines),
+            rewritten.with_changes(leading_lines=()),
         ]
 
     def _code(self, node: cst.CSTNode) -> str:
@@ -271,6 +302,18 @@ class _Rewriter(cst.CSTTransformer):
             *self._prelude(index),
             cst.parse_statement(loop_code, config=self.module.config_for_parsing),
         ]
+
+
+class _Replace(cst.CSTTransformer):
+    """Replaces one node, matched by identity."""
+
+    def __init__(self, old: cst.CSTNode, new: cst.CSTNode) -> None:
+        super().__init__()
+        self.old = old
+        self.new = new
+
+    def on_leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode) -> cst.CSTNode:  # type: ignore[override]
+        return self.new if original_node is self.old else updated_node
 
 
 def _tuple(names: Sequence[str]) -> str:

@@ -26,6 +26,10 @@ errors. The same checkpoint serves four loop shapes:
   connection or a SQLAlchemy Session/Connection; any other object with ``commit()`` is
   committed, then recorded in the log file: at-least-once).
 
+:func:`checkpoint_rows` is for pandas' row-wise ``apply``/``progress_apply``/``map``
+(``df["label"] = rows(df["text"]).apply(classify)``): each call of the function is a unit
+(see :mod:`.rows`).
+
 :func:`acknowledge_each` is for message loops that ack the whole batch after the loop:
 it acks each unit as it completes and stores nothing (the broker is the progress
 marker).
@@ -143,6 +147,7 @@ from .fingerprint import fingerprint, key_fingerprint
 from .frames import FORMAT as FORMAT  # not in __all__ (it never was), but imported by name
 from .frames import RUNTIME_VERSION
 from .lite import TYPE_CHECKING
+from .rows import RowCheckpoint, checkpoint_rows
 from .settings import checkpoint_dir, log_name
 
 if TYPE_CHECKING:
@@ -155,6 +160,8 @@ __all__ = [
     "Acknowledger",
     "checkpoint",
     "Checkpoint",
+    "checkpoint_rows",
+    "RowCheckpoint",
     "CheckpointInfo",
     "CheckpointError",
     "CheckpointLockedError",
