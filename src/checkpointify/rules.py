@@ -216,6 +216,7 @@ every call already paid for.
 
 ## Example
 ```python
+PROMPT = "Label the sentiment:"
 df = pd.read_csv("articles.csv")
 df["label"] = df["text"].apply(lambda t: classify(t, prompt=PROMPT))
 df.to_csv("labelled.csv", index=False)
@@ -223,8 +224,9 @@ df.to_csv("labelled.csv", index=False)
 
 ## Use instead
 ```python
+PROMPT = "Label the sentiment:"
 df = pd.read_csv("articles.csv")
-rows = checkpoint_rows("label.py::<module>::df[\"label\"]", key=(PROMPT,))
+rows = checkpoint_rows("label.py::<module>::df[\\"label\\"]", key=(PROMPT,))
 df["label"] = rows(df["text"]).apply(lambda t: classify(t, prompt=PROMPT))
 df.to_csv("labelled.csv", index=False)
 rows.complete()
