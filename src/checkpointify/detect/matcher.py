@@ -36,6 +36,7 @@ from checkpointify.detect.cstutil import (
     single_assignment,
     statement_blocks,
     target_name,
+    unpacked_value,
     walk,
 )
 from checkpointify.detect.external import DbCommit, QueueAck, find_db_commit, find_queue_ack
@@ -385,6 +386,9 @@ def _find_accumulators(
         for position in range(len(before) - 1, -1, -1):
             stmt = before[position]
             assigned = single_assignment(stmt)
+            unpacked = unpacked_value(stmt, name) if assigned is None else None
+            if unpacked is not None:
+                assigned = (name, unpacked)  # scores, ads = [], []
             if assigned and assigned[0] == name:
                 kind = accumulator_kind(a, assigned[1])
                 if kind is not None and not any(name in bound_in(s) for s in before[position + 1 :]):

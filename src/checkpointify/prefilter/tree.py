@@ -762,6 +762,18 @@ def _single_value(stmt: ast.stmt, name: str) -> Optional[ast.AST]:
         return stmt.value
     if isinstance(stmt, ast.AnnAssign) and stmt.value is not None and target_name(stmt.target) == name:
         return stmt.value
+    if (  # a, name = [], []   (cstutil.unpacked_value)
+        isinstance(stmt, ast.Assign)
+        and len(stmt.targets) == 1
+        and isinstance(stmt.targets[0], (ast.Tuple, ast.List))
+        and isinstance(stmt.value, (ast.Tuple, ast.List))
+        and len(stmt.targets[0].elts) == len(stmt.value.elts)
+    ):
+        names = [target_name(e) for e in stmt.targets[0].elts]
+        if names.count(name) == 1 and not any(
+            isinstance(e, ast.Starred) for e in (*stmt.targets[0].elts, *stmt.value.elts)
+        ):
+            return stmt.value.elts[names.index(name)]
     return None
 
 
