@@ -303,7 +303,11 @@ GROWTH_METHODS: Dict[str, FrozenSet[str]] = {
     "set": frozenset({"add", "update"}),
     "number": frozenset(),
     "string": frozenset(),
+    "frame": frozenset(),
 }
+#: a frame filled through these indexers (``df.at[i, "col"] = v``, ``df.loc[len(df)] = row``)
+#: is an accumulator whose writes are journaled and replayed (runtime ``frame_writes``)
+FRAME_INDEXERS: FrozenSet[str] = frozenset({"at", "loc", "iat", "iloc"})
 #: methods that grow a container held inside an accumulator (``acc[k].append(v)``)
 ELEMENT_GROWTH_METHODS: FrozenSet[str] = frozenset(
     {"append", "extend", "add", "insert", "appendleft", "setdefault"}

@@ -102,6 +102,7 @@ class Plan:
     removed: Optional[cst.BaseStatement] = None
     resume: Optional[str] = None  # "identity" when the iteration order may change between runs
     rows: Optional[cst.BaseExpression] = None  # kind "rows": the receiver of .apply/.map to wrap
+    frames: Tuple[str, ...] = ()  # state names that are frames filled through .at/.loc (journaled)
 
 
 @dataclass
@@ -127,7 +128,8 @@ class Site:
     ack: Optional[QueueAck] = None
     resume: Optional[str] = None
     rows: Optional[cst.BaseExpression] = None
-    loop_names: Optional[List[str]] = None  # what the loop id names, when not the accumulators
+    loop_names: Optional[List[str]] = None
+    frames: Tuple[str, ...] = ()  # what the loop id names, when not the accumulators
 
 
 @dataclass
@@ -213,6 +215,7 @@ def make_plan(a: FileAnalysis, site: Site) -> Plan:
         removed=site.ack.statement if site.ack else None,
         resume=site.resume,
         rows=site.rows,
+        frames=site.frames,
     )
 
 
@@ -346,17 +349,43 @@ def _grown_names(body: cst.CSTNode) -> List[str]:
         elif isinstance(node, cst.AugAssign):
             target = node.target
             name = target_name(target) or (
-                target_name(target.value) if isinstance(target, cst.Subscript) else None
+                (target_name(target.value) or frame_written(target))
+                if isinstance(target, cst.Subscript)
+                else None
             )
         elif isinstance(node, cst.Assign):
             for t in node.targets:
                 if isinstance(t.target, cst.Subscript):
-                    name = target_name(t.target.value)
+                    name = target_name(t.target.value) or frame_written(t.target)
                 elif target_name(t.target) and is_self_concat(target_name(t.target) or "", node.value):
                     name = target_name(t.target)
         if name and name not in grown:
             grown.append(name)
     return grown
+
+
+def frame_written(target: cst.Subscript) -> Optional[str]:
+    """``df`` for ``df.at[...]``/``df.loc[...]``/``df.iat[...]``/``df.iloc[...]`` (a store target)."""
+    owner = target.value
+    if isinstance(owner, cst.Attribute) and owner.attr.value in catalogue.FRAME_INDEXERS:
+        return target_name(owner.value)
+    return None
+
+
+def _frame_written_names(body: cst.CSTNode) -> Set[str]:
+    """Names the body writes through a frame indexer."""
+    found: Set[str] = set()
+    for node in walk(body):
+        targets: List[cst.BaseExpression] = []
+        if isinstance(node, cst.Assign):
+            targets = [t.target for t in node.targets]
+        elif isinstance(node, cst.AugAssign):
+            targets = [node.target]
+        for target in targets:
+            name = frame_written(target) if isinstance(target, cst.Subscript) else None
+            if name:
+                found.add(name)
+    return found
 
 
 def _is_method(function: Optional[cst.FunctionDef]) -> bool:
@@ -374,9 +403,14 @@ def _declared_global(function: Optional[cst.FunctionDef], name: str) -> bool:
 
 
 def _find_accumulators(
-    a: FileAnalysis, grown: List[str], before: List[cst.BaseStatement], function: Optional[cst.FunctionDef]
+    a: FileAnalysis,
+    grown: List[str],
+    before: List[cst.BaseStatement],
+    function: Optional[cst.FunctionDef],
+    frames: AbstractSet[str] = frozenset(),
 ) -> List[_Accumulator]:
-    """The grown names bound, just before the loop, to an empty or literal value."""
+    """The grown names bound, just before the loop, to an empty or literal value; and the
+    ``frames`` (written through ``.at``/``.loc``...) bound to any value (kind "frame")."""
     found: List[_Accumulator] = []
     for name in grown:
         if name.startswith("self.") and not _is_method(function):
@@ -391,6 +425,8 @@ def _find_accumulators(
                 assigned = (name, unpacked)  # scores, ads = [], []
             if assigned and assigned[0] == name:
                 kind = accumulator_kind(a, assigned[1])
+                if kind is None and name in frames and "." not in name:
+                    kind = "frame"  # df = pd.read_csv(...): its cell writes are journaled
                 if kind is not None and not any(name in bound_in(s) for s in before[position + 1 :]):
                     found.append(_Accumulator(name, kind, stmt))
                 break
@@ -580,7 +616,7 @@ class _LoopSite:
             # for name in ("id", "name", "email"): ...
             return None
         grown = _grown_names(loop.body)
-        accumulators = _find_accumulators(a, grown, before, self.function)
+        accumulators = _find_accumulators(a, grown, before, self.function, _frame_written_names(loop.body))
         names = [acc.name for acc in accumulators]
         if persists_per_item(a, loop.body):
             # for x in xs: acc.append(f(x)); save(acc)   (already saves, commits or acks inside the body)
@@ -667,7 +703,10 @@ class _LoopSite:
             self._check_carried_bound(found, carried, scope)
             carried += self._stateful_context(found, scope, set(names + carried))
         if isinstance(loop, cst.For):
-            hz.check_self_reference(found, loop.iter, names + carried)
+            # a frame's restore only replays its journal after the iterable started: iterating
+            # the frame (df.iterrows()) sees what the uninterrupted run saw
+            unframed = [acc.name for acc in accumulators if acc.kind != "frame"]
+            hz.check_self_reference(found, loop.iter, unframed + carried)
             hz.check_loop_variable(found, loop.target, after)
             hz.check_futures(found, a, loop.target, loop.iter, [loop.body])
         return found, carried
@@ -747,6 +786,7 @@ class _LoopSite:
             hazards=found,
             complete_after=completion_anchor(last),
             resume=resume,
+            frames=tuple(acc.name for acc in accumulators if acc.kind == "frame"),
         )
         return make_plan(a, site)
 

@@ -35,7 +35,9 @@ that is not a generator.)
   block, or before an enclosing ``with``) is ``x = <literal, number, string or call>``; a
   body that ``work.is_job``; and after the loop, in the block or after the enclosing
   ``with`` blocks, a *sink* call whose arguments or receiver read ``x`` or a value derived
-  from it (``flow.find_sink``).
+  from it (``flow.find_sink``). A frame written through an indexer in the body
+  (``df.at[k] = v``, ``df.loc[...] = ...``, ``iat``, ``iloc``) counts as an accumulator
+  whatever it is bound to (its writes are journaled).
 * CKP001 ``collect-comprehension``: ``name = [...]``/``{...}`` comprehension whose per-item
   parts are a job, and such a sink after it.
 * CKP001 ``row-apply``: ``target = receiver.apply/progress_apply/map(func, ...)`` whose

@@ -117,6 +117,7 @@ class _Body:
     awaits: bool
     grown: Set[str]
     writes: bool
+    frames: Set[str]  # names written through a frame indexer (``df.at[k] = v``)
 
 
 @dataclass
@@ -448,7 +449,7 @@ class _Module:
         following = block[index + 1] if is_for and index + 1 < len(block) else None
         ack = following is not None and _ack_shaped(following)
         body = _body(loop.body)
-        if not body.grown and not body.writes and not ack:
+        if not body.grown and not body.writes and not body.frames and not ack:
             return False  # nothing to collect, write or acknowledge
         # the shapes, most selective first; each one still needs the checks below
         acks = ack and following is not None and self._acks(following, body.grown)
@@ -456,6 +457,7 @@ class _Module:
         if not acks:
             after = list(_after(block, index, link))
             accumulators = {name for name in body.grown if self._accumulator_before(name, block, index, link)}
+            accumulators |= body.frames  # a frame filled through .at/.loc: bound to any value
             collects = bool(accumulators) and self._sink_after(after, accumulators)
             commits = (
                 not collects and body.writes and is_for and any(self._statement(s).commits for s in after)
@@ -666,7 +668,7 @@ def _child_blocks(stmt: ast.stmt) -> Iterator[Sequence[ast.stmt]]:
 
 def _body(parts: Sequence[ast.AST]) -> _Body:
     """One walk of a loop body (or a comprehension's per-item parts)."""
-    facts = _Body([], [], False, set(), False)
+    facts = _Body([], [], False, set(), False, set())
     stack: List[Tuple[Any, bool]] = [(part, False) for part in parts]
     while stack:
         node, pruned = stack.pop()
@@ -686,10 +688,12 @@ def _body(parts: Sequence[ast.AST]) -> _Body:
             facts.awaits = facts.awaits or not pruned
         elif isinstance(node, ast.AugAssign):
             _add_owner(facts.grown, node.target)
+            _add_frame(facts.frames, node.target)
         elif isinstance(node, ast.Assign):
             for target in node.targets:
                 if isinstance(target, ast.Subscript):
                     _add_owner(facts.grown, target.value)
+                    _add_frame(facts.frames, target)
                 else:
                     name = target_name(target)
                     if name and isinstance(node.value, ast.BinOp) and target_name(node.value.left) == name:
@@ -775,6 +779,18 @@ def _single_value(stmt: ast.stmt, name: str) -> Optional[ast.AST]:
         ):
             return stmt.value.elts[names.index(name)]
     return None
+
+
+def _add_frame(frames: Set[str], target: ast.AST) -> None:
+    """``df`` of a store to ``df.at[...]``/``df.loc[...]`` (``matcher.frame_written``)."""
+    if (
+        isinstance(target, ast.Subscript)
+        and isinstance(target.value, ast.Attribute)
+        and target.value.attr in catalogue.FRAME_INDEXERS
+    ):
+        name = target_name(target.value.value)
+        if name is not None:
+            frames.add(name)
 
 
 def _add_owner(grown: Set[str], owner: ast.AST) -> None:

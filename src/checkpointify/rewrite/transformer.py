@@ -26,12 +26,15 @@ from checkpointify.detect.matcher import Plan
 _CHECKPOINT = "checkpoint"
 _ACKNOWLEDGE = "acknowledge_each"
 _ROWS = "checkpoint_rows"
+_FRAME_WRITES = "frame_writes"
+_INDEXERS = ("at", "loc", "iat", "iloc")  # catalogue.FRAME_INDEXERS, in a stable order
 
 
 @dataclass(frozen=True)
 class _Names:
     functions: Dict[str, str]  # runtime function -> how the rewritten code calls it
     variables: Dict[int, str]  # plan index -> checkpoint (or acks) variable
+    writes: Dict[int, Dict[str, str]]  # plan index -> frame name -> its journal's variable
 
     @property
     def checkpoint(self) -> str:
@@ -61,6 +64,8 @@ def apply_plans(
     assert isinstance(rewritten, cst.Module)
     context = CodemodContext()
     needed = {_ACKNOWLEDGE if plan.ack else _ROWS if plan.rows is not None else _CHECKPOINT for plan in plans}
+    if any(plan.frames for plan in plans):
+        needed.add(_FRAME_WRITES)
     for function in sorted(needed):
         local = names.functions[function]
         AddImportsVisitor.add_needed_import(
@@ -73,7 +78,7 @@ def _choose_names(plans: Sequence[Plan], used: Set[str]) -> _Names:
     """Names for the runtime functions and the checkpoint variables that collide with nothing."""
     taken = set(used)
     functions: Dict[str, str] = {}
-    for function in (_CHECKPOINT, _ACKNOWLEDGE, _ROWS):
+    for function in (_CHECKPOINT, _ACKNOWLEDGE, _ROWS, _FRAME_WRITES):
         functions[function] = function if function not in used else "checkpointify_" + function
         taken.add(functions[function])
     variables: Dict[int, str] = {}
@@ -85,7 +90,14 @@ def _choose_names(plans: Sequence[Plan], used: Set[str]) -> _Names:
         name = next(c for c in candidates if c not in taken)
         taken.add(name)
         variables[index] = name
-    return _Names(functions, variables)
+    writes: Dict[int, Dict[str, str]] = {}
+    for index, plan in enumerate(plans):
+        for frame in plan.frames:
+            base = "%s_writes" % frame
+            journal = next(c for c in chain([base], ("%s%d" % (base, n) for n in count(2))) if c not in taken)
+            taken.add(journal)
+            writes.setdefault(index, {})[frame] = journal
+    return _Names(functions, variables, writes)
 
 
 class _Rewriter(cst.CSTTransformer):
@@ -122,7 +134,14 @@ class _Rewriter(cst.CSTTransformer):
         index = self.loops.get(id(original_node))
         if index is None:
             return updated_node
-        return updated_node.with_changes(iter=cst.Name(self.names.variables[index]), leading_lines=())
+        body = updated_node.body
+        for frame, journal in self.names.writes.get(index, {}).items():
+            visited = body.visit(_JournalWrites(frame, journal))
+            assert isinstance(visited, cst.BaseSuite)
+            body = visited
+        return updated_node.with_changes(
+            iter=cst.Name(self.names.variables[index]), body=body, leading_lines=()
+        )
 
     def leave_While(self, original_node: cst.While, updated_node: cst.While) -> cst.While:
         """``while cond:`` -> ``while ckpt.advance() and cond:`` (``while True:`` -> ``while ckpt.advance():``)."""
@@ -191,7 +210,9 @@ class _Rewriter(cst.CSTTransformer):
                 arguments.append("latest=lambda: %s" % plan.ack_latest)
             return [self._statement("%s = %s(%s)" % (var, self.names.acknowledge_each, ", ".join(arguments)))]
         arguments = [self._literal(plan.loop_id)]
-        state = "lambda: %s" % _tuple(plan.state) if plan.state else None
+        writes = self.names.writes.get(index, {})
+        state_names = [("%s.journal" % writes[n]) if n in writes else n for n in plan.state]
+        state = "lambda: %s" % _tuple(state_names) if plan.state else None
         if plan.iterable is not None:
             arguments.append(self._code(plan.iterable))
             if state:
@@ -208,10 +229,15 @@ class _Rewriter(cst.CSTTransformer):
             arguments.append("directory=%s" % self._literal(self.directory))
         restore = "await %s.arestore()" % var if plan.asynchronous else "%s.restore()" % var
         if plan.state:
-            restore = "[%s] = %s" % (", ".join(plan.state), restore)
+            restore = "[%s] = %s" % (", ".join(state_names), restore)
         return [
+            *(
+                self._statement("%s = %s(%s)" % (journal, self.names.functions[_FRAME_WRITES], frame))
+                for frame, journal in writes.items()
+            ),
             self._statement("%s = %s(%s)" % (var, self.names.checkpoint, ", ".join(arguments))),
             self._statement(restore),
+            *(self._statement("%s.replay()" % journal) for journal in writes.values()),
         ]
 
     def _row_wise(self, index: int, statement: cst.BaseStatement) -> List[cst.BaseStatement]:
@@ -302,6 +328,34 @@ class _Rewriter(cst.CSTTransformer):
             *self._prelude(index),
             cst.parse_statement(loop_code, config=self.module.config_for_parsing),
         ]
+
+
+class _JournalWrites(cst.CSTTransformer):
+    """``df.at[k] = v`` -> ``df_writes.at[k] = v`` in store targets (reads stay on the frame)."""
+
+    def __init__(self, frame: str, journal: str) -> None:
+        super().__init__()
+        self.frame = frame
+        self.journal = journal
+
+    def _target(self, target: cst.BaseAssignTargetExpression) -> cst.BaseAssignTargetExpression:
+        if (
+            isinstance(target, cst.Subscript)
+            and isinstance(target.value, cst.Attribute)
+            and target.value.attr.value in _INDEXERS
+            and isinstance(target.value.value, cst.Name)
+            and target.value.value.value == self.frame
+        ):
+            return target.with_changes(value=target.value.with_changes(value=cst.Name(self.journal)))
+        return target
+
+    def leave_AssignTarget(
+        self, original_node: cst.AssignTarget, updated_node: cst.AssignTarget
+    ) -> cst.AssignTarget:
+        return updated_node.with_changes(target=self._target(updated_node.target))
+
+    def leave_AugAssign(self, original_node: cst.AugAssign, updated_node: cst.AugAssign) -> cst.AugAssign:
+        return updated_node.with_changes(target=self._target(updated_node.target))
 
 
 class _Replace(cst.CSTTransformer):

@@ -146,6 +146,7 @@ from .errors import (
 from .fingerprint import fingerprint, key_fingerprint
 from .frames import FORMAT as FORMAT  # not in __all__ (it never was), but imported by name
 from .frames import RUNTIME_VERSION
+from .framewrites import FrameWrites, frame_writes
 from .lite import TYPE_CHECKING
 from .rows import RowCheckpoint, checkpoint_rows
 from .settings import checkpoint_dir, log_name
@@ -161,6 +162,8 @@ __all__ = [
     "checkpoint",
     "Checkpoint",
     "checkpoint_rows",
+    "frame_writes",
+    "FrameWrites",
     "RowCheckpoint",
     "CheckpointInfo",
     "CheckpointError",
