@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from checkpointify.runtime import frame_writes
 pd = pytest.importorskip("pandas")
 
 
-def _fresh() -> "pd.DataFrame":
+def _fresh() -> Any:
     return pd.DataFrame({"q": ["a", "b", "c", "d"], "n": [1, 2, 3, 4]}, index=[5, 5, 2, 9])
 
 
