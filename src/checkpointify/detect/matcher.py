@@ -309,8 +309,11 @@ def accumulator_kind(a: FileAnalysis, value: cst.BaseExpression) -> Optional[str
     """The kind of accumulator an initial value makes, or None when it is not one."""
     if isinstance(value, cst.List) and not any(isinstance(e, cst.StarredElement) for e in value.elements):
         return "list"  # [] or a literal list of rows (a header row)
-    if isinstance(value, cst.Dict) and not value.elements:
-        return "dict"
+    if isinstance(value, cst.Dict) and all(
+        isinstance(e, cst.DictElement) and isinstance(e.value, cst.List) and not e.value.elements
+        for e in value.elements
+    ):
+        return "dict"  # {} or a dict of empty lists ({"name": [], "price": []}), grown per key
     if isinstance(value, cst.Set):
         return "set"
     if isinstance(value, (cst.Integer, cst.Float)):
