@@ -72,6 +72,10 @@ METHOD_SINKS: FrozenSet[str] = frozenset(
     }
 )
 
+#: pandas methods that call a function once per row or element (``df["x"] = s.apply(f)``);
+#: ``progress_apply`` is tqdm's (``tqdm.pandas()``)
+ROW_APPLY_METHODS: FrozenSet[str] = frozenset({"apply", "progress_apply", "map"})
+
 #: the verb a persisting function's name starts with (``save_results``, ``writeJson``)
 SINK_VERBS = ("save", "dump", "write", "store", "persist", "export", "upload")
 _SINK_NAME = re.compile(r"^_*(?:save|dump|write|store|persist|export|upload)(?:$|[_0-9A-Z])")
@@ -299,7 +303,11 @@ GROWTH_METHODS: Dict[str, FrozenSet[str]] = {
     "set": frozenset({"add", "update"}),
     "number": frozenset(),
     "string": frozenset(),
+    "frame": frozenset(),
 }
+#: a frame filled through these indexers (``df.at[i, "col"] = v``, ``df.loc[len(df)] = row``)
+#: is an accumulator whose writes are journaled and replayed (runtime ``frame_writes``)
+FRAME_INDEXERS: FrozenSet[str] = frozenset({"at", "loc", "iat", "iloc"})
 #: methods that grow a container held inside an accumulator (``acc[k].append(v)``)
 ELEMENT_GROWTH_METHODS: FrozenSet[str] = frozenset(
     {"append", "extend", "add", "insert", "appendleft", "setdefault"}

@@ -320,11 +320,59 @@ apart.
 )
 
 
+ROW_APPLY = Variant(
+    name="row-apply",
+    code="CKP001",
+    summary="a column is computed row by row with pandas' apply or map and saved only after it",
+    rationale="""\
+## What it does
+Finds `target = receiver.apply(func, ...)` (also `progress_apply`, tqdm's, and `map`)
+whose function does real work (an API or model call, a request, a helper of the same file
+that makes one), followed by a save of the target's frame (`df.to_csv(...)`,
+`to_json`, `to_parquet`, `to_pickle`, `to_excel`...), in a notebook possibly in a later cell.
+
+## Why is this bad?
+`apply` is a loop: every row's result lives only inside pandas until the last row is
+done. A crash, a rate limit that raises, or a closed notebook one row before the end loses
+every call already paid for.
+
+## Example
+```python
+PROMPT = "Label the sentiment:"
+df = pd.read_csv("articles.csv")
+df["label"] = df["text"].apply(lambda t: classify(t, prompt=PROMPT))
+df.to_csv("labelled.csv", index=False)
+```
+
+## Use instead
+```python
+PROMPT = "Label the sentiment:"
+df = pd.read_csv("articles.csv")
+rows = checkpoint_rows("label.py::<module>::df[\\"label\\"]", key=(PROMPT,))
+df["label"] = rows(df["text"]).apply(lambda t: classify(t, prompt=PROMPT))
+df.to_csv("labelled.csv", index=False)
+rows.complete()
+```
+Each call of the function is a unit: its argument's fingerprint and its result are
+appended to the log before the next call. A re-run answers the recorded calls from the
+log and calls the function for the rest; pandas builds the result as before, so its
+dtype, index and shape are those of an uninterrupted run.
+
+## Fix safety
+As for CKP001 loops: safe unless a hazard is listed (an exit between the apply and the
+save offers no fix). A function that is not a plain callable at run time (a ufunc, a
+dict for `map`), or a receiver that is not a pandas object, runs unchecked with one
+warning.
+""",
+)
+
+
 VARIANTS: Tuple[Variant, ...] = (
     COLLECT_LOOP,
     COLLECT_COMPREHENSION,
     HELPER_RETURN,
     COLLECT_PARALLEL,
+    ROW_APPLY,
     DB_COMMIT,
     QUEUE_ACK,
 )

@@ -142,6 +142,27 @@ def single_assignment(stmt: cst.CSTNode) -> Optional[Tuple[str, cst.BaseExpressi
     return None
 
 
+def unpacked_value(stmt: cst.CSTNode, name: str) -> Optional[cst.BaseExpression]:
+    """The element bound to ``name`` by ``a, name = [], []`` (a tuple of names from a tuple
+    display of the same length, no starred element) on a line of its own."""
+    if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
+        return None
+    small = stmt.body[0]
+    if not isinstance(small, cst.Assign) or len(small.targets) != 1:
+        return None
+    target, value = small.targets[0].target, small.value
+    if not isinstance(target, (cst.Tuple, cst.List)) or not isinstance(value, (cst.Tuple, cst.List)):
+        return None
+    if len(target.elements) != len(value.elements) or any(
+        isinstance(e, cst.StarredElement) for e in (*target.elements, *value.elements)
+    ):
+        return None
+    names = [target_name(e.value) for e in target.elements]
+    if names.count(name) != 1:
+        return None
+    return value.elements[names.index(name)].value
+
+
 def read_after(name: str, statements: Iterable[cst.BaseStatement]) -> bool:
     """Whether ``statements`` (run in order) may read the value ``name`` has on entry."""
     for stmt in statements:

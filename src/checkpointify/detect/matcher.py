@@ -36,6 +36,7 @@ from checkpointify.detect.cstutil import (
     single_assignment,
     statement_blocks,
     target_name,
+    unpacked_value,
     walk,
 )
 from checkpointify.detect.external import DbCommit, QueueAck, find_db_commit, find_queue_ack
@@ -47,6 +48,7 @@ from checkpointify.detect.flow import (
     statements_between,
 )
 from checkpointify.detect.helper import Returned, find_returned
+from checkpointify.detect.rows import row_apply_site
 from checkpointify.detect.suppression import suppression_comments
 from checkpointify.detect.work import does_work, is_job, only_reads_local_files
 from checkpointify.rules import (
@@ -55,6 +57,7 @@ from checkpointify.rules import (
     DB_COMMIT,
     HELPER_RETURN,
     QUEUE_ACK,
+    ROW_APPLY,
     Variant,
     fix_safety,
 )
@@ -106,6 +109,8 @@ class Plan:
     #: kind "parallel" (detect/parallel.py): the calls to wrap, and the statement the handle goes before
     wraps: Tuple[Tuple[cst.Call, str], ...] = ()
     anchor: Optional[cst.BaseStatement] = None
+    rows: Optional[cst.BaseExpression] = None  # kind "rows": the receiver of .apply/.map to wrap
+    frames: Tuple[str, ...] = ()  # state names that are frames filled through .at/.loc (journaled)
 
 
 @dataclass
@@ -131,6 +136,9 @@ class Site:
     ack: Optional[QueueAck] = None
     resume: Optional[str] = None
     deferred: Tuple[cst.BaseStatement, ...] = ()
+    rows: Optional[cst.BaseExpression] = None
+    loop_names: Optional[List[str]] = None
+    frames: Tuple[str, ...] = ()  # what the loop id names, when not the accumulators
 
 
 @dataclass
@@ -226,7 +234,7 @@ def make_plan(a: FileAnalysis, site: Site) -> Plan:
         condition=site.condition,
         asynchronous=isinstance(site.statement, cst.For) and site.statement.asynchronous is not None,
         state=tuple(site.accumulators + site.carried),
-        loop_id=a.loop_identity(site.qualname, identity),
+        loop_id=a.loop_identity(site.qualname, site.loop_names or identity),
         key=site.key,
         complete_after=site.complete_after,
         sink_line=a.line(site.sink_call),
@@ -238,6 +246,8 @@ def make_plan(a: FileAnalysis, site: Site) -> Plan:
         removed=site.ack.statement if site.ack else None,
         resume=site.resume,
         deferred=site.deferred,
+        rows=site.rows,
+        frames=site.frames,
     )
 
 
@@ -267,8 +277,10 @@ def _scan_block(
             elif isinstance(stmt, cst.SimpleStatementLine):
                 from checkpointify.detect.parallel import statement_plan
 
-                plan = statement_plan(a, chain, index, stmt, qualname, function) or _comprehension_plan(
-                    a, chain, index, stmt, qualname, function
+                plan = (
+                    statement_plan(a, chain, index, stmt, qualname, function)
+                    or _comprehension_plan(a, chain, index, stmt, qualname, function)
+                    or _row_apply_plan(a, chain, index, stmt, qualname, function)
                 )
             if plan is not None and not (bounded and plan.finding.code != QUEUE_ACK.code):
                 plans.append(plan)
@@ -337,8 +349,11 @@ def accumulator_kind(a: FileAnalysis, value: cst.BaseExpression) -> Optional[str
     """The kind of accumulator an initial value makes, or None when it is not one."""
     if isinstance(value, cst.List) and not any(isinstance(e, cst.StarredElement) for e in value.elements):
         return "list"  # [] or a literal list of rows (a header row)
-    if isinstance(value, cst.Dict) and not value.elements:
-        return "dict"
+    if isinstance(value, cst.Dict) and all(
+        isinstance(e, cst.DictElement) and isinstance(e.value, cst.List) and not e.value.elements
+        for e in value.elements
+    ):
+        return "dict"  # {} or a dict of empty lists ({"name": [], "price": []}), grown per key
     if isinstance(value, cst.Set):
         return "set"
     if isinstance(value, (cst.Integer, cst.Float)):
@@ -377,17 +392,43 @@ def _grown_names(body: cst.CSTNode) -> List[str]:
         elif isinstance(node, cst.AugAssign):
             target = node.target
             name = target_name(target) or (
-                target_name(target.value) if isinstance(target, cst.Subscript) else None
+                (target_name(target.value) or frame_written(target))
+                if isinstance(target, cst.Subscript)
+                else None
             )
         elif isinstance(node, cst.Assign):
             for t in node.targets:
                 if isinstance(t.target, cst.Subscript):
-                    name = target_name(t.target.value)
+                    name = target_name(t.target.value) or frame_written(t.target)
                 elif target_name(t.target) and is_self_concat(target_name(t.target) or "", node.value):
                     name = target_name(t.target)
         if name and name not in grown:
             grown.append(name)
     return grown
+
+
+def frame_written(target: cst.Subscript) -> Optional[str]:
+    """``df`` for ``df.at[...]``/``df.loc[...]``/``df.iat[...]``/``df.iloc[...]`` (a store target)."""
+    owner = target.value
+    if isinstance(owner, cst.Attribute) and owner.attr.value in catalogue.FRAME_INDEXERS:
+        return target_name(owner.value)
+    return None
+
+
+def _frame_written_names(body: cst.CSTNode) -> Set[str]:
+    """Names the body writes through a frame indexer."""
+    found: Set[str] = set()
+    for node in walk(body):
+        targets: List[cst.BaseExpression] = []
+        if isinstance(node, cst.Assign):
+            targets = [t.target for t in node.targets]
+        elif isinstance(node, cst.AugAssign):
+            targets = [node.target]
+        for target in targets:
+            name = frame_written(target) if isinstance(target, cst.Subscript) else None
+            if name:
+                found.add(name)
+    return found
 
 
 def _is_method(function: Optional[cst.FunctionDef]) -> bool:
@@ -405,9 +446,14 @@ def _declared_global(function: Optional[cst.FunctionDef], name: str) -> bool:
 
 
 def _find_accumulators(
-    a: FileAnalysis, grown: List[str], before: List[cst.BaseStatement], function: Optional[cst.FunctionDef]
+    a: FileAnalysis,
+    grown: List[str],
+    before: List[cst.BaseStatement],
+    function: Optional[cst.FunctionDef],
+    frames: AbstractSet[str] = frozenset(),
 ) -> List[_Accumulator]:
-    """The grown names bound, just before the loop, to an empty or literal value."""
+    """The grown names bound, just before the loop, to an empty or literal value; and the
+    ``frames`` (written through ``.at``/``.loc``...) bound to any value (kind "frame")."""
     found: List[_Accumulator] = []
     for name in grown:
         if name.startswith("self.") and not _is_method(function):
@@ -417,8 +463,13 @@ def _find_accumulators(
         for position in range(len(before) - 1, -1, -1):
             stmt = before[position]
             assigned = single_assignment(stmt)
+            unpacked = unpacked_value(stmt, name) if assigned is None else None
+            if unpacked is not None:
+                assigned = (name, unpacked)  # scores, ads = [], []
             if assigned and assigned[0] == name:
                 kind = accumulator_kind(a, assigned[1])
+                if kind is None and name in frames and "." not in name:
+                    kind = "frame"  # df = pd.read_csv(...): its cell writes are journaled
                 if kind is not None and not any(name in bound_in(s) for s in before[position + 1 :]):
                     found.append(_Accumulator(name, kind, stmt))
                 break
@@ -632,7 +683,7 @@ class _LoopSite:
             # for name in ("id", "name", "email"): ...
             return None
         grown = _grown_names(loop.body)
-        accumulators = _find_accumulators(a, grown, before, self.function)
+        accumulators = _find_accumulators(a, grown, before, self.function, _frame_written_names(loop.body))
         names = [acc.name for acc in accumulators]
         if persists_per_item(a, loop.body):
             # for x in xs: acc.append(f(x)); save(acc)   (already saves, commits or acks inside the body)
@@ -747,7 +798,10 @@ class _LoopSite:
             self._check_carried_bound(found, carried, scope)
             carried += self._stateful_context(found, scope, set(names + carried))
         if isinstance(loop, cst.For):
-            hz.check_self_reference(found, loop.iter, names + carried)
+            # a frame's restore only replays its journal after the iterable started: iterating
+            # the frame (df.iterrows()) sees what the uninterrupted run saw
+            unframed = [acc.name for acc in accumulators if acc.kind != "frame"]
+            hz.check_self_reference(found, loop.iter, unframed + carried)
             hz.check_loop_variable(found, loop.target, after)
             hz.check_futures(found, a, loop.target, loop.iter, [loop.body])
         return found, carried
@@ -827,6 +881,7 @@ class _LoopSite:
             hazards=found,
             complete_after=completion_anchor(last),
             resume=resume,
+            frames=tuple(acc.name for acc in accumulators if acc.kind == "frame"),
         )
         return make_plan(a, site)
 
@@ -1088,6 +1143,44 @@ def _comprehension_plan(
         comprehension=ComprehensionPlan(value, kind),
         resume=resume,
         deferred=tuple(c.complete_after for c in returned.callers) if returned else (),
+    )
+    return make_plan(a, site)
+
+
+def _row_apply_plan(
+    a: FileAnalysis,
+    chain: Chain,
+    index: int,
+    stmt: cst.SimpleStatementLine,
+    qualname: str,
+    function: Optional[cst.FunctionDef],
+) -> Optional[Plan]:
+    """``df["label"] = df["text"].apply(classify)`` then a save of ``df`` (see :mod:`.rows`)."""
+    row = row_apply_site(a, chain, index, stmt, _enclosing_class(qualname, function))
+    if row is None:
+        return None
+    scope = a.scopes.get(stmt)
+    assert scope is not None  # row_apply_site checked it
+    exclude = {row.base} | set(a.progress_bars)
+    key = _with_parameters(function, context_names(a, scope, stmt, list(row.parts), exclude), exclude)
+    site = Site(
+        variant=ROW_APPLY,
+        kind="rows",
+        statement=stmt,
+        iterable=row.receiver,
+        condition=None,
+        accumulators=[row.base],
+        carried=[],
+        sink_call=row.sink.call,
+        sink=row.sink.description,
+        message="`%s` is computed row by row by .%s() and saved only after it by %s(); a crash before "
+        "the save loses every completed row" % (row.target, row.method, row.sink.description),
+        hazards=row.hazards,
+        qualname=qualname,
+        key=key,
+        complete_after=completion_anchor(row.sink),
+        rows=row.receiver,
+        loop_names=[row.target],
     )
     return make_plan(a, site)
 

@@ -35,9 +35,14 @@ that is not a generator.)
   block, or before an enclosing ``with``) is ``x = <literal, number, string or call>``; a
   body that ``work.is_job``; and after the loop, in the block or after the enclosing
   ``with`` blocks, a *sink* call whose arguments or receiver read ``x`` or a value derived
-  from it (``flow.find_sink``).
+  from it (``flow.find_sink``). A frame written through an indexer in the body
+  (``df.at[k] = v``, ``df.loc[...] = ...``, ``iat``, ``iloc``) counts as an accumulator
+  whatever it is bound to (its writes are journaled).
 * CKP001 ``collect-comprehension``: ``name = [...]``/``{...}`` comprehension whose per-item
   parts are a job, and such a sink after it.
+* CKP001 ``row-apply``: ``target = receiver.apply/progress_apply/map(func, ...)`` whose
+  ``func`` (a lambda's calls, or a name or attribute called) is heavy, and a sink of the
+  target's root name after it.
 * CKP002 ``db-commit``: a ``for`` loop that is a job, whose body calls
   ``X.execute/add/merge/...(...)``, and a later ``Y.commit()``.
 * CKP003 ``queue-ack``: a ``for`` loop and, as the very next statement, a call
@@ -90,7 +95,7 @@ from checkpointify.prefilter.text import Vocabulary, text_may_match, text_stage,
 from checkpointify.prefilter.tree import _Module, parse, sites, tree_may_match
 
 #: bump when a stage changes what it lets through (part of the cache key)
-PREFILTER_VERSION = 3  # 2: helper-return, block structure; 3: collect-parallel
+PREFILTER_VERSION = 4  # 2: helper-return, block structure; 3: collect-parallel; 4: row-apply, frames
 
 
 def candidate_lines(
@@ -122,10 +127,17 @@ def candidate_lines(
 
 
 def has_loop_keyword(source: bytes) -> bool:
-    """The reference (unstaged) path's only test: every site is a ``for``/``while`` loop or a
-    comprehension, or a parallel site whose pool call or ``gather`` is named by
-    ``catalogue.PARALLEL_TEXT_WORDS``, so a file without any of these words holds no finding."""
-    return b"for" in source or b"while" in source or any(w in source for w in catalogue.PARALLEL_TEXT_WORDS)
+    """The reference (unstaged) path's only test: every site is a ``for``/``while`` loop, a
+    comprehension, a row-wise ``apply``/``map``, or a parallel site whose pool call or ``gather``
+    is named by ``catalogue.PARALLEL_TEXT_WORDS``, so a file without any of these words holds no
+    finding."""
+    return (
+        b"for" in source
+        or b"while" in source
+        or b"apply" in source
+        or b"map" in source
+        or any(w in source for w in catalogue.PARALLEL_TEXT_WORDS)
+    )
 
 
 def may_match(source: bytes, encoding: str, extra_sinks: Tuple[str, ...]) -> bool:

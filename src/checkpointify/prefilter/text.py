@@ -100,6 +100,7 @@ def _words(words: Iterable[str], then: bytes = b"") -> "re.Pattern[bytes]":
 _LOOP_KEYWORD = _words(["for", "while"])
 # a parallel site (detect/parallel.py) may have no loop keyword: `rows = list(pool.map(f, xs))`
 _PARALLEL_WORDS = _words([w.decode() for w in catalogue.PARALLEL_TEXT_WORDS])
+_ROW_APPLY = _words(sorted(catalogue.ROW_APPLY_METHODS), _CALL)
 _COMMIT = _words(["commit"], _CALL)
 _WRITES = _words(catalogue.DB_WRITE_METHODS, _CALL)
 _PRINT = _words(["print"], _CALL)
@@ -178,8 +179,12 @@ def utf8(source: bytes, encoding: str) -> bytes:
 
 def text_may_match(source: bytes, vocab: Vocabulary) -> bool:
     """Stage 1 over UTF-8 bytes (see :func:`utf8`): can this text hold a finding at all?"""
-    if _LOOP_KEYWORD.search(source) is None and _PARALLEL_WORDS.search(source) is None:
-        return False
+    if (
+        _LOOP_KEYWORD.search(source) is None
+        and _PARALLEL_WORDS.search(source) is None
+        and _ROW_APPLY.search(source) is None
+    ):
+        return False  # every site is a loop, a comprehension, a parallel site or a row-wise apply
     if _found(vocab.names, source, _IDENTIFIER_BYTES, vocab):
         return True
     # a verb may follow underscores (`_save(`): only a letter or digit before it rules it out

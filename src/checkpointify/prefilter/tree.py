@@ -121,6 +121,7 @@ class _Body:
     awaits: bool
     grown: Set[str]
     writes: bool
+    frames: Set[str]  # names written through a frame indexer (``df.at[k] = v``)
 
 
 @dataclass
@@ -427,9 +428,11 @@ class _Module:
                 if isinstance(stmt, _LOOPS):
                     site = self._loop_may_match(block, index, stmt, link, function)
                 elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
-                    site = self._comprehension_may_match(
-                        block, index, stmt, link, function
-                    ) or self._parallel_may_match(block, index, stmt, link)
+                    site = (
+                        self._comprehension_may_match(block, index, stmt, link, function)
+                        or self._parallel_may_match(block, index, stmt, link)
+                        or self._row_apply_may_match(block, index, stmt, link)
+                    )
                 else:
                     continue
                 if site and not self._generator(function):
@@ -459,7 +462,7 @@ class _Module:
         following = block[index + 1] if is_for and index + 1 < len(block) else None
         ack = following is not None and _ack_shaped(following)
         body = _body(loop.body)
-        if not body.grown and not body.writes and not ack:
+        if not body.grown and not body.writes and not body.frames and not ack:
             return False  # nothing to collect, write or acknowledge
         # the shapes, most selective first; each one still needs the checks below
         acks = ack and following is not None and self._acks(following, body.grown)
@@ -469,6 +472,7 @@ class _Module:
         if not acks:
             after = list(_after(block, index, link))
             accumulators = {name for name in body.grown if self._accumulator_before(name, block, index, link)}
+            accumulators |= body.frames  # a frame filled through .at/.loc: bound to any value
             collects = bool(accumulators) and (
                 self._sink_after(after, accumulators)
                 or self._returned_and_called(after, accumulators, function)
@@ -650,6 +654,40 @@ class _Module:
             for node in walk(part)
         )
 
+    def _row_apply_may_match(
+        self,
+        block: Sequence[ast.stmt],
+        index: int,
+        stmt: Union[ast.Assign, ast.AnnAssign],
+        link: Optional[_Link],
+    ) -> bool:
+        """A superset of ``detect.rows.row_apply_site``: ``t = r.apply(f, ...)`` whose ``f``
+        may be heavy, and a possible sink of ``t``'s root name after it."""
+        if not isinstance(stmt, ast.Assign) or len(stmt.targets) != 1:
+            return False
+        call = stmt.value
+        if (
+            not isinstance(call, ast.Call)
+            or not isinstance(call.func, ast.Attribute)
+            or call.func.attr not in catalogue.ROW_APPLY_METHODS
+            or not call.args
+            or isinstance(call.args[0], ast.Starred)
+        ):
+            return False
+        root = stmt.targets[0]
+        while isinstance(root, (ast.Subscript, ast.Attribute)):
+            root = root.value
+        if not isinstance(root, ast.Name):
+            return False
+        func = call.args[0]
+        if isinstance(func, ast.Lambda):
+            heavy = any(self.may_be_heavy(c) for c in _body([func.body]).pruned_calls)
+        elif isinstance(func, (ast.Name, ast.Attribute)):
+            heavy = self.may_be_heavy(ast.Call(func=func, args=[], keywords=[]))
+        else:
+            heavy = False
+        return heavy and self._sink_after(list(_after(block, index, link)), {root.id})
+
     def _statement(self, stmt: ast.stmt) -> _Statement:
         key = id(stmt)
         facts = self._statements.get(key)
@@ -739,7 +777,7 @@ def _child_blocks(stmt: ast.stmt) -> Iterator[Sequence[ast.stmt]]:
 
 def _body(parts: Sequence[ast.AST]) -> _Body:
     """One walk of a loop body (or a comprehension's per-item parts)."""
-    facts = _Body([], [], False, set(), False)
+    facts = _Body([], [], False, set(), False, set())
     stack: List[Tuple[Any, bool]] = [(part, False) for part in parts]
     while stack:
         node, pruned = stack.pop()
@@ -759,10 +797,12 @@ def _body(parts: Sequence[ast.AST]) -> _Body:
             facts.awaits = facts.awaits or not pruned
         elif isinstance(node, ast.AugAssign):
             _add_owner(facts.grown, node.target)
+            _add_frame(facts.frames, node.target)
         elif isinstance(node, ast.Assign):
             for target in node.targets:
                 if isinstance(target, ast.Subscript):
                     _add_owner(facts.grown, target.value)
+                    _add_frame(facts.frames, target)
                 else:
                     name = target_name(target)
                     if name and isinstance(node.value, ast.BinOp) and target_name(node.value.left) == name:
@@ -844,7 +884,31 @@ def _single_value(stmt: ast.stmt, name: str) -> Optional[ast.AST]:
         return stmt.value
     if isinstance(stmt, ast.AnnAssign) and stmt.value is not None and target_name(stmt.target) == name:
         return stmt.value
+    if (  # a, name = [], []   (cstutil.unpacked_value)
+        isinstance(stmt, ast.Assign)
+        and len(stmt.targets) == 1
+        and isinstance(stmt.targets[0], (ast.Tuple, ast.List))
+        and isinstance(stmt.value, (ast.Tuple, ast.List))
+        and len(stmt.targets[0].elts) == len(stmt.value.elts)
+    ):
+        names = [target_name(e) for e in stmt.targets[0].elts]
+        if names.count(name) == 1 and not any(
+            isinstance(e, ast.Starred) for e in (*stmt.targets[0].elts, *stmt.value.elts)
+        ):
+            return stmt.value.elts[names.index(name)]
     return None
+
+
+def _add_frame(frames: Set[str], target: ast.AST) -> None:
+    """``df`` of a store to ``df.at[...]``/``df.loc[...]`` (``matcher.frame_written``)."""
+    if (
+        isinstance(target, ast.Subscript)
+        and isinstance(target.value, ast.Attribute)
+        and target.value.attr in catalogue.FRAME_INDEXERS
+    ):
+        name = target_name(target.value.value)
+        if name is not None:
+            frames.add(name)
 
 
 def _add_owner(grown: Set[str], owner: ast.AST) -> None:

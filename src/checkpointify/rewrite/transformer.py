@@ -27,12 +27,16 @@ _CHECKPOINT = "checkpoint"
 _ACKNOWLEDGE = "acknowledge_each"
 _COMPLETE_DEFERRED = "complete_deferred"
 _PARALLEL = "parallel"
+_ROWS = "checkpoint_rows"
+_FRAME_WRITES = "frame_writes"
+_INDEXERS = ("at", "loc", "iat", "iloc")  # catalogue.FRAME_INDEXERS, in a stable order
 
 
 @dataclass(frozen=True)
 class _Names:
     functions: Dict[str, str]  # runtime function -> how the rewritten code calls it
     variables: Dict[int, str]  # plan index -> checkpoint (or acks) variable
+    writes: Dict[int, Dict[str, str]]  # plan index -> frame name -> its journal's variable
 
     @property
     def checkpoint(self) -> str:
@@ -50,6 +54,10 @@ class _Names:
     def parallel(self) -> str:
         return self.functions[_PARALLEL]
 
+    @property
+    def checkpoint_rows(self) -> str:
+        return self.functions[_ROWS]
+
 
 def apply_plans(
     module: cst.Module,
@@ -66,10 +74,19 @@ def apply_plans(
     assert isinstance(rewritten, cst.Module)
     context = CodemodContext()
     needed = {
-        _ACKNOWLEDGE if plan.ack else _PARALLEL if plan.kind == "parallel" else _CHECKPOINT for plan in plans
+        _ACKNOWLEDGE
+        if plan.ack
+        else _PARALLEL
+        if plan.kind == "parallel"
+        else _ROWS
+        if plan.rows is not None
+        else _CHECKPOINT
+        for plan in plans
     }
     if any(plan.deferred for plan in plans):
         needed.add(_COMPLETE_DEFERRED)
+    if any(plan.frames for plan in plans):
+        needed.add(_FRAME_WRITES)
     for function in sorted(needed):
         local = names.functions[function]
         AddImportsVisitor.add_needed_import(
@@ -82,19 +99,34 @@ def _choose_names(plans: Sequence[Plan], used: Set[str]) -> _Names:
     """Names for the runtime functions and the checkpoint variables that collide with nothing."""
     taken = set(used)
     functions: Dict[str, str] = {}
-    for function in (_CHECKPOINT, _ACKNOWLEDGE, _COMPLETE_DEFERRED, _PARALLEL):
+    for function in (_CHECKPOINT, _ACKNOWLEDGE, _COMPLETE_DEFERRED, _PARALLEL, _ROWS, _FRAME_WRITES):
         functions[function] = function if function not in used else "checkpointify_" + function
         taken.add(functions[function])
     variables: Dict[int, str] = {}
     for index, plan in enumerate(plans):
         base = plan.finding.accumulators[0].replace(".", "_") if plan.finding.accumulators else "loop"
-        first = "acks" if plan.ack else "par" if plan.kind == "parallel" else "ckpt"
+        first = (
+            "acks"
+            if plan.ack
+            else "par"
+            if plan.kind == "parallel"
+            else "rows"
+            if plan.rows is not None
+            else "ckpt"
+        )
         # without a limit: a file may hold any number of loops over the same name
         candidates = chain([first, "%s_%s" % (base, first)], ("%s_%s%d" % (base, first, n) for n in count(2)))
         name = next(c for c in candidates if c not in taken)
         taken.add(name)
         variables[index] = name
-    return _Names(functions, variables)
+    writes: Dict[int, Dict[str, str]] = {}
+    for index, plan in enumerate(plans):
+        for frame in plan.frames:
+            base = "%s_writes" % frame
+            journal = next(c for c in chain([base], ("%s%d" % (base, n) for n in count(2))) if c not in taken)
+            taken.add(journal)
+            writes.setdefault(index, {})[frame] = journal
+    return _Names(functions, variables, writes)
 
 
 class _Rewriter(cst.CSTTransformer):
@@ -109,6 +141,7 @@ class _Rewriter(cst.CSTTransformer):
         self.names = names
         self.loops: Dict[int, int] = {}
         self.comprehensions: Dict[int, int] = {}
+        self.rows: Dict[int, int] = {}
         self.completions: Dict[int, List[int]] = {}
         self.deferred: Dict[int, List[int]] = {}  # the callers' saves of helper-return plans
         self.removed: Set[int] = set()
@@ -121,6 +154,8 @@ class _Rewriter(cst.CSTTransformer):
                 self.anchors.setdefault(id(plan.anchor), []).append(index)
                 for call, form in plan.wraps:
                     self.wraps[id(call)] = (index, form)
+            elif plan.rows is not None:
+                self.rows[id(plan.statement)] = index
             elif plan.comprehension is None:
                 self.loops[id(plan.statement)] = index
             else:
@@ -172,7 +207,14 @@ class _Rewriter(cst.CSTTransformer):
         index = self.loops.get(id(original_node))
         if index is None:
             return updated_node
-        return updated_node.with_changes(iter=cst.Name(self.names.variables[index]), leading_lines=())
+        body = updated_node.body
+        for frame, journal in self.names.writes.get(index, {}).items():
+            visited = body.visit(_JournalWrites(frame, journal))
+            assert isinstance(visited, cst.BaseSuite)
+            body = visited
+        return updated_node.with_changes(
+            iter=cst.Name(self.names.variables[index]), body=body, leading_lines=()
+        )
 
     def leave_While(self, original_node: cst.While, updated_node: cst.While) -> cst.While:
         """``while cond:`` -> ``while ckpt.advance() and cond:`` (``while True:`` -> ``while ckpt.advance():``)."""
@@ -219,6 +261,8 @@ class _Rewriter(cst.CSTTransformer):
                 body.append(new)
             elif key in self.comprehensions:
                 body.extend(self._unrolled(self.comprehensions[key], orig))
+            elif key in self.rows:
+                body.extend(self._row_wise(self.rows[key], orig))
             elif key in self.removed:
                 pass  # the batch ack after the loop: each unit acknowledges its own messages now
             else:
@@ -260,7 +304,9 @@ class _Rewriter(cst.CSTTransformer):
                 arguments.append("latest=lambda: %s" % plan.ack_latest)
             return [self._statement("%s = %s(%s)" % (var, self.names.acknowledge_each, ", ".join(arguments)))]
         arguments = [self._literal(plan.loop_id)]
-        state = "lambda: %s" % _tuple(plan.state) if plan.state else None
+        writes = self.names.writes.get(index, {})
+        state_names = [("%s.journal" % writes[n]) if n in writes else n for n in plan.state]
+        state = "lambda: %s" % _tuple(state_names) if plan.state else None
         if plan.iterable is not None:
             arguments.append(self._code(plan.iterable))
             if state:
@@ -279,10 +325,36 @@ class _Rewriter(cst.CSTTransformer):
             arguments.append("directory=%s" % self._literal(self.directory))
         restore = "await %s.arestore()" % var if plan.asynchronous else "%s.restore()" % var
         if plan.state:
-            restore = "[%s] = %s" % (", ".join(plan.state), restore)
+            restore = "[%s] = %s" % (", ".join(state_names), restore)
         return [
+            *(
+                self._statement("%s = %s(%s)" % (journal, self.names.functions[_FRAME_WRITES], frame))
+                for frame, journal in writes.items()
+            ),
             self._statement("%s = %s(%s)" % (var, self.names.checkpoint, ", ".join(arguments))),
             self._statement(restore),
+            *(self._statement("%s.replay()" % journal) for journal in writes.values()),
+        ]
+
+    def _row_wise(self, index: int, statement: cst.BaseStatement) -> List[cst.BaseStatement]:
+        """``rows = checkpoint_rows(...)``, then the statement with its receiver wrapped:
+        ``df["x"] = rows(df["text"]).apply(f)``."""
+        plan = self.plans[index]
+        assert plan.rows is not None
+        var = self.names.variables[index]
+        arguments = [self._literal(plan.loop_id)]
+        if plan.key:
+            arguments.append("key=%s" % _tuple(plan.key))
+        if self.directory:
+            arguments.append("directory=%s" % self._literal(self.directory))
+        opening = self._statement("%s = %s(%s)" % (var, self.names.checkpoint_rows, ", ".join(arguments)))
+        wrapped = cst.Call(func=cst.Name(var), args=[cst.Arg(plan.rows)])
+        assert isinstance(statement, cst.SimpleStatementLine)
+        rewritten = statement.visit(_Replace(plan.rows, wrapped))
+        assert isinstance(rewritten, cst.SimpleStatementLine)
+        return [
+            opening.with_changes(leading_lines=statement.leading_lines),
+            rewritten.with_changes(leading_lines=()),
         ]
 
     def _code(self, node: cst.CSTNode) -> str:
@@ -352,6 +424,46 @@ class _Rewriter(cst.CSTTransformer):
             *self._prelude(index),
             cst.parse_statement(loop_code, config=self.module.config_for_parsing),
         ]
+
+
+class _JournalWrites(cst.CSTTransformer):
+    """``df.at[k] = v`` -> ``df_writes.at[k] = v`` in store targets (reads stay on the frame)."""
+
+    def __init__(self, frame: str, journal: str) -> None:
+        super().__init__()
+        self.frame = frame
+        self.journal = journal
+
+    def _target(self, target: cst.BaseAssignTargetExpression) -> cst.BaseAssignTargetExpression:
+        if (
+            isinstance(target, cst.Subscript)
+            and isinstance(target.value, cst.Attribute)
+            and target.value.attr.value in _INDEXERS
+            and isinstance(target.value.value, cst.Name)
+            and target.value.value.value == self.frame
+        ):
+            return target.with_changes(value=target.value.with_changes(value=cst.Name(self.journal)))
+        return target
+
+    def leave_AssignTarget(
+        self, original_node: cst.AssignTarget, updated_node: cst.AssignTarget
+    ) -> cst.AssignTarget:
+        return updated_node.with_changes(target=self._target(updated_node.target))
+
+    def leave_AugAssign(self, original_node: cst.AugAssign, updated_node: cst.AugAssign) -> cst.AugAssign:
+        return updated_node.with_changes(target=self._target(updated_node.target))
+
+
+class _Replace(cst.CSTTransformer):
+    """Replaces one node, matched by identity."""
+
+    def __init__(self, old: cst.CSTNode, new: cst.CSTNode) -> None:
+        super().__init__()
+        self.old = old
+        self.new = new
+
+    def on_leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode) -> cst.CSTNode:  # type: ignore[override]
+        return self.new if original_node is self.old else updated_node
 
 
 def _tuple(names: Sequence[str]) -> str:

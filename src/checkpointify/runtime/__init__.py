@@ -31,6 +31,10 @@ errors. The same checkpoint serves four loop shapes:
 records each result keyed by its input from whichever thread delivers it, and a re-run
 does not submit the inputs already done (see :mod:`.parallel`).
 
+:func:`checkpoint_rows` is for pandas' row-wise ``apply``/``progress_apply``/``map``
+(``df["label"] = rows(df["text"]).apply(classify)``): each call of the function is a unit
+(see :mod:`.rows`).
+
 :func:`acknowledge_each` is for message loops that ack the whole batch after the loop:
 it acks each unit as it completes and stores nothing (the broker is the progress
 marker).
@@ -150,8 +154,10 @@ from .errors import (
 from .fingerprint import fingerprint, key_fingerprint
 from .frames import FORMAT as FORMAT  # not in __all__ (it never was), but imported by name
 from .frames import RUNTIME_VERSION
+from .framewrites import FrameWrites, frame_writes
 from .lite import TYPE_CHECKING
 from .parallel import Parallel, parallel
+from .rows import RowCheckpoint, checkpoint_rows
 from .settings import checkpoint_dir, log_name
 
 if TYPE_CHECKING:
@@ -167,6 +173,10 @@ __all__ = [
     "complete_deferred",
     "parallel",
     "Parallel",
+    "checkpoint_rows",
+    "frame_writes",
+    "FrameWrites",
+    "RowCheckpoint",
     "CheckpointInfo",
     "CheckpointError",
     "CheckpointLockedError",

@@ -1,0 +1,117 @@
+"""A notebook whose ``.apply`` runs in one cell and whose save is in a later cell: fixed,
+run in a real ipykernel kernel, the kernel killed with SIGKILL mid-apply, every cell run
+again on a new kernel. The saved CSV must equal the original notebook's, completed rows
+must not be classified again, and nothing may be left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, List
+
+import pytest
+
+from checkpointify.api import Options, process_source
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+pytest.importorskip("pandas")
+
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook  # noqa: E402
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+ROWS = 10
+
+
+def _notebook() -> Any:
+    book = new_notebook(
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    )
+    book.cells = [
+        new_code_cell(
+            "import os\nimport time\nimport pandas as pd\nopen('kernel.pid', 'w').write(str(os.getpid()))"
+        ),
+        new_code_cell(
+            "def classify(text):\n"
+            "    with open('work.log', 'a') as log:\n"
+            "        log.write(text + '\\n')\n"
+            "    time.sleep(0.15)\n"
+            "    return len(text) * 0.5\n"
+            "\n"
+            "df = pd.DataFrame({'text': ['t%%d' %% i * (i %% 3 + 1) for i in range(%d)]}, index=[i // 2 for i in range(%d)])"
+            % (ROWS, ROWS)
+        ),
+        new_code_cell("df['score'] = df['text'].apply(classify)"),
+        new_markdown_cell("Save the scores."),
+        new_code_cell("df.to_csv('scores.csv')"),
+    ]
+    return book
+
+
+def _client(path: Path) -> Any:
+    book = nbformat.read(str(path), as_version=4)
+    return nbclient.NotebookClient(
+        book, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(path.parent)}}
+    )
+
+
+def _work_done(where: Path) -> List[str]:
+    log = where / "work.log"
+    return log.read_text().split() if log.exists() else []
+
+
+@pytest.fixture(autouse=True)
+def _kernel_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.delenv("CHECKPOINTIFY_DIR", raising=False)
+
+
+def test_a_killed_kernel_resumes_the_apply_on_a_new_kernel(tmp_path: Path) -> None:
+    baseline = tmp_path / "baseline"
+    baseline.mkdir()
+    nbformat.write(_notebook(), str(baseline / "scores.ipynb"))
+    _client(baseline / "scores.ipynb").execute()
+    expected = (baseline / "scores.csv").read_bytes()
+    all_rows = _work_done(baseline)
+
+    where = tmp_path / "fixed"
+    where.mkdir()
+    original = nbformat.writes(_notebook()).encode("utf-8")
+    result = process_source(original, str(where / "scores.ipynb"), Options(root=where), rewrite=True)
+    assert result.error is None and result.changed and result.new_source is not None, result
+    assert b"checkpoint_rows" in result.new_source
+    path = where / "scores.ipynb"
+    path.write_bytes(result.new_source)
+
+    failure: List[BaseException] = []
+
+    def run_until_killed() -> None:
+        try:
+            _client(path).execute()
+        except BaseException as exc:  # the kernel dies under it: DeadKernelError
+            failure.append(exc)
+
+    runner = threading.Thread(target=run_until_killed)
+    runner.start()
+    deadline = time.monotonic() + 120
+    while len(_work_done(where)) < 4:
+        assert runner.is_alive() and time.monotonic() < deadline, "the apply never got going"
+        time.sleep(0.02)
+    os.kill(int((where / "kernel.pid").read_text()), signal.SIGKILL)
+    runner.join(120)
+    assert failure, "the killed kernel's run finished anyway"
+    assert not (where / "scores.csv").exists()
+    before = _work_done(where)
+
+    _client(path).execute()
+    assert (where / "scores.csv").read_bytes() == expected
+    counts = Counter(_work_done(where))
+    assert sorted(counts) == sorted(all_rows)
+    redone = [t for t, c in counts.items() if c > 1]
+    assert len(redone) <= 1 and set(redone) <= {before[-1]}, "completed rows ran again: %s" % counts
+    assert not (where / ".checkpointify").exists(), "a successful run left its checkpoint behind"
