@@ -14,7 +14,7 @@ Nothing here changes the tree; :mod:`checkpointify.rewrite.transformer` applies 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import AbstractSet, Any, Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import libcst as cst
@@ -24,6 +24,7 @@ from libcst.metadata.scope_provider import ClassScope, ImportAssignment, Scope
 from checkpointify import catalogue
 from checkpointify.detect import hazards as hz
 from checkpointify.detect.analysis import Chain, FileAnalysis
+from checkpointify.detect.constants import module_constants
 from checkpointify.detect.cstutil import (
     assigned_names,
     body_of,
@@ -88,6 +89,7 @@ class Plan:
     state: Tuple[str, ...]  # names the checkpoint restores, in order (accumulators, then carried state)
     loop_id: str
     key: Tuple[str, ...]
+    constants: Tuple[str, ...]  # module constants the loop reads (checkpoint(..., constants=))
     complete_after: Optional[cst.BaseStatement]
     sink_line: int
     asynchronous: bool = False
@@ -122,6 +124,8 @@ class Site:
     transaction: Optional[str] = None
     ack: Optional[QueueAck] = None
     resume: Optional[str] = None
+    parts: Sequence[cst.CSTNode] = ()  # what the loop runs per item (where constants are read)
+    exclude: Set[str] = field(default_factory=set)  # names the loop binds
 
 
 @dataclass
@@ -197,6 +201,12 @@ def make_plan(a: FileAnalysis, site: Site) -> Plan:
         state=tuple(site.accumulators + site.carried),
         loop_id=a.loop_identity(site.qualname, identity),
         key=site.key,
+        constants=module_constants(
+            a,
+            site.statement,
+            site.parts,
+            set(site.key) | set(site.accumulators) | set(site.carried) | site.exclude,
+        ),
         complete_after=site.complete_after,
         sink_line=a.line(site.sink_call),
         comprehension=site.comprehension,
@@ -711,6 +721,8 @@ class _LoopSite:
             key=_with_parameters(
                 self.function, context_names(self.a, scope, loop, [loop.body], exclude), exclude
             ),
+            parts=[loop.body],
+            exclude=exclude,
             **fields,
         )
 
@@ -940,6 +952,8 @@ def _comprehension_plan(
         complete_after=completion_anchor(sink),
         comprehension=ComprehensionPlan(value, kind),
         resume=resume,
+        parts=parts,
+        exclude=exclude,
     )
     return make_plan(a, site)
 

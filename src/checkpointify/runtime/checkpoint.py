@@ -54,6 +54,7 @@ if TYPE_CHECKING:
         Iterable,
         Iterator,
         List,
+        Mapping,
         Optional,
         Sequence,
         Tuple,
@@ -141,6 +142,7 @@ class Checkpoint(Generic[T]):
         transaction: object = None,
         strict: Optional[bool] = None,
         legacy_id: Optional[str] = None,
+        constants: Optional[Mapping[str, object]] = None,
     ) -> None:
         if resume not in ("position", "identity"):
             raise ValueError("resume must be 'position' or 'identity', not %r" % (resume,))
@@ -157,6 +159,13 @@ class Checkpoint(Generic[T]):
         self._shape = "while" if iterable is None else "for"
         self._transaction = transaction
         self._key_fp = key_fingerprint(key) if key is not None else ""
+        #: the module constants' fingerprints, by name (see :mod:`.constants`)
+        self._constants: Dict[str, str] = {}
+        if constants:
+            from .constants import constants_fingerprints
+
+            self._constants = constants_fingerprints(constants)
+            self._key_fp += ":" + key_fingerprint(tuple(sorted(self._constants.items())))
         self._default_dir = directory is None and not os.environ.get("CHECKPOINTIFY_DIR")
         self.directory = directory if directory is not None else checkpoint_dir()
         self.path = self.directory / log_name(loop_id, self._key_fp)
@@ -310,6 +319,10 @@ class Checkpoint(Generic[T]):
         from . import pickling  # noqa: F401
 
         self._adopt_legacy_log()
+        if self._constants and self._transaction is None and not self.path.exists():
+            from .constants import archive_other_constants
+
+            archive_other_constants(self.path, self._log_id, self._constants, self.strict, self._warn)
         store = self._new_store(announce=True)
         self._store = store
         store.open()
@@ -408,6 +421,7 @@ class Checkpoint(Generic[T]):
             "state": self._accumulators,
             "python": sys.version.split()[0],
             "runtime": RUNTIME_VERSION,
+            **({"constants": self._constants} if self._constants else {}),
         }
 
     def _already_applied(self, values: List[Any]) -> bool:
@@ -991,6 +1005,7 @@ def checkpoint(
     transaction: object = None,
     directory: Optional[Union[str, "os.PathLike[str]"]] = None,
     strict: Optional[bool] = None,
+    constants: Optional[Mapping[str, object]] = None,
 ) -> Checkpoint[T]:
     """Open the checkpoint of loop ``loop_id``.
 
@@ -1002,7 +1017,11 @@ def checkpoint(
     returns ``[]``); ``key`` separates calls of the same loop over different inputs (the
     function parameters the iterable depends on; see :func:`key_fingerprint`); ``resume``
     is ``"position"`` (the input is the same sequence on every run) or ``"identity"`` (its
-    order may change: see :class:`Checkpoint`).
+    order may change: see :class:`Checkpoint`). ``constants`` maps the names of the module
+    constants the loop reads (``{"MODEL": MODEL}``) to their values: they count in the
+    loop's identity like ``key``, and a log of this loop written under other constants (an
+    interrupted run of the program before ``MODEL`` was edited) is archived as ``.stale``
+    with a warning, and the loop starts from zero (see :mod:`.constants`).
 
     ``transaction`` is the database connection the loop writes through (CKP002): a DB-API 2
     connection or a SQLAlchemy ``Session``/``Connection`` keeps the records in its own
@@ -1063,4 +1082,5 @@ def checkpoint(
         transaction=transaction,
         strict=strict,
         legacy_id=loop_id,
+        constants=constants,
     )
