@@ -372,7 +372,9 @@ class Checkpoint(Generic[T]):
 
             db, why_not = _database(self._transaction, self.path.name[: -len(".ckpt")])
             if db is not None:
-                return DatabaseStore(db, self.path, self.loop_id, header, self._settings.fault)
+                return DatabaseStore(
+                    db, self.path, self.loop_id, header, self._settings.fault, default_dir=self._default_dir
+                )
             if announce:
                 self._say(
                     "%s: transaction=%s: %s; progress is kept in %s, written after each commit (at-least-once: "
