@@ -202,12 +202,14 @@ def diff(
     stdin = read_stdin(paths, stdin_filename, need_name=True)
     tally = Tally()
     color = target is None and color_for(sys.stdout)  # like git diff: colours on a terminal only
+    # a notebook's diff is per cell on a terminal, else the .ipynb JSON text's (git applies it)
+    terminal = target is None and sys.stdout.isatty()
     patch: List[bytes] = []
     for result in run_results(paths, stdin, options, True, session):
         tally.add(result)
         if result.changed:
             assert result.source is not None and result.new_source is not None
-            hunk = file_diff(result.source, result.new_source, result.path)
+            hunk = file_diff(result.source, result.new_source, result.path, readable=terminal)
             if target is None:
                 with session.progress.pause():
                     emit(colorize(hunk) if color else hunk, None)
