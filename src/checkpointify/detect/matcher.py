@@ -24,6 +24,7 @@ from libcst.metadata.scope_provider import ClassScope, ImportAssignment, Scope
 from checkpointify import catalogue
 from checkpointify.detect import hazards as hz
 from checkpointify.detect.analysis import Chain, FileAnalysis
+from checkpointify.detect.collected import collects_work
 from checkpointify.detect.constants import module_constants
 from checkpointify.detect.cstutil import (
     assigned_names,
@@ -602,6 +603,10 @@ class _LoopSite:
             return None
         sink = find_sink(a, self.chain, self.index, set(names)) if names else None
         if sink is not None:
+            if not collects_work(a, loop.body, set(names)):
+                # for q in items: pairs.append(q); if full: index.upsert(model.encode(batch))
+                # (what is collected holds no result of the work: a re-run rebuilds it by reading the input)
+                return None
             return self._collect_plan(accumulators, sink, scope, before)
         if isinstance(loop, cst.For):
             commit = find_db_commit(a, self.chain, self.index, loop, before)
