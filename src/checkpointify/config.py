@@ -1,10 +1,11 @@
 """``[tool.checkpointify]`` in pyproject.toml, merged with command-line options.
 
-The configuration of a run is that of the project its paths are in, as with ruff: the
-nearest ``pyproject.toml`` with a ``[tool.checkpointify]`` table at or above each path
-(a folder itself, a file's folder; the working directory without paths), so
-``checkpointify fix proj/`` run from outside ``proj`` honours ``proj/pyproject.toml``.
-Paths in projects with different configurations are refused (one run per project). A
+The configuration of a file is that of its project, as with ruff: the nearest
+``pyproject.toml`` with a ``[tool.checkpointify]`` table at or above the file's folder, so
+``checkpointify fix proj/`` run from outside ``proj`` honours ``proj/pyproject.toml``, and
+``proj/sub/pyproject.toml`` governs the files under ``proj/sub/`` (per file:
+``checkpointify.engine.projects``). The run's own settings (``cache-dir``,
+``max-memory``, ``max-file-size``) come from the project of the first path. A
 relative ``exclude`` pattern with a ``/`` is relative to the configuration's folder.
 A ``pyproject.toml`` that is not valid TOML, unknown keys and wrong types are errors
 naming the file (and the line), not ignored: a typo must not silently change what gets
@@ -104,26 +105,12 @@ _POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
 def project_config(paths: Sequence[str]) -> Optional[Path]:
-    """The configuration file of the project ``paths`` are in (see the module doc); raises
-    ConfigError when they are in projects with different configurations."""
-    found: Dict[Optional[Path], str] = {}
-    by_folder: Dict[str, Optional[Path]] = {}  # a hook passes hundreds of files of a few folders
-    for raw in [p for p in paths if p != "-"] or ["."]:
-        path = Path(raw)
-        start = os.path.abspath(path if path.is_dir() else path.parent)
-        if start not in by_folder:
-            by_folder[start] = find_config(Path(start))
-        found.setdefault(by_folder[start], raw)
-    if len(found) > 1:
-        described = ", ".join(
-            "%s (%s)" % (raw, config if config is not None else "no configuration")
-            for config, raw in found.items()
-        )
-        raise ConfigError(
-            "the paths are in projects with different configurations: %s; run checkpointify once per project"
-            % described
-        )
-    return next(iter(found))
+    """The configuration file of the run (see the module doc): that of the project the
+    first path is in (the working directory without paths). Files elsewhere get their
+    own project's configuration (``checkpointify.engine.projects``)."""
+    raw = next((p for p in paths if p != "-"), ".")
+    path = Path(raw)
+    return find_config(Path(os.path.abspath(path if path.is_dir() else path.parent)))
 
 
 def read_config(path: Path) -> Dict[str, Any]:

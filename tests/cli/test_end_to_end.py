@@ -12,7 +12,7 @@ import pytest
 from checkpointify.cli import main
 from tests.support.fixture_cases import cases, finding_summary
 
-# notebooks' diffs are per-cell and not for `git apply`: tests/cli/test_notebooks.py covers them
+# notebooks: tests/cli/test_notebooks.py applies their written diff with git apply
 CASES = [c for c in cases() if not c.meta.get("unsafe_fixes") and not c.notebook]
 
 

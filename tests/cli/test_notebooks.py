@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 from pathlib import Path
 from typing import Tuple
 
 import pytest
 
 from checkpointify.cli import main
+from checkpointify.output.diffs import file_diff
 from tests.output.test_formats import apply_replacements, validate_sarif
 from tests.support.fixture_cases import FIXTURES
 
@@ -81,11 +83,14 @@ def test_sarif_and_github_point_at_the_json_line_of_the_loop(
     )
 
 
-def test_diff_shows_per_cell_source_diffs_not_json(
-    project: Path, capsysbinary: pytest.CaptureFixture[bytes]
-) -> None:
-    code, out, _ = run_cli(capsysbinary, "diff", ".")
-    assert code == 1
+def test_the_terminal_diff_is_per_cell_source_diffs_not_json(project: Path) -> None:
+    """What `diff` shows on a terminal, and `fix -i` (tests/cli/test_interactive.py runs
+    that one under a real pty): the changed cells' sources."""
+    old = (project / "nb" / "labels.ipynb").read_bytes()
+    assert main(["fix", "--no-cache", "."]) == 0
+    out = file_diff(
+        old, (project / "nb" / "labels.ipynb").read_bytes(), "nb/labels.ipynb", readable=True
+    ).decode()
     headers = [line for line in out.splitlines() if line.startswith(("--- ", "+++ "))]
     assert headers == [
         "--- a/nb/labels.ipynb:cell 1",
@@ -98,6 +103,45 @@ def test_diff_shows_per_cell_source_diffs_not_json(
     assert "-for n in range(10):\n+ckpt = checkpoint(" in out
     assert '"source"' not in out and '\\n"' not in out  # no JSON noise
     assert " %time warm = work(0)\n" in out  # the magic is context, untouched
+
+
+@pytest.mark.parametrize("where", ["stdout", "output"])
+def test_a_written_notebook_diff_is_a_patch_git_applies(
+    where: str, project: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """`diff > fix.patch` and `diff --output fix.patch`: the .ipynb JSON text's unified diff,
+    only the changed `source` lines, applied by real `git apply` in a fresh repository; the
+    result is byte for byte what `fix` writes."""
+    (project / "nb" / "outputs.ipynb").write_bytes((OUTPUTS / "input.ipynb").read_bytes())
+    subprocess.run(["git", "init", "-q"], check=True)
+    subprocess.run(["git", "add", "-A"], check=True)
+    if where == "stdout":
+        code, out, _ = run_cli(capsysbinary, "diff", "--no-cache", ".")
+        (project / "fix.patch").write_text(out)
+    else:
+        code, out, _ = run_cli(capsysbinary, "diff", "--no-cache", ".", "--output", "fix.patch")
+        assert out == ""
+    assert code == 1
+    patch = (project / "fix.patch").read_text()
+    headers = [line for line in patch.splitlines() if line.startswith(("--- ", "+++ "))]
+    assert headers == [
+        "--- a/nb/labels.ipynb",
+        "+++ b/nb/labels.ipynb",
+        "--- a/nb/outputs.ipynb",
+        "+++ b/nb/outputs.ipynb",
+    ]
+    changed = [
+        line for line in patch.splitlines() if line[:1] in "+-" and not line.startswith(("---", "+++"))
+    ]
+    assert changed and all(line[1:].lstrip().startswith('"') for line in changed)  # source strings only
+    assert not any(key in "".join(changed) for key in ('"outputs"', '"execution_count"', '"metadata"'))
+    subprocess.run(["git", "apply", "--check", "fix.patch"], check=True)
+    subprocess.run(["git", "apply", "fix.patch"], check=True)
+    applied = {n: (project / "nb" / n).read_bytes() for n in ("labels.ipynb", "outputs.ipynb")}
+    subprocess.run(["git", "checkout", "-q", "--", "nb"], check=True)
+    assert main(["fix", "--no-cache", "."]) == 0
+    capsysbinary.readouterr()
+    assert applied == {n: (project / "nb" / n).read_bytes() for n in ("labels.ipynb", "outputs.ipynb")}
 
 
 def test_fix_changes_only_the_sources_of_the_changed_cells(

@@ -74,20 +74,6 @@ def test_configuration_comes_from_the_files_project_not_the_working_directory(
     assert run(["scan", "--no-cache", "."], capsys)[0] == 0
 
 
-def test_paths_in_projects_with_different_configurations_are_refused(
-    project: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    for name in ("a", "b"):
-        (project / name).mkdir()
-        (project / name / "pyproject.toml").write_text(
-            "[tool.checkpointify]\nunsafe-fixes = %s\n" % str(name == "a").lower()
-        )
-        (project / name / "job.py").write_bytes(SCRIPT)
-    code, _, err = run(["fix", "a", "b"], capsys)
-    assert code == 2 and "in projects with different configurations" in err and "once per project" in err
-    assert (project / "a" / "job.py").read_bytes() == SCRIPT
-
-
 # -------------------------------------------------------------- what a walk reports
 
 

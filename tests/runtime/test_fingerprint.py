@@ -33,6 +33,29 @@ def test_an_array_and_its_copies_in_any_layout_share_a_fingerprint(batch: Any) -
     assert fingerprint(batch[:, :, ::2]) == fingerprint(numpy.ascontiguousarray(batch[:, :, ::2]))
 
 
+LAYOUTS = {
+    "every-other-column": lambda rng: rng.integers(0, 255, (2_000, 1_600), dtype=numpy.uint8)[:, ::2],
+    "transposed": lambda rng: rng.random((600, 500)).T,
+    "fortran": lambda rng: numpy.asfortranarray(rng.random((600, 500))),
+    "reversed-4d": lambda rng: rng.random((20, 30, 40, 50))[:, ::-1, :, ::3],
+    "long-rows": lambda rng: rng.random((2, 4_000_000))[:, ::2],
+    "short-rows": lambda rng: rng.random((400_000, 3))[:, ::2],
+    "1d-strided": lambda rng: rng.random(2_000_000)[::3],
+    "datetime": lambda rng: numpy.arange(10**6).astype("datetime64[s]").reshape(1000, 1000)[:, ::2],
+}
+
+
+@pytest.mark.parametrize("make", list(LAYOUTS.values()), ids=list(LAYOUTS))
+def test_a_strided_array_has_the_fingerprint_of_its_contiguous_copy(make: Any) -> None:
+    array = make(numpy.random.default_rng(1))
+    assert not array.flags.c_contiguous and array.nbytes > 256 * 1024
+    copy = numpy.ascontiguousarray(array)
+    assert fingerprint(array) == fingerprint(copy)
+    changed = copy.copy()
+    changed.reshape(-1)[1] = changed.reshape(-1)[0] if changed.reshape(-1)[1] != changed.reshape(-1)[0] else 0
+    assert fingerprint(changed) != fingerprint(array)  # a sampled element (the head)
+
+
 @pytest.mark.parametrize(
     "change",
     [

@@ -58,6 +58,10 @@ for n in ckpt:
     conn.execute("INSERT INTO rows VALUES (?, ?)", (n, "second-%d" % n))
     total += n
 conn.commit()
+if cfg.get("hold_before_complete"):  # committed, not completed yet: its rows are all there
+    open("holding", "w").close()
+    while not os.path.exists("release"):
+        time.sleep(0.005)
 if cfg.get("crash_before_complete"):
     os._exit(137)
 ckpt.complete()
@@ -298,13 +302,48 @@ def test_a_second_process_never_records_a_unit_twice(tmp_path: Path) -> None:
     (tmp_path / "release").touch()
     first_error = first.communicate(timeout=60)[1]
     assert first.returncode == 0, first_error
-    # the second loses before it records or writes anything: the database is locked by the
-    # first's open unit (the primary key would stop it too, had it got that far)
+    # the second finds the loop's lock held: it steps aside before reading a row (rows that
+    # a running process committed are no run to resume) and runs as the original would; its
+    # first insert then meets the first's open transaction, exactly as the original's would
     assert second.returncode == 1, second.stderr
-    assert "CheckpointWriteError" in second.stderr and "database is locked" in second.stderr, second.stderr
-    assert worklog(tmp_path) == list(range(10))  # the second ran no unit's body
+    assert "is in use by process %d" % first.pid in second.stderr, second.stderr
+    assert "Checkpointing of this loop is off" in second.stderr
+    assert "OperationalError: database is locked" in second.stderr, second.stderr
+    assert sorted(worklog(tmp_path)) == sorted(list(range(10)) + [0])  # its unit 0 ran, unchecked
     assert rows(tmp_path) == full(10)
     assert "checkpointify_log" not in tables(tmp_path)
+
+
+def test_a_second_process_never_resumes_a_running_one(tmp_path: Path) -> None:
+    """The first process has committed every unit but not completed yet; a second copy of
+    the job starts on the same database. Before, the second read the first's rows and
+    "resumed" them: it skipped every unit and wrote nothing, where the original would have
+    written all its rows. Now it finds the loop's lock held, steps aside loudly before
+    reading a row, and does what the original does: both processes' rows are there."""
+    (tmp_path / "job.py").write_text(JOB)
+    first = subprocess.Popen(
+        [sys.executable, "job.py"],
+        cwd=tmp_path,
+        env=job_env({"n": 6, "hold_before_complete": True}),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "holding").exists():
+        assert first.poll() is None, first.communicate()[1]
+        assert time.monotonic() < deadline, "the first process never finished its loop"
+        time.sleep(0.005)
+    second = run_job(tmp_path, {"n": 6})
+    assert "is in use by process %d" % first.pid in second.stderr, second.stderr
+    assert "resuming" not in second.stderr
+    assert json.loads(second.stdout) == {"total": 15}
+    (tmp_path / "release").touch()
+    assert first.communicate(timeout=60)[1].count("warning") == 0
+    assert first.returncode == 0
+    assert rows(tmp_path) == sorted(full(6) * 2)  # what two runs of the original write
+    assert worklog(tmp_path) == list(range(6)) * 2
+    assert "checkpointify_log" not in tables(tmp_path)
+    assert not (tmp_path / ".checkpointify").exists()
 
 
 def test_changed_input_is_stale_and_restart_deletes_the_rows(
@@ -535,10 +574,11 @@ def test_sqlalchemy_session_and_connection_share_the_transaction() -> None:
             assert sqlalchemy.inspect(engine).get_table_names() == ["rows"]
 
 
-def test_two_writers_of_the_same_unit_the_second_is_rolled_back(strict: None) -> None:
-    """Deterministically, in one process: connections that run the same loop from the same
-    starting point; the one that records second hits the primary key, its open unit is
-    rolled back, and it refuses to go on."""
+def test_two_writers_of_the_same_unit_the_second_keeps_its_writes(strict: None) -> None:
+    """Deterministically, in one process (as two hosts sharing a database would: the lock
+    file guards one host only): connections that run the same loop from the same starting
+    point; the one that records second hits the primary key, only its insert is undone (a
+    savepoint), its open unit keeps its writes for its own commit, and it refuses to go on."""
     conns = [sqlite3.connect("data.db", timeout=0.1) for _ in range(4)]
     conns[0].execute("CREATE TABLE rows (n INTEGER)")
     early = checkpoint("job::loop::conn", range(4), transaction=conns[0])
@@ -551,6 +591,7 @@ def test_two_writers_of_the_same_unit_the_second_is_rolled_back(strict: None) ->
     conns[0].rollback()  # unit 1 is abandoned (as if the process died)
     with pytest.raises(CheckpointLockedError, match="started the loop in this table first"):
         next(iter(other))
+    conns[1].rollback()  # that program gives up (its open transaction held the write lock)
     b = checkpoint("job::loop::conn", range(4), transaction=conns[2])
     c = checkpoint("job::loop::conn", range(4), transaction=conns[3])
     b.restore()
@@ -561,11 +602,21 @@ def test_two_writers_of_the_same_unit_the_second_is_rolled_back(strict: None) ->
     conns[2].rollback()
     assert next(iter(c)) == 1
     conns[3].execute("INSERT INTO rows VALUES (100)")
-    with pytest.raises(CheckpointLockedError, match="recorded unit #1 first"):
+    with pytest.raises(CheckpointLockedError, match="recorded unit #1 first.*keeps its writes"):
         next(c)
-    assert [r[0] for r in conns[0].execute("SELECT n FROM rows")] == [0, 1]  # c's row was rolled back
+    assert [r[0] for r in conns[0].execute("SELECT n FROM rows")] == [0, 1]  # c's row is not committed...
+    assert [r[0] for r in conns[3].execute("SELECT n FROM rows")] == [
+        0,
+        1,
+        100,
+    ]  # ...but kept, for c's commit
+    assert conns[3].execute("SELECT COUNT(*) FROM checkpointify_log WHERE seq = 1").fetchone() == (
+        1,
+    )  # b's record
     with pytest.raises(CheckpointError, match="failed earlier"):
         next(c)
+    conns[3].commit()
+    assert [r[0] for r in conns[0].execute("SELECT n FROM rows")] == [0, 1, 100]
 
 
 def test_complete_after_a_refused_restore_still_removes_the_rows(strict: None) -> None:

@@ -192,3 +192,48 @@ def test_the_message_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     with pytest.raises(UntrustedCheckpointError, match="chmod 700, or set CHECKPOINTIFY_DIR"):
         run_loop([1])
     assert sys.platform != "win32"
+
+
+# ------------------------------------------------------------------- parent folders
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o775], ids=["world-writable", "group-writable"])
+def test_a_parent_others_may_write_without_the_sticky_bit_is_refused(
+    mode: int, shared: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parent = shared / "open"
+    folder = parent / "ckpts"
+    folder.mkdir(parents=True, mode=0o700)
+    os.chmod(parent, mode)  # another user could rename ckpts/ away and put a link in its place
+    monkeypatch.setenv("CHECKPOINTIFY_DIR", str(folder))
+    with pytest.raises(UntrustedCheckpointError, match="parent folder %s is writable by" % parent) as caught:
+        run_loop([1, 2, 3])
+    assert "without the sticky bit" in str(caught.value) and "chmod g-w,o-w" in str(caught.value)
+    assert list(folder.iterdir()) == []  # nothing read or written
+    os.chmod(parent, mode | stat.S_ISVTX)  # the sticky bit, as /tmp: only an entry's owner may rename it
+    assert run_loop([1, 2, 3]) == [1, 2, 3]
+
+
+def test_by_default_an_untrusted_parent_makes_the_loop_run_unchecked(
+    shared: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    parent = shared / "open"
+    parent.mkdir()
+    os.chmod(parent, 0o777)
+    monkeypatch.setenv("CHECKPOINTIFY_DIR", str(parent / "ckpts"))
+    monkeypatch.delenv("CHECKPOINTIFY_STRICT")
+    assert run_loop([1, 2, 3]) == [1, 2, 3]
+    err = capfd.readouterr().err
+    assert err.count("warning") == 1 and "parent folder" in err and "runs on" in err
+
+
+def test_a_parent_owned_by_another_user_is_refused(shared: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    user = other_user()
+    parent = shared / "theirs"
+    folder = parent / "ckpts"
+    folder.mkdir(parents=True, mode=0o700)
+    os.chmod(parent, 0o755)
+    os.chown(parent, user.uid, user.gid)  # they may rename anything in it
+    monkeypatch.setenv("CHECKPOINTIFY_DIR", str(folder))
+    with pytest.raises(UntrustedCheckpointError, match="is owned by uid %d" % user.uid):
+        run_loop([1, 2, 3])

@@ -7,7 +7,7 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import List, Optional, Sequence, Set
+from typing import List, Optional, Sequence, Set, Tuple
 
 import click
 
@@ -28,12 +28,14 @@ from checkpointify.cli.options import common_options, exit_zero_option
 from checkpointify.config import ConfigError
 from checkpointify.engine.cache import digest
 from checkpointify.engine.journal import Journal
+from checkpointify.engine.projects import ProjectOptions
 from checkpointify.engine.session import (
     RunFlags,
     Session,
     Stdin,
     journal_for,
     options_for,
+    projects_for,
     run_results,
     session_for,
 )
@@ -60,9 +62,13 @@ from checkpointify.output.report import (
 from checkpointify.types import FileResult, Options
 
 
-def _options(unsafe: Optional[bool], exclude: Sequence[str] = (), paths: Sequence[str] = ()) -> Options:
+def _options(
+    unsafe: Optional[bool], exclude: Sequence[str] = (), paths: Sequence[str] = ()
+) -> Tuple[Options, ProjectOptions]:
+    """The run's Options, and each file's (its nearest configuration's)."""
     try:
-        return options_for(unsafe, exclude, paths=paths)
+        options = options_for(unsafe, exclude, paths=paths)
+        return options, projects_for(options, unsafe, exclude, paths)
     except ConfigError as exc:
         raise CliError(str(exc)) from exc
 
@@ -111,8 +117,8 @@ def scan(
     if statistics and output_format != "text":
         raise CliError("--statistics prints a table; it cannot be combined with --format %s" % output_format)
     target = check_output(output, paths)
-    options = _options(unsafe_fixes, exclude, paths)
-    session = session_for(flags, options)
+    options, projects = _options(unsafe_fixes, exclude, paths)
+    session = session_for(flags, options, projects=projects)
     stdin = read_stdin(paths, stdin_filename, need_name=False)
     stream = output_format == "text" and not statistics and target is None
     tally = Tally()
@@ -191,17 +197,19 @@ def diff(
     flags = RunFlags.take(run_flags)
     check_shard(flags)
     target = check_output(output, paths)
-    options = _options(unsafe_fixes, exclude, paths)
-    session = session_for(flags, options)
+    options, projects = _options(unsafe_fixes, exclude, paths)
+    session = session_for(flags, options, projects=projects)
     stdin = read_stdin(paths, stdin_filename, need_name=True)
     tally = Tally()
     color = target is None and color_for(sys.stdout)  # like git diff: colours on a terminal only
+    # a notebook's diff is per cell on a terminal, else the .ipynb JSON text's (git applies it)
+    terminal = target is None and sys.stdout.isatty()
     patch: List[bytes] = []
     for result in run_results(paths, stdin, options, True, session):
         tally.add(result)
         if result.changed:
             assert result.source is not None and result.new_source is not None
-            hunk = file_diff(result.source, result.new_source, result.path)
+            hunk = file_diff(result.source, result.new_source, result.path, readable=terminal)
             if target is None:
                 with session.progress.pause():
                     emit(colorize(hunk) if color else hunk, None)
@@ -265,12 +273,20 @@ def fix(
     flags = RunFlags.take(run_flags)
     check_shard(flags)
     check_exit_flags(exit_zero, exit_non_zero_on_fix)
-    options = _options(unsafe_fixes, exclude, paths)
+    options, projects = _options(unsafe_fixes, exclude, paths)
     if interactive:
         return _fix_interactive(
-            paths, stdin_filename, options, flags, verbose, exit_non_zero_on_fix, exit_zero, allow_read_only
+            paths,
+            stdin_filename,
+            options,
+            flags,
+            verbose,
+            exit_non_zero_on_fix,
+            exit_zero,
+            allow_read_only,
+            projects,
         )
-    session = session_for(flags, options)
+    session = session_for(flags, options, projects=projects)
     stdin = read_stdin(paths, stdin_filename, need_name=True)
     if stdin is None:
         session.journal = journal_for(paths, options, flags, session.settings)
@@ -338,6 +354,7 @@ def _fix_interactive(
     exit_non_zero_on_fix: bool,
     exit_zero: bool,
     allow_read_only: bool = False,
+    projects: Optional[ProjectOptions] = None,
 ) -> int:
     from checkpointify.cli.review import TerminalReviewer, can_review, review
 
@@ -351,7 +368,7 @@ def _fix_interactive(
     tally = Tally()
     # one worker unless -j says otherwise: the first question comes at once, and `q`
     # stops at once instead of waiting for files computed ahead
-    session = session_for(replace(flags, quiet=True), options, jobs=flags.jobs or 1)
+    session = session_for(replace(flags, quiet=True), options, jobs=flags.jobs or 1, projects=projects)
     pending = run_results(paths, None, options, True, session)
     for result in review(pending, options, TerminalReviewer(), allow_read_only):
         tally.add(result)

@@ -199,7 +199,7 @@ def _diff_text(old: bytes, new: bytes, path: str) -> str:
         encoding = check_encoding(old)
     except SourceError:
         encoding = "utf-8"
-    return file_diff(old, new, path).decode(encoding, errors="replace")
+    return file_diff(old, new, path, readable=True).decode(encoding, errors="replace")
 
 
 def _write(

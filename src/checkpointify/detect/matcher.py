@@ -14,7 +14,7 @@ Nothing here changes the tree; :mod:`checkpointify.rewrite.transformer` applies 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import AbstractSet, Any, Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import libcst as cst
@@ -24,6 +24,8 @@ from libcst.metadata.scope_provider import ClassScope, ImportAssignment, Scope
 from checkpointify import catalogue
 from checkpointify.detect import hazards as hz
 from checkpointify.detect.analysis import Chain, FileAnalysis
+from checkpointify.detect.collected import collects_work
+from checkpointify.detect.constants import module_constants
 from checkpointify.detect.cstutil import (
     assigned_names,
     body_of,
@@ -93,6 +95,7 @@ class Plan:
     state: Tuple[str, ...]  # names the checkpoint restores, in order (accumulators, then carried state)
     loop_id: str
     key: Tuple[str, ...]
+    constants: Tuple[str, ...]  # module constants the loop reads (checkpoint(..., constants=))
     complete_after: Optional[cst.BaseStatement]
     sink_line: int
     asynchronous: bool = False
@@ -139,6 +142,8 @@ class Site:
     rows: Optional[cst.BaseExpression] = None
     loop_names: Optional[List[str]] = None
     frames: Tuple[str, ...] = ()  # what the loop id names, when not the accumulators
+    parts: Sequence[cst.CSTNode] = ()  # what the loop runs per item (where constants are read)
+    exclude: Set[str] = field(default_factory=set)  # names the loop binds
 
 
 @dataclass
@@ -236,6 +241,12 @@ def make_plan(a: FileAnalysis, site: Site) -> Plan:
         state=tuple(site.accumulators + site.carried),
         loop_id=a.loop_identity(site.qualname, site.loop_names or identity),
         key=site.key,
+        constants=module_constants(
+            a,
+            site.statement,
+            site.parts,
+            set(site.key) | set(site.accumulators) | set(site.carried) | site.exclude,
+        ),
         complete_after=site.complete_after,
         sink_line=a.line(site.sink_call),
         comprehension=site.comprehension,
@@ -713,6 +724,10 @@ class _LoopSite:
             return None
         sink = find_sink(a, self.chain, self.index, set(names)) if names else None
         if sink is not None:
+            if not collects_work(a, loop.body, set(names)):
+                # for q in items: pairs.append(q); if full: index.upsert(model.encode(batch))
+                # (what is collected holds no result of the work: a re-run rebuilds it by reading the input)
+                return None
             return self._collect_plan(accumulators, sink, scope, before)
         if isinstance(loop, cst.For):
             commit = find_db_commit(a, self.chain, self.index, loop, before)
@@ -857,6 +872,8 @@ class _LoopSite:
             key=_with_parameters(
                 self.function, context_names(self.a, scope, loop, [loop.body], exclude), exclude
             ),
+            parts=[loop.body],
+            exclude=exclude,
             **fields,
         )
 
@@ -1143,6 +1160,8 @@ def _comprehension_plan(
         comprehension=ComprehensionPlan(value, kind),
         resume=resume,
         deferred=tuple(c.complete_after for c in returned.callers) if returned else (),
+        parts=parts,
+        exclude=exclude,
     )
     return make_plan(a, site)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Sequence, Tuple
+from typing import Dict, Iterator, Optional, Sequence, Tuple, Union
 
 from checkpointify import notebook, prefilter
 from checkpointify.engine.cache import Cache, cacheable, digest, namespace
@@ -32,6 +32,7 @@ from checkpointify.engine.discovery import Candidate, Selection, discover
 from checkpointify.engine.journal import Journal
 from checkpointify.engine.pool import Failure, IsolatedPool, forks
 from checkpointify.engine.progress import Progress
+from checkpointify.engine.projects import ProjectOptions, options_digest
 from checkpointify.fileio import SourceError, check_encoding, read_source
 from checkpointify.types import FileResult, Options, applicable
 
@@ -163,8 +164,12 @@ class _Run:
         journal: Optional[Journal],
         progress: Progress,
         stats: Stats,
+        projects: Optional[ProjectOptions] = None,
     ) -> None:
         self.options = options
+        self.projects = projects
+        #: per-file Options that are not the base's: one cache namespace each
+        self.caches: Dict[str, Cache] = {}
         self.rewrite = rewrite
         self.settings = settings
         self.journal = journal
@@ -177,9 +182,32 @@ class _Run:
         #: sequence number -> result (None: nothing to report) or the content hash of a task
         self.done: Dict[int, Optional[FileResult]] = {}
         self.contents: Dict[int, str] = {}
+        self.file_caches: Dict[int, Cache] = {}  # sequence number -> the cache its result goes to
 
     def _cache_warning(self, message: str) -> None:
         self.stats.cache_warning = message
+
+    def _options_of(
+        self, candidate: Candidate
+    ) -> Union[Tuple[Options, Optional[Cache], str], FileResult, None]:
+        """The file's Options (its nearest configuration's: :mod:`.projects`), its cache and
+        the key its journal record carries; or its result when its configuration decides
+        it (an invalid nested pyproject.toml: an error; its exclude: nothing to report)."""
+        if self.projects is None:
+            return self.options, self.cache, ""
+        resolved = self.projects.for_file(candidate.path)
+        if isinstance(resolved, str):
+            return FileResult(candidate.display, error=resolved)
+        options, is_base = resolved
+        if is_base:
+            return self.options, self.cache, ""
+        if self.projects.excluded(candidate.path, options):
+            return None
+        ns = namespace(options, self.settings.staged)
+        cache = self.caches.get(ns)
+        if cache is None and self.settings.cache_dir is not None:
+            cache = self.caches[ns] = Cache(self.settings.cache_dir, ns, self._cache_warning)
+        return options, cache, "+" + options_digest(options)
 
     def prepare(self, seq: int, candidate: Candidate) -> Optional[Task]:
         """Decide ``candidate`` here if possible (then ``done[seq]`` is set), else its task."""
@@ -187,6 +215,11 @@ class _Run:
         if candidate.error is not None:
             self.done[seq] = FileResult(path, error=candidate.error)
             return None
+        resolved = self._options_of(candidate)
+        if not isinstance(resolved, tuple):
+            self.done[seq] = resolved
+            return None
+        options, cache, variant = resolved
         try:
             source = read_source(candidate.path)
         except SourceError as exc:
@@ -201,30 +234,34 @@ class _Run:
             self.done[seq] = None
             return None
         content = digest(source)
-        self.contents[seq] = content
-        if self.journal is not None and self.journal.is_done(path, content):
+        # a file under a nested configuration: its record in the journal names that
+        # configuration too (edited between the runs, the file is done again)
+        self.contents[seq] = content + variant
+        if self.journal is not None and self.journal.is_done(path, content + variant):
             self.stats.resumed += 1
             self.done[seq] = None
             return None
-        if self.cache is not None:
-            entry = self.cache.get(path, content)
+        if cache is not None:
+            self.file_caches[seq] = cache
+            entry = cache.get(path, content)
             if entry is not None:
                 error, findings = entry
-                if not self.rewrite or not any(applicable(f, self.options) for f in findings):
+                if not self.rewrite or not any(applicable(f, options) for f in findings):
                     self.stats.cached += 1
                     self.done[seq] = FileResult(path, findings=findings, error=error)
                     return None
-        quick = screen(source, path, self.options, self.settings.staged)
+        quick = screen(source, path, options, self.settings.staged)
         if quick is not None:
             self.stats.screened += 1
             self.finish(seq, quick)
             return None
         self.stats.analysed += 1
-        return (path, source, self.options, self.rewrite, self.settings.staged)
+        return (path, source, options, self.rewrite, self.settings.staged)
 
     def finish(self, seq: int, result: FileResult) -> None:
-        if self.cache is not None and seq in self.contents and cacheable(result, self.rewrite):
-            self.cache.put(result.path, self.contents[seq], result)
+        cache = self.file_caches.pop(seq, None)
+        if cache is not None and seq in self.contents and cacheable(result, self.rewrite):
+            cache.put(result.path, self.contents[seq].partition("+")[0], result)
         self.done[seq] = result
 
     def submit(self, seq: int, task: Task) -> None:
@@ -263,6 +300,8 @@ class _Run:
             self.pool.close()
         if self.cache is not None:
             self.cache.close()
+        for cache in self.caches.values():
+            cache.close()
         self.progress.close()
 
 
@@ -292,6 +331,7 @@ def run(
     journal: Optional[Journal] = None,
     progress: Optional[Progress] = None,
     stats: Optional[Stats] = None,
+    projects: Optional[ProjectOptions] = None,
 ) -> Iterator[FileResult]:
     """Every discovered file's result, in discovery order; see the module doc.
 
@@ -299,7 +339,7 @@ def run(
     file found to need no change is recorded as finished; the caller records the files it
     rewrites. ``stats`` is filled in as the run goes.
     """
-    state = _Run(options, rewrite, settings, journal, progress or Progress(False), stats or Stats())
+    state = _Run(options, rewrite, settings, journal, progress or Progress(False), stats or Stats(), projects)
     candidates = discover(paths, settings.selection)
     shown: Dict[int, str] = {}
     started = emitted = 0

@@ -26,6 +26,7 @@ from checkpointify.engine.pipeline import (
 )
 from checkpointify.engine.pool import default_jobs
 from checkpointify.engine.progress import Progress, wanted
+from checkpointify.engine.projects import ProjectOptions
 from checkpointify.types import FileResult, Options
 
 
@@ -74,6 +75,15 @@ def options_for(
     config = project_config(paths) if paths else None
     options = load_options(root or Path.cwd(), unsafe_fixes=unsafe, config=config)
     return replace(options, exclude=tuple(options.exclude) + tuple(exclude)) if exclude else options
+
+
+def projects_for(
+    options: Options, unsafe: Optional[bool], exclude: Sequence[str] = (), paths: Sequence[str] = ()
+) -> ProjectOptions:
+    """Per-file configuration over :func:`options_for`'s ``options`` (the base): see
+    :mod:`checkpointify.engine.projects`. Raises ``ConfigError`` like it."""
+    config = project_config(paths) if paths else find_config(Path.cwd())
+    return ProjectOptions(options, config, unsafe, exclude)
 
 
 def settings_for(flags: RunFlags, options: Options, jobs: Optional[int] = None) -> Settings:
@@ -126,10 +136,16 @@ class Session:
     stats: Stats
     progress: Progress
     journal: Optional[Journal] = None
+    #: per-file configuration (None: every file gets the run's Options)
+    projects: Optional[ProjectOptions] = None
 
 
-def session_for(flags: RunFlags, options: Options, jobs: Optional[int] = None) -> Session:
-    return Session(settings_for(flags, options, jobs), flags, Stats(), Progress(wanted(flags.quiet)))
+def session_for(
+    flags: RunFlags, options: Options, jobs: Optional[int] = None, projects: Optional[ProjectOptions] = None
+) -> Session:
+    return Session(
+        settings_for(flags, options, jobs), flags, Stats(), Progress(wanted(flags.quiet)), projects=projects
+    )
 
 
 def run_results(
@@ -151,6 +167,7 @@ def run_results(
         journal=session.journal,
         progress=session.progress,
         stats=session.stats,
+        projects=session.projects,
     )
 
 

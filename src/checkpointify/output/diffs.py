@@ -4,9 +4,13 @@ Working on bytes keeps CRLF line endings and non-UTF-8 encodings intact in the p
 a last line without a newline gets git's ``\\ No newline at end of file`` marker (which
 ``difflib.unified_diff`` never writes).
 
-A notebook's diff is of the cells' sources, one ``--- a/nb.ipynb:cell N`` section per
-changed cell (N counts every cell from 1), as nbdime and Ruff show them: readable, not
-JSON noise, and so not for ``git apply`` (``checkpointify fix`` applies it).
+A notebook has two diffs. On a terminal (``diff`` on a TTY, ``fix -i``) it is of the cells'
+sources, one ``--- a/nb.ipynb:cell N`` section per changed cell (N counts every cell from
+1), as nbdime and Ruff show them: readable, not JSON noise, and not for ``git apply``.
+Written to a file or a pipe (``diff --output``, ``diff > fix.patch``) it is the unified
+diff of the ``.ipynb`` JSON text, which ``git apply`` accepts; it is minimal because
+``fix`` changes nothing but the ``source`` values of the changed cells (see
+:func:`checkpointify.notebook.splice`), so only those JSON lines appear in it.
 """
 
 from __future__ import annotations
@@ -92,9 +96,10 @@ def colorize(patch: bytes) -> bytes:
     return b"".join(out)
 
 
-def file_diff(old: bytes, new: bytes, path: str, context: int = 3) -> bytes:
-    """:func:`unified_diff`, or for a notebook :func:`notebook_diff`."""
-    if notebook.is_notebook(path):
+def file_diff(old: bytes, new: bytes, path: str, context: int = 3, readable: bool = False) -> bytes:
+    """:func:`unified_diff` of the file's bytes (what ``git apply`` takes), or, with
+    ``readable`` (a terminal), a notebook's per-cell :func:`notebook_diff`."""
+    if readable and notebook.is_notebook(path):
         return notebook_diff(old, new, path, context)
     return unified_diff(old, new, path, context)
 

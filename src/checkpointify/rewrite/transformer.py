@@ -315,6 +315,10 @@ class _Rewriter(cst.CSTTransformer):
             arguments.append("state=" + state)  # a while loop: no iterable
         if plan.key:
             arguments.append("key=%s" % _tuple(plan.key))
+        if plan.constants:
+            arguments.append(
+                "constants={%s}" % ", ".join("%s: %s" % (json.dumps(n), n) for n in plan.constants)
+            )
         if plan.resume:
             arguments.append("resume=%s" % json.dumps(plan.resume))
         if plan.transaction:

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
         Iterable,
         Iterator,
         List,
+        Mapping,
         Optional,
         Sequence,
         Tuple,
@@ -142,6 +143,7 @@ class Checkpoint(Generic[T]):
         strict: Optional[bool] = None,
         legacy_id: Optional[str] = None,
         deferred: bool = False,
+        constants: Optional[Mapping[str, object]] = None,
     ) -> None:
         if resume not in ("position", "identity"):
             raise ValueError("resume must be 'position' or 'identity', not %r" % (resume,))
@@ -158,6 +160,13 @@ class Checkpoint(Generic[T]):
         self._shape = "while" if iterable is None else "for"
         self._transaction = transaction
         self._key_fp = key_fingerprint(key) if key is not None else ""
+        #: the module constants' fingerprints, by name (see :mod:`.constants`)
+        self._constants: Dict[str, str] = {}
+        if constants:
+            from .constants import constants_fingerprints
+
+            self._constants = constants_fingerprints(constants)
+            self._key_fp += ":" + key_fingerprint(tuple(sorted(self._constants.items())))
         #: completed by the caller (see :mod:`.deferred`): the key fingerprint without ``#n``
         self._deferred: Optional[str] = None
         if deferred:
@@ -318,6 +327,10 @@ class Checkpoint(Generic[T]):
         from . import pickling  # noqa: F401
 
         self._adopt_legacy_log()
+        if self._constants and self._transaction is None and not self.path.exists():
+            from .constants import archive_other_constants
+
+            archive_other_constants(self.path, self._log_id, self._constants, self.strict, self._warn)
         store = self._new_store(announce=True)
         self._store = store
         store.open()
@@ -367,7 +380,9 @@ class Checkpoint(Generic[T]):
 
             db, why_not = _database(self._transaction, self.path.name[: -len(".ckpt")])
             if db is not None:
-                return DatabaseStore(db, self.path, self.loop_id, header, self._settings.fault)
+                return DatabaseStore(
+                    db, self.path, self.loop_id, header, self._settings.fault, default_dir=self._default_dir
+                )
             if announce:
                 self._say(
                     "%s: transaction=%s: %s; progress is kept in %s, written after each commit (at-least-once: "
@@ -416,6 +431,7 @@ class Checkpoint(Generic[T]):
             "state": self._accumulators,
             "python": sys.version.split()[0],
             "runtime": RUNTIME_VERSION,
+            **({"constants": self._constants} if self._constants else {}),
         }
 
     def _already_applied(self, values: List[Any]) -> bool:
@@ -1020,6 +1036,7 @@ def checkpoint(
     directory: Optional[Union[str, "os.PathLike[str]"]] = None,
     strict: Optional[bool] = None,
     deferred: bool = False,
+    constants: Optional[Mapping[str, object]] = None,
 ) -> Checkpoint[T]:
     """Open the checkpoint of loop ``loop_id``.
 
@@ -1031,7 +1048,11 @@ def checkpoint(
     returns ``[]``); ``key`` separates calls of the same loop over different inputs (the
     function parameters the iterable depends on; see :func:`key_fingerprint`); ``resume``
     is ``"position"`` (the input is the same sequence on every run) or ``"identity"`` (its
-    order may change: see :class:`Checkpoint`).
+    order may change: see :class:`Checkpoint`). ``constants`` maps the names of the module
+    constants the loop reads (``{"MODEL": MODEL}``) to their values: they count in the
+    loop's identity like ``key``, and a log of this loop written under other constants (an
+    interrupted run of the program before ``MODEL`` was edited) is archived as ``.stale``
+    with a warning, and the loop starts from zero (see :mod:`.constants`).
 
     ``transaction`` is the database connection the loop writes through (CKP002): a DB-API 2
     connection or a SQLAlchemy ``Session``/``Connection`` keeps the records in its own
@@ -1098,4 +1119,5 @@ def checkpoint(
         strict=strict,
         legacy_id=loop_id,
         deferred=deferred,
+        constants=constants,
     )

@@ -17,6 +17,7 @@ from .errors import (
     CheckpointLockedError,
     CheckpointWriteError,
     CorruptCheckpointError,
+    UntrustedCheckpointError,
     _describe_connection,
 )
 from .frames import _header_frame, _Scan, _scan
@@ -25,6 +26,8 @@ from .settings import _crash, _hostname
 
 if TYPE_CHECKING:
     from typing import Any, Dict, List, Optional, Tuple
+
+    from .lock import _Lock
 
 # ``checkpoint(..., transaction=conn)`` (CKP002: rows written per item, one commit after
 # the loop) keeps the loop's records in the connection's own database, in the transaction
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 _TABLE = "checkpointify_log"
 _HEADER_SEQ = -1  # the row holding the header frame
 _OPEN_SEQ = -2  # the "open transaction" marker (see _Database)
+_SAVEPOINT = "checkpointify_record"  # taken before each insert of ours (see _Database.insert)
 _PARAMSTYLES = ("qmark", "numeric", "named", "format", "pyformat")
 _PLACEHOLDER = re.compile(r":([a-z_]+)")
 
@@ -169,10 +173,13 @@ class _Database:
 
     def insert(self, seq: int, frame: bytes, loop_id: str) -> None:
         """Add a row in the open transaction. A row that exists already (another process
-        recorded this unit meanwhile) rolls the transaction back and raises
-        :class:`CheckpointLockedError`."""
+        recorded this unit meanwhile, on another host: see :class:`DatabaseStore`) undoes
+        only this insert (``ROLLBACK TO SAVEPOINT``): the unit's own writes stay in the open
+        transaction, for the program's own commit, and :class:`CheckpointLockedError` is
+        raised (the loop then runs on unchecked, as the original program would)."""
         self.check()
         params = {"log_id": self.log_id, "seq": seq, "record": base64.b64encode(frame).decode("ascii")}
+        saved = self._savepoint("SAVEPOINT %s" % _SAVEPOINT)
         try:
             self._run(
                 "INSERT INTO %s (log_id, seq, record) VALUES (:log_id, :seq, :record)" % _TABLE, params, False
@@ -193,16 +200,37 @@ class _Database:
             else:
                 what = "recorded unit #%d first" % seq
             self.failed = "another process %s" % what
-            try:
-                self.conn.rollback()
-            except Exception:
-                pass
+            kept = saved and self._savepoint("ROLLBACK TO SAVEPOINT %s" % _SAVEPOINT)
+            if not kept:
+                try:
+                    self.conn.rollback()
+                except Exception:
+                    pass
             raise CheckpointLockedError(
                 "%s: another process is running loop %r on the same database and %s. Only one process "
-                "at a time can run a loop; this process's open unit was rolled back (%s: %s)"
-                % (self.shown, loop_id, what, type(exc).__name__, exc),
+                "at a time can run a loop; %s (%s: %s)"
+                % (
+                    self.shown,
+                    loop_id,
+                    what,
+                    "this process's open unit keeps its writes, which its own commit makes durable"
+                    if kept
+                    else "this process's open unit was rolled back (the database has no savepoints)",
+                    type(exc).__name__,
+                    exc,
+                ),
                 {},
             ) from exc
+
+    def _savepoint(self, sql: str) -> bool:
+        """Run a savepoint statement; ``False`` if the database refuses it. A savepoint is
+        never released: releasing the outermost one commits in SQLite when it opened the
+        transaction, and the program's commit releases them all."""
+        try:
+            self._run(sql, {}, False)
+        except Exception:
+            return False
+        return True
 
     def delete(self, seq: int) -> None:
         self.run(
@@ -292,6 +320,10 @@ def _database(conn: Any, log_id: str) -> Tuple[Optional[_Database], str]:
     return None, "it is neither a DB-API connection nor a SQLAlchemy Session or Connection"
 
 
+#: log path -> the store of this process that holds its lock (see DatabaseStore.open)
+_HELD: "Dict[str, DatabaseStore]" = {}
+
+
 class DatabaseStore:
     """The :class:`~.store.Store` of a ``transaction=`` loop whose connection holds the
     records: each unit's record is inserted in the transaction that holds its writes, and
@@ -305,6 +337,7 @@ class DatabaseStore:
         loop_id: str,
         header: Dict[str, Any],
         fault: Optional[Tuple[str, int]],
+        default_dir: bool = False,
     ) -> None:
         self.db = db
         self.path = path  # what CorruptCheckpointError names: the log file it would be
@@ -313,6 +346,8 @@ class DatabaseStore:
         self._fault = fault
         self._header_written = False  # the database holds this log's header row
         self._marker = False  # the open marker is in the loop's open transaction (see _Database)
+        self._default_dir = default_dir
+        self._lock: Optional[_Lock] = None  # the log file's lock (see open())
 
     @property
     def where(self) -> str:
@@ -323,7 +358,47 @@ class DatabaseStore:
         return self.db.closed
 
     def open(self) -> None:
+        """Take the lock a log file of this loop would have (``<name>.ckpt.lock`` in the
+        checkpoint folder), then make the table. A second process of the same loop on this
+        host then steps aside before it reads a row: rows committed by a process that is
+        still running are not a run to resume. A folder where the lock cannot be made
+        (read-only) is no reason to stop: the table's primary key still stops a second
+        writer, at its first record."""
+        self._take_lock()
         self.db.setup()
+
+    def _take_lock(self) -> None:
+        from .lock import _Lock, _lock_path
+        from .trust import _make_folder
+
+        key = os.path.abspath(str(self.path))
+        older = _HELD.get(key)
+        if older is not None and older._lock is not None:
+            # another checkpoint of this loop in this process (a call retried after an
+            # exception, or another thread): the lock guards against other processes only;
+            # within one, the table's primary key decides, as before
+            self._lock, older._lock = older._lock, None
+            _HELD[key] = self
+            return
+        lock = _Lock(_lock_path(self.path))
+        try:
+            _make_folder(self.path.parent)
+            lock.acquire(self.loop_id, self.path)
+        except (OSError, UntrustedCheckpointError):
+            return  # no lock here (a read-only or shared folder): the primary key still guards
+        self._lock = lock
+        _HELD[key] = self
+
+    def _release_lock(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is None:
+            return
+        _HELD.pop(os.path.abspath(str(self.path)), None)
+        lock.release()
+        if self._default_dir:
+            from .trust import _remove_folder
+
+            _remove_folder(self.path.parent)  # only when no other loop's files are left
 
     def read(self) -> Tuple[bytes, _Scan, bool]:
         """The rows of this loop, and whether the open marker was found committed (the last
@@ -426,7 +501,11 @@ class DatabaseStore:
         )
 
     def remove(self) -> None:
-        self.db.remove()
+        try:
+            self.db.remove()
+        finally:
+            self._release_lock()
 
     def close(self) -> None:
         self.db.close()
+        self._release_lock()

@@ -3,7 +3,8 @@
 A log holds pickles, and unpickling runs code. A log, or the folder it lives in, that
 another user owns or that group or others may write could have been planted by someone
 else: :func:`_check_trusted` refuses it with :class:`UntrustedCheckpointError` before
-anything is read. The folders the runtime creates are 0700, its files 0600. The default folder, ``.checkpointify``,
+anything is read. So is a folder one of whose parents another user could write (without
+the sticky bit) or owns, other than root: :func:`_check_parents`, as ssh's StrictModes. The folders the runtime creates are 0700, its files 0600. The default folder, ``.checkpointify``,
 gets a ``.gitignore`` holding ``*`` when it is created, so that logs are never committed
 by accident. On a platform without owners (Windows) nothing is checked.
 """
@@ -37,6 +38,8 @@ def _check_trusted(path: Path) -> None:
     except OSError as exc:
         raise UntrustedCheckpointError("cannot check checkpoint %s: %s" % (_shown(path), exc)) from exc
     kind = "folder" if stat.S_ISDIR(st.st_mode) else "log"
+    if kind == "folder":
+        _check_parents(path, getuid())
     if stat.S_ISLNK(st.st_mode):
         reason = "is a symbolic link"
     elif st.st_uid != getuid():
@@ -57,6 +60,42 @@ def _check_trusted(path: Path) -> None:
         "it could run their code; use a folder only you can write (chmod 700, or set "
         "CHECKPOINTIFY_DIR)" % (kind, _shown(path), reason)
     )
+
+
+def _check_parents(folder: Path, uid: int) -> None:
+    """Raise :class:`UntrustedCheckpointError` if a folder above ``folder`` lets another
+    user replace it, as ssh's ``StrictModes`` checks the path up to a key: every parent, up
+    to ``/``, must be owned by root or the current user and not writable by group or others
+    unless its sticky bit is set (``/tmp``: there only an entry's owner may rename it).
+    Otherwise another user could rename the checkpoint folder away and put a symbolic link
+    to a folder of theirs in its place, between the check of a log and its opening."""
+    import os.path
+
+    current = os.path.dirname(os.path.abspath(str(folder)))
+    while True:
+        try:
+            st = os.stat(current)
+        except OSError:
+            return  # cannot be looked at: the folder's own checks decide
+        reason = None
+        if st.st_uid not in (0, uid):
+            reason = "is owned by uid %d (neither root nor the current user, uid %d)" % (st.st_uid, uid)
+        elif st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX:
+            reason = "is writable by %s without the sticky bit (mode %04o)" % (
+                "others" if st.st_mode & stat.S_IWOTH else "group",
+                stat.S_IMODE(st.st_mode),
+            )
+        if reason is not None:
+            raise UntrustedCheckpointError(
+                "refusing checkpoint folder %s: its parent folder %s %s, so another user could replace the "
+                "checkpoint folder and make this program read their code; use a checkpoint folder whose parents "
+                "only you (or root) can write (chmod g-w,o-w %s, or set CHECKPOINTIFY_DIR)"
+                % (_shown(folder), current, reason, current)
+            )
+        parent = os.path.dirname(current)
+        if parent == current:
+            return
+        current = parent
 
 
 def _make_folder(folder: Path) -> None:
