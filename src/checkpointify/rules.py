@@ -181,7 +181,11 @@ sqs.delete_message_batch(QueueUrl=url, Entries=entries)
 ## Use instead
 ```python
 entries = []
-acks = acknowledge_each(response["Messages"], lambda new: sqs.delete_message_batch(QueueUrl=url, Entries=new), grown=lambda: entries)
+acks = acknowledge_each(
+    response["Messages"],
+    lambda new: sqs.delete_message_batch(QueueUrl=url, Entries=new),
+    grown=lambda: entries,
+)
 for message in acks:
     handle(message["Body"])
     entries.append({"Id": message["MessageId"], "ReceiptHandle": message["ReceiptHandle"]})
