@@ -13,6 +13,17 @@ from typing import Dict, Optional, Tuple
 
 from checkpointify.types import Hazard, Safety
 
+#: Where the project lives, and its documentation site (the repository's GitHub Pages
+#: site, built from docs/ by mkdocs). pyproject.toml's [project.urls] and mkdocs.yml say
+#: the same (tests/output/test_formats.py checks), and SARIF's helpUri links a rule's page.
+REPOSITORY_URL = "https://github.com/checkpointify/checkpointify"
+DOCS_URL = "https://checkpointify.github.io/checkpointify/"
+
+
+def rule_url(code: str) -> str:
+    """The documentation page of a code (``docs/rules/CKP001.md`` on the site)."""
+    return "%srules/%s/" % (DOCS_URL, code)
+
 
 @dataclass(frozen=True)
 class Variant:
