@@ -14,7 +14,7 @@ from checkpointify.rules import CODES, DOCS_URL, REPOSITORY_URL, rule_url
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 ROOT = Path(__file__).resolve().parents[2]
 
