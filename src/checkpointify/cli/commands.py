@@ -24,6 +24,8 @@ from checkpointify.cli.app import (
     report_error,
     summary,
 )
+from checkpointify.cli.formatting import choose as choose_formatter
+from checkpointify.cli.formatting import format_files, format_source
 from checkpointify.cli.options import common_options, exit_zero_option
 from checkpointify.config import ConfigError
 from checkpointify.engine.cache import digest
@@ -50,6 +52,7 @@ from checkpointify.output.formats import (
 from checkpointify.output.report import (
     Tally,
     color_for,
+    error,
     exit_code,
     fix_summary,
     print_text,
@@ -244,6 +247,13 @@ def diff(
     is_flag=True,
     help="Also rewrite files without a write bit (by default a read-only file is an error, left untouched).",
 )
+@click.option(
+    "--format/--no-format",
+    "format_flag",
+    default=None,
+    help="Run the project's formatter on the files fix changed (ruff or black: `format` in "
+    "[tool.checkpointify], else found from the project's configuration).",
+)
 @exit_zero_option
 def fix(
     paths: Sequence[str],
@@ -254,6 +264,7 @@ def fix(
     interactive: bool,
     exit_non_zero_on_fix: bool,
     allow_read_only: bool,
+    format_flag: Optional[bool],
     exit_zero: bool,
     **run_flags: object,
 ) -> int:
@@ -266,6 +277,10 @@ def fix(
     check_shard(flags)
     check_exit_flags(exit_zero, exit_non_zero_on_fix)
     options = _options(unsafe_fixes, exclude, paths)
+    try:
+        formatter = choose_formatter(format_flag, options.formatter, _start(paths))
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
     if interactive:
         return _fix_interactive(
             paths, stdin_filename, options, flags, verbose, exit_non_zero_on_fix, exit_zero, allow_read_only
@@ -276,18 +291,25 @@ def fix(
         session.journal = journal_for(paths, options, flags, session.settings)
     tally = Tally()
     cleaned: Set[str] = set()
+    written: List[str] = []
     for result in run_results(paths, stdin, options, True, session):
         if stdin is None:
             _remove_stale_temps(result.path, cleaned, session, flags.quiet)
         if stdin is not None:
             # an editor replaces its buffer with stdout: always send the whole file
-            emit(result.new_source if result.changed and result.new_source else stdin.source, None)
+            emit(_stdin_output(result, stdin, formatter, tally), None)
         elif result.changed:
             result = _write(result, session.journal, allow_read_only)
+            if result.error is None:
+                written.append(result.path)
         tally.add(result)
         if result.error is not None:
             with session.progress.pause():
                 report_error(result, verbose)
+    if formatter is not None:
+        for failure in format_files(formatter, written):
+            tally.failed += 1
+            error(failure.path, failure.reason)
     if session.journal is not None:
         session.journal.complete()
         if session.journal.problem and not flags.quiet:
@@ -301,6 +323,25 @@ def fix(
         flags.quiet,
     )
     return exit_code("fix", tally, exit_zero=exit_zero, exit_non_zero_on_fix=exit_non_zero_on_fix)
+
+
+def _start(paths: Sequence[str]) -> Path:
+    """Where the project's formatter configuration is looked for: the first path's folder."""
+    first = next((Path(p) for p in paths if p != "-"), Path("."))
+    return first if first.is_dir() else first.parent
+
+
+def _stdin_output(result: FileResult, stdin: Stdin, formatter: Optional[str], tally: Tally) -> bytes:
+    """What ``fix -`` writes to stdout: the fixed file, formatted when asked (else as fixed)."""
+    if not (result.changed and result.new_source):
+        return stdin.source
+    if formatter is None:
+        return result.new_source
+    formatted, problem = format_source(formatter, result.new_source, stdin.name)
+    if problem is not None:
+        tally.failed += 1
+        error(stdin.name, problem)
+    return formatted
 
 
 def _remove_stale_temps(path: str, cleaned: Set[str], session: Session, quiet: bool) -> None:
