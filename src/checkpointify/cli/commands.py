@@ -39,7 +39,7 @@ from checkpointify.engine.session import (
     run_results,
     session_for,
 )
-from checkpointify.fileio import SourceError, remove_stale_temps, write_atomic
+from checkpointify.fileio import SourceError, check_encoding, read_source, remove_stale_temps, write_atomic
 from checkpointify.output.diffs import colorize, file_diff
 from checkpointify.output.formats import (
     github_annotations,
@@ -60,6 +60,7 @@ from checkpointify.output.report import (
     scan_summary,
     text_document,
 )
+from checkpointify.output.reviewbots import gitlab_document, rdjson_document
 from checkpointify.types import FileResult, Options
 
 
@@ -76,12 +77,15 @@ def _options(unsafe: Optional[bool], exclude: Sequence[str] = (), paths: Sequenc
 @cli.command()
 @common_options
 @click.option(
+    "--output-format",
     "--format",
     "output_format",
     type=click.Choice(FORMATS),
     default="text",
     show_default=True,
-    help="text, json, sarif (SARIF 2.1.0 with fixes), github (workflow annotations) or junit.",
+    help="text (each finding with its source lines), concise (one line each), json, sarif (SARIF "
+    "2.1.0 with fixes), github (workflow annotations), junit, rdjson (reviewdog, with suggestions) "
+    "or gitlab (GitLab Code Quality).",
 )
 @click.option(
     "-o",
@@ -117,7 +121,7 @@ def scan(
     options = _options(unsafe_fixes, exclude, paths)
     session = session_for(flags, options)
     stdin = read_stdin(paths, stdin_filename, need_name=False)
-    stream = output_format == "text" and not statistics and target is None
+    stream = output_format in ("text", "concise") and not statistics and target is None
     tally = Tally()
     results: List[FileResult] = []
     for result in run_results(paths, stdin, options, False, session):
@@ -125,7 +129,7 @@ def scan(
         if stream:
             if result.findings:
                 with session.progress.pause():
-                    print_text(result, sys.stdout)
+                    print_text(result, sys.stdout, _source_lines(result, stdin, output_format))
                     sys.stdout.flush()
         else:
             results.append(result)
@@ -151,12 +155,38 @@ def _scan_document(
         return github_annotations(results)
     if output_format == "junit":
         return junit_document(results)
-    if output_format == "sarif":
+    if output_format in ("sarif", "rdjson"):
         from checkpointify.output.sarif import sarif_document, single_fixes
 
         sources = {stdin.name: stdin.source} if stdin is not None else {}
-        return sarif_document(results, single_fixes(results, options, sources), Path.cwd())
-    return text_document(results)
+        fixes = single_fixes(results, options, sources)
+        if output_format == "rdjson":
+            return rdjson_document(results, fixes, options)
+        return sarif_document(results, fixes, Path.cwd())
+    if output_format == "gitlab":
+        return gitlab_document(results)
+    if output_format == "concise":
+        return text_document(results)
+    return text_document(
+        results, {r.path: _source_lines(r, stdin, "text") or [] for r in results if r.findings}
+    )
+
+
+def _source_lines(result: FileResult, stdin: Optional[Stdin], output_format: str) -> Optional[List[str]]:
+    """The lines of a file with findings, for the full text format (None: concise, or unreadable)."""
+    if output_format != "text" or not result.findings:
+        return None
+    if stdin is not None:
+        data = stdin.source
+    else:
+        try:
+            data = read_source(Path(result.path))
+        except SourceError:
+            return None
+    try:
+        return data.decode(check_encoding(data)).splitlines()
+    except (SourceError, UnicodeDecodeError, LookupError):
+        return None
 
 
 def _print_statistics(results: List[FileResult], target: Optional[Path]) -> None:
