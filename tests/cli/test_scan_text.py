@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import List
 
 from checkpointify.output.snippets import snippet
+from checkpointify.rules import rule_url
 from checkpointify.types import Finding
 from tests.support.terminal import ANSI, Terminal
 
@@ -95,3 +96,24 @@ def test_a_long_loop_body_is_elided_and_missing_parts_are_not_marked() -> None:
     shown = [line.text for line in snippet(_finding(2, 23, "other", "upload"), lines)]
     assert sum("^" in line for line in shown) == 1
     assert snippet(_finding(40, 41, "out", "save"), lines) == []  # not where the finding says
+
+
+def test_a_failing_scan_or_fix_says_where_to_look(tmp_path: Path) -> None:
+    """What a failed pre-commit hook shows: the commands to see and apply the fixes, the rule's page."""
+    (tmp_path / "job.py").write_text(JOB)
+    scan = subprocess.run(
+        [sys.executable, "-m", "checkpointify", "scan", "--no-cache", "job.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert scan.returncode == 1
+    assert "checkpointify diff <files>" in scan.stderr and "checkpointify fix <files>" in scan.stderr
+    assert rule_url("CKP001") in scan.stderr
+    fix = subprocess.run(
+        [sys.executable, "-m", "checkpointify", "fix", "--no-cache", "job.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert fix.returncode == 0 and "git diff" in fix.stderr

@@ -54,9 +54,11 @@ from checkpointify.output.report import (
     color_for,
     error,
     exit_code,
+    fix_hint,
     fix_summary,
     print_text,
     say,
+    scan_hint,
     scan_summary,
     text_document,
 )
@@ -124,8 +126,10 @@ def scan(
     stream = output_format in ("text", "concise") and not statistics and target is None
     tally = Tally()
     results: List[FileResult] = []
+    codes: Set[str] = set()
     for result in run_results(paths, stdin, options, False, session):
         tally.add(result)
+        codes.update(f.code for f in result.findings)
         if stream:
             if result.findings:
                 with session.progress.pause():
@@ -143,6 +147,8 @@ def scan(
         emit(_scan_document(output_format, results, options, stdin).encode("utf-8"), target)
     notes(session.stats, flags)
     summary(scan_summary(tally), session.stats, paths, stdin is not None, flags.quiet)
+    if codes and not flags.quiet:
+        say(scan_hint(sorted(codes)))
     return exit_code("scan", tally, exit_zero=exit_zero)
 
 
@@ -352,6 +358,8 @@ def fix(
         stdin is not None,
         flags.quiet,
     )
+    if tally.changed_files and stdin is None and not flags.quiet:
+        say(fix_hint())
     return exit_code("fix", tally, exit_zero=exit_zero, exit_non_zero_on_fix=exit_non_zero_on_fix)
 
 

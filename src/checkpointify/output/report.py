@@ -211,6 +211,23 @@ def scan_summary(tally: Tally) -> str:
     return text
 
 
+def scan_hint(codes: Sequence[str]) -> str:
+    """Where to look after findings (a failed pre-commit hook or CI step shows it): the
+    commands that show and apply the fixes, and the pages that explain each code."""
+    from checkpointify.rules import rule_url
+
+    pages = ", ".join("%s %s" % (code, rule_url(code)) for code in sorted(set(codes)))
+    return (
+        "See the fixes with `checkpointify diff <files>`, apply them with `checkpointify fix <files>`. "
+        "Why, and the fix safety: `checkpointify rule <code>` or %s." % pages
+    )
+
+
+def fix_hint() -> str:
+    """After ``fix`` changed files (a pre-commit hook then fails so that they get staged)."""
+    return "Review the rewrite with `git diff`, then stage it (`git add -p`) and commit again."
+
+
 def fix_summary(tally: Tally, unsafe_fixes: bool, dry_run: bool) -> str:
     verb = "would rewrite" if dry_run else "rewrote"
     text = "checkpointify %s %s in %s." % (
