@@ -13,7 +13,7 @@ What ``scan``'s text output shows under each finding (like ruff's full output)::
        |
 
 A finding carries the loop's lines, the accumulators' names and the sink's name; the
-accumulator's line is the nearest binding of the first accumulator above the loop, the
+accumulators' lines are their nearest bindings above the loop, the
 sink's the first line after the loop that names the sink. A long loop body is elided in
 the middle. Pure: lines in, lines out; a position it cannot find is simply not marked.
 """
@@ -74,11 +74,11 @@ def snippet(finding: Finding, lines: Sequence[str]) -> List[Line]:
     start = max(finding.column - 1, len(header) - len(header.lstrip()))
     marks[loop] = (start, len(header.rstrip()), "loop")
     top = loop
-    if finding.accumulators:
-        bound = _binding(lines, finding.accumulators[0], loop)
-        if bound is not None:
-            marks[bound[0]] = (bound[1], bound[1] + len(finding.accumulators[0]), "accumulator")
-            top = bound[0]
+    for name in finding.accumulators:
+        bound = _binding(lines, name, loop)
+        if bound is not None and bound[0] not in marks:
+            marks[bound[0]] = (bound[1], bound[1] + len(name), "accumulator")
+            top = min(top, bound[0])
     bottom = end - 1
     sunk = _sink(lines, finding.sink, end) if finding.sink else None
     if sunk is not None:
@@ -96,7 +96,7 @@ def snippet(finding: Finding, lines: Sequence[str]) -> List[Line]:
     for index in shown:
         if previous is not None and index != previous + 1:
             out.append(Line(" " * width + " :", "elided"))
-        out.append(Line("%*d | %s" % (width, index + 1, lines[index].rstrip()), "code"))
+        out.append(Line(("%*d | %s" % (width, index + 1, lines[index])).rstrip(), "code"))
         if index in marks:
             first, last, label = marks[index]
             out.append(Line("%s %s%s %s" % (gutter, " " * first, "^" * max(1, last - first), label), "mark"))
