@@ -15,6 +15,7 @@ Findings without an applicable fix are reported as LibCST warnings.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import libcst as cst
 from libcst.codemod import CodemodContext, SkipFile, VisitorBasedCodemodCommand
@@ -36,7 +37,12 @@ class CheckpointLoopsCommand(VisitorBasedCodemodCommand):
 
     def __init__(self, context: CodemodContext, unsafe_fixes: bool = False) -> None:
         super().__init__(context)
-        self.options = api.Options(unsafe_fixes=unsafe_fixes)
+        # the project's configuration and style, found from where libcst.tool runs (its
+        # repo_root), as `checkpointify fix` finds them: both write the same bytes
+        try:
+            self.options = api.load_options(Path.cwd(), unsafe_fixes=unsafe_fixes)
+        except api.ConfigError as exc:
+            raise SystemExit("checkpointify: error: %s" % exc) from exc
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         path = self.context.filename or "<stdin>"
