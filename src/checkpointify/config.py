@@ -17,10 +17,11 @@ from __future__ import annotations
 import os
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-from checkpointify.types import Options
+from checkpointify.types import Options, Style
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -43,7 +44,11 @@ _KEYS: Dict[str, Tuple[str, type]] = {
     "cache-dir": ("cache_dir", str),
     "max-file-size": ("max_file_size", object),
     "max-memory": ("max_memory", object),
+    "format": ("formatter", str),
 }
+
+#: what ``format`` may say: the formatter ``fix --format`` runs on the files it changed
+FORMATTERS = ("ruff", "black", "none")
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -138,6 +143,11 @@ def read_config(path: Path) -> Dict[str, Any]:
             kind = "a list of strings" if expected is list else expected.__name__
             raise ConfigError("%s: [tool.checkpointify] %s must be %s" % (path, key, kind))
         values[field] = tuple(value) if isinstance(value, list) else value
+    if "formatter" in values and values["formatter"] not in FORMATTERS:
+        raise ConfigError(
+            "%s: [tool.checkpointify] format must be one of %s"
+            % (path, ", ".join(repr(f) for f in FORMATTERS))
+        )
     if "runtime_module" in values and not all(
         part.isidentifier() for part in values["runtime_module"].split(".")
     ):
@@ -145,15 +155,22 @@ def read_config(path: Path) -> Dict[str, Any]:
     return values
 
 
-def load_options(cwd: Path, unsafe_fixes: Optional[bool] = None, config: Optional[Path] = None) -> Options:
+def load_options(
+    cwd: Path,
+    unsafe_fixes: Optional[bool] = None,
+    config: Optional[Path] = None,
+    style_from: Optional[Path] = None,
+) -> Options:
     """Options from ``config``, else the configuration file found from ``cwd``, with CLI
-    flags on top.
+    flags on top, and the project's :class:`Style` (:func:`read_style` from ``style_from``,
+    else the configuration's folder, else ``cwd``).
 
     ``cache-dir`` is relative to the configuration file's folder, and so is an ``exclude``
     pattern holding a ``/`` when that folder is below the working directory.
     """
     path = config if config is not None else find_config(cwd)
     values = read_config(path) if path is not None else {}
+    values["style"] = read_style(style_from or (path.parent if path is not None else cwd))
     if path is not None and "cache_dir" in values:
         values["cache_dir"] = str(path.parent / values["cache_dir"])
     if path is not None and "exclude" in values:
@@ -179,3 +196,117 @@ def _relative_to(folder: Path, patterns: Sequence[str]) -> Tuple[str, ...]:
         "%s/%s" % (prefix, p.lstrip("/")) if "/" in p.rstrip("/") and not p.startswith("**") else p
         for p in patterns
     )
+
+
+# --------------------------------------------------------------------------- the style
+
+
+@dataclass(frozen=True)
+class ProjectTools:
+    """The ruff, black and isort settings of a project, as found from a folder in it."""
+
+    ruff: Optional[Dict[str, Any]] = None
+    ruff_root: Optional[Path] = None
+    black: Optional[Dict[str, Any]] = None
+    isort: Optional[Dict[str, Any]] = None
+    root: Optional[Path] = None
+
+
+def project_tools(start: Path) -> ProjectTools:
+    """The nearest ruff configuration (``.ruff.toml``, ``ruff.toml`` or a ``pyproject.toml``
+    with ``[tool.ruff]``) and ``[tool.black]``/``[tool.isort]`` tables at or above ``start``,
+    up to the project's root (the first folder with a ``pyproject.toml`` or ``.git``).
+    Raises ConfigError for a file that is not valid TOML."""
+    start = Path(os.path.abspath(start))
+    ruff: Optional[Dict[str, Any]] = None
+    ruff_root: Optional[Path] = None
+    black: Optional[Dict[str, Any]] = None
+    isort: Optional[Dict[str, Any]] = None
+    for directory in (start, *start.parents):
+        for name in (".ruff.toml", "ruff.toml"):
+            if ruff is None and (directory / name).is_file():
+                ruff, ruff_root = _parse(directory / name), directory
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file():
+            tool = _parse(pyproject).get("tool", {})
+            tool = tool if isinstance(tool, dict) else {}
+            if ruff is None and isinstance(tool.get("ruff"), dict):
+                ruff, ruff_root = tool["ruff"], directory
+            black = tool.get("black") if isinstance(tool.get("black"), dict) else None
+            isort = tool.get("isort") if isinstance(tool.get("isort"), dict) else None
+            return ProjectTools(ruff, ruff_root, black, isort, directory)
+        if (directory / ".git").exists():
+            return ProjectTools(ruff, ruff_root, root=directory)
+    return ProjectTools(ruff, ruff_root)
+
+
+#: Style field -> (ruff's isort key, isort's key)
+_ISORT_KEYS = {
+    "known_first_party": ("known-first-party", "known_first_party"),
+    "known_third_party": ("known-third-party", "known_third_party"),
+    "known_local_folder": ("known-local-folder", "known_local_folder"),
+    "force_single_line": ("force-single-line", "force_single_line"),
+    "force_sort_within_sections": ("force-sort-within-sections", "force_sort_within_sections"),
+    "from_first": ("from-first", "from_first"),
+    "case_sensitive": ("case-sensitive", "case_sensitive"),
+}
+
+
+def read_style(start: Path) -> Style:
+    """How the project ``start`` is in lays out code (see :class:`Style`): the line length
+    from ruff, else black, else isort, else 88; the import settings from ruff's
+    ``[lint.isort]``, else ``[tool.isort]``; the source folders from ruff's ``src`` (default
+    ``.`` and ``src``) or isort's ``src_paths``. A value of the wrong type is ignored (the
+    tool that owns it reports it), a file that is not TOML is a ConfigError."""
+    tools = project_tools(start)
+    ruff = tools.ruff or {}
+    lint = ruff.get("lint") if isinstance(ruff.get("lint"), dict) else {}
+    ruff_isort = lint.get("isort", ruff.get("isort", {})) if isinstance(lint, dict) else {}
+    ruff_isort = ruff_isort if isinstance(ruff_isort, dict) else {}
+    isort = tools.isort or {}
+    values: Dict[str, Any] = {}
+    for candidate in (
+        isort.get("line_length"),
+        (tools.black or {}).get("line-length"),
+        ruff.get("line-length"),
+    ):
+        if isinstance(candidate, int) and not isinstance(candidate, bool) and candidate > 0:
+            values["line_length"] = candidate
+    indent = ruff.get("indent-width")
+    if isinstance(indent, int) and not isinstance(indent, bool) and indent > 0:
+        values["indent_width"] = indent
+    for field, (ruff_key, isort_key) in _ISORT_KEYS.items():
+        value = ruff_isort.get(ruff_key, isort.get(isort_key))
+        default = getattr(Style(), field)
+        if isinstance(default, bool) and isinstance(value, bool):
+            values[field] = value
+        elif (
+            isinstance(default, tuple) and isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            values[field] = tuple(value)
+    values["source_roots"] = _source_roots(tools, ruff, isort, start)
+    return Style(**values)
+
+
+def _source_roots(
+    tools: ProjectTools, ruff: Dict[str, Any], isort: Dict[str, Any], start: Path
+) -> Tuple[str, ...]:
+    if tools.ruff_root is not None:
+        root, folders = tools.ruff_root, ruff.get("src", [".", "src"])
+    else:
+        root = tools.root or Path(os.path.abspath(start))
+        folders = isort.get("src_paths", [".", "src"])
+    if not isinstance(folders, list) or not all(isinstance(f, str) for f in folders):
+        folders = [".", "src"]
+    return tuple(os.path.normpath(os.path.join(root, folder)) for folder in folders)
+
+
+def detect_formatter(start: Path) -> Optional[str]:
+    """The formatter the project at ``start`` uses: ``ruff`` with a ruff configuration
+    (``[tool.ruff]`` or ``ruff.toml``), else ``black`` with ``[tool.black]``, else None."""
+    tools = project_tools(start)
+    if tools.ruff is not None:
+        return "ruff"
+    if tools.black is not None:
+        return "black"
+    return None

@@ -13,6 +13,17 @@ from typing import Dict, Optional, Tuple
 
 from checkpointify.types import Hazard, Safety
 
+#: Where the project lives, and its documentation site (the repository's GitHub Pages
+#: site, built from docs/ by mkdocs). pyproject.toml's [project.urls] and mkdocs.yml say
+#: the same (tests/output/test_formats.py checks), and SARIF's helpUri links a rule's page.
+REPOSITORY_URL = "https://github.com/checkpointify/checkpointify"
+DOCS_URL = "https://checkpointify.github.io/checkpointify/"
+
+
+def rule_url(code: str) -> str:
+    """The documentation page of a code (``docs/rules/CKP001.md`` on the site)."""
+    return "%srules/%s/" % (DOCS_URL, code)
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -145,7 +156,9 @@ if __name__ == "__main__":
 ```python
 def run_model(samples):
     out = []
-    ckpt = checkpoint("job.py::run_model::out", samples, lambda: (out,), key=(samples,), deferred=True)
+    ckpt = checkpoint(
+        "job.py::run_model::out", samples, lambda: (out,), key=(samples,), deferred=True
+    )
     [out] = ckpt.restore()
     for s in ckpt:
         out.append(model(s))
@@ -252,7 +265,11 @@ sqs.delete_message_batch(QueueUrl=url, Entries=entries)
 ## Use instead
 ```python
 entries = []
-acks = acknowledge_each(response["Messages"], lambda new: sqs.delete_message_batch(QueueUrl=url, Entries=new), grown=lambda: entries)
+acks = acknowledge_each(
+    response["Messages"],
+    lambda new: sqs.delete_message_batch(QueueUrl=url, Entries=new),
+    grown=lambda: entries,
+)
 for message in acks:
     handle(message["Body"])
     entries.append({"Id": message["MessageId"], "ReceiptHandle": message["ReceiptHandle"]})
@@ -348,7 +365,7 @@ df.to_csv("labelled.csv", index=False)
 ```python
 PROMPT = "Label the sentiment:"
 df = pd.read_csv("articles.csv")
-rows = checkpoint_rows("label.py::<module>::df[\\"label\\"]", key=(PROMPT,))
+rows = checkpoint_rows('label.py::<module>::df["label"]', key=(PROMPT,))
 df["label"] = rows(df["text"]).apply(lambda t: classify(t, prompt=PROMPT))
 df.to_csv("labelled.csv", index=False)
 rows.complete()

@@ -104,6 +104,28 @@ class FileResult:
 
 
 @dataclass(frozen=True)
+class Style:
+    """How the project's own linters and formatter want the lines a rewrite inserts laid out.
+
+    Read from the project's ruff, black and isort settings by :mod:`checkpointify.config`;
+    :mod:`checkpointify.rewrite.layout` applies it. The defaults are ruff's and black's.
+    ``source_roots`` are the folders (absolute) where a first-party module lives, like
+    ruff's ``src`` setting: a module found there sorts with the project's own imports.
+    """
+
+    line_length: int = 88
+    indent_width: int = 4
+    known_first_party: Tuple[str, ...] = ()
+    known_third_party: Tuple[str, ...] = ()
+    known_local_folder: Tuple[str, ...] = ()
+    force_single_line: bool = False
+    force_sort_within_sections: bool = False
+    from_first: bool = False
+    case_sensitive: bool = False
+    source_roots: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Options:
     """What the core needs to know besides the file itself.
 
@@ -124,6 +146,10 @@ class Options:
     #: ``max-file-size`` / ``max-memory`` in bytes (None: the defaults; 0: no limit)
     max_file_size: Optional[int] = None
     max_memory: Optional[int] = None
+    #: the layout of inserted lines (import position, line length): the project's ruff/black/isort settings
+    style: Style = field(default_factory=Style)
+    #: the formatter ``fix --format`` runs on changed files: "ruff", "black", "none" (None: detect)
+    formatter: Optional[str] = None
 
 
 def applicable(finding: Finding, options: Options) -> bool:

@@ -134,9 +134,14 @@ def test_action_manifest_is_a_composite_action_over_real_commands() -> None:
     assert inputs["mode"]["default"] == "scan"
     steps = action["runs"]["steps"]
     uses = [step["uses"].split("@")[0] for step in steps if "uses" in step]
-    assert uses == ["actions/setup-python", "github/codeql-action/upload-sarif", "actions/upload-artifact"]
+    assert uses == [
+        "actions/setup-python",
+        "github/codeql-action/upload-sarif",
+        "reviewdog/action-setup",
+        "actions/upload-artifact",
+    ]
     commands = [words for step in steps for words in commands_in(step.get("run", ""))]
-    assert [words[1] for words in commands] == ["scan", "fix"]
+    assert [words[1] for words in commands] == ["scan", "scan", "fix"]
     for words in commands:
         check_command(words)
     for step in steps:
@@ -229,3 +234,35 @@ def test_action_fix_step_with_exit_non_zero_on_fix_records_1(tmp_path: Path) -> 
     assert _run_step(_step("checkpointify fix"), inputs, project, outputs, {}) == 0
     assert _outputs(outputs) == {"exit-code": "1", "changed": "true"}
     assert (project / "other.py").read_bytes() == SCRIPT  # only the paths given
+
+
+def test_action_review_step_writes_rdjson_that_reviewdog_reads(tmp_path: Path) -> None:
+    """The review mode's shell steps: the payload, valid against reviewdog's schema, and the
+    reviewdog command line that reads it. reviewdog itself and the pull request it posts to
+    exist only on GitHub: that step is checked as text here, not run."""
+    import jsonschema
+
+    project = _git_project(tmp_path)
+    outputs = tmp_path / "github_output"
+    inputs = _defaults(mode="review", paths="src")
+    assert _run_step(_step("checkpointify review"), inputs, project, outputs, {}) == 0
+    assert _outputs(outputs) == {"exit-code": "1"}
+    document = json.loads((project / "checkpointify.rdjson").read_text())
+    schema = json.loads(
+        (Path(__file__).resolve().parents[1] / "schemas" / "reviewdog-rdjson.schema.json").read_text()
+    )
+    jsonschema.Draft4Validator(schema).validate(document)
+    [diagnostic] = document["diagnostics"]
+    assert diagnostic["location"]["path"] == "src/job.py" and diagnostic["suggestions"]
+    post = _step("Post the suggestions with reviewdog")
+    words = shlex.split(post["run"].replace("\\\n", " "))
+    assert words[:4] == ["reviewdog", "-f=rdjson", "-name=checkpointify", "-reporter=$CHECKPOINTIFY_REPORTER"]
+    assert words[-2:] == ["<", "$CHECKPOINTIFY_RDJSON"]
+    assert post["env"]["CHECKPOINTIFY_RDJSON"] == "${{ inputs.rdjson-file }}"
+    assert _defaults()["reviewdog-reporter"] == "github-pr-review"
+    final = _step("Exit with checkpointify's exit code")
+    code = subprocess.run(
+        ["bash", "-c", final["run"]],
+        env={**os.environ, "CHECKPOINTIFY_EXIT": "1", "CHECKPOINTIFY_MODE": "review"},
+    ).returncode
+    assert code == 1

@@ -83,7 +83,9 @@ def test_yes_no_then_yes_applies_exactly_the_accepted_changes(project: Path) -> 
     assert '+ckpt = checkpoint("a.py::<module>::first", range(3), lambda: (first,))' in shown
     assert "+from checkpointify.runtime import checkpoint" in shown and "--- a/a.py" in shown
     added = [line for line in shown.splitlines() if line.startswith("+")]
-    assert len(added) == 6 and not [line for line in added if "second" in line]  # this change alone
+    # the +++ header, the import and the blank line that opens its section, the two prelude
+    # lines, the loop header, the completion: this change alone
+    assert len(added) == 7 and not [line for line in added if "second" in line]
     assert "\x1b[" in term.raw  # highlighted
     term.type("y")
     assert "[2/2] a.py:9:1: CKP001 `second`" in term.expect(PROMPT)

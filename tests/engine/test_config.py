@@ -75,7 +75,7 @@ def test_checkpoint_dir_is_written_into_the_rewrite() -> None:
     source = JOB.format(loop_comment="", sink_comment="").encode()
     result = process_source(source, "job.py", Options(checkpoint_dir="/var/lib/job/ckpt"), rewrite=True)
     assert result.new_source is not None
-    assert b', directory="/var/lib/job/ckpt")\n' in result.new_source
+    assert b'directory="/var/lib/job/ckpt"' in result.new_source
 
 
 def test_runtime_module_is_configurable() -> None:

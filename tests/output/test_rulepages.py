@@ -38,7 +38,7 @@ def test_the_generated_pages_in_docs_are_current() -> None:
 @pytest.mark.parametrize("variant", VARIANTS, ids=[v.name for v in VARIANTS])
 def test_each_example_is_found_and_fixed_exactly_as_the_page_shows(variant: Variant) -> None:
     example, shown = _block(variant, "Example"), _block(variant, "Use instead")
-    named = re.search(r'"([^":]+)::', shown)
+    named = re.search(r"[\"']([^\"':]+)::", shown)
     path = named.group(1) if named else "job.py"
     result = api.process_source(example.encode(), path, api.Options(unsafe_fixes=True), rewrite=True)
     assert [f.code for f in result.findings] == [variant.code] and result.error is None

@@ -18,7 +18,7 @@ from checkpointify.fileio import SourceError, output_kind, write_output
 from checkpointify.output.report import Exit, error, say
 from checkpointify.types import FileResult
 
-FORMATS = ("text", "json", "sarif", "github", "junit")
+FORMATS = ("text", "concise", "json", "sarif", "github", "junit", "rdjson", "gitlab")
 
 
 class CliError(click.ClickException):

@@ -24,6 +24,8 @@ from checkpointify.cli.app import (
     report_error,
     summary,
 )
+from checkpointify.cli.formatting import choose as choose_formatter
+from checkpointify.cli.formatting import format_files, format_source
 from checkpointify.cli.options import common_options, exit_zero_option
 from checkpointify.config import ConfigError
 from checkpointify.engine.cache import digest
@@ -39,7 +41,7 @@ from checkpointify.engine.session import (
     run_results,
     session_for,
 )
-from checkpointify.fileio import SourceError, remove_stale_temps, write_atomic
+from checkpointify.fileio import SourceError, check_encoding, read_source, remove_stale_temps, write_atomic
 from checkpointify.output.diffs import colorize, file_diff
 from checkpointify.output.formats import (
     github_annotations,
@@ -52,13 +54,17 @@ from checkpointify.output.formats import (
 from checkpointify.output.report import (
     Tally,
     color_for,
+    error,
     exit_code,
+    fix_hint,
     fix_summary,
     print_text,
     say,
+    scan_hint,
     scan_summary,
     text_document,
 )
+from checkpointify.output.reviewbots import gitlab_document, rdjson_document
 from checkpointify.types import FileResult, Options
 
 
@@ -79,12 +85,15 @@ def _options(
 @cli.command()
 @common_options
 @click.option(
+    "--output-format",
     "--format",
     "output_format",
     type=click.Choice(FORMATS),
     default="text",
     show_default=True,
-    help="text, json, sarif (SARIF 2.1.0 with fixes), github (workflow annotations) or junit.",
+    help="text (each finding with its source lines), concise (one line each), json, sarif (SARIF "
+    "2.1.0 with fixes), github (workflow annotations), junit, rdjson (reviewdog, with suggestions) "
+    "or gitlab (GitLab Code Quality).",
 )
 @click.option(
     "-o",
@@ -120,15 +129,17 @@ def scan(
     options, projects = _options(unsafe_fixes, exclude, paths)
     session = session_for(flags, options, projects=projects)
     stdin = read_stdin(paths, stdin_filename, need_name=False)
-    stream = output_format == "text" and not statistics and target is None
+    stream = output_format in ("text", "concise") and not statistics and target is None
     tally = Tally()
     results: List[FileResult] = []
+    codes: Set[str] = set()
     for result in run_results(paths, stdin, options, False, session):
         tally.add(result)
+        codes.update(f.code for f in result.findings)
         if stream:
             if result.findings:
                 with session.progress.pause():
-                    print_text(result, sys.stdout)
+                    print_text(result, sys.stdout, _source_lines(result, stdin, output_format))
                     sys.stdout.flush()
         else:
             results.append(result)
@@ -142,6 +153,8 @@ def scan(
         emit(_scan_document(output_format, results, options, stdin).encode("utf-8"), target)
     notes(session.stats, flags)
     summary(scan_summary(tally), session.stats, paths, stdin is not None, flags.quiet)
+    if codes and not flags.quiet:
+        say(scan_hint(sorted(codes)))
     return exit_code("scan", tally, exit_zero=exit_zero)
 
 
@@ -154,12 +167,38 @@ def _scan_document(
         return github_annotations(results)
     if output_format == "junit":
         return junit_document(results)
-    if output_format == "sarif":
+    if output_format in ("sarif", "rdjson"):
         from checkpointify.output.sarif import sarif_document, single_fixes
 
         sources = {stdin.name: stdin.source} if stdin is not None else {}
-        return sarif_document(results, single_fixes(results, options, sources), Path.cwd())
-    return text_document(results)
+        fixes = single_fixes(results, options, sources)
+        if output_format == "rdjson":
+            return rdjson_document(results, fixes, options)
+        return sarif_document(results, fixes, Path.cwd())
+    if output_format == "gitlab":
+        return gitlab_document(results)
+    if output_format == "concise":
+        return text_document(results)
+    return text_document(
+        results, {r.path: _source_lines(r, stdin, "text") or [] for r in results if r.findings}
+    )
+
+
+def _source_lines(result: FileResult, stdin: Optional[Stdin], output_format: str) -> Optional[List[str]]:
+    """The lines of a file with findings, for the full text format (None: concise, or unreadable)."""
+    if output_format != "text" or not result.findings:
+        return None
+    if stdin is not None:
+        data = stdin.source
+    else:
+        try:
+            data = read_source(Path(result.path))
+        except SourceError:
+            return None
+    try:
+        return data.decode(check_encoding(data)).splitlines()
+    except (SourceError, UnicodeDecodeError, LookupError):
+        return None
 
 
 def _print_statistics(results: List[FileResult], target: Optional[Path]) -> None:
@@ -252,6 +291,13 @@ def diff(
     is_flag=True,
     help="Also rewrite files without a write bit (by default a read-only file is an error, left untouched).",
 )
+@click.option(
+    "--format/--no-format",
+    "format_flag",
+    default=None,
+    help="Run the project's formatter on the files fix changed (ruff or black: `format` in "
+    "[tool.checkpointify], else found from the project's configuration).",
+)
 @exit_zero_option
 def fix(
     paths: Sequence[str],
@@ -262,6 +308,7 @@ def fix(
     interactive: bool,
     exit_non_zero_on_fix: bool,
     allow_read_only: bool,
+    format_flag: Optional[bool],
     exit_zero: bool,
     **run_flags: object,
 ) -> int:
@@ -274,6 +321,10 @@ def fix(
     check_shard(flags)
     check_exit_flags(exit_zero, exit_non_zero_on_fix)
     options, projects = _options(unsafe_fixes, exclude, paths)
+    try:
+        formatter = choose_formatter(format_flag, options.formatter, _start(paths))
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
     if interactive:
         return _fix_interactive(
             paths,
@@ -292,18 +343,25 @@ def fix(
         session.journal = journal_for(paths, options, flags, session.settings)
     tally = Tally()
     cleaned: Set[str] = set()
+    written: List[str] = []
     for result in run_results(paths, stdin, options, True, session):
         if stdin is None:
             _remove_stale_temps(result.path, cleaned, session, flags.quiet)
         if stdin is not None:
             # an editor replaces its buffer with stdout: always send the whole file
-            emit(result.new_source if result.changed and result.new_source else stdin.source, None)
+            emit(_stdin_output(result, stdin, formatter, tally), None)
         elif result.changed:
             result = _write(result, session.journal, allow_read_only)
+            if result.error is None:
+                written.append(result.path)
         tally.add(result)
         if result.error is not None:
             with session.progress.pause():
                 report_error(result, verbose)
+    if formatter is not None:
+        for failure in format_files(formatter, written):
+            tally.failed += 1
+            error(failure.path, failure.reason)
     if session.journal is not None:
         session.journal.complete()
         if session.journal.problem and not flags.quiet:
@@ -316,7 +374,28 @@ def fix(
         stdin is not None,
         flags.quiet,
     )
+    if tally.changed_files and stdin is None and not flags.quiet:
+        say(fix_hint())
     return exit_code("fix", tally, exit_zero=exit_zero, exit_non_zero_on_fix=exit_non_zero_on_fix)
+
+
+def _start(paths: Sequence[str]) -> Path:
+    """Where the project's formatter configuration is looked for: the first path's folder."""
+    first = next((Path(p) for p in paths if p != "-"), Path("."))
+    return first if first.is_dir() else first.parent
+
+
+def _stdin_output(result: FileResult, stdin: Stdin, formatter: Optional[str], tally: Tally) -> bytes:
+    """What ``fix -`` writes to stdout: the fixed file, formatted when asked (else as fixed)."""
+    if not (result.changed and result.new_source):
+        return stdin.source
+    if formatter is None:
+        return result.new_source
+    formatted, problem = format_source(formatter, result.new_source, stdin.name)
+    if problem is not None:
+        tally.failed += 1
+        error(stdin.name, problem)
+    return formatted
 
 
 def _remove_stale_temps(path: str, cleaned: Set[str], session: Session, quiet: bool) -> None:

@@ -24,7 +24,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import List, Sequence
+from pathlib import Path
+from typing import Dict, List, Sequence
 
 import libcst as cst
 from libcst.codemod import CodemodContext, SkipFile, VisitorBasedCodemodCommand
@@ -78,14 +79,26 @@ class CheckpointLoopsCommand(VisitorBasedCodemodCommand):
 
     def __init__(self, context: CodemodContext, unsafe_fixes: bool = False) -> None:
         super().__init__(context)
-        self.options = api.Options(unsafe_fixes=unsafe_fixes)
+        self.unsafe_fixes = unsafe_fixes
+        self.by_folder: Dict[Path, api.Options] = {}
         if sys.argv and os.path.basename(os.path.dirname(sys.argv[0])) == "libcst":
             # made once, in the main process of `python -m libcst.tool codemod ... PATHS`
             report_notebooks(sys.argv[1:])
 
+    def _options(self, path: str) -> api.Options:
+        """The configuration and style of the project ``path`` is in, found from its folder as
+        ``checkpointify fix PATH`` finds them, so both write the same bytes. A bad
+        configuration raises ConfigError: LibCST reports that file as failed."""
+        folder = Path(path).parent if path != "<stdin>" else Path.cwd()
+        if folder not in self.by_folder:
+            self.by_folder[folder] = api.load_options(
+                folder, unsafe_fixes=True if self.unsafe_fixes else None
+            )
+        return self.by_folder[folder]
+
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         path = self.context.filename or "<stdin>"
-        outcome = api.rewrite_checked(tree, path, self.options)
+        outcome = api.rewrite_checked(tree, path, self._options(path))
         for finding in outcome.findings:
             if finding not in outcome.applied:
                 self.warn(

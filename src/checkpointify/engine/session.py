@@ -73,7 +73,8 @@ def options_for(
     ``root``, default the working directory, without paths), with the command line's
     ``--unsafe-fixes`` and ``--exclude`` on top. Raises ``ConfigError``."""
     config = project_config(paths) if paths else None
-    options = load_options(root or Path.cwd(), unsafe_fixes=unsafe, config=config)
+    style_from = _folder_of(paths[0]) if paths and paths[0] != "-" else None
+    options = load_options(root or Path.cwd(), unsafe_fixes=unsafe, config=config, style_from=style_from)
     return replace(options, exclude=tuple(options.exclude) + tuple(exclude)) if exclude else options
 
 
@@ -84,6 +85,11 @@ def projects_for(
     :mod:`checkpointify.engine.projects`. Raises ``ConfigError`` like it."""
     config = project_config(paths) if paths else find_config(Path.cwd())
     return ProjectOptions(options, config, unsafe, exclude)
+
+
+def _folder_of(path: str) -> Path:
+    """The folder a path's project settings are looked for from (a file's own folder)."""
+    return Path(path) if Path(path).is_dir() else Path(path).parent
 
 
 def settings_for(flags: RunFlags, options: Options, jobs: Optional[int] = None) -> Settings:

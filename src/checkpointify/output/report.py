@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import IO, Any, List, Optional, Sequence
+from typing import IO, Any, List, Mapping, Optional, Sequence
 
 from checkpointify.output.formats import detail_lines, location
+from checkpointify.output.snippets import snippet
 from checkpointify.types import FileResult, Finding, Safety
 
 
@@ -134,17 +135,33 @@ class Tally:
 # ------------------------------------------------------------------------------- text
 
 
-def finding_lines(finding: Finding) -> List[str]:
+def finding_lines(finding: Finding, source: Optional[Sequence[str]] = None) -> List[str]:
+    """A finding as text: ``path:line:col: CODE message``, then (given the file's ``source``
+    lines: the full format) its source lines with the accumulator, loop and sink marked,
+    then the hazards and the fix line."""
     head = "%s: %s %s" % (location(finding), finding.code, finding.message)
-    return [head] + ["    " + line for line in detail_lines(finding)]
+    shown = [line.text for line in snippet(finding, source)] if source is not None else []
+    return [head] + shown + ["    " + line for line in detail_lines(finding)]
 
 
-def text_document(results: Sequence[FileResult]) -> str:
-    """The text format without colour, as one string (for ``--output``)."""
-    return "".join("\n".join(finding_lines(f)) + "\n" for r in results for f in r.findings)
+def text_document(
+    results: Sequence[FileResult], sources: Optional[Mapping[str, Sequence[str]]] = None
+) -> str:
+    """The text format without colour, as one string (for ``--output``); with ``sources``
+    (path -> lines) the full format, else the concise one."""
+    return "".join(
+        "\n".join(finding_lines(f, sources.get(r.path) if sources is not None else None)) + "\n"
+        for r in results
+        for f in r.findings
+    )
 
 
-def print_text(result: FileResult, stream: IO[str]) -> None:
+_STYLES = {"code": "", "mark": "bold red", "edge": "blue", "elided": "blue"}
+
+
+def print_text(result: FileResult, stream: IO[str], source: Optional[Sequence[str]] = None) -> None:
+    """``result``'s findings on ``stream``, coloured on a terminal; with ``source`` (the
+    file's lines) in the full format."""
     if not result.findings:
         return
     if color_for(stream):
@@ -152,18 +169,20 @@ def print_text(result: FileResult, stream: IO[str]) -> None:
 
         console = _console(stream)
         for finding in result.findings:
-            first, *rest = finding_lines(finding)
+            first, *_ = finding_lines(finding)
             head = Text()
             location, _, tail = first.partition(": %s " % finding.code)
             head.append(location + ": ", style="bold")
             head.append(finding.code + " ", style="bold red")
             head.append(tail)
             console.print(head)
-            for line in rest:
-                console.print(line, style="yellow" if "hazard" in line else "dim")
+            for line in snippet(finding, source) if source is not None else []:
+                console.print(line.text, style=_STYLES[line.kind])
+            for detail in detail_lines(finding):
+                console.print("    " + detail, style="yellow" if "hazard" in detail else "dim")
     else:
         for finding in result.findings:
-            stream.write("\n".join(finding_lines(finding)) + "\n")
+            stream.write("\n".join(finding_lines(finding, source)) + "\n")
 
 
 # ---------------------------------------------------------------------------- summaries
@@ -190,6 +209,23 @@ def scan_summary(tally: Tally) -> str:
     if tally.failed:
         text += " %s could not be processed." % _plural(tally.failed, "file")
     return text
+
+
+def scan_hint(codes: Sequence[str]) -> str:
+    """Where to look after findings (a failed pre-commit hook or CI step shows it): the
+    commands that show and apply the fixes, and the pages that explain each code."""
+    from checkpointify.rules import rule_url
+
+    pages = ", ".join("%s %s" % (code, rule_url(code)) for code in sorted(set(codes)))
+    return (
+        "See the fixes with `checkpointify diff <files>`, apply them with `checkpointify fix <files>`. "
+        "Why, and the fix safety: `checkpointify rule <code>` or %s." % pages
+    )
+
+
+def fix_hint() -> str:
+    """After ``fix`` changed files (a pre-commit hook then fails so that they get staged)."""
+    return "Review the rewrite with `git diff`, then stage it (`git add -p`) and commit again."
 
 
 def fix_summary(tally: Tally, unsafe_fixes: bool, dry_run: bool) -> str:

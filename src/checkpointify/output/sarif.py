@@ -25,13 +25,13 @@ from urllib.parse import quote
 from checkpointify import __version__
 from checkpointify.fileio import SourceError, check_encoding, read_source
 from checkpointify.output.diffs import split_lines
-from checkpointify.rules import CODES, HAZARDS, VARIANTS, Variant
+from checkpointify.rules import CODES, HAZARDS, REPOSITORY_URL, VARIANTS, Variant, rule_url
 from checkpointify.types import FileResult, Finding, Options, Safety
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
 #: placeholder until the project has a public home; SARIF viewers link to it
-INFORMATION_URI = "https://github.com/OWNER/checkpointify"
+INFORMATION_URI = REPOSITORY_URL
 SRCROOT = "%SRCROOT%"
 
 Replacement = Dict[str, Any]
@@ -70,7 +70,7 @@ def rule(code: str, variants: Sequence[Variant]) -> Dict[str, Any]:
         "shortDescription": {"text": summary[0].upper() + summary[1:] + "."},
         "fullDescription": {"text": what},
         "help": {"text": text, "markdown": markdown},
-        "helpUri": INFORMATION_URI + "#what-it-finds",
+        "helpUri": rule_url(code),
         "defaultConfiguration": {"level": "warning"},
         "properties": {
             "tags": ["reliability", "checkpointing"],

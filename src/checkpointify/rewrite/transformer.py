@@ -11,6 +11,7 @@ LibCST's ``AddImportsVisitor``.
 
 from __future__ import annotations
 
+import ast
 import json
 from dataclasses import dataclass
 from itertools import chain, count
@@ -374,6 +375,14 @@ class _Rewriter(cst.CSTTransformer):
             literal.encode(self.module.encoding)
         except UnicodeEncodeError:
             literal = json.dumps(text)
+        if text.count('"') > text.count("'"):
+            # black and ruff format prefer the quotes that need fewer escapes: df["label"]
+            single = "'%s'" % literal[1:-1].replace('\\"', '"').replace("'", "\\'")
+            try:
+                if ast.literal_eval(single) == text:
+                    return single
+            except (SyntaxError, ValueError):
+                pass
         return literal
 
     def _unrolled(self, index: int, statement: cst.BaseStatement) -> List[cst.BaseStatement]:

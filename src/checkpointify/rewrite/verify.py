@@ -27,6 +27,7 @@ from checkpointify import notebook, prefilter
 from checkpointify.detect.cstutil import all_names
 from checkpointify.detect.matcher import Plan, find_plans
 from checkpointify.fileio import SourceError, check_encoding
+from checkpointify.rewrite.layout import arrange
 from checkpointify.rewrite.transformer import apply_plans
 from checkpointify.types import FileResult, Finding, Options, applicable
 
@@ -67,6 +68,11 @@ def rewrite_module(
     chosen = tuple(p for p in plans if (choose(p) if choose else applicable(p.finding, options)))
     names = set(all_names(wrapper.module))
     new_module = apply_plans(wrapper.module, chosen, names, options.runtime_module, options.checkpoint_dir)
+    if chosen:
+        # the project's import order and line length (a notebook's import stays in its cell)
+        new_module = arrange(
+            wrapper.module, new_module, options.runtime_module, options.style, not notebook.is_notebook(path)
+        )
     return Rewrite(plans, chosen, new_module)
 
 
