@@ -1,0 +1,539 @@
+"""The object store: a loop's records on object storage (``CHECKPOINTIFY_DIR=s3://bucket/prefix``).
+
+Objects are immutable and written whole, so the log is not a file appended to but a
+sequence of objects under ``<prefix>/<name>.ckpt/``:
+
+* ``seg-<seq>``: a **segment**, the records written by one upload (a time-bounded batch of
+  units: by default at most one upload a second per loop, ``CHECKPOINTIFY_UPLOAD_INTERVAL``
+  or ``checkpoint(upload_interval=)``), created with a create-only PUT. Segment 0 starts
+  with the header frame. Each segment is ``CKPS | version u8 | token u64 | seq u64 | body
+  length u32 | crc32 u32 | body``: an object cut short or damaged fails its length or its
+  checksum and is never taken for records;
+* ``snap-<seq>``: a **snapshot**, the bodies of every segment up to ``seq`` in one object
+  (compaction, every ``_COMPACT_EVERY`` segments), so a restore reads a handful of objects;
+  the segments it covers are deleted after it is written;
+* ``lease``: who writes the log (:mod:`.lease`): one writer per loop across machines, with a
+  fencing token carried by every segment it writes.
+
+**Restore** lists the log, reads the newest valid snapshot and the segments after it (all
+at once), and joins their bodies into the same frames a log file holds (:mod:`.frames`).
+A segment whose token is lower than one already seen before it was written by a writer
+whose lease had expired (a zombie): it is ignored. An invalid last segment is a torn
+upload (only possible on a backend whose PUT is not atomic): it is deleted and its units
+run again. An invalid segment followed by valid ones is damage: the log is archived as
+``<name>.ckpt.corrupt-<time>`` (one object in the log-file format) and the loop starts
+from zero.
+
+**One writer.** The writer takes the lease, then creates an empty *epoch* segment (its
+token, no records) after the last segment it restored. A zombie that wakes up later can
+only write at sequence numbers that now exist: its create-only PUT fails with 412 and,
+finding a higher token there, it knows it was fenced off (it stops checkpointing and runs
+on, as every failure of a checkpoint does; strict mode raises
+:class:`CheckpointLockedError`).
+
+**Failures.** Network and server errors are retried with backoff (``CHECKPOINTIFY_RETRIES``,
+default 5: about 6 s); a create-only PUT retried after a lost answer finds its own bytes
+and counts as done. When the retries fail, the store is poisoned: the loop stops
+checkpointing and runs on with one warning (strict: :class:`CheckpointWriteError`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import struct
+import sys
+import threading
+import time
+import zlib
+
+from .errors import (
+    CheckpointError,
+    CheckpointLockedError,
+    CheckpointWriteError,
+    CorruptCheckpointError,
+)
+from .frames import _header_frame, _Scan, _scan
+from .lite import TYPE_CHECKING
+from .settings import _crash, _hostname, _Settings
+
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Tuple
+
+    from .lease import Lease
+    from .remote import Bucket
+    from .store import Owner
+
+_SEGMENT = struct.Struct("<4sBQQII")  # magic, version, token, seq, body length, crc32(head|body)
+_MAGIC = b"CKPS"
+_VERSION = 1
+_COMPACT_EVERY = 64  # segments after the last snapshot before the next one is written
+_UPLOAD_INTERVAL = 1.0  # seconds between uploads of one loop (default)
+
+
+def upload_interval(argument: Optional[float] = None) -> float:
+    """Seconds between two uploads of a loop's records: ``argument``, else
+    ``$CHECKPOINTIFY_UPLOAD_INTERVAL``, else 1."""
+    if argument is not None:
+        value = float(argument)
+    else:
+        text = os.environ.get("CHECKPOINTIFY_UPLOAD_INTERVAL", "").strip()
+        try:
+            value = float(text) if text else _UPLOAD_INTERVAL
+        except ValueError:
+            value = -1.0
+    if not value >= 0:
+        raise CheckpointError("the upload interval must be a number of seconds >= 0, not %r" % (argument,))
+    return value
+
+
+def encode_segment(token: int, seq: int, body: bytes) -> bytes:
+    head = _SEGMENT.pack(_MAGIC, _VERSION, token, seq, len(body), 0)
+    crc = zlib.crc32(body, zlib.crc32(head[:-4]))
+    return _SEGMENT.pack(_MAGIC, _VERSION, token, seq, len(body), crc) + body
+
+
+def decode_segment(data: Optional[bytes], seq: int) -> Optional[Tuple[int, bytes]]:
+    """(token, body) of a valid segment with sequence number ``seq``, else None."""
+    if data is None or len(data) < _SEGMENT.size:
+        return None
+    magic, version, token, found, length, crc = _SEGMENT.unpack_from(data, 0)
+    if magic != _MAGIC or version != _VERSION or found != seq or len(data) != _SEGMENT.size + length:
+        return None
+    body = data[_SEGMENT.size :]
+    if zlib.crc32(body, zlib.crc32(data[: _SEGMENT.size - 4])) != crc:
+        return None
+    return token, body
+
+
+def seg_key(log: str, seq: int) -> str:
+    return "%s/seg-%012d" % (log, seq)
+
+
+def snap_key(log: str, seq: int) -> str:
+    return "%s/snap-%012d" % (log, seq)
+
+
+class Layout:
+    """What a listing of one log holds: its segments and snapshots by sequence number."""
+
+    def __init__(self, log: str, keys: List[str]) -> None:
+        self.segments: Dict[int, str] = {}
+        self.snapshots: Dict[int, str] = {}
+        self.lease = False
+        for key in keys:
+            name = key[len(log) + 1 :]
+            if name == "lease":
+                self.lease = True
+            for prefix, table in (("seg-", self.segments), ("snap-", self.snapshots)):
+                if name.startswith(prefix) and name[len(prefix) :].isdigit():
+                    table[int(name[len(prefix) :])] = key
+
+
+class Loaded:
+    """A log read from the store: its frames joined, and where the next segment goes."""
+
+    def __init__(self) -> None:
+        self.body = b""  # header frame + record frames
+        self.next_seq = 0
+        self.max_token = 0
+        self.since_snapshot = 0  # segments read after the snapshot
+        self.snapshot = -1
+        self.keys: List[str] = []  # every segment and snapshot object of the log
+        self.torn: List[str] = []  # an invalid last segment
+        self.corrupt = ""  # the key of an invalid segment followed by valid ones
+        self.ignored = 0  # zombie segments
+
+
+def load(bucket: Bucket, log: str) -> Loaded:
+    """Read a log: the newest valid snapshot and the valid segments after it."""
+    layout = Layout(log, bucket.list(log))
+    loaded = Loaded()
+    loaded.keys = sorted(layout.segments.values()) + sorted(layout.snapshots.values())
+    parts: List[bytes] = []
+    start = 0
+    for seq in sorted(layout.snapshots, reverse=True):
+        got = bucket.get(layout.snapshots[seq])
+        decoded = decode_segment(got[0] if got is not None else None, seq)
+        if decoded is not None:
+            loaded.max_token, body = decoded
+            parts.append(body)
+            loaded.snapshot = seq
+            start = seq + 1
+            loaded.next_seq = start
+            break
+    wanted = [s for s in sorted(layout.segments) if s >= start]
+    blobs = bucket.cat([layout.segments[s] for s in wanted])
+    expected = start
+    for index, seq in enumerate(wanted):
+        key = layout.segments[seq]
+        decoded = decode_segment(blobs.get(key), seq) if seq == expected else None
+        if decoded is None:
+            if any(decode_segment(blobs.get(layout.segments[s]), s) for s in wanted[index + 1 :]):
+                loaded.corrupt = key
+            else:
+                loaded.torn = [layout.segments[s] for s in wanted[index:]]
+            break
+        expected = seq + 1
+        loaded.next_seq = expected
+        token, body = decoded
+        if token < loaded.max_token:
+            loaded.ignored += 1  # written by a writer whose lease had expired: fenced off
+            continue
+        loaded.max_token = token
+        loaded.since_snapshot += 1
+        parts.append(body)
+    loaded.body = b"".join(parts)
+    return loaded
+
+
+# ------------------------------------------------------------------------ the store
+
+
+class ObjectStore:
+    """The :class:`~.store.Store` of a loop whose records live on object storage."""
+
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        loop_id: str,
+        settings: _Settings,
+        header: Dict[str, Any],
+        owner: Callable[[], Optional[Owner]],
+        interval: float,
+        commit_first: object = None,
+    ) -> None:
+        from .remote import Bucket
+
+        self.url = url.rstrip("/")
+        self.name = name  # <slug>-<hash>.ckpt: the "folder" of the log's objects
+        self.loop_id = loop_id
+        self.settings = settings
+        self.header = header
+        self._owner = owner
+        self.min_window = interval  # Checkpoint batches units for at least this long
+        self._commit_first = commit_first
+        self.bucket = Bucket(self.url)
+        self.lease: Optional[Lease] = None
+        self.failed: Optional[str] = None
+        self.fenced = False
+        self._closed = False
+        self.next_seq = 0
+        self.since_snapshot = 0
+        self.pid = os.getpid()
+        self.loaded: Optional[Loaded] = None
+
+    @property
+    def where(self) -> str:
+        return "%s/%s" % (self.url, self.name)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- opening ---------------------------------------------------------------------
+
+    def open(self) -> None:
+        from .lease import Lease
+
+        lease = Lease(self.bucket, self.name, self.loop_id, self.where, self._on_lost)
+        try:
+            lease.acquire()
+        except CheckpointError:
+            self._closed = True
+            raise
+        self.lease = lease
+        _OPEN[id(self)] = self
+        _register_exit_hook()
+
+    def _on_lost(self, message: str) -> None:
+        """The lease thread found the lease taken over (or could not renew it in time)."""
+        self.fenced = True
+        self.failed = message
+
+    def read(self) -> Tuple[bytes, _Scan, bool]:
+        """The log's frames; an invalid last segment (a torn upload) is deleted; an invalid
+        one in the middle archives the log (:class:`CorruptCheckpointError`). Then the
+        epoch segment fences off any earlier writer."""
+        while True:
+            loaded = load(self.bucket, self.name)
+            if loaded.corrupt:
+                self._corrupt(loaded)
+            if loaded.torn:
+                self._say(
+                    "%s: ignored %d segment(s) at the end that fail their checksum (an upload torn by a "
+                    "crash); the units they held run again" % (self.where, len(loaded.torn))
+                )
+                self.bucket.delete(loaded.torn)
+            if loaded.ignored:
+                self._say(
+                    "%s: ignored %d segment(s) written by a writer whose lease had expired"
+                    % (self.where, loaded.ignored)
+                )
+            self.next_seq = loaded.next_seq
+            self.since_snapshot = loaded.since_snapshot
+            if self._write_epoch(loaded):
+                break
+        self.loaded = loaded
+        return loaded.body, _scan(loaded.body), False
+
+    def _write_epoch(self, loaded: Loaded) -> bool:
+        """An empty segment with this writer's token after the last one restored (segment 0
+        holds the header): False if another writer created that segment meanwhile (read
+        again)."""
+        from .remote import PreconditionFailed
+
+        body = _header_frame(self._header()) if not loaded.body else b""
+        try:
+            self._put_segment(self.next_seq, body)
+        except PreconditionFailed:
+            self._check_not_fenced(self.next_seq)
+            return False
+        return True
+
+    def _header(self) -> Dict[str, Any]:
+        header = dict(self.header)
+        header.update(created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), pid=os.getpid(), host=_hostname())
+        return header
+
+    def _put_segment(self, seq: int, body: bytes) -> None:
+        assert self.lease is not None
+        self.bucket.put_new(seg_key(self.name, seq), encode_segment(self.lease.token, seq, body))
+        self.next_seq = seq + 1
+        self.since_snapshot += 1
+
+    def _check_not_fenced(self, seq: int) -> None:
+        """A create-only PUT of segment ``seq`` lost: fenced if a newer writer made it."""
+        assert self.lease is not None
+        got = self.bucket.get(seg_key(self.name, seq))
+        decoded = decode_segment(got[0] if got is not None else None, seq)
+        if decoded is not None and decoded[0] > self.lease.token:
+            self._fence("a newer writer (token %d) took over the log" % decoded[0])
+
+    def _fence(self, why: str) -> None:
+        self.fenced = True
+        self.failed = (
+            "checkpoint %s: this process lost its lease (%s); another process now runs this loop and "
+            "owns the log" % (self.where, why)
+        )
+        raise CheckpointLockedError(self.failed, {})
+
+    def _corrupt(self, loaded: Loaded) -> None:
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        target = "%s.corrupt-%s" % (self.name, stamp)
+        self._archive(loaded, target)
+        raise CorruptCheckpointError(
+            "checkpoint %s is corrupt: segment %s fails its checksum but valid segments follow it, so "
+            "this is damage, not an upload torn by a crash. Nothing was restored and nothing is skipped "
+            "silently: the log was archived as %s/%s for inspection, and the next run starts from zero"
+            % (self.where, loaded.corrupt.rpartition("/")[2], self.url, target),
+            None,  # type: ignore[arg-type]
+            target,  # type: ignore[arg-type]
+        )
+
+    def _archive(self, loaded: Loaded, target: str) -> None:
+        """Keep the log's records as one object in the log-file format (readable by
+        ``checkpointify checkpoints show``), then delete its segments."""
+        body = loaded.body
+        if not body:
+            blobs = self.bucket.cat(loaded.keys)
+            body = b"".join(b or b"" for b in blobs.values())
+        self.bucket.put(target, body)
+        self.bucket.delete(loaded.keys)
+
+    def resume(self, scan: _Scan) -> None:
+        """Nothing to cut off: the next segment follows the epoch segment."""
+
+    # -- writing ---------------------------------------------------------------------
+
+    def check(self) -> None:
+        if self.failed is not None:
+            if self.fenced:
+                raise CheckpointLockedError(self.failed, {})
+            raise CheckpointWriteError("checkpoint %s failed earlier: %s" % (self.where, self.failed))
+        if self._closed:
+            raise CheckpointError("checkpoint %s was closed; it records no more units" % self.where)
+
+    def poison(self, message: str) -> None:
+        self.failed = message
+
+    def start_unit(self) -> None:
+        """Nothing to do: records go out in the next segment."""
+
+    def write(self, frame: bytes, first: int, last: int) -> float:
+        """Upload one record (a batch of units) as the next segment; compact every
+        ``_COMPACT_EVERY`` segments. Returns 0: an upload is the record's cost."""
+        from .remote import PreconditionFailed
+
+        self.check()
+        if self._commit_first is not None:
+            from .filelog import _commit_transaction
+
+            _commit_transaction(self._commit_first)
+        fault = self.settings.fault
+        point = fault[0] if fault is not None and first <= fault[1] <= last else ""
+        if point == "before-write":
+            _crash()
+        assert self.lease is not None
+        seq = self.next_seq
+        try:
+            if point in ("enospc", "eio", "eio-fsync"):
+                raise CheckpointWriteError(
+                    "cannot write %s: simulated network failure (%s)" % (self.where, point)
+                )
+            if point == "mid-record":  # what a backend without atomic PUTs may leave: half an object
+                data = encode_segment(self.lease.token, seq, frame)
+                self.bucket.put(seg_key(self.name, seq), data[: len(data) // 2])
+                _crash()
+            self.lease.check()
+            try:
+                self._put_segment(seq, frame)
+            except PreconditionFailed:
+                self._check_not_fenced(seq)
+                raise CheckpointWriteError(
+                    "cannot write %s: segment %d exists already (written by another process)"
+                    % (self.where, seq)
+                ) from None
+        except CheckpointLockedError:
+            raise
+        except CheckpointError as exc:
+            self.failed = str(exc)
+            raise
+        if point == "after-write":
+            _crash()
+        if self.since_snapshot >= _COMPACT_EVERY:
+            self._compact()
+        return 0.0
+
+    def _compact(self) -> None:
+        """Write a snapshot of everything up to the last segment and delete what it covers.
+        A failure here loses nothing (the segments stay): it is reported once and the
+        store goes on without compaction for this run."""
+        try:
+            loaded = load(self.bucket, self.name)
+            last = loaded.next_seq - 1
+            if last < 0 or loaded.ignored or loaded.torn or loaded.corrupt:
+                return
+            assert self.lease is not None
+            self.lease.check()
+            data = encode_segment(self.lease.token, last, loaded.body)
+            self.bucket.put_new(snap_key(self.name, last), data)
+            stale = [k for k in loaded.keys if k != snap_key(self.name, last)]
+            self.bucket.delete(stale)
+            self.since_snapshot = 0
+        except CheckpointLockedError:
+            raise
+        except Exception as exc:
+            self.since_snapshot = -(10**9)  # no second attempt in this run
+            self._warn("%s: compaction failed (%s); the log stays in segments" % (self.where, exc))
+
+    def end(self) -> None:
+        """Every record is uploaded by :meth:`write` before it returns: nothing to sync."""
+
+    # -- stale, done, closed ---------------------------------------------------------
+
+    def discard(self, reason: str) -> None:
+        """A stale log: archive it as ``<name>.stale`` (one object), then start a new one."""
+        loaded = self.loaded if self.loaded is not None else load(self.bucket, self.name)
+        self._archive(loaded, self.name + ".stale")
+        self.next_seq = 0
+        self.since_snapshot = 0
+        self._write_epoch(Loaded())
+        print(
+            "checkpointify: warning: %s: input changed (%s); archived it as %s.stale and starting from zero"
+            % (self.where, reason, self.name),
+            file=sys.stderr,
+        )
+
+    def how_to_start_over(self) -> str:
+        return "to start over, run `checkpointify checkpoints clear %s --dir %s`" % (
+            self.name[: -len(".ckpt")],
+            self.url,
+        )
+
+    def remove(self) -> None:
+        """``complete()``: delete every object of the log (the lease last) and release it."""
+        try:
+            if self.lease is None or self._closed:
+                raise CheckpointError("checkpoint %s is not open" % self.where)
+            if self.fenced:
+                return  # another process owns the log now
+            keys = [k for k in self.bucket.list(self.name) if not k.endswith("/lease")]
+            self.bucket.delete(keys)
+            self.lease.release(delete=True)
+        finally:
+            self._close_quietly()
+
+    def close(self) -> None:
+        """Keep the records; release the lease so a re-run need not wait for it to expire."""
+        try:
+            if self.lease is not None and not self.fenced:
+                self.lease.release(delete=False)
+        finally:
+            self._close_quietly()
+
+    def _close_quietly(self) -> None:
+        self._closed = True
+        if self.lease is not None:
+            self.lease.stop()
+        _OPEN.pop(id(self), None)
+
+    def _say(self, message: str) -> None:
+        if not self.settings.quiet:
+            print("checkpointify: " + message, file=sys.stderr)
+
+    def _warn(self, message: str) -> None:
+        print("checkpointify: warning: " + message, file=sys.stderr)
+
+
+# Open object stores of this process: at interpreter exit their waiting units are uploaded
+# and their leases released (a re-run then need not wait for them to expire).
+_OPEN: Dict[int, ObjectStore] = {}
+
+
+def _flush_at_exit() -> None:
+    for store in list(_OPEN.values()):
+        if store.pid != os.getpid() or store.closed:
+            continue
+        try:
+            owner = store._owner()
+            if owner is not None:
+                owner._flush_if_safe()
+            store.close()
+        except Exception as exc:
+            print("checkpointify: at exit: %s" % exc, file=sys.stderr)
+
+
+atexit.register(_flush_at_exit)
+_HOOKED = [0]  # the pid whose threading exit hook is registered
+
+
+def _register_exit_hook() -> None:
+    """Upload at exit *before* ``concurrent.futures`` shuts its thread pools down (aiohttp
+    resolves host names in one): threading's exit hooks run in reverse order of
+    registration and before ``atexit``, so this one, registered once the store has made its
+    first request, runs first. (``atexit`` above stays as the fallback.)"""
+    if _HOOKED[0] == os.getpid():
+        return
+    _HOOKED[0] = os.getpid()
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        try:
+            register(_flush_at_exit)
+        except RuntimeError:  # pragma: no cover - already shutting down
+            pass
+
+
+def _forget_in_child() -> None:
+    """After ``fork()``: the parent's stores and leases are the parent's."""
+    for store in list(_OPEN.values()):
+        store._closed = True
+        store.failed = "this checkpoint belongs to the parent process"
+        if store.lease is not None:
+            store.lease.orphan()
+    _OPEN.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
