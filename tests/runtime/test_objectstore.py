@@ -150,7 +150,14 @@ def test_crash_point_during_an_upload(
     assert s3.keys(url) == []
 
 
-@pytest.mark.parametrize("cell", ["small-records", "large-records", "default-policy"])
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "default-policy",
+        pytest.param("small-records", marks=pytest.mark.slow),
+        pytest.param("large-records", marks=pytest.mark.slow),
+    ],
+)
 def test_sigkill_at_a_random_moment_on_s3(cell: str, s3: S3Server, url: str, tmp_path: Path) -> None:
     """The fault matrix's random-kill cells against the object store (kills land before,
     during and after uploads; with records of 250 KB many land mid-upload)."""
@@ -208,6 +215,7 @@ def test_two_machines_racing_for_one_loop_exactly_one_writes(s3: S3Server, url: 
     assert s3.keys(url) == []
 
 
+@pytest.mark.slow  # about 20 s; test_fenced_in_process is its fast twin
 def test_a_stale_writer_back_after_its_lease_expired_is_fenced_off(
     s3: S3Server, url: str, tmp_path: Path
 ) -> None:
@@ -341,6 +349,30 @@ def test_compaction_keeps_restore_to_a_few_objects(
     assert again == [i * 2 for i in range(40)]
     ck.complete()
     assert s3.keys(url) == []
+
+
+def test_a_log_of_other_input_is_archived_as_one_object(url: str, s3: S3Server) -> None:
+    out: List[int] = []
+    ck = checkpoint("job.py::main::out", range(10), lambda: (out,), directory=url, upload_interval=0)
+    [out] = ck.restore()
+    for item in ck:
+        out.append(item)
+        if item == 6:
+            break
+    ck.close()
+    again: List[int] = []
+    ck = checkpoint("job.py::main::out", range(100, 110), lambda: (again,), directory=url)
+    [again] = ck.restore()
+    assert ck.restored_units == 0
+    again.extend(ck)
+    ck.complete()
+    assert again == list(range(100, 110))
+    [archive] = s3.keys(url)
+    assert archive.endswith(".ckpt.stale")
+    from checkpointify.cli import inventory
+
+    [entry] = inventory.load(url)
+    assert entry.info is not None and entry.info.archived == "stale" and entry.info.units >= 1
 
 
 def test_a_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
