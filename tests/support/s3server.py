@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 import uuid
-from typing import Dict, Iterator
+from typing import Dict, Iterator, List
 
 _CHILD = r"""
 import sys
@@ -65,20 +65,9 @@ class S3Server:
         client.create_bucket(Bucket=name)
         return "s3://" + name
 
-    def keys(self, url: str) -> list:
+    def keys(self, url: str) -> List[str]:
         """Every key under ``url`` (``s3://bucket/prefix``), sorted."""
-        import boto3
-
-        bucket, _, prefix = url[len("s3://") :].partition("/")
-        client = boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-        )
-        out = client.list_objects_v2(Bucket=bucket, Prefix=prefix)
-        return sorted(o["Key"] for o in out.get("Contents", []))
+        return list_keys(self.endpoint, url)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -89,6 +78,22 @@ class S3Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def list_keys(endpoint: str, url: str) -> List[str]:
+    """Every key under ``url`` (``s3://bucket/prefix``) on the server at ``endpoint``."""
+    import boto3
+
+    bucket, _, prefix = url[len("s3://") :].partition("/")
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    out = client.list_objects_v2(Bucket=bucket, Prefix=prefix + "/" if prefix else "")
+    return sorted(o["Key"] for o in out.get("Contents", []))
 
 
 def started() -> Iterator[S3Server]:

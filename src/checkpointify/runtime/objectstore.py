@@ -222,7 +222,10 @@ class ObjectStore:
         self.next_seq = 0
         self.since_snapshot = 0
         self.pid = os.getpid()
-        self.loaded: Optional[Loaded] = None
+        # the log as stored (header and record frames) and the keys holding it: compaction
+        # writes the one into a snapshot and deletes the others without reading anything
+        self._parts: List[bytes] = []
+        self._keys: List[str] = []
 
     @property
     def where(self) -> str:
@@ -273,9 +276,10 @@ class ObjectStore:
                 )
             self.next_seq = loaded.next_seq
             self.since_snapshot = loaded.since_snapshot
+            self._parts = [loaded.body]
+            self._keys = [k for k in loaded.keys if k not in loaded.torn]
             if self._write_epoch(loaded):
                 break
-        self.loaded = loaded
         return loaded.body, _scan(loaded.body), False
 
     def _write_epoch(self, loaded: Loaded) -> bool:
@@ -302,6 +306,8 @@ class ObjectStore:
         self.bucket.put_new(seg_key(self.name, seq), encode_segment(self.lease.token, seq, body))
         self.next_seq = seq + 1
         self.since_snapshot += 1
+        self._parts.append(body)
+        self._keys.append(seg_key(self.name, seq))
 
     def _check_not_fenced(self, seq: int) -> None:
         """A create-only PUT of segment ``seq`` lost: fenced if a newer writer made it."""
@@ -411,17 +417,15 @@ class ObjectStore:
         A failure here loses nothing (the segments stay): it is reported once and the
         store goes on without compaction for this run."""
         try:
-            loaded = load(self.bucket, self.name)
-            last = loaded.next_seq - 1
-            if last < 0 or loaded.ignored or loaded.torn or loaded.corrupt:
-                return
+            last = self.next_seq - 1
             assert self.lease is not None
             self.lease.check()
-            data = encode_segment(self.lease.token, last, loaded.body)
-            self.bucket.put_new(snap_key(self.name, last), data)
-            stale = [k for k in loaded.keys if k != snap_key(self.name, last)]
-            self.bucket.delete(stale)
+            body = b"".join(self._parts)
+            key = snap_key(self.name, last)
+            self.bucket.put_new(key, encode_segment(self.lease.token, last, body))
+            stale, self._parts, self._keys = self._keys, [body], [key]
             self.since_snapshot = 0
+            self.bucket.delete(stale)
         except CheckpointLockedError:
             raise
         except Exception as exc:
@@ -435,10 +439,11 @@ class ObjectStore:
 
     def discard(self, reason: str) -> None:
         """A stale log: archive it as ``<name>.stale`` (one object), then start a new one."""
-        loaded = self.loaded if self.loaded is not None else load(self.bucket, self.name)
-        self._archive(loaded, self.name + ".stale")
+        self.bucket.put(self.name + ".stale", b"".join(self._parts))
+        self.bucket.delete(self._keys)
         self.next_seq = 0
         self.since_snapshot = 0
+        self._parts, self._keys = [], []
         self._write_epoch(Loaded())
         print(
             "checkpointify: warning: %s: input changed (%s); archived it as %s.stale and starting from zero"
