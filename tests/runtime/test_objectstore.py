@@ -351,7 +351,10 @@ def test_compaction_keeps_restore_to_a_few_objects(
     assert s3.keys(url) == []
 
 
-def test_a_log_of_other_input_is_archived_as_one_object(url: str, s3: S3Server) -> None:
+def test_a_log_of_other_input_is_archived_as_one_object(
+    url: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHECKPOINTIFY_BATCH", "off")
     out: List[int] = []
     ck = checkpoint("job.py::main::out", range(10), lambda: (out,), directory=url, upload_interval=0)
     [out] = ck.restore()
@@ -364,9 +367,18 @@ def test_a_log_of_other_input_is_archived_as_one_object(url: str, s3: S3Server) 
     ck = checkpoint("job.py::main::out", range(100, 110), lambda: (again,), directory=url)
     [again] = ck.restore()
     assert ck.restored_units == 0
-    again.extend(ck)
+    for item in ck:
+        again.append(item)
+        if item == 104:
+            break
+    ck.close()
+    third: List[int] = []
+    ck = checkpoint("job.py::main::out", range(100, 110), lambda: (third,), directory=url)
+    [third] = ck.restore()
+    assert ck.restored_units == 4  # the new log holds only the new input's units
+    third.extend(ck)
     ck.complete()
-    assert again == list(range(100, 110))
+    assert third == list(range(100, 110))
     [archive] = s3.keys(url)
     assert archive.endswith(".ckpt.stale")
     from checkpointify.cli import inventory
