@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from random import Random
@@ -266,17 +267,25 @@ def test_fenced_in_process(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
         out_a.append(next(it))
     assert a._store is not None and getattr(a._store, "lease", None) is not None
     a._store.lease.stop()  # type: ignore[attr-defined]
-    out_b: List[int] = []
-    b = checkpoint("job.py::main::out", range(10), lambda: (out_b,), directory=url, upload_interval=0)
-    [out_b] = b.restore()
-    assert b.off is None and b.restored_units == 2
-    for item in b:
-        out_b.append(item)
-        if item == 5:
-            break
+    seen: Dict[str, Any] = {}
+
+    def machine_b() -> None:  # another thread: not a retry of A's call, so no in-process hand-over
+        out_b: List[int] = []
+        b = checkpoint("job.py::main::out", range(10), lambda: (out_b,), directory=url, upload_interval=0)
+        [out_b] = b.restore()
+        seen.update(off=b.off, restored=b.restored_units)
+        for item in b:
+            out_b.append(item)
+            if item == 5:
+                break
+        b.close()
+
+    other = threading.Thread(target=machine_b)
+    other.start()
+    other.join()
+    assert seen == {"off": None, "restored": 2}
     with pytest.raises(CheckpointLockedError, match="lease"):
         next(it)
-    b.close()
     out_c: List[int] = []
     c = checkpoint("job.py::main::out", range(10), lambda: (out_c,), directory=url, upload_interval=0)
     [out_c] = c.restore()
@@ -385,6 +394,28 @@ def test_a_log_of_other_input_is_archived_as_one_object(
 
     [entry] = inventory.load(url)
     assert entry.info is not None and entry.info.archived == "stale" and entry.info.units >= 1
+
+
+def test_a_newer_checkpoint_of_the_loop_in_this_process_takes_over(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retried call (a notebook cell run again) need not wait for the lease of the call
+    it replaces: the older one uploads its completed units and hands the lease over."""
+    monkeypatch.setenv("CHECKPOINTIFY_BATCH", "off")
+    out: List[int] = []
+    first = checkpoint("job.py::main::out", range(8), lambda: (out,), directory=url)
+    [out] = first.restore()
+    for item in first:
+        if item == 3:
+            break  # an exception, say: no close(), no complete()
+        out.append(item)
+    again: List[int] = []
+    second = checkpoint("job.py::main::out", range(8), lambda: (again,), directory=url, strict=True)
+    [again] = second.restore()
+    assert second.restored_units == 3
+    again.extend(second)
+    second.complete()
+    assert again == list(range(8))
 
 
 def test_a_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:

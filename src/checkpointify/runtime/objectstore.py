@@ -48,6 +48,7 @@ import time
 import zlib
 
 from .errors import (
+    _TAKEN_OVER,
     CheckpointError,
     CheckpointLockedError,
     CheckpointWriteError,
@@ -222,6 +223,7 @@ class ObjectStore:
         self.next_seq = 0
         self.since_snapshot = 0
         self.pid = os.getpid()
+        self.thread = threading.current_thread()
         # the log as stored (header and record frames) and the keys holding it: compaction
         # writes the one into a snapshot and deletes the others without reading anything
         self._parts: List[bytes] = []
@@ -240,6 +242,7 @@ class ObjectStore:
     def open(self) -> None:
         from .lease import Lease
 
+        self._take_over_in_process()
         lease = Lease(self.bucket, self.name, self.loop_id, self.where, self._on_lost)
         try:
             lease.acquire()
@@ -249,6 +252,24 @@ class ObjectStore:
         self.lease = lease
         _OPEN[id(self)] = self
         _register_exit_hook()
+
+    def _take_over_in_process(self) -> None:
+        """A newer checkpoint of the same loop in this process (a retried call, a notebook
+        cell run again) takes over, as with a log file: the older one uploads its completed
+        units and releases the lease, so this one need not wait for it."""
+        for older in list(_OPEN.values()):
+            if older is self or older.where != self.where or older.pid != os.getpid() or older.closed:
+                continue
+            if older.thread is not threading.current_thread() and older.thread.is_alive():
+                continue  # another thread runs it: the lease decides (this one runs unchecked)
+            owner = older._owner()
+            if owner is not None:
+                try:
+                    owner._flush_if_safe()
+                except CheckpointError:
+                    pass  # its valid segments stay; its waiting units run again
+            older.close()
+            older.failed = _TAKEN_OVER
 
     def _on_lost(self, message: str) -> None:
         """The lease thread found the lease taken over (or could not renew it in time)."""

@@ -207,7 +207,10 @@ class Bucket:
             return _digest(data)
 
         try:
-            return self.retry("write", call)
+            try:
+                return self.retry("write", call)
+            except FileNotFoundError:  # If-Match on an object that is gone (S3 answers 404)
+                raise PreconditionFailed(key) from None
         except PreconditionFailed:
             got = self.get(key)
             if got is not None and got[0] == data:
