@@ -224,6 +224,7 @@ class ObjectStore:
         self.since_snapshot = 0
         self.pid = os.getpid()
         self.thread = threading.current_thread()
+        self._uploading: Optional[threading.Thread] = None
         # the log as stored (header and record frames) and the keys holding it: compaction
         # writes the one into a snapshot and deletes the others without reading anything
         self._parts: List[bytes] = []
@@ -389,17 +390,50 @@ class ObjectStore:
         """Nothing to do: records go out in the next segment."""
 
     def write(self, frame: bytes, first: int, last: int) -> float:
-        """Upload one record (a batch of units) as the next segment; compact every
-        ``_COMPACT_EVERY`` segments. Returns 0: an upload is the record's cost."""
-        from .remote import PreconditionFailed
-
+        """Upload one record (a batch of units) as the next segment, from a background
+        thread: the loop goes on while it travels (the loop's next record first waits for
+        it, so at most one upload is in flight and segments stay in order; ``end()``,
+        ``close()`` and exit wait for it too). A failed upload is raised by the next
+        :meth:`check`. Compacts every ``_COMPACT_EVERY`` segments. Returns 0."""
+        self.wait()
         self.check()
-        if self._commit_first is not None:
+        if self._commit_first is not None:  # at-least-once: the upload follows the commit
             from .filelog import _commit_transaction
 
             _commit_transaction(self._commit_first)
+            self._upload(frame, "")
+            return 0.0
         fault = self.settings.fault
         point = fault[0] if fault is not None and first <= fault[1] <= last else ""
+        if point or not self.settings.batch:
+            # CHECKPOINTIFY_BATCH=off (or FSYNC=always): each unit is stored before the next
+            # starts; and the test hooks act in this thread, where they can stop the process
+            self._upload(frame, point)
+            return 0.0
+        self._uploading = threading.Thread(
+            target=self._upload_in_background, args=(frame,), name="checkpointify-upload", daemon=True
+        )
+        self._uploading.start()
+        return 0.0
+
+    def wait(self) -> None:
+        """Wait for the upload in flight, if any (its failure is left for :meth:`check`)."""
+        uploading = self._uploading
+        if uploading is not None:
+            uploading.join()
+            self._uploading = None
+
+    def _upload_in_background(self, frame: bytes) -> None:
+        try:
+            self._upload(frame, "")
+        except CheckpointError:
+            pass  # recorded in self.failed: the loop's next step raises it
+        except Exception as exc:  # pragma: no cover - a bug must not pass for an upload
+            self.failed = "cannot upload to %s: %s: %s" % (self.where, type(exc).__name__, exc)
+
+    def _upload(self, frame: bytes, point: str) -> None:
+        from .remote import PreconditionFailed
+
         if point == "before-write":
             _crash()
         assert self.lease is not None
@@ -422,7 +456,9 @@ class ObjectStore:
                     "cannot write %s: segment %d exists already (written by another process)"
                     % (self.where, seq)
                 ) from None
-        except CheckpointLockedError:
+        except CheckpointLockedError as exc:
+            self.fenced = True
+            self.failed = str(exc)
             raise
         except CheckpointError as exc:
             self.failed = str(exc)
@@ -431,7 +467,6 @@ class ObjectStore:
             _crash()
         if self.since_snapshot >= _COMPACT_EVERY:
             self._compact()
-        return 0.0
 
     def _compact(self) -> None:
         """Write a snapshot of everything up to the last segment and delete what it covers.
@@ -454,7 +489,9 @@ class ObjectStore:
             self._warn("%s: compaction failed (%s); the log stays in segments" % (self.where, exc))
 
     def end(self) -> None:
-        """Every record is uploaded by :meth:`write` before it returns: nothing to sync."""
+        """The input is exhausted: wait for the last upload (raise if it failed)."""
+        self.wait()
+        self.check()
 
     # -- stale, done, closed ---------------------------------------------------------
 
@@ -481,6 +518,7 @@ class ObjectStore:
     def remove(self) -> None:
         """``complete()``: delete every object of the log (the lease last) and release it."""
         try:
+            self.wait()
             if self.lease is None or self._closed:
                 raise CheckpointError("checkpoint %s is not open" % self.where)
             if self.fenced:
@@ -494,6 +532,7 @@ class ObjectStore:
     def close(self) -> None:
         """Keep the records; release the lease so a re-run need not wait for it to expire."""
         try:
+            self.wait()
             if self.lease is not None and not self.fenced:
                 self.lease.release(delete=False)
         finally:
