@@ -36,9 +36,12 @@ class Entry:
         return name[: -len(".ckpt")] if name.endswith(".ckpt") else name
 
 
-def default_dir() -> Path:
-    """``$CHECKPOINTIFY_DIR``, else ``./.checkpointify`` (where the runtime writes)."""
-    return runtime.checkpoint_dir()
+def default_dir() -> Union[Path, str]:
+    """``$CHECKPOINTIFY_DIR`` (a folder, or an object-store URL), else ``./.checkpointify``
+    (where the runtime writes)."""
+    from checkpointify.runtime.settings import remote_url
+
+    return remote_url(None) or runtime.checkpoint_dir()
 
 
 def _is_log(path: Path) -> bool:
