@@ -31,6 +31,14 @@
    against hashing all of it as it did before (the array's pickle, or every byte), in the
    same run: median of ``--repeat`` x 20 calls.
 
+6. Object storage (``--s3`` runs only this; the full run adds it when ``moto[server]`` and
+   ``s3fs`` are installed): a local S3 API server (moto's standalone server on 127.0.0.1,
+   reached through s3fs with ``CHECKPOINTIFY_DIR=s3://...``), so every upload is a real
+   HTTP round trip. 10 ms units with the default policy (at most one upload a second),
+   plain against checkpointed, alternating, median of paired ratios; then restore of
+   100 000 completed units from the server, written as 1 000 segments of 100 units (what
+   a loop of 10 ms units uploads in 17 minutes), with the compaction the store does.
+
 Timings are wall-clock on whatever machine runs it; a shared machine adds noise, which the
 alternation and the medians are there to absorb. Nothing here is a test.
 """
@@ -49,6 +57,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support (section 6)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from checkpointify.runtime import checkpoint, read_info  # noqa: E402
@@ -345,6 +354,149 @@ def report_strided(repeat: int) -> None:
     print()
 
 
+_IN_FLUSH = [0.0]  # seconds the loop spent writing records (s3_loop instruments Checkpoint._flush)
+
+
+def s3_loop(n: int, work: float, url: str) -> Tuple[float, float, float]:
+    """plain_loop checkpointed on object storage: (seconds in the loop, in restore()+complete(),
+    in writing records: the part of the loop's time that is the checkpoint's own, measured
+    directly, which a loaded machine's noise does not swamp)."""
+    from checkpointify.runtime import Checkpoint
+
+    real = Checkpoint._flush
+
+    def timed(self: Any) -> None:
+        started = time.perf_counter()
+        try:
+            real(self)
+        finally:
+            _IN_FLUSH[0] += time.perf_counter() - started
+
+    _IN_FLUSH[0] = 0.0
+    Checkpoint._flush = timed  # type: ignore[method-assign]
+    try:
+        results: List[Any] = []
+        started = time.perf_counter()
+        ckpt = checkpoint("bench::s3::results", range(n), lambda: (results,), directory=url)
+        [results] = ckpt.restore()
+        opened = time.perf_counter()
+        for i in ckpt:
+            busy(work)
+            results.append(result(i))
+        looped = time.perf_counter()
+        ckpt.complete()
+    finally:
+        Checkpoint._flush = real  # type: ignore[method-assign]
+    return looped - opened, (opened - started) + (time.perf_counter() - looped), _IN_FLUSH[0]
+
+
+def s3_restore(units: int, url: str, per_segment: int, repeat: int) -> Tuple[float, int]:
+    """Write ``units`` units as segments of ``per_segment`` units, then restore them: the
+    median seconds and the objects a restore reads. (``url`` may be a local folder: the
+    same records in one log file, for the ratio.)"""
+    module = sys.modules["checkpointify.runtime.checkpoint"]
+    from checkpointify.runtime.objectstore import Layout
+    from checkpointify.runtime.remote import Bucket
+
+    saved = module._BATCH_MAX_UNITS
+    module._BATCH_MAX_UNITS = per_segment  # a record (so a segment) every per_segment units
+    try:
+        results: List[Any] = []
+        writer = checkpoint("bench::s3restore::results", range(units), lambda: (results,), directory=url)
+        [results] = writer.restore()
+        for i in writer:
+            results.append(result(i))
+        writer.close()
+    finally:
+        module._BATCH_MAX_UNITS = saved
+    objects = 1
+    if url.startswith("s3://"):
+        bucket = Bucket(url)
+        [name] = [n for n in bucket.children() if n.endswith(".ckpt")]
+        layout = Layout(name, bucket.list(name))
+        last = max(layout.snapshots, default=-1)
+        objects = (1 if layout.snapshots else 0) + sum(1 for seq in layout.segments if seq > last)
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        restored: List[Any] = []
+        started = time.perf_counter()
+        reader = checkpoint(
+            "bench::s3restore::results", range(units), lambda acc=restored: (acc,), directory=url
+        )
+        [restored] = reader.restore()
+        times.append(time.perf_counter() - started)
+        assert len(restored) == units and reader.restored_units == units, reader.restored_units
+        reader.close()
+    checkpoint("bench::s3restore::results", range(units), lambda: ([],), directory=url).complete()
+    return statistics.median(times), objects
+
+
+def report_s3(repeat: int, scale: float, base: Path) -> Dict[str, float]:
+    """Section 6; empty when the object-store packages are not installed."""
+    try:
+        import moto.server  # noqa: F401
+        import s3fs  # noqa: F401
+    except ImportError:
+        print("object storage: skipped (pip install 'moto[server]' s3fs)")
+        return {}
+    from tests.support.s3server import S3Server
+
+    server = S3Server()
+    saved = {k: os.environ.get(k) for k in server.env()}
+    os.environ.update(server.env())
+    try:
+        url = server.bucket() + "/bench"
+        n, work = max(50, int(300 * scale)), 0.010
+        s3_loop(5, 0.0, url)  # the first use imports s3fs and opens the connection pool
+        plain: List[float] = []
+        loop: List[float] = []
+        fixed: List[float] = []
+        ratios: List[float] = []
+        shares: List[float] = []
+        for rep in range(repeat):
+            for step in ("plain", "ckpt") if rep % 2 == 0 else ("ckpt", "plain"):
+                gc.collect()
+                if step == "plain":
+                    plain.append(plain_loop(n, work, 0))
+                else:
+                    seconds, once, writing = s3_loop(n, work, url)
+                    loop.append(seconds)
+                    fixed.append(once)
+                    shares.append(writing / seconds)
+            ratios.append(loop[-1] / plain[-1])
+        overhead = statistics.median(ratios) - 1
+        units = 100_000
+        restore, objects = s3_restore(units, url, 100, repeat)
+        local, _ = s3_restore(units, str(base / "local-restore"), 100, repeat)
+        print("object storage: a local S3 API server (moto on 127.0.0.1) through s3fs")
+        print(
+            "  10 ms units x %d: plain %.3f s, checkpointed %.3f s: overhead %.2f %%; time the loop spent "
+            "writing records: %.2f %% of it (restore()+complete(): %.0f ms, once)"
+            % (
+                n,
+                statistics.median(plain),
+                statistics.median(loop),
+                overhead * 100,
+                statistics.median(shares) * 100,
+                statistics.median(fixed) * 1000,
+            )
+        )
+        print(
+            "  restore of %d units written as %d segments of 100: %.3f s (reads %d objects after compaction);"
+            " the same records from a local log file: %.3f s (S3 / local: %.2fx)"
+            % (units, units // 100, restore, objects, local, restore / local)
+        )
+        return {"overhead": overhead, "restore": restore, "writing": statistics.median(shares)}
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer units and repeats (a smoke run)")
@@ -356,7 +508,19 @@ def main() -> int:
     )
     parser.add_argument("--src", default=None, help="time the import of this src folder instead of ours")
     parser.add_argument("--fingerprints", action="store_true", help="only the item fingerprints (section 5)")
+    parser.add_argument("--s3", action="store_true", help="only object storage (section 6)")
     args = parser.parse_args()
+    if args.s3:
+        for name in [n for n in os.environ if n.startswith("CHECKPOINTIFY_")]:
+            del os.environ[name]
+        os.environ["CHECKPOINTIFY_QUIET"] = "1"
+        base = Path(tempfile.mkdtemp(prefix="ckpt-bench-", dir=args.dir))
+        try:
+            numbers = report_s3(args.repeat or (2 if args.quick else 5), 0.2 if args.quick else 1.0, base)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+        _s3_targets(numbers)
+        return 0
     if args.fingerprints:
         report_fingerprints(args.repeat or (2 if args.quick else 5))
         return 0
@@ -458,9 +622,25 @@ def main() -> int:
                 % (name, fmt % (value * factor), fmt % (limit * factor), verdict)
             )
         print("%-44s %.2f %%  (no target)" % ("per-unit overhead at 1 ms", rows["1 ms"]["overhead"] * 100))
+        print()
+        _s3_targets(report_s3(repeat, scale, base))
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0
+
+
+def _s3_targets(numbers: Dict[str, float]) -> None:
+    if not numbers:
+        return
+    for name, value, limit, fmt, factor in [
+        ("S3: per-unit overhead at 10 ms", numbers["overhead"], 0.05, "%.2f %%", 100),
+        ("S3: loop time spent writing records, 10 ms", numbers["writing"], 0.05, "%.2f %%", 100),
+        ("S3: restore of 100 000 units", numbers["restore"], 5.0, "%.3f s", 1),
+    ]:
+        verdict = "meets" if value <= limit else "MISSES"
+        print(
+            "%-44s %s  (target <= %s: %s)" % (name, fmt % (value * factor), fmt % (limit * factor), verdict)
+        )
 
 
 if __name__ == "__main__":

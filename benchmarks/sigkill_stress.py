@@ -1,6 +1,6 @@
 """Hundreds of random SIGKILLs against real checkpointed processes.
 
-    python benchmarks/sigkill_stress.py [--trials N] [--seed S] [--jobs J] [--cell NAME ...]
+    python benchmarks/sigkill_stress.py [--trials N] [--seed S] [--jobs J] [--cell NAME ...] [--s3]
 
 Cycles through the kill cells of ``tests/support/crash_harness.py`` (the suite runs a few trials
 of each): small records, the default policy, records of 250 KB (kills land mid-write),
@@ -10,7 +10,9 @@ reads what the log looks like (``read_info``: a torn tail?), resumes it over the
 a shuffled input and checks the invariants: no completed unit lost (beyond the batch
 window a cell allows), none applied twice or skipped (the output is byte-identical to an
 uninterrupted run's), nothing left behind. Prints one line per cell and every violation;
-exits 1 if there was any.
+exits 1 if there was any. ``--s3`` runs every trial with its checkpoints on a local S3
+API server (moto's standalone server on 127.0.0.1, through s3fs), each trial under its own
+prefix, and also checks that nothing is left there after the successful run.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from random import Random
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 # a script run from anywhere: the repository root (for tests.support) and src/ come first
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -32,9 +34,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from tests.support.crash_harness import KILL_CELLS, Trial, random_kill_trial  # noqa: E402
 
 
-def one(args: Tuple[str, int, int, str]) -> Tuple[str, Trial]:
-    cell, seed, number, base = args
-    return cell, random_kill_trial(cell, Random("%d-%s-%d" % (seed, cell, number)), Path(base) / str(number))
+def one(args: Tuple[str, int, int, str, Optional[Dict[str, str]]]) -> Tuple[str, Trial]:
+    cell, seed, number, base, s3 = args
+    env = None
+    if s3 is not None:
+        env = dict(s3, CHECKPOINTIFY_DIR="%s/trial-%d" % (s3["bucket"], number))
+        env.pop("bucket")
+    trial = random_kill_trial(cell, Random("%d-%s-%d" % (seed, cell, number)), Path(base) / str(number), env)
+    if env is not None:
+        from tests.support.s3server import list_keys
+
+        left = list_keys(env["AWS_ENDPOINT_URL"], env["CHECKPOINTIFY_DIR"])
+        if left:
+            trial.problems.append("objects left under %s: %s" % (env["CHECKPOINTIFY_DIR"], left[:3]))
+    return cell, trial
 
 
 def main() -> int:
@@ -43,16 +56,35 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2, help="trials run at once (default 2)")
     parser.add_argument("--cell", action="append", choices=sorted(KILL_CELLS), help="only these cells")
+    parser.add_argument("--s3", action="store_true", help="checkpoints on a local S3 API server")
     args = parser.parse_args()
+    server = None
+    s3: Optional[Dict[str, str]] = None
+    if args.s3:
+        from tests.support.s3server import S3Server
+
+        server = S3Server()
+        s3 = dict(server.env(), bucket=server.bucket())
+    try:
+        return run(args, s3)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def run(args: argparse.Namespace, s3: Optional[Dict[str, str]]) -> int:
     cells = args.cell or list(KILL_CELLS)
     started = time.monotonic()
     results: Dict[str, List[Trial]] = {cell: [] for cell in cells}
     with tempfile.TemporaryDirectory(prefix="ckpt-stress-") as base:
-        work = [(cells[i % len(cells)], args.seed, i, base) for i in range(args.trials)]
+        work = [(cells[i % len(cells)], args.seed, i, base, s3) for i in range(args.trials)]
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             for cell, trial in pool.map(one, work):
                 results[cell].append(trial)
-    print("SIGKILL stress: %d trials, seed %d, %.0f s" % (args.trials, args.seed, time.monotonic() - started))
+    print(
+        "SIGKILL stress: %d trials, seed %d, %.0f s%s"
+        % (args.trials, args.seed, time.monotonic() - started, " (on S3)" if s3 else "")
+    )
     print()
     print(
         "cell                   trials  killed mid-run  torn tail  median units before kill"

@@ -267,11 +267,13 @@ KILL_CELLS: Dict[str, Tuple[Dict[str, Any], Tuple[float, float], float]] = {
 }
 
 
-def random_kill_trial(cell: str, rng: Random, where: Path) -> Trial:
+def random_kill_trial(cell: str, rng: Random, where: Path, env: Optional[Dict[str, str]] = None) -> Trial:
     """One trial of ``KILL_CELLS[cell]``: identity cells see their input shuffled on resume;
-    cells without a batch allowance write every unit before the next starts."""
+    cells without a batch allowance write every unit before the next starts. ``env``: more
+    environment for the job (``CHECKPOINTIFY_DIR=s3://...`` runs it on object storage)."""
     config, window, allowance = KILL_CELLS[cell]
     job = make_job(where, **config)
+    job.env.update(env or {})
     if allowance == 0:
         job.env["CHECKPOINTIFY_BATCH"] = "off"
     new_items = None

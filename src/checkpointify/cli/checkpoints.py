@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Union
 
 import click
 
@@ -12,16 +12,28 @@ from checkpointify.cli import inventory as checkpoints
 from checkpointify.cli.app import cli
 from checkpointify.output.report import Exit, color_for, error, say
 
+
+def _location(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Union[Path, str, None]:
+    """A folder (a Path), or an object-store URL (kept as text: ``s3://bucket/prefix``)."""
+    if value is None:
+        return None
+    return value.rstrip("/") if checkpoints.is_url(value) else Path(value)
+
+
 _dir = click.option(
     "--dir",
     "directory",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=str,
+    callback=_location,
     default=None,
-    help="Checkpoint directory (default: $CHECKPOINTIFY_DIR, else ./.checkpointify).",
+    help="Checkpoint directory or object-store URL such as s3://bucket/prefix "
+    "(default: $CHECKPOINTIFY_DIR, else ./.checkpointify).",
 )
 
+Where = Union[Path, str]
 
-def _checkpoint_dir(directory: Optional[Path]) -> Path:
+
+def _checkpoint_dir(directory: Optional[Where]) -> Where:
     if directory is not None:
         return directory
     parent = click.get_current_context().find_object(_CheckpointsDir)
@@ -29,7 +41,7 @@ def _checkpoint_dir(directory: Optional[Path]) -> Path:
 
 
 class _CheckpointsDir:
-    def __init__(self, path: Optional[Path]) -> None:
+    def __init__(self, path: Optional[Where]) -> None:
         self.path = path
 
 
@@ -42,7 +54,7 @@ def _foreign_note(foreign: List[Path]) -> None:
         )
 
 
-def _list_checkpoints(directory: Path) -> int:
+def _list_checkpoints(directory: Where) -> int:
     foreign: List[Path] = []
     entries = checkpoints.load(directory, foreign)
     _foreign_note(foreign)
@@ -51,6 +63,8 @@ def _list_checkpoints(directory: Path) -> int:
         return Exit.OK
     checkpoints.render_table(checkpoints.rows(entries), sys.stdout, color_for(sys.stdout))
     sys.stdout.flush()
+    for line in checkpoints.shard_summary(entries):
+        say(line)
     busy = sum(1 for e in entries if e.info is not None and e.info.writer is not None)
     say(
         "%d checkpoint%s in %s%s."
@@ -67,7 +81,7 @@ def _list_checkpoints(directory: Path) -> int:
 @cli.group("checkpoints", invoke_without_command=True)
 @_dir
 @click.pass_context
-def checkpoints_group(ctx: click.Context, directory: Optional[Path]) -> Optional[int]:
+def checkpoints_group(ctx: click.Context, directory: Optional[Where]) -> Optional[int]:
     """List (the default), show or clear the checkpoints rewritten programs leave behind."""
     ctx.obj = _CheckpointsDir(directory)
     if ctx.invoked_subcommand is None:
@@ -77,12 +91,12 @@ def checkpoints_group(ctx: click.Context, directory: Optional[Path]) -> Optional
 
 @checkpoints_group.command("list")
 @_dir
-def checkpoints_list(directory: Optional[Path]) -> int:
+def checkpoints_list(directory: Optional[Where]) -> int:
     """A table of the checkpoints: loop, source, units done, size, age, state."""
     return _list_checkpoints(_checkpoint_dir(directory))
 
 
-def _selected(directory: Path, ident: str) -> List[checkpoints.Entry]:
+def _selected(directory: Where, ident: str) -> List[checkpoints.Entry]:
     foreign: List[Path] = []
     chosen = checkpoints.select(checkpoints.load(directory, foreign), ident)
     named = [p for p in foreign if ident.strip() in (p.name, p.name[: -len(".ckpt")])]
@@ -99,7 +113,7 @@ def _selected(directory: Path, ident: str) -> List[checkpoints.Entry]:
 @checkpoints_group.command("show")
 @click.argument("ident", metavar="ID")
 @_dir
-def checkpoints_show(ident: str, directory: Optional[Path]) -> int:
+def checkpoints_show(ident: str, directory: Optional[Where]) -> int:
     """Everything about one checkpoint: ID, file name, hash or loop id. Exit 1 if not found."""
     chosen = _selected(_checkpoint_dir(directory), ident)
     for index, entry in enumerate(chosen):
@@ -115,7 +129,7 @@ def checkpoints_show(ident: str, directory: Optional[Path]) -> int:
 @click.option(
     "-y", "--yes", is_flag=True, help="Remove all checkpoints without asking (needed without a terminal)."
 )
-def checkpoints_clear(ident: Optional[str], directory: Optional[Path], yes: bool) -> int:
+def checkpoints_clear(ident: Optional[str], directory: Optional[Where], yes: bool) -> int:
     """Remove one checkpoint (ID, file name, hash or loop id) or all of them, so that the
     loops start from zero. Removing all asks first on a terminal and needs --yes otherwise.
     Only checkpointify logs are touched (another tool's *.ckpt stays), and a checkpoint a
@@ -132,7 +146,7 @@ def checkpoints_clear(ident: Optional[str], directory: Optional[Path], yes: bool
         if not chosen:
             return Exit.FAILED
     removed, refused = checkpoints.clear(chosen)
-    if ident is None:
+    if ident is None and isinstance(where, Path):
         checkpoints.remove_orphan_locks(where)
     for path in removed:
         say("removed %s" % checkpoints.shown(path))
@@ -147,7 +161,7 @@ def _terminal() -> bool:
     return sys.stdin.isatty() and sys.stderr.isatty()
 
 
-def _confirmed(chosen: List[checkpoints.Entry], where: Path) -> bool:
+def _confirmed(chosen: List[checkpoints.Entry], where: Where) -> bool:
     """Ask on a terminal before removing every checkpoint; without one, refuse (--yes)."""
     count = "%d checkpoint%s" % (len(chosen), "" if len(chosen) == 1 else "s")
     if not _terminal():

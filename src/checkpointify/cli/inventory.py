@@ -12,7 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, List, Optional, Sequence, Tuple
+from typing import IO, Dict, List, Optional, Sequence, Tuple, Union
 
 from checkpointify import runtime
 from checkpointify.runtime import CheckpointError, CheckpointInfo
@@ -27,6 +27,7 @@ class Entry:
     path: Path
     info: Optional[CheckpointInfo]
     error: Optional[str]  # why it could not be read
+    url: Optional[str] = None  # the object-store prefix holding it (path is then its name)
 
     @property
     def id(self) -> str:
@@ -35,9 +36,12 @@ class Entry:
         return name[: -len(".ckpt")] if name.endswith(".ckpt") else name
 
 
-def default_dir() -> Path:
-    """``$CHECKPOINTIFY_DIR``, else ``./.checkpointify`` (where the runtime writes)."""
-    return runtime.checkpoint_dir()
+def default_dir() -> Union[Path, str]:
+    """``$CHECKPOINTIFY_DIR`` (a folder, or an object-store URL), else ``./.checkpointify``
+    (where the runtime writes)."""
+    from checkpointify.runtime.settings import remote_url
+
+    return remote_url(None) or runtime.checkpoint_dir()
 
 
 def _is_log(path: Path) -> bool:
@@ -45,12 +49,29 @@ def _is_log(path: Path) -> bool:
     return name.endswith(".ckpt") or name.endswith(".ckpt.stale") or ".ckpt.corrupt-" in name
 
 
-def load(directory: Path, foreign: Optional[List[Path]] = None) -> List[Entry]:
+def is_url(location: str) -> bool:
+    """Whether ``--dir`` names object storage (``s3://bucket/prefix``, any fsspec URL)."""
+    from checkpointify.runtime.settings import remote_url
+
+    return remote_url(location) is not None
+
+
+def load_remote(url: str) -> List[Entry]:
+    """Every log and archive under the object-store prefix ``url`` (needs the extra)."""
+    from checkpointify.runtime.remotelogs import list_remote
+
+    return [Entry(Path(name), info, error, url) for name, info, error in list_remote(url)]
+
+
+def load(directory: Union[Path, str], foreign: Optional[List[Path]] = None) -> List[Entry]:
     """Every checkpoint log in ``directory`` (sorted by name); none if it does not exist.
 
     Only files whose header proves them checkpointify logs (:func:`runtime.is_log`) are
     entries: another tool's ``*.ckpt`` (PyTorch Lightning's ``last.ckpt``) is never listed,
-    shown or removed; such files are appended to ``foreign`` when it is given."""
+    shown or removed; such files are appended to ``foreign`` when it is given. A URL
+    (``s3://...``) lists the logs on object storage (:func:`load_remote`)."""
+    if isinstance(directory, str):
+        return load_remote(directory)
     if not directory.is_dir():
         return []
     entries = []
@@ -140,7 +161,7 @@ def rows(entries: Sequence[Entry], now: Optional[float] = None) -> List[Tuple[st
         out.append(
             (
                 entry.id,
-                info.loop_id or "?",
+                (info.loop_id or "?") + (" [shard %s]" % info.shard if info.shard else ""),
                 info.source or "?",
                 str(info.units),
                 human_size(info.size),
@@ -171,11 +192,32 @@ def render_table(table: Sequence[Tuple[str, ...]], stream: IO[str], color: bool)
         stream.write("  ".join(cells).rstrip() + "\n")
 
 
+def shard_summary(entries: Sequence[Entry]) -> List[str]:
+    """One line per sharded loop: how many of its N shards have a log, and their units."""
+    shards: Dict[Tuple[str, int], List[CheckpointInfo]] = {}
+    for entry in entries:
+        info = entry.info
+        if info is None or not info.shard or info.archived:
+            continue
+        total = int(info.shard.partition("/")[2])
+        shards.setdefault((info.loop_id, total), []).append(info)
+    lines = []
+    for (loop_id, total), infos in sorted(shards.items()):
+        infos.sort(key=lambda i: int(i.shard.partition("/")[0]))
+        parts = ", ".join("%s: %d" % (i.shard.partition("/")[0], i.units) for i in infos)
+        lines.append(
+            "%s: %d of %d shards have a log, %d units done (units by shard: %s)"
+            % (loop_id, len(infos), total, sum(i.units for i in infos), parts)
+        )
+    return lines
+
+
 def details(entry: Entry, now: Optional[float] = None) -> List[Tuple[str, str]]:
     """``show``: every field of one log, as (label, value) pairs."""
     now = time.time() if now is None else now
     info = entry.info
-    fields = [("id", entry.id), ("path", shown(entry.path))]
+    where = "%s/%s" % (entry.url, entry.path.name) if entry.url else shown(entry.path)
+    fields = [("id", entry.id), ("path", where)]
     if info is None:
         return fields + [("state", "unreadable: %s" % entry.error)]
     created = info.created or "?"
@@ -187,6 +229,7 @@ def details(entry: Entry, now: Optional[float] = None) -> List[Tuple[str, str]]:
         ("loop", info.loop_id or "?"),
         ("source", info.source or "?"),
         ("key", info.key or "-"),
+        ("shard", info.shard or "-"),
         ("resume", info.resume),
         ("units", "%d completed, in %d records" % (info.units, info.records)),
         ("size", "%s (%d bytes, %d valid)" % (human_size(info.size), info.size, info.valid_bytes)),
@@ -230,7 +273,12 @@ def clear(entries: Sequence[Entry]) -> Tuple[List[Path], List[str]]:
     refused: List[str] = []
     for entry in entries:
         try:
-            runtime.remove(entry.path)
+            if entry.url is not None:
+                from checkpointify.runtime.remotelogs import remove_remote
+
+                remove_remote(entry.url, entry.path.name)
+            else:
+                runtime.remove(entry.path)
         except CheckpointError as exc:
             refused.append(str(exc))
         except OSError as exc:
@@ -270,8 +318,10 @@ def remove_folder_if_empty(directory: Path) -> None:
         pass
 
 
-def shown(path: Path) -> str:
-    """``path`` relative to the working directory when it is inside it."""
+def shown(path: Union[Path, str]) -> str:
+    """``path`` relative to the working directory when it is inside it (a URL as it is)."""
+    if isinstance(path, str):
+        return path
     try:
         relative = os.path.relpath(path)
     except ValueError:  # pragma: no cover - another drive on Windows

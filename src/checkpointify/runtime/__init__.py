@@ -122,14 +122,17 @@ only), so that vendoring it is copying this folder. Its modules:
 * :mod:`.checkpoint`: :class:`Checkpoint` and :func:`checkpoint` (the loop id's file part:
   :mod:`.naming`), over a :class:`.store.Store`:
   :mod:`.filelog` (the log file, fsync, the sync thread; its lock in :mod:`.lock`) or
-  :mod:`.database` (``transaction=``); :mod:`.identity` plans ``resume="identity"``;
+  :mod:`.database` (``transaction=``) or :mod:`.objectstore` (a URL such as
+  ``s3://bucket/prefix``: segments, snapshots, the lease of :mod:`.lease`, through
+  :mod:`.remote`, which imports ``fsspec`` only then); :mod:`.identity` plans
+  ``resume="identity"``;
 * :mod:`.frames` (the on-disk format), :mod:`.pickling` (the records' pickle),
   :mod:`.deltas` (a unit's effect on the accumulators), :mod:`.fingerprint`,
   :mod:`.settings` (environment, fault injection), :mod:`.errors`;
 * :mod:`.deferred` (``deferred=True``, :func:`complete_deferred`: a helper's loop whose
   caller saves, and completes);
 * :mod:`.acknowledge` (:func:`acknowledge_each`), :mod:`.inspection` (:func:`read_info`,
-  :func:`remove`, :class:`CheckpointInfo`).
+  :func:`remove`, :class:`CheckpointInfo`; :mod:`.remotelogs` for logs on object storage).
 
 Importing the package is a cost every rewritten job pays, so it loads only what defining
 the names needs (about 5 ms over bare Python; ``benchmarks/runtime_overhead.py --imports``).

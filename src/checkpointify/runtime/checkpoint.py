@@ -40,7 +40,7 @@ from .frames import (
     _unpicklable,
 )
 from .lite import TYPE_CHECKING, Generic, T, deque
-from .settings import _crash, _Settings, checkpoint_dir, log_name
+from .settings import _crash, _Settings, checkpoint_dir, log_name, remote_url, shard
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -135,7 +135,7 @@ class Checkpoint(Generic[T]):
         iterable: Optional[Union[Iterable[T], AsyncIterable[T]]],
         state: Optional[Callable[[], Tuple[Any, ...]]],
         key: object = None,
-        directory: Optional[Path] = None,
+        directory: Optional[Union[Path, str]] = None,
         *,
         resume: str = "position",
         source: str = "",
@@ -144,6 +144,7 @@ class Checkpoint(Generic[T]):
         legacy_id: Optional[str] = None,
         deferred: bool = False,
         constants: Optional[Mapping[str, object]] = None,
+        upload_interval: Optional[float] = None,
     ) -> None:
         if resume not in ("position", "identity"):
             raise ValueError("resume must be 'position' or 'identity', not %r" % (resume,))
@@ -175,9 +176,17 @@ class Checkpoint(Generic[T]):
             self._deferred = self._key_fp
             self._key_fp = occurrence_key(loop_id, self._key_fp)
         self._default_dir = directory is None and not os.environ.get("CHECKPOINTIFY_DIR")
+        #: the object-store URL of the logs (``s3://bucket/prefix``...; None: a local folder)
+        self.url = remote_url(directory)
+        self._shard = shard()
+        if isinstance(directory, str):
+            from pathlib import Path
+
+            directory = Path(directory)
         self.directory = directory if directory is not None else checkpoint_dir()
-        self.path = self.directory / log_name(loop_id, self._key_fp)
+        self.path = self.directory / log_name(loop_id, self._key_fp, self._shard)
         self._settings = _Settings.from_env()
+        self._upload_interval = upload_interval
         #: raise instead of stepping aside (``strict=``, else ``CHECKPOINTIFY_STRICT``)
         self.strict = self._settings.strict if strict is None else bool(strict)
         #: why checkpointing of this loop stopped in this run (None: it runs)
@@ -185,7 +194,7 @@ class Checkpoint(Generic[T]):
         self._off_by_lock = False  # another instance holds the log: never touch it
         self._log_id = loop_id  # the loop id the log was written under (an earlier version's)
         self._legacy: Optional[Tuple[str, Path]] = None  # (id, path) of an earlier version's log
-        if legacy_id is not None and legacy_id != loop_id and transaction is None:
+        if legacy_id is not None and legacy_id != loop_id and transaction is None and self.url is None:
             if key is None or key_fingerprint(key) == _legacy_key_fingerprint(key):
                 legacy_fp = self._key_fp
                 self._legacy = (legacy_id, self.directory / log_name(legacy_id, legacy_fp))
@@ -327,7 +336,7 @@ class Checkpoint(Generic[T]):
         from . import pickling  # noqa: F401
 
         self._adopt_legacy_log()
-        if self._constants and self._transaction is None and not self.path.exists():
+        if self._constants and self._transaction is None and self.url is None and not self.path.exists():
             from .constants import archive_other_constants
 
             archive_other_constants(self.path, self._log_id, self._constants, self.strict, self._warn)
@@ -391,6 +400,22 @@ class Checkpoint(Generic[T]):
                 )
         import weakref
 
+        if self.url is not None:  # object storage: see objectstore.py
+            from .objectstore import ObjectStore, upload_interval
+
+            interval = upload_interval(self._upload_interval)
+            if self._settings.batch:  # at most one upload per interval (CHECKPOINTIFY_BATCH=off: every unit)
+                self._window = max(self._window, interval)
+            return ObjectStore(
+                self.url,
+                self.path.name,
+                self.loop_id,
+                self._settings,
+                header,
+                weakref.ref(self),
+                interval,
+                commit_first=self._transaction,
+            )
         from .filelog import FileStore
 
         return FileStore(
@@ -432,6 +457,7 @@ class Checkpoint(Generic[T]):
             "python": sys.version.split()[0],
             "runtime": RUNTIME_VERSION,
             **({"constants": self._constants} if self._constants else {}),
+            **({"shard": self._shard} if self._shard else {}),
         }
 
     def _already_applied(self, values: List[Any]) -> bool:
@@ -856,6 +882,7 @@ class Checkpoint(Generic[T]):
         self._write_costs.append(now - started - extra)  # fsync: bounded by its own clock (1 s)
         if self._settings.batch:
             self._window = min(min(self._write_costs) / _WRITE_SHARE, _MAX_BATCH_WINDOW)
+            self._window = max(self._window, getattr(store, "min_window", 0.0))
         self._last_write = now
 
     def _flush_if_safe(self) -> None:
@@ -960,7 +987,7 @@ class Checkpoint(Generic[T]):
         rows, drop the table if no other loop has rows in it, and commit."""
         if self._completed:
             return
-        if self._off_by_lock or (self.off is not None and not self.path.exists()):
+        if self._off_by_lock or (self.off is not None and self.url is None and not self.path.exists()):
             self._completed = True  # another instance's log, or none at all: nothing to remove
             return
         try:
@@ -1025,6 +1052,17 @@ def _item_mismatch(index: int, item: object, unit: "_Unit") -> Optional[str]:
     return "item #%d (%s) is not the item recorded at that position" % (index, _short(item))
 
 
+def _location(directory: Optional[Union[str, "os.PathLike[str]"]]) -> Optional[Union[Path, str]]:
+    """``directory=``: an object-store URL stays text, a folder becomes a Path."""
+    if directory is None:
+        return None
+    if isinstance(directory, str) and remote_url(directory):
+        return directory
+    from pathlib import Path
+
+    return Path(directory)
+
+
 def checkpoint(
     loop_id: str,
     iterable: Optional[Union[Iterable[T], AsyncIterable[T]]] = None,
@@ -1037,6 +1075,7 @@ def checkpoint(
     strict: Optional[bool] = None,
     deferred: bool = False,
     constants: Optional[Mapping[str, object]] = None,
+    upload_interval: Optional[float] = None,
 ) -> Checkpoint[T]:
     """Open the checkpoint of loop ``loop_id``.
 
@@ -1063,7 +1102,11 @@ def checkpoint(
 
     The log lives in ``directory``, else ``$CHECKPOINTIFY_DIR``, else ``./.checkpointify``
     (only that default folder is removed when it is left empty). Nothing is read, locked
-    or written until :meth:`Checkpoint.restore`.
+    or written until :meth:`Checkpoint.restore`. A URL there (``s3://bucket/prefix``,
+    ``gs://``, ``az://``, any fsspec protocol) keeps the log on object storage (see
+    :mod:`.objectstore`; needs ``pip install 'checkpointify[s3]'``), uploaded at most once
+    per ``upload_interval`` seconds (default ``$CHECKPOINTIFY_UPLOAD_INTERVAL``, else 1).
+    ``$CHECKPOINTIFY_SHARD=K/N`` gives shard K of N of a job its own log.
 
     **The loop's identity.** A rewritten program passes ``"<file>::<function>::<names>"``.
     The file part is replaced at run time by the calling file's path relative to its
@@ -1112,7 +1155,7 @@ def checkpoint(
         iterable,
         state,
         key=key,
-        directory=Path(directory) if directory is not None else None,
+        directory=_location(directory),
         resume=resume,
         source=source,
         transaction=transaction,
@@ -1120,4 +1163,5 @@ def checkpoint(
         legacy_id=loop_id,
         deferred=deferred,
         constants=constants,
+        upload_interval=upload_interval,
     )

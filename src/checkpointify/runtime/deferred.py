@@ -46,7 +46,7 @@ import os
 import sys
 
 from .lite import TYPE_CHECKING
-from .settings import checkpoint_dir
+from .settings import checkpoint_dir, remote_url
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -91,6 +91,8 @@ def complete_deferred(loop_id: str) -> None:
         calls = _PENDING.pop(resolved, [])
     for ckpt in calls:
         ckpt.complete()
+    if any(getattr(c, "url", None) for c in calls) or (not calls and remote_url(None)):
+        return  # object storage: each call's complete() removed its own log; no folder to sweep
     directories = {c.directory for c in calls} or {checkpoint_dir()}
     for directory in directories:
         _sweep(directory, resolved)

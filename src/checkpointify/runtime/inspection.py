@@ -36,6 +36,7 @@ class CheckpointInfo:
     modified: float  # mtime (seconds since the epoch): the last unit written
     writer: Optional[Dict[str, Any]]  # the process holding the lock right now, if any
     archived: str  # "" for a live log, "stale" or "corrupt" for an archive
+    shard: str = ""  # "K/N" for shard K of N of a job (CHECKPOINTIFY_SHARD), else ""
 
 
 #: a header frame longer than this is not one of ours (ours are a few hundred bytes)
@@ -113,6 +114,7 @@ def read_info(path: Path) -> CheckpointInfo:
         modified=stat.st_mtime,
         writer=None if archived else _lock_holder(_lock_path(path)),
         archived=archived,
+        shard=str(header.get("shard", "")),
     )
 
 

@@ -41,10 +41,9 @@ from .errors import CheckpointError, CheckpointLockedError, _shown
 from .fingerprint import fingerprint
 from .frames import _REORDERABLE, _decode_units, _encode_record, _header, _live
 from .lite import TYPE_CHECKING
-from .settings import _Settings, checkpoint_dir, log_name
+from .settings import _Settings, checkpoint_dir, log_name, remote_url
 
 if TYPE_CHECKING:
-    from pathlib import Path
     from typing import Any, Awaitable, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
     from .filelog import FileStore
@@ -69,7 +68,7 @@ class Parallel:
         self,
         loop_id: str,
         key: object = None,
-        directory: Optional[Path] = None,
+        directory: Optional[Union[str, "os.PathLike[str]"]] = None,
         *,
         source: str = "",
         strict: Optional[bool] = None,
@@ -82,7 +81,11 @@ class Parallel:
         self.source = source
         self._key_fp = key_fingerprint(key) if key is not None else ""
         self._default_dir = directory is None and not os.environ.get("CHECKPOINTIFY_DIR")
-        self.directory = directory if directory is not None else checkpoint_dir()
+        #: an object-store URL (``directory=`` or ``CHECKPOINTIFY_DIR``): not served yet
+        self._remote = remote_url(str(directory) if directory is not None else None)
+        from pathlib import Path
+
+        self.directory = Path(directory) if directory is not None else checkpoint_dir()
         self.path = self.directory / log_name(loop_id, self._key_fp)
         self._settings = _Settings.from_env()
         self.strict = self._settings.strict if strict is None else bool(strict)
@@ -401,6 +404,13 @@ class Parallel:
                 return
             self._opened = True
             try:
+                if self._remote is not None:
+                    # never a local folder named "s3:": the object store does not serve parallel
+                    # sites yet (docs/cluster.md), so they run as the program wrote them
+                    raise CheckpointError(
+                        "results of a parallel site are not checkpointed on object storage (%s) yet"
+                        % self._remote
+                    )
                 self._read()
             except CheckpointError as exc:
                 if self._store is not None and not self._store.closed:
@@ -504,7 +514,7 @@ class Parallel:
             if self._completed:
                 return
             self._completed = True
-            if self._off_by_lock:
+            if self._off_by_lock or self._remote is not None:
                 return
             try:
                 store = self._store
@@ -591,7 +601,7 @@ def parallel(
     return Parallel(
         run_time_id(loop_id, filename),
         key=key,
-        directory=Path(directory) if directory is not None else None,
+        directory=directory,
         source="%s:%d" % (_shown(Path(filename)), caller.f_lineno),
         strict=strict,
     )

@@ -14,20 +14,54 @@ if TYPE_CHECKING:
 
 
 def checkpoint_dir() -> Path:
-    """Where logs live: ``$CHECKPOINTIFY_DIR``, else ``.checkpointify`` in the working directory."""
+    """Where logs live: ``$CHECKPOINTIFY_DIR``, else ``.checkpointify`` in the working directory.
+    (An object-store URL there is read by :func:`remote_url`.)"""
     from pathlib import Path  # here, not with the module: see lite.py
 
     configured = os.environ.get("CHECKPOINTIFY_DIR")
     return Path(configured) if configured else Path.cwd() / ".checkpointify"
 
 
-def log_name(loop_id: str, key_fp: str = "") -> str:
-    """The file name of a loop's log: readable slug plus a hash that keeps names unique."""
+def log_name(loop_id: str, key_fp: str = "", shard: str = "") -> str:
+    """The file name of a loop's log: readable slug plus a hash that keeps names unique
+    (``shard``: ``"K/N"`` from ``$CHECKPOINTIFY_SHARD``, named in the slug and hashed)."""
     import re  # here, not with the module: see lite.py
 
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", loop_id).strip("_")[:80]
-    digest = _blake2b((loop_id + "\0" + key_fp).encode("utf-8"), digest_size=4).hexdigest()
+    identity = loop_id + "\0" + key_fp
+    if shard:
+        slug += ".shard-%s-of-%s" % tuple(shard.split("/"))
+        identity += "\0shard " + shard
+    digest = _blake2b(identity.encode("utf-8"), digest_size=4).hexdigest()
     return "%s-%s.ckpt" % (slug, digest)
+
+
+def remote_url(location: object) -> Optional[str]:
+    """``location`` (``directory=``, else ``$CHECKPOINTIFY_DIR``) when it is an object-store
+    URL (``s3://bucket/prefix``, ``gs://``, ``az://``, any fsspec protocol but ``file://``),
+    else None: a local folder."""
+    if location is None:
+        location = os.environ.get("CHECKPOINTIFY_DIR")
+    if location is None or not isinstance(location, str):
+        return None
+    scheme, sep, rest = location.partition("://")
+    if not sep or not rest or not scheme[:1].isalpha() or scheme.lower() == "file":
+        return None
+    if not all(c.isalnum() or c in "+.-" for c in scheme):
+        return None
+    return location.rstrip("/")
+
+
+def shard() -> str:
+    """``$CHECKPOINTIFY_SHARD`` as ``"K/N"`` (0 <= K < N), or ``""``: this process runs
+    shard K of N of its loops, each shard with its own log (see docs/cluster.md)."""
+    text = os.environ.get("CHECKPOINTIFY_SHARD", "").strip()
+    if not text:
+        return ""
+    k, sep, n = text.partition("/")
+    if sep and k.strip().isdigit() and n.strip().isdigit() and int(k) < int(n):
+        return "%d/%d" % (int(k), int(n))
+    raise CheckpointError("CHECKPOINTIFY_SHARD must be K/N with 0 <= K < N (shard K of N), not %r" % text)
 
 
 # ------------------------------------------------------------------------- settings

@@ -1,0 +1,342 @@
+"""Object storage through ``fsspec``: the few calls the object store needs, with retries.
+
+Imported only when ``CHECKPOINTIFY_DIR`` / ``directory=`` is a URL (``s3://``, ``gs://``,
+``az://``, any ``fsspec`` protocol); ``fsspec`` and its backend (``s3fs``, ``gcsfs``,
+``adlfs``) are the optional extras ``checkpointify[s3]``, ``[gcs]``, ``[azure]``, and
+they read credentials and endpoints as they always do (``AWS_*`` variables and profiles,
+``AWS_ENDPOINT_URL`` for S3-compatible servers).
+
+Conditional writes: on S3 (``s3fs``) a create-only PUT (``If-None-Match: *``) and a
+replace-only-this-version PUT (``If-Match: <etag>``) go straight to the S3 client, so two
+writers can never both create the same object. Other backends get ``pipe_file(...,
+mode="create")`` where the backend supports it, else a check-then-write (documented as
+weaker: one writer is then kept by the lease alone).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import time
+
+from .errors import CheckpointError, CheckpointWriteError
+from .lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
+
+    R = TypeVar("R")
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+#: the extra to install for each protocol (the message of a missing backend names it)
+_EXTRAS = {
+    "s3": "s3",
+    "s3a": "s3",
+    "gs": "gcs",
+    "gcs": "gcs",
+    "az": "azure",
+    "abfs": "azure",
+    "abfss": "azure",
+}
+
+
+def is_url(location: object) -> bool:
+    """Whether ``location`` (``directory=`` or ``$CHECKPOINTIFY_DIR``) names object storage:
+    ``<protocol>://...`` other than ``file://``."""
+    text = os.fspath(location) if isinstance(location, os.PathLike) else location
+    return isinstance(text, str) and bool(_URL.match(text)) and not text.lower().startswith("file://")
+
+
+class PreconditionFailed(Exception):
+    """A conditional write lost: the object exists (create-only) or changed (If-Match)."""
+
+
+def _retries() -> int:
+    text = os.environ.get("CHECKPOINTIFY_RETRIES", "").strip()
+    try:
+        return max(0, int(text)) if text else 5
+    except ValueError:
+        raise CheckpointError("CHECKPOINTIFY_RETRIES must be a number of retries, not %r" % text) from None
+
+
+class Bucket:
+    """The objects under one URL prefix. Keys are relative to the prefix (``a/b``)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        protocol = self.url.split("://", 1)[0].lower()
+        try:
+            import fsspec
+        except ImportError:
+            raise CheckpointError(
+                "CHECKPOINTIFY_DIR=%s needs fsspec and its %s backend: pip install 'checkpointify[%s]'"
+                % (self.url, protocol, _EXTRAS.get(protocol, "s3"))
+            ) from None
+        options: Dict[str, Any] = {}
+        if protocol in ("s3", "s3a"):  # one retry policy, ours (see retry()): not three nested ones
+            options = {"config_kwargs": {"retries": {"max_attempts": 1, "mode": "standard"}}}
+        try:
+            fs, root = fsspec.core.url_to_fs(self.url, **options)
+        except (ImportError, ValueError) as exc:
+            raise CheckpointError(
+                "cannot use %s for checkpoints: %s (pip install 'checkpointify[%s]')"
+                % (self.url, exc, _EXTRAS.get(protocol, "s3"))
+            ) from exc
+        if options:
+            fs.retries = 1  # s3fs' own loop (its instance for these options is ours alone)
+        self.fs: Any = fs
+        self.root = root.rstrip("/")
+        self.s3 = hasattr(fs, "call_s3")  # s3fs: conditional writes through the S3 client
+        self.retries = _retries()
+
+    def path(self, key: str) -> str:
+        return "%s/%s" % (self.root, key) if key else self.root
+
+    def _bucket_key(self, key: str) -> Tuple[str, str]:
+        bucket, _, prefix = self.path(key).partition("/")
+        return bucket, prefix
+
+    # -- retries ---------------------------------------------------------------------
+
+    def retry(self, what: str, call: Callable[[], R]) -> R:
+        """``call()``, retried with exponential backoff and jitter on network and server
+        errors (``OSError`` other than a missing or existing object). Only for idempotent
+        calls (a create-only PUT is made idempotent by :meth:`put_new`). Raises
+        :class:`CheckpointWriteError` when every attempt failed."""
+        delay = 0.2
+        for attempt in range(self.retries + 1):
+            try:
+                return call()
+            except (FileNotFoundError, FileExistsError, PreconditionFailed):
+                raise
+            except Exception as exc:  # botocore and aiohttp errors are not all OSErrors
+                if _precondition(exc):
+                    raise PreconditionFailed(str(exc)) from exc
+                if not _transient(exc):
+                    raise CheckpointWriteError(
+                        "cannot %s %s: %s: %s" % (what, self.url, type(exc).__name__, exc)
+                    ) from exc
+                if attempt == self.retries:
+                    raise CheckpointWriteError(
+                        "cannot %s %s after %d attempts: %s: %s"
+                        % (what, self.url, attempt + 1, type(exc).__name__, exc)
+                    ) from exc
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 5.0)
+        raise AssertionError("unreachable")
+
+    # -- the calls -------------------------------------------------------------------
+
+    def get(self, key: str) -> Optional[Tuple[bytes, str]]:
+        """The object's bytes and version tag (ETag), or None if there is none."""
+
+        def call() -> Optional[Tuple[bytes, str]]:
+            try:
+                if self.s3:
+                    bucket, name = self._bucket_key(key)
+                    out = self.fs.call_s3("get_object", Bucket=bucket, Key=name)
+                    body = out["Body"]
+                    data = _read_body(self.fs, body)
+                    return data, str(out.get("ETag", ""))
+                data = self.fs.cat_file(self.path(key))
+                return data, _digest(data)
+            except FileNotFoundError:
+                return None
+
+        return self.retry("read", call)
+
+    def cat(self, keys: List[str]) -> Dict[str, Optional[bytes]]:
+        """Many objects at once (s3fs fetches them concurrently); a missing one is None."""
+        if not keys:
+            return {}
+        paths = [self.path(k) for k in keys]
+        out = self.retry("read", lambda: self.fs.cat(paths, on_error="return"))
+        result: Dict[str, Optional[bytes]] = {}
+        for key, path in zip(keys, paths):
+            value = out.get(path)
+            if isinstance(value, FileNotFoundError):
+                result[key] = None
+            elif isinstance(value, BaseException):
+                got = self.get(key)  # retried one by one
+                result[key] = got[0] if got is not None else None
+            else:
+                result[key] = value
+        return result
+
+    def put_new(self, key: str, data: bytes) -> None:
+        """Create the object only if it does not exist; :class:`PreconditionFailed` if it
+        does and holds other bytes (a retry that finds its own first attempt succeeded)."""
+
+        def call() -> None:
+            if self.s3:
+                bucket, name = self._bucket_key(key)
+                self.fs.call_s3("put_object", Bucket=bucket, Key=name, Body=data, IfNoneMatch="*")
+                return
+            try:
+                self.fs.pipe_file(self.path(key), data, mode="create")
+            except TypeError:  # a backend without mode=: check, then write (weaker)
+                if self.fs.exists(self.path(key)):
+                    raise FileExistsError(key) from None
+                self.fs.pipe_file(self.path(key), data)
+
+        try:
+            self.retry("write", call)
+        except (FileExistsError, PreconditionFailed):
+            got = self.get(key)
+            if got is not None and got[0] == data:
+                return  # an earlier attempt went through before its answer was lost
+            raise PreconditionFailed(key) from None
+        finally:
+            self._forget(key)
+
+    def put_if(self, key: str, data: bytes, etag: str) -> str:
+        """Replace the object only if it is still version ``etag``; returns the new ETag.
+        :class:`PreconditionFailed` if another writer changed it first."""
+
+        def call() -> str:
+            if self.s3:
+                bucket, name = self._bucket_key(key)
+                out = self.fs.call_s3("put_object", Bucket=bucket, Key=name, Body=data, IfMatch=etag)
+                return str(out.get("ETag", ""))
+            got = self.get(key)  # check-then-write: other backends (see the module's docstring)
+            if got is None or got[1] != etag:
+                raise PreconditionFailed(key)
+            self.fs.pipe_file(self.path(key), data)
+            return _digest(data)
+
+        try:
+            try:
+                return self.retry("write", call)
+            except FileNotFoundError:  # If-Match on an object that is gone (S3 answers 404)
+                raise PreconditionFailed(key) from None
+        except PreconditionFailed:
+            got = self.get(key)
+            if got is not None and got[0] == data:
+                return got[1]
+            raise
+        finally:
+            self._forget(key)
+
+    def put(self, key: str, data: bytes) -> None:
+        """An unconditional PUT (archives, and the torn upload of the ``mid-record`` fault)."""
+        self.retry("write", lambda: self.fs.pipe_file(self.path(key), data))
+        self._forget(key)
+
+    def list(self, prefix: str = "") -> List[str]:
+        """Keys below ``prefix`` (recursively), sorted; none if there is nothing."""
+        base = self.path(prefix)
+
+        def call() -> List[str]:
+            try:
+                found = self.fs.find(base, refresh=True) if self.s3 else self.fs.find(base)
+            except FileNotFoundError:
+                return []
+            start = len(self.root) + 1
+            return sorted(p[start:] for p in found if p.startswith(self.root + "/"))
+
+        self._forget(prefix)
+        return self.retry("list", call)
+
+    def children(self) -> List[str]:
+        """The names directly under the prefix (objects and "folders")."""
+
+        def call() -> List[str]:
+            try:
+                found = (
+                    self.fs.ls(self.root, detail=False, refresh=True)
+                    if self.s3
+                    else self.fs.ls(self.root, detail=False)
+                )
+            except FileNotFoundError:
+                return []
+            return sorted(p.rstrip("/").rpartition("/")[2] for p in found)
+
+        self._forget("")
+        return self.retry("list", call)
+
+    def delete(self, keys: List[str]) -> None:
+        if keys:
+            paths = [self.path(k) for k in keys]
+            self.retry("delete", lambda: self.fs.rm(paths))
+            for key in keys:
+                self._forget(key)
+
+    def modified(self, key: str) -> float:
+        """The object's last-modified time (seconds since the epoch; 0 if unknown)."""
+        try:
+            info = self.retry("read", lambda: self.fs.info(self.path(key)))
+        except (FileNotFoundError, CheckpointError):
+            return 0.0
+        stamp = info.get("LastModified") or info.get("mtime") or info.get("last_modified")
+        if hasattr(stamp, "timestamp"):
+            return float(stamp.timestamp())
+        try:
+            return float(stamp or 0.0)
+        except (TypeError, ValueError):
+            return 0.0
+
+    def _forget(self, key: str) -> None:
+        try:
+            self.fs.invalidate_cache(self.path(key))
+        except Exception:  # pragma: no cover - a backend without a listings cache
+            pass
+
+
+def _read_body(fs: Any, body: Any) -> bytes:
+    """The bytes of an aiobotocore streaming body, read on s3fs' event loop."""
+    from fsspec.asyn import sync
+
+    async def read() -> bytes:
+        async with body as stream:
+            data: bytes = await stream.read()
+            return data
+
+    data: bytes = sync(fs.loop, read)
+    return data
+
+
+def _precondition(exc: BaseException) -> bool:
+    """Whether ``exc`` (or its cause) is HTTP 412 Precondition Failed."""
+    seen = 0
+    current: Optional[BaseException] = exc
+    while current is not None and seen < 5:
+        response = getattr(current, "response", None)
+        if isinstance(response, dict):
+            error = response.get("Error", {})
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if error.get("Code") in ("PreconditionFailed", "412") or status == 412:
+                return True
+        if "PreconditionFailed" in str(current) or "Precondition Failed" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
+
+
+def _transient(exc: BaseException) -> bool:
+    """Worth retrying: a network or server error (OSError, or an error of the HTTP and
+    cloud client libraries), not a bug such as a TypeError."""
+    if isinstance(exc, (OSError, TimeoutError)):
+        return True
+    module = type(exc).__module__.split(".")[0]
+    return module in (
+        "botocore",
+        "aiobotocore",
+        "aiohttp",
+        "urllib3",
+        "requests",
+        "google",
+        "azure",
+        "gcsfs",
+        "adlfs",
+        "s3fs",
+        "fsspec",
+    )
+
+
+def _digest(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.blake2b(data, digest_size=16).hexdigest()

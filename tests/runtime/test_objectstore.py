@@ -1,0 +1,483 @@
+"""Checkpoints on object storage, against a real S3 API server on 127.0.0.1.
+
+``moto``'s standalone server runs in a child process (tests/support/s3server.py); every
+program under test reaches it through ``s3fs`` as a user's would: ``CHECKPOINTIFY_DIR=s3://...``,
+``AWS_ENDPOINT_URL`` and fake credentials in its environment. Crashes are real SIGKILLs (or
+the runtime's own fault points, which end the process like kill -9); "another machine" is
+another process in another working directory with an empty local disk. Timing is never
+asserted. Long stress runs are marked ``slow``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from random import Random
+from typing import Any, Dict, Iterator, List
+
+import pytest
+
+pytest.importorskip("moto.server")
+pytest.importorskip("s3fs")
+
+from checkpointify.runtime import CheckpointError, CheckpointLockedError, checkpoint  # noqa: E402
+from tests.safety.test_safety import BASIC, Program  # noqa: E402
+from tests.support.crash_harness import KILL_CELLS, Job, check_final, kill_and_resume, make_job  # noqa: E402
+from tests.support.s3server import S3Server, started  # noqa: E402
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
+
+FAST = {"CHECKPOINTIFY_UPLOAD_INTERVAL": "0.05"}  # kills land after a few uploads
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    yield from started()
+
+
+@pytest.fixture()
+def url(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket and prefix; the in-process runtime sees only the S3 variables."""
+    for name in list(os.environ):
+        if name.startswith("CHECKPOINTIFY_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CHECKPOINTIFY_QUIET", "1")
+    return s3.bucket() + "/jobs/run-1"
+
+
+def _machine(where: Path) -> Path:
+    """A fresh "machine": a project folder (its root marker makes the loop id the script's
+    path inside the project, as in a container image) with nothing else on its disk."""
+    where.mkdir(parents=True)
+    (where / "pyproject.toml").write_text("[project]\nname = 'job'\n")
+    return where
+
+
+def _s3_env(s3: S3Server, url: str, **extra: str) -> Dict[str, str]:
+    return dict(s3.env(), CHECKPOINTIFY_DIR=url, **extra)
+
+
+def _no_local_checkpoints(*folders: Path) -> None:
+    for folder in folders:
+        assert not (folder / ".checkpointify").exists(), "a checkpoint was written to local disk"
+
+
+# ------------------------------------------------------------------- a rescheduled pod
+
+
+def test_killed_job_resumes_on_another_machine_with_an_empty_disk(
+    s3: S3Server, url: str, tmp_path: Path
+) -> None:
+    first = Program(_machine(tmp_path / "node-a"), BASIC)
+    expected = first.expected()
+    env = _s3_env(s3, url, **FAST)
+    first.kill_after(6, env=env)
+    assert s3.keys(url), "nothing was uploaded before the kill"
+    # the pod is rescheduled on another node: same image (the same script), a fresh disk
+    second = _machine(tmp_path / "node-b")
+    shutil.copy(first.rewritten, second / "job.py")
+    shutil.copy(first.where / "ckfixture.py", second / "ckfixture.py")
+    worklog = second / "worklog.txt"
+    done = subprocess.run(
+        [sys.executable, "job.py"],
+        cwd=second,
+        env=first.env(dict(env, CKPT_WORKLOG=str(worklog))),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "completed units restored from s3://" in done.stderr
+    assert {p.name: p.read_text() for p in second.glob("out*.json")} == expected
+    ran = worklog.read_text().split()
+    assert 0 < len(ran) < 12 and ran == [str(n) for n in range(12 - len(ran), 12)]
+    _no_local_checkpoints(first.where, second)
+    assert s3.keys(url) == []  # complete() removed every object of the log
+
+
+def test_uninterrupted_run_on_s3_writes_what_the_original_writes(
+    s3: S3Server, url: str, tmp_path: Path
+) -> None:
+    program = Program(_machine(tmp_path / "job"), BASIC)
+    expected = program.expected()
+    done = program.run(program.rewritten, env=_s3_env(s3, url))
+    assert done.returncode == 0, done.stderr
+    assert program.outputs() == expected
+    _no_local_checkpoints(program.where)
+    assert s3.keys(url) == []
+
+
+# -------------------------------------------------------------------- crash points
+
+
+def _job(s3: S3Server, url: str, where: Path, **config: Any) -> Job:
+    job = make_job(where, config.pop("items", list(range(12))), work=config.pop("work", 0.01), **config)
+    job.env.update(_s3_env(s3, url))
+    return job
+
+
+def _ran(job: Job) -> List[Any]:
+    return [item for item, _ in job.starts()]
+
+
+@pytest.mark.parametrize(
+    "point,resumes_at", [("before-write", 0), ("after-write", 1), ("mid-record", 0)], ids=lambda v: str(v)
+)
+def test_crash_point_during_an_upload(
+    point: str, resumes_at: int, s3: S3Server, url: str, tmp_path: Path
+) -> None:
+    """``mid-record`` leaves half a segment object at its key (what a store without atomic
+    PUTs keeps of an upload cut by the crash): it fails its checksum and is never taken for
+    records; the units it held run again."""
+    job = _job(s3, url, tmp_path / "job")
+    unit = 5
+    env = {"CHECKPOINTIFY_BATCH": "off", "CHECKPOINTIFY_FAULT": "%s:%d" % (point, unit)}
+    done = job.run(env=env)
+    assert done.returncode == 137, done.stderr
+    assert _ran(job) == list(range(unit + 1))
+    job.reset_worklog()
+    done = job.run(env={"CHECKPOINTIFY_BATCH": "off", "CHECKPOINTIFY_QUIET": ""})
+    assert done.returncode == 0, done.stderr
+    assert _ran(job) == list(range(unit + resumes_at, 12))
+    if point == "mid-record":
+        assert "fail their checksum" in done.stderr
+    assert check_final(job) == []
+    assert s3.keys(url) == []
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "default-policy",
+        pytest.param("small-records", marks=pytest.mark.slow),
+        pytest.param("large-records", marks=pytest.mark.slow),
+    ],
+)
+def test_sigkill_at_a_random_moment_on_s3(cell: str, s3: S3Server, url: str, tmp_path: Path) -> None:
+    """The fault matrix's random-kill cells against the object store (kills land before,
+    during and after uploads; with records of 250 KB many land mid-upload)."""
+    _random_kill(cell, 0, s3, url, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(1, 9))
+@pytest.mark.parametrize("cell", ["small-records", "large-records", "default-policy", "identity-reordered"])
+def test_sigkill_stress_on_s3(cell: str, seed: int, s3: S3Server, url: str, tmp_path: Path) -> None:
+    _random_kill(cell, seed, s3, url, tmp_path)
+
+
+def _random_kill(cell: str, seed: int, s3: S3Server, url: str, tmp_path: Path) -> None:
+    config, window, allowance = KILL_CELLS[cell]
+    config = dict(config, items=list(config["items"])[:120])
+    job = make_job(tmp_path / "job", **config)
+    job.env.update(_s3_env(s3, url))
+    if allowance == 0:
+        job.env["CHECKPOINTIFY_BATCH"] = "off"
+    rng = Random("%s-%d" % (cell, seed))
+    new_items = None
+    if config.get("resume") == "identity":
+        new_items = list(job.config["items"])
+        rng.shuffle(new_items)
+    # with batching, a kill loses the units of one upload interval and those of the upload
+    # in flight (docs/runtime.md): one more second of allowance for the upload
+    trial = kill_and_resume(job, rng, window, new_items=new_items, batch_window=allowance and allowance + 1.0)
+    assert trial.problems == []
+    assert s3.keys(url) == []
+
+
+# ------------------------------------------------------------------- one writer, fencing
+
+
+def test_two_machines_racing_for_one_loop_exactly_one_writes(s3: S3Server, url: str, tmp_path: Path) -> None:
+    programs = [Program(_machine(tmp_path / name), BASIC) for name in ("node-a", "node-b")]
+    expected = programs[0].expected()
+    env = _s3_env(s3, url, CHECKPOINTIFY_LEASE_SECONDS="2", CKPT_DELAY="0.1")
+    children = [
+        subprocess.Popen(
+            [sys.executable, "job.py"],
+            cwd=p.where,
+            env=p.env(env),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for p in programs
+    ]
+    errors = [child.communicate(timeout=120)[1] for child in children]
+    assert [child.returncode for child in children] == [0, 0], errors
+    refused = [e for e in errors if "in use by process" in e and "holds its lease" in e]
+    assert len(refused) == 1, errors  # the other one wrote the log
+    for program in programs:
+        assert program.outputs() == expected  # both jobs succeed, as without checkpointify
+    assert s3.keys(url) == []
+
+
+@pytest.mark.slow  # about 20 s; test_fenced_in_process is its fast twin
+def test_a_stale_writer_back_after_its_lease_expired_is_fenced_off(
+    s3: S3Server, url: str, tmp_path: Path
+) -> None:
+    """A is frozen (SIGSTOP: a paused VM) past its lease; B takes over on another machine and
+    is killed; A wakes up: its writes are refused, it runs on unchecked and leaves B's log
+    alone; C resumes from B's records and writes the original output."""
+    nodes = [Program(_machine(tmp_path / name), BASIC) for name in ("node-a", "node-b", "node-c")]
+    expected = nodes[0].expected()
+    env = _s3_env(s3, url, CHECKPOINTIFY_LEASE_SECONDS="1", CHECKPOINTIFY_QUIET="", **FAST)
+    a_log = tmp_path / "a.txt"
+    a = subprocess.Popen(
+        [sys.executable, "job.py"],
+        cwd=nodes[0].where,
+        env=nodes[0].env(dict(env, CKPT_DELAY="0.2", CKPT_WORKLOG=str(a_log))),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for(lambda: a_log.exists() and len(a_log.read_text().split()) >= 3)
+    a.send_signal(signal.SIGSTOP)
+    try:
+        nodes[1].kill_after(4, env=env)  # takes the expired lease over, runs, is killed
+    finally:
+        a.send_signal(signal.SIGCONT)
+    _, a_err = a.communicate(timeout=120)
+    assert a.returncode == 0, a_err  # never worse than the original
+    assert "lease" in a_err and "warning" in a_err, a_err
+    assert nodes[0].outputs() == expected
+    assert s3.keys(url), "the fenced writer removed the new owner's log"
+    done = nodes[2].run(nodes[2].rewritten, env=dict(env, CKPT_WORKLOG=str(nodes[2].worklog)))
+    assert done.returncode == 0, done.stderr
+    assert nodes[2].outputs() == expected
+    assert s3.keys(url) == []
+
+
+def test_fenced_in_process(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same, deterministic: A's lease thread stops (a pause), B takes the lease over after
+    one time to live without renewal and writes; A's next upload is refused (strict: raised)."""
+    monkeypatch.setenv("CHECKPOINTIFY_LEASE_SECONDS", "0.5")
+    monkeypatch.setenv("CHECKPOINTIFY_BATCH", "off")
+    out_a: List[int] = []
+    a = checkpoint(
+        "job.py::main::out", range(10), lambda: (out_a,), directory=url, upload_interval=0, strict=True
+    )
+    [out_a] = a.restore()
+    it = iter(a)
+    for _ in range(3):
+        out_a.append(next(it))
+    assert a._store is not None and getattr(a._store, "lease", None) is not None
+    a._store.lease.stop()  # type: ignore[attr-defined]
+    seen: Dict[str, Any] = {}
+
+    def machine_b() -> None:  # another thread: not a retry of A's call, so no in-process hand-over
+        out_b: List[int] = []
+        b = checkpoint("job.py::main::out", range(10), lambda: (out_b,), directory=url, upload_interval=0)
+        [out_b] = b.restore()
+        seen.update(off=b.off, restored=b.restored_units)
+        for item in b:
+            out_b.append(item)
+            if item == 5:
+                break
+        b.close()
+
+    other = threading.Thread(target=machine_b)
+    other.start()
+    other.join()
+    assert seen == {"off": None, "restored": 2}
+    with pytest.raises(CheckpointLockedError, match="lease"):
+        next(it)
+    out_c: List[int] = []
+    c = checkpoint("job.py::main::out", range(10), lambda: (out_c,), directory=url, upload_interval=0)
+    [out_c] = c.restore()
+    assert c.restored_units == 5  # B's units 2..4; nothing of A's after B took over
+    out_c.extend(c)
+    assert out_c == list(range(10))
+    c.complete()
+
+
+# --------------------------------------------------------------- failures, compaction
+
+
+def test_unreachable_store_never_fails_the_job(tmp_path: Path, s3: S3Server) -> None:
+    program = Program(_machine(tmp_path / "job"), BASIC)
+    expected = program.expected()
+    env = dict(
+        s3.env(),
+        AWS_ENDPOINT_URL="http://127.0.0.1:9",  # nothing listens there
+        CHECKPOINTIFY_DIR="s3://nowhere/prefix",
+        CHECKPOINTIFY_RETRIES="1",
+    )
+    done = program.run(program.rewritten, env=env)
+    assert done.returncode == 0, done.stderr
+    assert program.outputs() == expected
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("checkpointify: warning:")]
+    assert len(warnings) == 1 and "s3://nowhere/prefix" in warnings[0], done.stderr
+    strict = program.run(program.rewritten, env=dict(env, CHECKPOINTIFY_STRICT="1"))
+    assert strict.returncode != 0 and "CheckpointWriteError" in strict.stderr
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["default", "strict"])
+def test_failed_upload_after_retries(strict: bool, s3: S3Server, url: str, tmp_path: Path) -> None:
+    job = _job(s3, url, tmp_path / "job")
+    env = {"CHECKPOINTIFY_BATCH": "off", "CHECKPOINTIFY_FAULT": "eio:4", "CHECKPOINTIFY_QUIET": ""}
+    if strict:
+        env["CHECKPOINTIFY_STRICT"] = "1"
+    done = job.run(env=env)
+    if strict:
+        assert done.returncode != 0 and "CheckpointWriteError" in done.stderr
+        return
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("checkpointify: warning:") == 1
+    assert job.output() == job.expected()
+
+
+def test_compaction_keeps_restore_to_a_few_objects(
+    url: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from checkpointify.runtime import objectstore
+
+    monkeypatch.setattr(objectstore, "_COMPACT_EVERY", 5)
+    monkeypatch.setenv("CHECKPOINTIFY_BATCH", "off")
+    out: List[int] = []
+    ck = checkpoint("job.py::main::out", range(40), lambda: (out,), directory=url)
+    [out] = ck.restore()
+    for item in ck:
+        out.append(item * 2)
+        if item == 30:
+            break
+    ck.close()
+    keys = [k.rpartition("/")[2] for k in s3.keys(url)]
+    assert sum(k.startswith("snap-") for k in keys) == 1 and sum(k.startswith("seg-") for k in keys) <= 5, (
+        keys
+    )
+    again: List[int] = []
+    ck = checkpoint("job.py::main::out", range(40), lambda: (again,), directory=url)
+    [again] = ck.restore()
+    assert ck.restored_units == 30
+    again.extend(item * 2 for item in ck)
+    assert again == [i * 2 for i in range(40)]
+    ck.complete()
+    assert s3.keys(url) == []
+
+
+def test_a_log_of_other_input_is_archived_as_one_object(
+    url: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHECKPOINTIFY_BATCH", "off")
+    out: List[int] = []
+    ck = checkpoint("job.py::main::out", range(10), lambda: (out,), directory=url, upload_interval=0)
+    [out] = ck.restore()
+    for item in ck:
+        out.append(item)
+        if item == 6:
+            break
+    ck.close()
+    again: List[int] = []
+    ck = checkpoint("job.py::main::out", range(100, 110), lambda: (again,), directory=url)
+    [again] = ck.restore()
+    assert ck.restored_units == 0
+    for item in ck:
+        again.append(item)
+        if item == 104:
+            break
+    ck.close()
+    third: List[int] = []
+    ck = checkpoint("job.py::main::out", range(100, 110), lambda: (third,), directory=url)
+    [third] = ck.restore()
+    assert ck.restored_units == 4  # the new log holds only the new input's units
+    third.extend(ck)
+    ck.complete()
+    assert third == list(range(100, 110))
+    [archive] = s3.keys(url)
+    assert archive.endswith(".ckpt.stale")
+    from checkpointify.cli import inventory
+
+    [entry] = inventory.load(url)
+    assert entry.info is not None and entry.info.archived == "stale" and entry.info.units >= 1
+
+
+def test_a_newer_checkpoint_of_the_loop_in_this_process_takes_over(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retried call (a notebook cell run again) need not wait for the lease of the call
+    it replaces: the older one uploads its completed units and hands the lease over."""
+    monkeypatch.setenv("CHECKPOINTIFY_BATCH", "off")
+    out: List[int] = []
+    first = checkpoint("job.py::main::out", range(8), lambda: (out,), directory=url)
+    [out] = first.restore()
+    for item in first:
+        if item == 3:
+            break  # an exception, say: no close(), no complete()
+        out.append(item)
+    again: List[int] = []
+    second = checkpoint("job.py::main::out", range(8), lambda: (again,), directory=url, strict=True)
+    [again] = second.restore()
+    assert second.restored_units == 3
+    again.extend(second)
+    second.complete()
+    assert again == list(range(8))
+
+
+def test_a_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    real = builtins.__import__
+
+    def without_fsspec(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "fsspec" or name.startswith("fsspec."):
+            raise ImportError("No module named 'fsspec'")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_fsspec)
+    with pytest.raises(CheckpointError, match=r"pip install 'checkpointify\[gcs\]'"):
+        checkpoint("x", range(3), directory="gs://bucket/p", strict=True).restore()
+
+
+# ------------------------------------------------------------------------------ shards
+
+
+def test_shards_on_three_machines_and_the_cli_shows_each(s3: S3Server, url: str, tmp_path: Path) -> None:
+    items = list(range(30))
+    jobs = []
+    for k in range(3):
+        job = make_job(tmp_path / ("shard-%d" % k), items[k::3], work=0.01)
+        job.env.update(_s3_env(s3, url, CHECKPOINTIFY_SHARD="%d/3" % k, CHECKPOINTIFY_BATCH="off"))
+        jobs.append(job)
+    # shard 1 dies after 4 units, shard 2 after 6; shard 0 finishes
+    for job, unit in ((jobs[1], 4), (jobs[2], 6)):
+        done = job.run(env={"CHECKPOINTIFY_FAULT": "before-write:%d" % unit})
+        assert done.returncode == 137, done.stderr
+    cli = [sys.executable, "-m", "checkpointify", "checkpoints"]
+    env = dict(jobs[0].environment(), CHECKPOINTIFY_DIR=url)
+    listing = subprocess.run(cli + ["list", "--dir", url], env=env, capture_output=True, text=True)
+    assert listing.returncode == 0, listing.stderr
+    rows = [line for line in listing.stdout.splitlines() if "[shard" in line]
+    assert len(rows) == 2 and "[shard 1/3]" in rows[0] and "[shard 2/3]" in rows[1], listing.stdout
+    assert "2 of 3 shards have a log, 10 units done (units by shard: 1: 4, 2: 6)" in listing.stderr
+    name = rows[0].split()[0]
+    # without --dir: CHECKPOINTIFY_DIR names the bucket, as for the jobs
+    shown = subprocess.run(cli + ["show", name], env=env, capture_output=True, text=True)
+    assert shown.returncode == 0 and "shard:" in shown.stdout and "4 completed" in shown.stdout, shown
+    for job in jobs:
+        job.reset_worklog()
+        done = job.run()
+        assert done.returncode == 0, done.stderr
+        assert check_final(job) == []
+    assert [len(_ran(j)) for j in jobs] == [10, 6, 4]
+    # clear: a log left by a killed shard goes
+    assert jobs[1].run(env={"CHECKPOINTIFY_FAULT": "before-write:3"}).returncode == 137
+    cleared = subprocess.run(cli + ["clear", "--yes", "--dir", url], env=env, capture_output=True, text=True)
+    assert cleared.returncode == 0, cleared.stderr
+    assert s3.keys(url) == []
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _wait_for(condition: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
