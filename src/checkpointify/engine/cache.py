@@ -77,12 +77,19 @@ def namespace(options: Options, staged: bool) -> str:
     return hashlib.blake2b("\0".join(parts).encode("utf-8"), digest_size=12).hexdigest()
 
 
+def _code_files() -> List[Path]:
+    """checkpointify's own source that decides a file's result: every module of the package
+    but the runtime (which rewritten programs import, and which no analysis reads)."""
+    package = Path(__file__).resolve().parents[1]
+    return sorted(p for p in package.rglob("*.py") if "runtime" not in p.relative_to(package).parts[:1])
+
+
 def _code_fingerprint() -> str:
     """A hash of checkpointify's own source: an edited matcher must not read old results."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     h = hashlib.blake2b(digest_size=16)
-    for path in sorted(package.glob("*.py")):
-        h.update(path.name.encode())
+    for path in _code_files():
+        h.update(path.relative_to(package).as_posix().encode())
         try:
             h.update(path.read_bytes())
         except OSError:
