@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from .errors import CheckpointError, CheckpointWriteError, _describe, _shown
 from .frames import _FORMAT_V1, _FRAME, _KIND_HEADER, _MAGIC, FORMAT, _count_units, _frame_end, _header, _scan
@@ -84,15 +84,35 @@ def read_info(path: Path) -> CheckpointInfo:
         raise CheckpointError("cannot read checkpoint %s: %s" % (_shown(path), _describe(exc))) from exc
     if not is_log(path):
         raise CheckpointError("%s is not a checkpointify log (its header is not one)" % _shown(path))
+    return describe(
+        path,
+        data,
+        "",
+        stat.st_mtime,
+        lambda archived: None if archived else _lock_holder(_lock_path(path)),
+        len(data),
+    )
+
+
+def describe(
+    path: Path,
+    data: bytes,
+    damage: str,
+    modified: float,
+    writer: Callable[[str], Optional[Dict[str, Any]]],
+    size: int,
+) -> CheckpointInfo:
+    """A :class:`CheckpointInfo` of the log bytes ``data`` named ``path`` (a local file, or the
+    log of an object-store prefix, :mod:`.remotelogs`). ``damage`` is what the caller already
+    knows is wrong (else the scan's corrupt frame or torn tail); ``writer(archived)`` gives
+    the process holding the log, if any."""
     scan = _scan(data)
     header = _header(data, scan)
     units, replaced = _count_units(data, scan, v1=header.get("format") == _FORMAT_V1)
-    if scan.corrupt_at >= 0:
+    if not damage and scan.corrupt_at >= 0:
         damage = "corrupt at byte %d" % scan.corrupt_at
-    elif scan.valid_end < scan.size:
+    elif not damage and scan.valid_end < scan.size:
         damage = "torn tail of %d bytes" % (scan.size - scan.valid_end)
-    else:
-        damage = ""
     name = path.name
     archived = "stale" if name.endswith(".stale") else "corrupt" if ".ckpt.corrupt-" in name else ""
     return CheckpointInfo(
@@ -108,11 +128,11 @@ def read_info(path: Path) -> CheckpointInfo:
         format=str(header.get("format", "")),
         units=units - replaced,
         records=max(0, len(scan.frames) - 1),
-        size=scan.size,
+        size=size,
         valid_bytes=scan.valid_end,
         damage=damage,
-        modified=stat.st_mtime,
-        writer=None if archived else _lock_holder(_lock_path(path)),
+        modified=modified,
+        writer=writer(archived),
         archived=archived,
         shard=str(header.get("shard", "")),
     )

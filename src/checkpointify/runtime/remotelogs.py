@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import CheckpointError, CheckpointLockedError
-from .frames import _FORMAT_V1, _count_units, _header, _scan
-from .inspection import CheckpointInfo
+from .inspection import CheckpointInfo, describe
 from .lease import read_holder
 from .objectstore import load
 from .remote import Bucket
@@ -22,35 +21,7 @@ from .remote import Bucket
 def _info(
     name: str, data: bytes, damage: str, modified: float, writer: Optional[Dict[str, Any]], size: int
 ) -> CheckpointInfo:
-    scan = _scan(data)
-    header = _header(data, scan)
-    units, replaced = _count_units(data, scan, v1=header.get("format") == _FORMAT_V1)
-    if not damage and scan.corrupt_at >= 0:
-        damage = "corrupt at byte %d" % scan.corrupt_at
-    elif not damage and scan.valid_end < scan.size:
-        damage = "torn tail of %d bytes" % (scan.size - scan.valid_end)
-    archived = "stale" if name.endswith(".stale") else "corrupt" if ".ckpt.corrupt-" in name else ""
-    return CheckpointInfo(
-        path=Path(name),
-        loop_id=str(header.get("loop_id", "")),
-        source=str(header.get("source", "")),
-        key=str(header.get("key", "")),
-        resume=str(header.get("resume", "position")),
-        created=str(header.get("created", "")),
-        pid=header.get("pid") if isinstance(header.get("pid"), int) else None,
-        host=str(header.get("host", "")),
-        python=str(header.get("python", "")),
-        format=str(header.get("format", "")),
-        units=units - replaced,
-        records=max(0, len(scan.frames) - 1),
-        size=size,
-        valid_bytes=scan.valid_end,
-        damage=damage,
-        modified=modified,
-        writer=writer,
-        archived=archived,
-        shard=str(header.get("shard", "")),
-    )
+    return describe(Path(name), data, damage, modified, lambda archived: writer, size)
 
 
 def _live_holder(bucket: Bucket, name: str) -> Optional[Dict[str, Any]]:
