@@ -112,3 +112,35 @@ def test_a_counter_resumes_whether_or_not_it_was_created_again(
     _cell(COUNTER, namespace)
     _cell(SAVE, namespace)
     assert namespace["total"] == sum(range(10))
+
+
+HALF_WAY_COUNTER = """
+ckpt = checkpoint("live::<module>::total", range(10), lambda: (total,))
+[total] = ckpt.restore()
+for n in ckpt:
+    if n == stop_at:
+        stop_at = None
+        total += 100  # the interrupted unit changed the counter half-way
+        raise KeyboardInterrupt
+    total += n
+"""
+
+
+def test_a_counter_changed_half_way_is_restored_never_applied_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cell run again without the creating cell: the counter is neither the recorded
+    value nor re-created. It is taken as created again, and the recorded state (a counter's
+    value, not an increment) replaces it: the result is an uninterrupted run's, with the
+    half-way change dropped and no unit counted twice."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHECKPOINTIFY_BATCH", "off")
+    monkeypatch.setenv("CHECKPOINTIFY_QUIET", "1")
+    namespace: Dict[str, Any] = {"checkpoint": checkpoint, "stop_at": 6, "total": 0}
+    with pytest.raises(KeyboardInterrupt):
+        _cell(HALF_WAY_COUNTER, namespace)
+    assert namespace["total"] == sum(range(6)) + 100
+    _cell(HALF_WAY_COUNTER, namespace)
+    _cell(SAVE, namespace)
+    assert namespace["total"] == sum(range(10))
+    assert not Path(".checkpointify").exists()
