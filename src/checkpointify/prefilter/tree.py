@@ -133,6 +133,16 @@ class _Statement:
     commits: bool
 
 
+def _helper_key(node: ast.expr) -> Optional[str]:
+    """``name`` for a bare name, ``self.name`` for an attribute of ``self``, else None (the
+    keys ``detect.helper`` indexes calls and references by)."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+        return "self." + node.attr
+    return None
+
+
 class _Module:
     """Module-wide facts (imports, local functions, script-ness) and the site checks."""
 
@@ -593,10 +603,32 @@ class _Module:
         return False
 
     def _called(self, name: str) -> bool:
-        """Whether some call in the module names ``name`` (``name(...)`` or ``x.name(...)``)."""
+        """A superset of ``detect.helper._calls_of`` and its callers' saves: ``name(...)`` (or
+        ``self.name(...)``) is called, the name is never used otherwise (``pool.map(name, xs)``:
+        unseen callers), and no call is the whole value of a ``return`` (a caller that hands the
+        result on instead of saving it, which detect rejects the helper for)."""
         if self._callees is None:
-            self._callees = {callee_name(n.func) for n in walk(self.tree) if isinstance(n, ast.Call)}
-        return name in self._callees
+            self._callees = self._helper_callees()
+        return name in self._callees or "self." + name in self._callees
+
+    def _helper_callees(self) -> Set[str]:
+        calls: Set[str] = set()
+        spoiled: Set[str] = set()  # referenced otherwise, or a call returned as is
+        funcs: Set[int] = set()
+        returned: Set[int] = set()
+        for node in walk(self.tree):  # a parent is always visited before its children
+            if isinstance(node, ast.Return) and isinstance(node.value, ast.Call):
+                returned.add(id(node.value))
+            elif isinstance(node, ast.Call):
+                key = _helper_key(node.func)
+                if key is not None:
+                    funcs.add(id(node.func))
+                    (spoiled if id(node) in returned else calls).add(key)
+            elif isinstance(node, (ast.Name, ast.Attribute)) and id(node) not in funcs:
+                key = _helper_key(node)
+                if key is not None:
+                    spoiled.add(key)
+        return calls - spoiled
 
     def _parallel_may_match(
         self,
