@@ -10,7 +10,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider, QualifiedNameProvider, ScopeProvider
 
 from checkpointify import catalogue
-from checkpointify.detect.cstutil import Block, body_of, walk
+from checkpointify.detect.cstutil import Block, body_of, bound_calls, walk
 from checkpointify.types import Options
 
 _ROOT_MARKERS = (".git", "pyproject.toml", "setup.py", "setup.cfg")
@@ -96,6 +96,8 @@ class FileAnalysis:
         self.is_script = _is_script(self.module)
         #: names of functions this module hands to a pool or thread per task (``executor.submit(f, x)``)
         self.pool_tasks: FrozenSet[str] = _pool_tasks(self.module)
+        #: every call bound to names (``x = f(...)``, ``with f(...) as x``), one walk for all readers
+        self.bound_calls = bound_calls(self.module)
         #: names bound to a progress bar (``pbar = tqdm(total=n)``, ``with tqdm(...) as bar``)
         self.progress_bars: FrozenSet[str] = self._progress_bars()
         #: (names bound to a pool, names bound to runtime.parallel()), computed by detect.parallel on demand
@@ -103,16 +105,8 @@ class FileAnalysis:
 
     def _progress_bars(self) -> FrozenSet[str]:
         found: Set[str] = set()
-        for node in walk(self.module, ()):
-            value: Optional[cst.BaseExpression] = None
-            targets: List[cst.BaseExpression] = []
-            if isinstance(node, cst.Assign):
-                value, targets = node.value, [t.target for t in node.targets]
-            elif isinstance(node, cst.WithItem) and node.asname is not None:
-                value, targets = node.item, [node.asname.name]
-            if isinstance(value, cst.Call) and any(
-                q.startswith(catalogue.PROGRESS_BAR_PREFIXES) for q in self.qualified(value.func)
-            ):
+        for value, targets in self.bound_calls:
+            if any(q.startswith(catalogue.PROGRESS_BAR_PREFIXES) for q in self.qualified(value.func)):
                 found |= {t.value for t in targets if isinstance(t, cst.Name)}
         return frozenset(found)
 

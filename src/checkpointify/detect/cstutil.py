@@ -46,6 +46,26 @@ def callee_text(func: cst.BaseExpression) -> str:
     return "<expression>"
 
 
+def last_name(func: cst.BaseExpression) -> str:
+    """The called name: ``attr`` of ``x.attr``, ``name`` of ``name``, else ``""``."""
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    if isinstance(func, cst.Name):
+        return func.value
+    return ""
+
+
+def bound_calls(module: cst.Module) -> List[Tuple[cst.Call, List[cst.BaseExpression]]]:
+    """Every call bound to names, with its targets: ``x = f(...)`` and ``with f(...) as x``."""
+    found: List[Tuple[cst.Call, List[cst.BaseExpression]]] = []
+    for node in walk(module, ()):
+        if isinstance(node, cst.Assign) and isinstance(node.value, cst.Call):
+            found.append((node.value, [t.target for t in node.targets]))
+        elif isinstance(node, cst.WithItem) and node.asname is not None and isinstance(node.item, cst.Call):
+            found.append((node.item, [node.asname.name]))
+    return found
+
+
 def target_name(node: cst.CSTNode) -> Optional[str]:
     """``results`` for a Name; ``self.results`` for an attribute of self; else None."""
     if isinstance(node, cst.Name):

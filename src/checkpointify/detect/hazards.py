@@ -23,6 +23,7 @@ from checkpointify.detect.cstutil import (
     code_of,
     exits,
     is_self_concat,
+    last_name,
     loads,
     names_in,
     read_after,
@@ -314,15 +315,7 @@ def _makes_future(value: cst.BaseExpression) -> bool:
     """``executor.submit(f, x)``, ``f.remote(x)``, ``asyncio.create_task(c)``."""
     if not isinstance(value, cst.Call):
         return False
-    func = value.func
-    name = (
-        func.attr.value
-        if isinstance(func, cst.Attribute)
-        else func.value
-        if isinstance(func, cst.Name)
-        else ""
-    )
-    return name in catalogue.FUTURE_MAKING_CALLS
+    return last_name(value.func) in catalogue.FUTURE_MAKING_CALLS
 
 
 def _unpicklable(a: FileAnalysis, value: cst.BaseExpression) -> bool:

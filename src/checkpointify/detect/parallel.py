@@ -35,6 +35,7 @@ from checkpointify.detect.cstutil import (
     assigned_names,
     callee_text,
     for_clauses,
+    last_name,
     names_in,
     single_assignment,
     target_name,
@@ -58,15 +59,7 @@ def _bindings(a: FileAnalysis) -> Tuple[FrozenSet[str], FrozenSet[str]]:
         pools: Set[str] = set()
         handles: Set[str] = set()
         runtime = a.options.runtime_module + ".parallel"
-        for node in walk(a.module, ()):
-            value: Optional[cst.BaseExpression] = None
-            targets: List[cst.BaseExpression] = []
-            if isinstance(node, cst.Assign):
-                value, targets = node.value, [t.target for t in node.targets]
-            elif isinstance(node, cst.WithItem) and node.asname is not None:
-                value, targets = node.item, [node.asname.name]
-            if not isinstance(value, cst.Call):
-                continue
+        for value, targets in a.bound_calls:
             names = {n for n in (target_name(t) for t in targets) if n}
             if callee_text(value.func).rsplit(".", 1)[-1] in catalogue.POOL_CONSTRUCTORS:
                 pools |= names
@@ -120,15 +113,11 @@ def _unwrap(a: FileAnalysis, expr: cst.BaseExpression) -> cst.BaseExpression:
 
 def _task_call(call: cst.Call) -> Optional[cst.Call]:
     """``asyncio.create_task(fetch(x))`` / ``tg.create_task(fetch(x))`` -> ``fetch(x)``."""
-    func = call.func
-    name = (
-        func.attr.value
-        if isinstance(func, cst.Attribute)
-        else func.value
-        if isinstance(func, cst.Name)
-        else ""
-    )
-    if name in catalogue.TASK_METHODS and call.args and isinstance(call.args[0].value, cst.Call):
+    if (
+        last_name(call.func) in catalogue.TASK_METHODS
+        and call.args
+        and isinstance(call.args[0].value, cst.Call)
+    ):
         return call.args[0].value
     return None
 
