@@ -98,15 +98,23 @@ def _env(where: Path, unordered: bool = False) -> Dict[str, str]:
     return env
 
 
-def _run(where: Path, unordered: bool = False) -> None:
-    done = subprocess.run(
+def _start(where: Path, unordered: bool = False) -> "subprocess.Popen[bytes]":
+    return subprocess.Popen(
         [sys.executable, "prog.py"],
         cwd=where,
         env=_env(where, unordered),
-        capture_output=True,
-        timeout=120,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
-    assert done.returncode == 0, done.stderr.decode(errors="replace")
+
+
+def _finish(proc: "subprocess.Popen[bytes]") -> None:
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr.decode(errors="replace")
+
+
+def _run(where: Path, unordered: bool = False) -> None:
+    _finish(_start(where, unordered))
 
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -189,24 +197,45 @@ def _kill_midway(where: Path, after_units: int, unordered: bool = False) -> List
 @pytest.mark.parametrize("case", RUNNABLE, ids=lambda c: c.id)
 def test_rewritten_program_resumes_after_sigkill(case: Case, tmp_path: Path) -> None:
     unordered = bool(case.meta.get("unordered"))  # each run iterates a set in its own order
+    # The programs of one case run in separate folders, so independent runs overlap (the
+    # units mostly sleep): the original beside the uninterrupted rewrite, then the
+    # original's second run beside the kill-and-resume. Every check is the same as in a
+    # sequential run.
     original = _prepare(case, case.source, tmp_path / "original")
-    _run(original, unordered)
+    clean = _prepare(case, case.expected, tmp_path / "clean")
+    first, uninterrupted = _start(original, unordered), _start(clean, unordered)
+    _finish(first)
+    _finish(uninterrupted)
     expected_outputs = _outputs(original)
     all_units = _worklog(original)
     assert expected_outputs, "the fixture program must write at least one file"
-    # what the original does when it runs again over its own outputs (the last check)
-    (original / "worklog.txt").unlink(missing_ok=True)
-    _run(original, unordered)
-    second_outputs = _outputs(original)
-    second_units = _worklog(original)
 
     # uninterrupted rewritten run: same outputs, same work, nothing left behind
-    clean = _prepare(case, case.expected, tmp_path / "clean")
-    _run(clean, unordered)
     assert _outputs(clean) == expected_outputs
     assert sorted(_worklog(clean)) == sorted(all_units)
     assert not (clean / ".checkpointify").exists()
 
+    # what the original does when it runs again over its own outputs (the last check),
+    # running while the rewrite is killed and resumed below
+    (original / "worklog.txt").unlink(missing_ok=True)
+    second = _start(original, unordered)
+    try:
+        _kill_and_resume(case, tmp_path, unordered, all_units, expected_outputs, second, original)
+    finally:
+        if second.poll() is None:  # a check failed first: do not leave it running
+            second.kill()
+            second.wait()
+
+
+def _kill_and_resume(
+    case: Case,
+    tmp_path: Path,
+    unordered: bool,
+    all_units: List[str],
+    expected_outputs: Dict[str, bytes],
+    second: "subprocess.Popen[bytes]",
+    original: Path,
+) -> None:
     # killed in the middle, then re-run (for "unordered" fixtures, in another order: the
     # resumed run must find its completed items by identity)
     crashed = _prepare(case, case.expected, tmp_path / "crashed")
@@ -234,6 +263,9 @@ def test_rewritten_program_resumes_after_sigkill(case: Case, tmp_path: Path) -> 
         _check_resumed_in_order(case, all_units, before_kill, after_resume)
 
     # a run after a successful run starts from zero: it does what the original's second run does
+    _finish(second)
+    second_outputs = _outputs(original)
+    second_units = _worklog(original)
     (crashed / "worklog.txt").unlink(missing_ok=True)
     _run(crashed, unordered)
     assert sorted(_worklog(crashed)) == sorted(second_units)
