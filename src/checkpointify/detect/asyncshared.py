@@ -45,6 +45,7 @@ from checkpointify.detect.cstutil import (
     body_of,
     callee_text,
     last_name,
+    names_in,
     single_assignment,
     statement_blocks,
     walk,
@@ -340,18 +341,18 @@ def _inside(outer: cst.FunctionDef, inner: cst.FunctionDef) -> bool:
 
 
 def _module_binding(a: FileAnalysis, name: str) -> Optional[cst.BaseStatement]:
-    """The one module-level ``name = []`` (none when ``name`` is bound twice at module level)."""
+    """The last module-level ``name = []``, when every module-level binding of ``name`` is
+    one (``raw = []`` at the top and again under ``if __name__ == "__main__":``)."""
     bindings = [
         stmt
         for stmt in _statements(list(a.module.body))
         if not isinstance(stmt, (cst.FunctionDef, cst.ClassDef)) and name in _bound(stmt)
     ]
-    if len(bindings) != 1:
-        return None
-    assigned = single_assignment(bindings[0])
-    if assigned is None or not _empty_list(assigned[1]):
-        return None
-    return bindings[0]
+    for stmt in bindings:
+        assigned = single_assignment(stmt)
+        if assigned is None or not _empty_list(assigned[1]):
+            return None
+    return bindings[-1] if bindings else None
 
 
 def _bound(stmt: cst.BaseStatement) -> Set[str]:
@@ -461,9 +462,9 @@ def _sink(
     statement of the list's own scope that (through calls) runs the site."""
     for chain, index, stmt in _chains(Chain(body_of(gatherer.body), gatherer)):
         if stmt is site_stmt:
-            sink = find_sink(a, chain, index, {local})
-            if sink is not None:
-                return sink, chain, index
+            found = _save_after(a, chain, index, local)
+            if found is not None:
+                return found
     started = False
     site_calls = {id(n) for n in walk(site_stmt) if isinstance(n, cst.Call)}
     for chain, index, stmt in _chains(_scope(a, terminal)):
@@ -473,8 +474,27 @@ def _sink(
         if not started or isinstance(stmt, (cst.FunctionDef, cst.ClassDef, cst.If, cst.Try, cst.With)):
             continue
         if _calls_any(stmt, reaching, site_calls):
-            sink = find_sink(a, chain, index, {terminal.name})
-            return (sink, chain, index) if sink is not None else None
+            return _save_after(a, chain, index, terminal.name)
+    return None
+
+
+def _save_after(a: FileAnalysis, chain: Chain, index: int, name: str) -> Optional[Tuple[Sink, Chain, int]]:
+    """The save of ``name`` after ``chain.body[index]``, also when a loop first reshapes it
+    (``for batch in results: for k, v in batch.items(): rows.append(...)``, then ``rows`` saved);
+    with the index the hazards are checked from."""
+    sink = find_sink(a, chain, index, {name})
+    if sink is not None:
+        return sink, chain, index
+    from checkpointify.detect.matcher import _grown_names
+
+    for later in range(index + 1, len(chain.body)):
+        stmt = chain.body[later]
+        if isinstance(stmt, cst.For) and name in names_in(stmt.iter):
+            grown = set(_grown_names(stmt.body))
+            sink = find_sink(a, chain, later, grown) if grown else None
+            return (sink, chain, later) if sink is not None else None
+        if name in names_in(stmt):
+            return None
     return None
 
 
@@ -569,7 +589,7 @@ def _handoff_plans(a: FileAnalysis) -> List[Plan]:
             continue
         small = stmt.body[0]
         value = small.value if isinstance(small, cst.Expr) else None
-        if not isinstance(value, cst.Call) or not a.qualified(value.func) & catalogue.ASYNC_RUNNERS:
+        if not isinstance(value, cst.Call) or not _runs_coroutine(a, value):
             continue
         if not value.args or not isinstance(value.args[0].value, cst.Call):
             continue
@@ -612,6 +632,15 @@ def _handoff_plans(a: FileAnalysis) -> List[Plan]:
         )
         plans.append(make_plan(a, site))
     return plans
+
+
+def _runs_coroutine(a: FileAnalysis, call: cst.Call) -> bool:
+    """``asyncio.run(...)``, also in a file that uses ``asyncio`` without importing it (a
+    fragment run after another, a notebook export)."""
+    qualified = a.qualified(call.func)
+    return bool(qualified & catalogue.ASYNC_RUNNERS) or (
+        not qualified and callee_text(call.func) in catalogue.ASYNC_RUNNERS
+    )
 
 
 def _bound_empty_before(chain: Chain, index: int, name: str) -> bool:

@@ -21,7 +21,10 @@ def is_shared_form(form: str) -> bool:
 
 def wrap(var: str, form: str, node: cst.Call) -> cst.Call:
     """``node`` rewritten for ``form`` with handle ``var`` (see the module docstring)."""
-    comma = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+    # the layout of the call's own first comma: one line, or one argument a line
+    first = node.args[0].comma if node.args else None
+    space = first.whitespace_after if isinstance(first, cst.Comma) else cst.SimpleWhitespace(" ")
+    comma = cst.Comma(whitespace_after=space)
     handle = cst.Name(var)
     if form == "append":
         assert isinstance(node.func, cst.Attribute)
@@ -34,4 +37,8 @@ def wrap(var: str, form: str, node: cst.Call) -> cst.Call:
         cst.Arg(cst.Name(target), comma=comma),
         cst.Arg(node.func, comma=comma if node.args else cst.MaybeSentinel.DEFAULT),
     ]
-    return cst.Call(cst.Attribute(handle, cst.Name("appends")), args=[*lead, *node.args])
+    return cst.Call(
+        cst.Attribute(handle, cst.Name("appends")),
+        args=[*lead, *node.args],
+        whitespace_before_args=node.whitespace_before_args,
+    )
