@@ -58,6 +58,9 @@ if TYPE_CHECKING:
     from checkpointify.detect.matcher import Plan
 
 _MAX_DEPTH = 4  # how many functions a list may be handed through
+#: what the functions that run the calls may do with the list besides handing it on (they
+#: also read it: ``len(results)`` after the gather)
+_AFTER_RUN_METHODS = frozenset({"sort", "copy", "count", "index"})
 
 
 @dataclass
@@ -142,6 +145,9 @@ def _coroutines(a: FileAnalysis) -> List[_Coroutine]:
         for node in walk(fn.body):
             if isinstance(node, cst.Name):
                 names[node.value] = names.get(node.value, 0) + 1
+            elif isinstance(node, cst.Global):  # global results   (declares, does not use)
+                for item in node.names:
+                    names[item.name.value] = names.get(item.name.value, 0) - 1
             if (
                 isinstance(node, cst.Call)
                 and isinstance(node.func, cst.Attribute)
@@ -316,7 +322,7 @@ def _site_plan(a: FileAnalysis, calls: _Calls, co: _Coroutine) -> Optional[Plan]
             "for a fix" % (terminal.name, terminal.function.name.value, gatherer.name.value)
         )
     site_calls = {id(n) for n in walk(site_stmt) if isinstance(n, cst.Call)}
-    problems.extend(_other_uses(a, terminal, co, reaching | path, site_calls))
+    problems.extend(_other_uses(a, terminal, co, reaching | path, site_calls, {terminal.name, local}))
     for problem in problems[:1]:
         hazards.add(Hazard.UNSUPPORTED_SHAPE, problem)
     forms: List[Tuple[cst.Call, str]] = []
@@ -499,7 +505,12 @@ def _save_after(a: FileAnalysis, chain: Chain, index: int, name: str) -> Optiona
 
 
 def _other_uses(
-    a: FileAnalysis, terminal: _Terminal, co: _Coroutine, path: Set[str], site_calls: Set[int]
+    a: FileAnalysis,
+    terminal: _Terminal,
+    co: _Coroutine,
+    path: Set[str],
+    site_calls: Set[int],
+    aliases: Set[str],
 ) -> List[str]:
     """Uses of the list that are not the coroutine's appends, handing it down the functions
     that reach the site, or what follows the run (the program's own sorting, the save)."""
@@ -513,6 +524,19 @@ def _other_uses(
                 # def report(): results.clear()   (what the program does with it is out of reach)
                 problems.append("`%s` is also used by `%s()`" % (name, fn.name.value))
                 break
+    for fn in a.functions.values():
+        if fn is co.fn or fn.name.value not in path:
+            continue
+        for node in walk(fn.body):
+            if (
+                isinstance(node, cst.Attribute)
+                and isinstance(node.value, cst.Name)
+                and node.value.value in aliases
+                and node.attr.value not in _AFTER_RUN_METHODS
+            ):
+                # async def main(xs, out): out.clear(); await asyncio.gather(...)
+                problems.append("`%s.%s` in `%s()`" % (node.value.value, node.attr.value, fn.name.value))
+                return problems
     started = False
     for _chain, _index, stmt in _chains(_scope(a, terminal)):
         if stmt is terminal.binding:
