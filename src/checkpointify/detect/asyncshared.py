@@ -41,6 +41,7 @@ from checkpointify import catalogue
 from checkpointify.detect import hazards as hz
 from checkpointify.detect.analysis import Chain, FileAnalysis
 from checkpointify.detect.cstutil import (
+    PRUNE,
     assignment_targets,
     body_of,
     callee_text,
@@ -74,6 +75,48 @@ class _Coroutine:
     problems: List[str] = field(default_factory=list)
 
 
+_FIELDS: Dict[type, Tuple[str, ...]] = {}
+#: the nodes ``cstutil.assignment_targets`` reads
+_BINDERS = (cst.Assign, cst.AnnAssign, cst.AugAssign, cst.For, cst.NamedExpr, cst.WithItem, cst.ExceptHandler)
+
+
+def _children(node: cst.CSTNode) -> List[cst.CSTNode]:
+    """``node.children`` without its visitor (it costs most of a walk): the node's fields that
+    hold nodes or sequences of nodes, in declaration order."""
+    kind = type(node)
+    names = _FIELDS.get(kind)
+    if names is None:
+        names = _FIELDS[kind] = tuple(kind.__dataclass_fields__)
+    out: List[cst.CSTNode] = []
+    for name in names:
+        value = getattr(node, name)
+        if _is_node(type(value)):
+            out.append(value)
+        elif type(value) in (list, tuple):
+            out.extend(v for v in value if _is_node(type(v)))
+    return out
+
+
+_NODE_TYPES: Dict[type, bool] = {}
+
+
+def _is_node(kind: type) -> bool:
+    """``issubclass(kind, cst.CSTNode)``, cached (an ABC's check is slow)."""
+    known = _NODE_TYPES.get(kind)
+    if known is None:
+        known = _NODE_TYPES[kind] = issubclass(kind, cst.CSTNode)
+    return known
+
+
+def _walk(node: cst.CSTNode, prune: Tuple[type, ...] = PRUNE) -> Iterator[cst.CSTNode]:
+    """``cstutil.walk`` over :func:`_children` (the same nodes, not the same order)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(c for c in _children(current) if not isinstance(c, prune))
+
+
 @dataclass
 class _CallSite:
     call: cst.Call
@@ -81,30 +124,30 @@ class _CallSite:
     parents: Tuple[cst.CSTNode, ...]  # the nearest ancestors, innermost first
 
 
-class _Calls(cst.CSTVisitor):
-    """Calls of plain names (``f(...)``), each with its function and nearest ancestors."""
+class _Calls:
+    """One walk of the module: calls of plain names (``f(...)``), each with its function and
+    nearest ancestors; and in which functions each name, and ``name.attr``, occurs."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.stack: List[cst.CSTNode] = []
-        self.functions: List[cst.FunctionDef] = []
+    def __init__(self, module: cst.Module) -> None:
         self.by_name: Dict[str, List[_CallSite]] = {}
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        if isinstance(node, cst.Call) and isinstance(node.func, cst.Name):
-            site = _CallSite(
-                node, self.functions[-1] if self.functions else None, tuple(self.stack[-1:-4:-1])
-            )
-            self.by_name.setdefault(node.func.value, []).append(site)
-        if isinstance(node, cst.FunctionDef):
-            self.functions.append(node)
-        self.stack.append(node)
-        return True
-
-    def on_leave(self, original_node: cst.CSTNode) -> None:
-        self.stack.pop()
-        if isinstance(original_node, cst.FunctionDef):
-            self.functions.pop()
+        #: name -> ids of the innermost functions it occurs in (id(None): the module's scope)
+        self.names: Dict[str, Set[int]] = {}
+        #: name -> (attribute, innermost function) for every ``name.attribute``
+        self.attributes: Dict[str, List[Tuple[str, Optional[cst.FunctionDef]]]] = {}
+        stack: List[Tuple[cst.CSTNode, Tuple[cst.CSTNode, ...], Optional[cst.FunctionDef]]] = [
+            (module, (), None)
+        ]
+        while stack:
+            node, parents, fn = stack.pop()
+            if isinstance(node, cst.Name):
+                self.names.setdefault(node.value, set()).add(id(fn))
+            elif isinstance(node, cst.Call) and isinstance(node.func, cst.Name):
+                self.by_name.setdefault(node.func.value, []).append(_CallSite(node, fn, parents))
+            elif isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name):
+                self.attributes.setdefault(node.value.value, []).append((node.attr.value, fn))
+            inner = node if isinstance(node, cst.FunctionDef) else fn
+            up = (node, *parents[:2])
+            stack.extend((child, up, inner) for child in _children(node))
 
 
 @dataclass
@@ -130,10 +173,10 @@ def _params(fn: cst.FunctionDef) -> Tuple[List[str], List[str]]:
 
 def _binds(fn: cst.FunctionDef, name: str) -> bool:
     """Whether ``fn`` binds ``name`` locally (an assignment, a loop or ``with`` target...)."""
-    for node in walk(fn.body):
-        if isinstance(node, cst.Global) and any(n.name.value == name for n in node.names):
-            return False
-    return any(name in assignment_targets(node) for node in walk(fn.body))
+    nodes = list(_walk(fn.body))
+    if any(isinstance(node, cst.Global) and any(n.name.value == name for n in node.names) for node in nodes):
+        return False
+    return any(name in assignment_targets(node) for node in nodes if isinstance(node, _BINDERS))
 
 
 def _coroutines(a: FileAnalysis) -> List[_Coroutine]:
@@ -142,7 +185,7 @@ def _coroutines(a: FileAnalysis) -> List[_Coroutine]:
     for fn in _async_functions(a):
         appends: Dict[str, List[cst.Call]] = {}
         names: Dict[str, int] = {}
-        for node in walk(fn.body):
+        for node in _walk(fn.body):
             if isinstance(node, cst.Name):
                 names[node.value] = names.get(node.value, 0) + 1
             elif isinstance(node, cst.Global):  # global results   (declares, does not use)
@@ -188,8 +231,7 @@ def find(a: FileAnalysis) -> List[Plan]:
     coroutines = _coroutines(a) if _async_functions(a) else []
     calls: Optional[_Calls] = None
     if coroutines:
-        calls = _Calls()
-        a.module.visit(calls)
+        calls = _Calls(a.module)
         for co in coroutines:
             plan = _site_plan(a, calls, co)
             if plan is not None and all(plan.statement is not p.statement for p in plans):
@@ -322,7 +364,7 @@ def _site_plan(a: FileAnalysis, calls: _Calls, co: _Coroutine) -> Optional[Plan]
             "for a fix" % (terminal.name, terminal.function.name.value, gatherer.name.value)
         )
     site_calls = {id(n) for n in walk(site_stmt) if isinstance(n, cst.Call)}
-    problems.extend(_other_uses(a, terminal, co, reaching | path, site_calls, {terminal.name, local}))
+    problems.extend(_other_uses(a, calls, terminal, co, reaching | path, site_calls, {terminal.name, local}))
     for problem in problems[:1]:
         hazards.add(Hazard.UNSUPPORTED_SHAPE, problem)
     forms: List[Tuple[cst.Call, str]] = []
@@ -506,6 +548,7 @@ def _save_after(a: FileAnalysis, chain: Chain, index: int, name: str) -> Optiona
 
 def _other_uses(
     a: FileAnalysis,
+    calls: _Calls,
     terminal: _Terminal,
     co: _Coroutine,
     path: Set[str],
@@ -517,25 +560,23 @@ def _other_uses(
     name = terminal.name
     problems: List[str] = []
     if terminal.function is None:
+        where = calls.names.get(name, set())
         for fn in a.functions.values():
-            if fn is co.fn or fn.name.value in path or _binds(fn, name):
+            if id(fn) not in where or fn is co.fn or fn.name.value in path or _binds(fn, name):
                 continue
-            if any(isinstance(n, cst.Name) and n.value == name for n in walk(fn.body)):
-                # def report(): results.clear()   (what the program does with it is out of reach)
-                problems.append("`%s` is also used by `%s()`" % (name, fn.name.value))
-                break
-    for fn in a.functions.values():
-        if fn is co.fn or fn.name.value not in path:
-            continue
-        for node in walk(fn.body):
+            # def report(): results.clear()   (what the program does with it is out of reach)
+            problems.append("`%s` is also used by `%s()`" % (name, fn.name.value))
+            break
+    for alias in sorted(aliases):
+        for attr, owner in calls.attributes.get(alias, []):
             if (
-                isinstance(node, cst.Attribute)
-                and isinstance(node.value, cst.Name)
-                and node.value.value in aliases
-                and node.attr.value not in _AFTER_RUN_METHODS
+                owner is not None
+                and owner is not co.fn
+                and owner.name.value in path
+                and attr not in _AFTER_RUN_METHODS
             ):
                 # async def main(xs, out): out.clear(); await asyncio.gather(...)
-                problems.append("`%s.%s` in `%s()`" % (node.value.value, node.attr.value, fn.name.value))
+                problems.append("`%s.%s` in `%s()`" % (alias, attr, owner.name.value))
                 return problems
     started = False
     for _chain, _index, stmt in _chains(_scope(a, terminal)):
