@@ -493,7 +493,23 @@ GATHER_CALLS: FrozenSet[str] = frozenset({"asyncio.gather"})
 TASK_METHODS: FrozenSet[str] = frozenset({"create_task", "ensure_future"})
 #: stage 1 admits a file without a loop keyword when one of these words is in it (a
 #: ``results = list(pool.map(f, xs))`` site has no ``for``)
-PARALLEL_TEXT_WORDS: Tuple[bytes, ...] = (b"map", b"imap", b"imap_unordered", b"starmap", b"gather")
+PARALLEL_TEXT_WORDS: Tuple[bytes, ...] = (
+    b"map",
+    b"imap",
+    b"imap_unordered",
+    b"starmap",
+    b"gather",
+    b"create_task",
+    b"TaskGroup",
+    b"asyncio.run",
+)
+#: collect-async-shared (detect/asyncshared.py): what runs a coroutine to completion
+ASYNC_RUNNERS: FrozenSet[str] = frozenset({"asyncio.run"})
+#: ... what waits for coroutines called concurrently (by qualified name; ``gather`` by any owner,
+#: ``tqdm.asyncio.tqdm_asyncio.gather`` included), and the context manager whose tasks it waits for
+ASYNC_WAITS: FrozenSet[str] = frozenset({"asyncio.gather", "asyncio.wait", "asyncio.as_completed"})
+ASYNC_WAIT_NAMES: FrozenSet[str] = frozenset({"gather"})
+TASK_GROUP = "TaskGroup"
 #: how a parallel site's consumer waits for one handle (``fut.result()``, ``async_result.get()``)
 PARALLEL_RESULT_METHODS: FrozenSet[str] = frozenset({"result", "get"})
 #: joblib: ``Parallel(n_jobs=4)(delayed(f)(x) for x in xs)`` (rewritten to ``par.joblib(Parallel(...), ...)``)

@@ -337,6 +337,72 @@ apart.
 )
 
 
+COLLECT_ASYNC_SHARED = Variant(
+    name="collect-async-shared",
+    code="CKP001",
+    summary="coroutines run concurrently append to a shared list that is saved only after all of them",
+    rationale="""\
+## What it does
+Finds `async def` coroutines that append to a list they do not own (a global, or a list
+passed in as an argument, possibly through several functions), called concurrently
+(`asyncio.gather(*...)`, `create_task`, a `TaskGroup`, `asyncio.as_completed`, often under a
+semaphore) and run by `asyncio.run(...)`, the list saved only afterwards. Also, without a
+fix, `asyncio.run(job(..., results))` followed by a save of `results` when `job` is not
+defined in the file.
+
+## Why is this bad?
+Every result lives only in the list until the event loop has finished. A crash, a rate
+limit that raises, or a kill one call before the end loses every call already paid for,
+and the re-run makes all of them again.
+
+## Example
+```python
+results = []
+
+async def process(item, sem):
+    async with sem:
+        results.append(await call_llm(item))
+
+async def main(items):
+    sem = asyncio.Semaphore(8)
+    await asyncio.gather(*(process(x, sem) for x in items))
+
+asyncio.run(main(items))
+json.dump(results, open("out.json", "w"))
+```
+
+## Use instead
+Each call is a unit; what it appended is recorded when it completes. A re-run appends the
+recorded values of the completed calls instead of making them, and makes only the others:
+```python
+par = shared_appends("job.py::<module>::results")
+results = []
+
+async def process(item, sem):
+    async with sem:
+        par.append(results, await call_llm(item))
+
+async def main(items):
+    sem = asyncio.Semaphore(8)
+    await asyncio.gather(*(par.appends(results, process, x, sem) for x in items))
+
+asyncio.run(main(items))
+json.dump(results, open("out.json", "w"))
+par.complete()
+```
+
+## Fix safety
+Safe up to order: the list is in completion order, which varies from run to run in the
+original too; a resumed run holds the completed calls' values first. Where the program
+sorts before saving, or the order does not matter, the output is the same. No fix when
+the shape is unclear (hazard `unsupported-shape`): the list is also read or changed inside
+the coroutine or by other code before the run, the coroutine is also called one at a time
+or returns a value that is used, or the list is made in a function other than the one
+that gathers the calls.
+""",
+)
+
+
 ROW_APPLY = Variant(
     name="row-apply",
     code="CKP001",
@@ -389,6 +455,7 @@ VARIANTS: Tuple[Variant, ...] = (
     COLLECT_COMPREHENSION,
     HELPER_RETURN,
     COLLECT_PARALLEL,
+    COLLECT_ASYNC_SHARED,
     ROW_APPLY,
     DB_COMMIT,
     QUEUE_ACK,

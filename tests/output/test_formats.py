@@ -171,9 +171,17 @@ def test_sarif_fix_of_each_fixture_finding_reproduces_its_rewrite(
         fixed = apply_replacements(original, result["fixes"][0]["artifactChanges"][0]["replacements"])
         if uri.endswith(".py"):
             compile(fixed, uri, "exec")
-        # CKP003 rewrites store nothing; row-apply rewrites open checkpoint_rows(...)
+        # CKP003 rewrites store nothing; row-apply rewrites open checkpoint_rows(...); coroutines
+        # appending to a shared list open shared_appends(...)
         assert any(
-            word in fixed for word in ("checkpoint(", "checkpoint_rows(", "acknowledge_each(", "parallel(")
+            word in fixed
+            for word in (
+                "checkpoint(",
+                "checkpoint_rows(",
+                "acknowledge_each(",
+                "parallel(",
+                "shared_appends(",
+            )
         )
         if uri in single:
             assert fixed.encode("utf-8") == single[uri], uri

@@ -292,6 +292,35 @@ CASES = [
         (),
     ),
     (
+        "async-shared-gather-through-an-alias-no-loop-keyword",
+        "import asyncio, json\nfrom asyncio import gather as all_of\nres = []\n"
+        "async def one(x):\n    res.append(await fetch(x))\n"
+        "async def main(xs):\n    await all_of(*[one(x) for x in xs])\n"
+        "asyncio.run(main(xs))\njson.dump(res, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "async-shared-taskgroup-in-a-method",
+        "import asyncio, json\nROWS = []\nasync def one(x):\n    ROWS.append(await fetch(x))\n"
+        "class Job:\n    async def run(self, xs):\n        async with asyncio.TaskGroup() as tg:\n"
+        "            tg.create_task(one(xs))\n        json.dump(ROWS, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "async-shared-as-completed-list-passed-down",
+        "import asyncio, json\nasync def one(x, out):\n    out.append(await fetch(x))\n"
+        "async def run(xs, out=None):\n    for c in asyncio.as_completed([one(x, out) for x in xs]):\n"
+        "        await c\nif __name__ == '__main__':\n    found = []\n    asyncio.run(run(xs, out=found))\n"
+        "    json.dump(sorted(found), open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "async-shared-handoff-without-an-asyncio-import",
+        "import pandas as pd\nraw = []\nasyncio.run(job(xs, shared_list=raw))\n"
+        "pd.DataFrame(raw).to_csv('o.csv')\n",
+        (),
+    ),
+    (
         "non-ascii-identifiers",
         "import json\nrésultats = []\nfor élément in xs:\n    résultats.append(fetch(élément))\n"
         "json.dump(résultats, open('o', 'w'))\n",

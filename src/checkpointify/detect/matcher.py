@@ -109,7 +109,8 @@ class Plan:
     #: helper-return: the checkpoint is ``deferred=True`` and ``complete_deferred(...)`` goes
     #: after each of these statements (the callers' saves) instead of ``complete()``
     deferred: Tuple[cst.BaseStatement, ...] = ()
-    #: kind "parallel" (detect/parallel.py): the calls to wrap, and the statement the handle goes before
+    #: kind "parallel" (detect/parallel.py) and "shared" (detect/asyncshared.py): the calls to
+    #: wrap, and the statement the handle goes before
     wraps: Tuple[Tuple[cst.Call, str], ...] = ()
     anchor: Optional[cst.BaseStatement] = None
     rows: Optional[cst.BaseExpression] = None  # kind "rows": the receiver of .apply/.map to wrap
@@ -167,6 +168,9 @@ def find_plans(
     analysis = FileAnalysis(wrapper, path, options)
     plans: List[Plan] = []
     _scan_block(analysis, Chain(analysis.module.body, None), "<module>", None, plans, lines)
+    from checkpointify.detect.asyncshared import find as find_shared
+
+    plans.extend(p for p in find_shared(analysis) if lines is None or p.finding.line in lines)
     if plans:
         from checkpointify.detect.parallel import drop_covered
 

@@ -372,7 +372,7 @@ def drop_covered(a: FileAnalysis, plans: List[Plan]) -> List[Plan]:
         return plans
     kept = []
     for plan in plans:
-        if plan.kind != "parallel" and (
+        if plan.kind not in ("parallel", "shared") and (
             any(id(n) in wrapped for n in walk(plan.statement)) or _on_handle(a, [plan.statement])
         ):
             continue

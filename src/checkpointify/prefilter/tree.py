@@ -447,6 +447,48 @@ class _Module:
                     continue
                 if site and not self._generator(function):
                     yield stmt  # matcher._scan_block: nothing in a generator function is a site
+        yield from self._async_shared_sites()
+
+    def _async_shared_sites(self) -> Iterator[ast.stmt]:
+        """The twin of ``detect.asyncshared``: a superset of its sites. In a file with an
+        ``async def`` and an ``append``: every statement in a function that calls
+        ``gather``/``wait``/``as_completed`` (a loop: in its iterable) or opens a
+        ``TaskGroup``; in a file that names ``asyncio``: every module-level ``asyncio.run(...)``."""
+        shared = b"async" in self.source and b"append" in self.source
+        handoff = b"asyncio" in self.source
+        if not shared and not handoff:
+            return
+        for stmt, module_level in _all_statements(self.tree.body):
+            if module_level:
+                if (
+                    handoff
+                    and isinstance(stmt, ast.Expr)
+                    and isinstance(stmt.value, ast.Call)
+                    and self.qualified(stmt.value.func) & catalogue.ASYNC_RUNNERS
+                ):
+                    yield stmt
+                continue
+            if not shared:
+                continue
+            if isinstance(stmt, _FOR):
+                parts: List[ast.AST] = [stmt.iter]
+            elif isinstance(stmt, _WITH):
+                parts = [item.context_expr for item in stmt.items]
+            elif isinstance(stmt, _FUNCTIONS + (ast.ClassDef, ast.While, ast.If, ast.Try)):
+                continue
+            else:
+                parts = [stmt]
+            if any(
+                isinstance(n, ast.Call) and self._waits_for_calls(n, isinstance(stmt, _WITH))
+                for n in _walk_all(parts)
+            ):
+                yield stmt
+
+    def _waits_for_calls(self, call: ast.Call, opens: bool) -> bool:
+        name = callee_name(call.func)
+        if opens:
+            return name == catalogue.TASK_GROUP
+        return name in catalogue.ASYNC_WAIT_NAMES or bool(self.qualified(call.func) & catalogue.ASYNC_WAITS)
 
     def _generator(self, function: Optional[ast.AST]) -> bool:
         """``FileAnalysis.is_generator``: a ``yield`` in the body, outside nested scopes."""

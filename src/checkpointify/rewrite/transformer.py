@@ -23,11 +23,13 @@ from libcst.codemod.visitors import AddImportsVisitor
 
 from checkpointify.detect.cstutil import for_clauses
 from checkpointify.detect.matcher import Plan
+from checkpointify.rewrite import asyncshared
 
 _CHECKPOINT = "checkpoint"
 _ACKNOWLEDGE = "acknowledge_each"
 _COMPLETE_DEFERRED = "complete_deferred"
 _PARALLEL = "parallel"
+_SHARED = asyncshared.FUNCTION
 _ROWS = "checkpoint_rows"
 _FRAME_WRITES = "frame_writes"
 _INDEXERS = ("at", "loc", "iat", "iloc")  # catalogue.FRAME_INDEXERS, in a stable order
@@ -79,6 +81,8 @@ def apply_plans(
         if plan.ack
         else _PARALLEL
         if plan.kind == "parallel"
+        else _SHARED
+        if plan.kind == "shared"
         else _ROWS
         if plan.rows is not None
         else _CHECKPOINT
@@ -100,7 +104,7 @@ def _choose_names(plans: Sequence[Plan], used: Set[str]) -> _Names:
     """Names for the runtime functions and the checkpoint variables that collide with nothing."""
     taken = set(used)
     functions: Dict[str, str] = {}
-    for function in (_CHECKPOINT, _ACKNOWLEDGE, _COMPLETE_DEFERRED, _PARALLEL, _ROWS, _FRAME_WRITES):
+    for function in (_CHECKPOINT, _ACKNOWLEDGE, _COMPLETE_DEFERRED, _PARALLEL, _SHARED, _ROWS, _FRAME_WRITES):
         functions[function] = function if function not in used else "checkpointify_" + function
         taken.add(functions[function])
     variables: Dict[int, str] = {}
@@ -110,7 +114,7 @@ def _choose_names(plans: Sequence[Plan], used: Set[str]) -> _Names:
             "acks"
             if plan.ack
             else "par"
-            if plan.kind == "parallel"
+            if plan.kind in ("parallel", "shared")
             else "rows"
             if plan.rows is not None
             else "ckpt"
@@ -150,7 +154,7 @@ class _Rewriter(cst.CSTTransformer):
         self.wraps: Dict[int, Tuple[int, str]] = {}
         self.plans = list(plans)
         for index, plan in enumerate(plans):
-            if plan.kind == "parallel":
+            if plan.kind in ("parallel", "shared"):
                 assert plan.anchor is not None
                 self.anchors.setdefault(id(plan.anchor), []).append(index)
                 for call, form in plan.wraps:
@@ -178,6 +182,8 @@ class _Rewriter(cst.CSTTransformer):
         if wrapped is None:
             return updated_node
         index, form = wrapped
+        if asyncshared.is_shared_form(form):
+            return asyncshared.wrap(self.names.variables[index], form, updated_node)
         var = cst.Name(self.names.variables[index])
         func = updated_node.func
         comma = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
@@ -288,9 +294,8 @@ class _Rewriter(cst.CSTTransformer):
             arguments.append("key=%s" % _tuple(plan.key))
         if self.directory:
             arguments.append("directory=%s" % self._literal(self.directory))
-        return self._statement(
-            "%s = %s(%s)" % (self.names.variables[index], self.names.parallel, ", ".join(arguments))
-        )
+        function = self.names.functions[_SHARED if plan.kind == "shared" else _PARALLEL]
+        return self._statement("%s = %s(%s)" % (self.names.variables[index], function, ", ".join(arguments)))
 
     def _prelude(self, index: int) -> List[cst.BaseStatement]:
         """``ckpt = checkpoint(...)`` and ``[acc, ...] = ckpt.restore()`` (awaited for ``async for``)."""

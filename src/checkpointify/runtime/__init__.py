@@ -29,7 +29,9 @@ errors. The same checkpoint serves four loop shapes:
 
 :func:`parallel` (:class:`Parallel`) is for work handed to a pool or an event loop: it
 records each result keyed by its input from whichever thread delivers it, and a re-run
-does not submit the inputs already done (see :mod:`.parallel`).
+does not submit the inputs already done (see :mod:`.parallel`). :func:`shared_appends`
+(:class:`SharedAppends`) is its form for coroutines that append to a shared list instead of
+returning: each call's appends are recorded when it completes (see :mod:`.shared`).
 
 :func:`checkpoint_rows` is for pandas' row-wise ``apply``/``progress_apply``/``map``
 (``df["label"] = rows(df["text"]).apply(classify)``): each call of the function is a unit
@@ -162,6 +164,7 @@ from .lite import TYPE_CHECKING
 from .parallel import Parallel, parallel
 from .rows import RowCheckpoint, checkpoint_rows
 from .settings import checkpoint_dir, log_name
+from .shared import SharedAppends, shared_appends
 
 if TYPE_CHECKING:
     from typing import Any
@@ -176,6 +179,8 @@ __all__ = [
     "complete_deferred",
     "parallel",
     "Parallel",
+    "shared_appends",
+    "SharedAppends",
     "checkpoint_rows",
     "frame_writes",
     "FrameWrites",

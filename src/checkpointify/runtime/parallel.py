@@ -64,6 +64,9 @@ class Parallel:
     call; records are written under one lock from whichever thread delivers a result.
     """
 
+    #: the ``loop`` field of the log's header: a log of another shape is never resumed
+    _shape = _SHAPE
+
     def __init__(
         self,
         loop_id: str,
@@ -435,7 +438,7 @@ class Parallel:
             "key": self._key_fp,
             "source": self.source,
             "resume": "identity",
-            "loop": _SHAPE,
+            "loop": self._shape,
             "state": 1,
             "python": sys.version.split()[0],
         }
