@@ -18,8 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from random import Random
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
 import pytest
 
@@ -28,17 +27,17 @@ pytest.importorskip("s3fs")
 
 from checkpointify.runtime import CheckpointError, CheckpointLockedError, checkpoint  # noqa: E402
 from tests.safety.test_safety import BASIC, Program  # noqa: E402
-from tests.support.crash_harness import KILL_CELLS, Job, check_final, kill_and_resume, make_job  # noqa: E402
-from tests.support.s3server import S3Server, started  # noqa: E402
+from tests.support.crash_harness import Job, check_final, make_job  # noqa: E402
+from tests.support.s3server import S3Server  # noqa: E402
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
 
 FAST = {"CHECKPOINTIFY_UPLOAD_INTERVAL": "0.05"}  # kills land after a few uploads
 
 
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    yield from started()
+@pytest.fixture()
+def s3(s3_server: S3Server) -> S3Server:
+    return s3_server  # one server for the session (tests/runtime/conftest.py)
 
 
 @pytest.fixture()
@@ -126,69 +125,8 @@ def _ran(job: Job) -> List[Any]:
     return [item for item, _ in job.starts()]
 
 
-@pytest.mark.parametrize(
-    "point,resumes_at", [("before-write", 0), ("after-write", 1), ("mid-record", 0)], ids=lambda v: str(v)
-)
-def test_crash_point_during_an_upload(
-    point: str, resumes_at: int, s3: S3Server, url: str, tmp_path: Path
-) -> None:
-    """``mid-record`` leaves half a segment object at its key (what a store without atomic
-    PUTs keeps of an upload cut by the crash): it fails its checksum and is never taken for
-    records; the units it held run again."""
-    job = _job(s3, url, tmp_path / "job")
-    unit = 5
-    env = {"CHECKPOINTIFY_BATCH": "off", "CHECKPOINTIFY_FAULT": "%s:%d" % (point, unit)}
-    done = job.run(env=env)
-    assert done.returncode == 137, done.stderr
-    assert _ran(job) == list(range(unit + 1))
-    job.reset_worklog()
-    done = job.run(env={"CHECKPOINTIFY_BATCH": "off", "CHECKPOINTIFY_QUIET": ""})
-    assert done.returncode == 0, done.stderr
-    assert _ran(job) == list(range(unit + resumes_at, 12))
-    if point == "mid-record":
-        assert "fail their checksum" in done.stderr
-    assert check_final(job) == []
-    assert s3.keys(url) == []
-
-
-@pytest.mark.parametrize(
-    "cell",
-    [
-        "default-policy",
-        pytest.param("small-records", marks=pytest.mark.slow),
-        pytest.param("large-records", marks=pytest.mark.slow),
-    ],
-)
-def test_sigkill_at_a_random_moment_on_s3(cell: str, s3: S3Server, url: str, tmp_path: Path) -> None:
-    """The fault matrix's random-kill cells against the object store (kills land before,
-    during and after uploads; with records of 250 KB many land mid-upload)."""
-    _random_kill(cell, 0, s3, url, tmp_path)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", range(1, 9))
-@pytest.mark.parametrize("cell", ["small-records", "large-records", "default-policy", "identity-reordered"])
-def test_sigkill_stress_on_s3(cell: str, seed: int, s3: S3Server, url: str, tmp_path: Path) -> None:
-    _random_kill(cell, seed, s3, url, tmp_path)
-
-
-def _random_kill(cell: str, seed: int, s3: S3Server, url: str, tmp_path: Path) -> None:
-    config, window, allowance = KILL_CELLS[cell]
-    config = dict(config, items=list(config["items"])[:120])
-    job = make_job(tmp_path / "job", **config)
-    job.env.update(_s3_env(s3, url))
-    if allowance == 0:
-        job.env["CHECKPOINTIFY_BATCH"] = "off"
-    rng = Random("%s-%d" % (cell, seed))
-    new_items = None
-    if config.get("resume") == "identity":
-        new_items = list(job.config["items"])
-        rng.shuffle(new_items)
-    # with batching, a kill loses the units of one upload interval and those of the upload
-    # in flight (docs/runtime.md): one more second of allowance for the upload
-    trial = kill_and_resume(job, rng, window, new_items=new_items, batch_window=allowance and allowance + 1.0)
-    assert trial.problems == []
-    assert s3.keys(url) == []
+# The crash points (before, during and after an upload) and the random SIGKILLs run in the
+# fault matrix (test_runtime_faults.py) with the local folder and with S3 alike.
 
 
 # ------------------------------------------------------------------- one writer, fencing
