@@ -411,6 +411,155 @@ def test_shards_on_three_machines_and_the_cli_shows_each(s3: S3Server, url: str,
     assert s3.keys(url) == []
 
 
+# --------------------------------------------------------------- parallel sites (issue 10)
+
+
+@pytest.mark.parametrize("mode", ["threads", "asyncio"])
+@pytest.mark.parametrize("policy", ["every-result", "batched"])
+def test_parallel_site_killed_and_resumed_on_another_machine(
+    mode: str, policy: str, s3: S3Server, url: str, tmp_path: Path
+) -> None:
+    """A thread pool (and an event loop) recording its results on S3 is SIGKILLed, then run
+    again from another working directory with an empty disk: its output equals an
+    uninterrupted run's, and no input whose result was delivered and uploaded is submitted
+    again. ``every-result`` (CHECKPOINTIFY_BATCH=off) uploads each result before the program
+    sees it, so no delivered input runs again; ``batched`` uploads at most once per interval
+    (0.2 s here), so only results of the last interval (and the upload in flight) may."""
+    from tests.runtime.test_parallel import PROGRAM, _env, _log
+
+    env = _s3_env(s3, url, CHECKPOINTIFY_QUIET="")  # "N results restored" is said
+    env.update(
+        {"CHECKPOINTIFY_BATCH": "off"}
+        if policy == "every-result"
+        else {"CHECKPOINTIFY_UPLOAD_INTERVAL": "0.2"}
+    )
+    clean = _machine(tmp_path / "clean")
+    (clean / "prog.py").write_text(PROGRAM)
+    done = subprocess.run(
+        [sys.executable, "prog.py", mode],
+        cwd=clean,
+        env=_env(clean, **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    expected = (clean / "out.json").read_bytes()
+    assert s3.keys(url) == []
+
+    node_a = _machine(tmp_path / "node-a")
+    (node_a / "prog.py").write_text(PROGRAM)
+    proc = subprocess.Popen(
+        [sys.executable, "prog.py", mode], cwd=node_a, env=_env(node_a, **env), stderr=subprocess.PIPE
+    )
+    _wait_for(lambda: sum(line.startswith("done") for line in _log(node_a)) >= 8 or proc.poll() is not None)
+    if policy == "batched":
+        _wait_for(lambda: len(s3.keys(url)) >= 3 or proc.poll() is not None)  # header, epoch, results
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else b""
+    delivered = {line.split()[1] for line in _log(node_a) if line.startswith("done")}
+    assert s3.keys(url), "nothing was uploaded before the kill"
+
+    node_b = _machine(tmp_path / "node-b")  # the rescheduled pod: same program, empty disk
+    (node_b / "prog.py").write_text(PROGRAM)
+    resumed = subprocess.run(
+        [sys.executable, "prog.py", mode],
+        cwd=node_b,
+        env=_env(node_b, **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert (node_b / "out.json").read_bytes() == expected
+    started = [line.split()[1] for line in _log(node_b) if line.startswith("start")]
+    assert len(started) == len(set(started)), "an input ran twice in one run"
+    restored = int(resumed.stderr.split(" results restored")[0].rsplit(" ", 1)[1])
+    assert restored >= 1 and len(started) == 24 - restored, "exactly the restored inputs were skipped"
+    before = {line.split()[1] for line in _log(node_a) if line.startswith("start")}
+    assert set(started) | before == {str(x) for x in range(24)}, "an input was never run"
+    if policy == "every-result":
+        # threads: "done" is noted once the future resolved, after its upload; asyncio: the
+        # coroutine notes it as it returns, and its result is recorded in the same step of
+        # the event loop, so at most the one being uploaded at the kill runs again
+        again = delivered & set(started)
+        assert len(again) <= (0 if mode == "threads" else 1), "delivered inputs ran again: %s" % again
+    _no_local_checkpoints(node_a, node_b)
+    assert s3.keys(url) == []  # complete() removed every object of the log
+
+
+def test_parallel_site_on_s3_in_strict_mode_raises_where_the_result_is_read(
+    s3: S3Server, tmp_path: Path
+) -> None:
+    """An unreachable store: by default one warning and the work runs on; strict mode
+    raises (the site is served, so the failure is the store's, named with its URL)."""
+    program = tmp_path / "job.py"
+    program.write_text(
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from checkpointify.runtime import parallel\n"
+        "par = parallel('job.py::<module>::rows')\n"
+        "with ThreadPoolExecutor(2) as ex:\n"
+        "    rows = list(par.map(ex, 'map', abs, [-1, -2, -3]))\n"
+        "print(rows)\n"
+        "par.complete()\n"
+    )
+    env = dict(
+        os.environ,
+        AWS_ENDPOINT_URL="http://127.0.0.1:9",  # nothing listens there
+        CHECKPOINTIFY_DIR="s3://nowhere/prefix",
+        CHECKPOINTIFY_RETRIES="0",
+        PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"),
+    )
+    env.pop("CHECKPOINTIFY_STRICT", None)
+    done = subprocess.run(
+        [sys.executable, str(program)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[1, 2, 3]\n"
+    assert done.stderr.count("checkpointify: warning:") == 1 and "s3://nowhere/prefix" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.py"]  # no local folder named "s3:"
+    strict = subprocess.run(
+        [sys.executable, str(program)],
+        cwd=tmp_path,
+        env=dict(env, CHECKPOINTIFY_STRICT="1"),
+        capture_output=True,
+        text=True,
+    )
+    assert strict.returncode != 0 and "CheckpointWriteError" in strict.stderr
+
+
+# ------------------------------------------------------------ helpers completed by their caller
+
+
+def test_complete_deferred_sweeps_the_bucket_for_logs_no_call_of_this_run_opened(
+    s3: S3Server, url: str, tmp_path: Path
+) -> None:
+    """As in a local folder (test_runtime_deferred.py): a run over other items is killed
+    after its helper finished; the next run calls the helper with other items only, and
+    its ``complete_deferred()`` removes the other run's log from the bucket too. A log of
+    another loop under the same prefix is left alone."""
+    from tests.runtime.test_runtime_deferred import _run, _setup, _worklog
+
+    (tmp_path / "job").mkdir()
+    where = _setup(tmp_path / "job")
+    other = checkpoint("other.py::main::out", range(3), lambda: ([],), directory=url)
+    other.restore()
+    other.close()  # a log of another loop, kept
+    kept = {key.split("/")[-2] for key in s3.keys(url)}
+    env = {"CHECKPOINTIFY_DIR": url}
+    assert _run(where, ITEMS='["y1", "y2"]', KILL_AT="between", **env).returncode == -9
+    logs = {key.split("/")[-2] for key in s3.keys(url)}
+    assert len(logs) == 2, logs
+    _worklog(where)
+    done = _run(where, **env)  # this run calls the helper with other items only
+    assert done.returncode == 0, done.stderr
+    assert _worklog(where) == ["x1", "x2", "x3", "x4"]
+    left = {key.split("/")[-2] for key in s3.keys(url)}
+    assert left == kept, "the other run's log was left behind (or another loop's removed)"
+    assert not (where / ".checkpointify").exists()
+
+
 # ------------------------------------------------------------------------------ helpers
 
 
