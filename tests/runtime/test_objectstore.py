@@ -271,12 +271,15 @@ def test_failed_upload_after_retries(strict: bool, s3: S3Server, url: str, tmp_p
     assert job.output() == job.expected()
 
 
-def test_compaction_keeps_restore_to_a_few_objects(
+def test_compaction_is_tiered_and_keeps_restore_to_a_few_objects(
     url: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """With a fan-out of 3, 31 segments (the header's and 30 units') become objects of
+    3**k segments: restore reads at most 2 a level, and each record was uploaded once per
+    level, not once per compaction (which would grow with the log: quadratic)."""
     from checkpointify.runtime import objectstore
 
-    monkeypatch.setattr(objectstore, "_COMPACT_EVERY", 5)
+    monkeypatch.setattr(objectstore, "_FANOUT", 3)
     monkeypatch.setenv("CHECKPOINTIFY_BATCH", "off")
     out: List[int] = []
     ck = checkpoint("job.py::main::out", range(40), lambda: (out,), directory=url)
@@ -285,10 +288,18 @@ def test_compaction_keeps_restore_to_a_few_objects(
         out.append(item * 2)
         if item == 30:
             break
+    store = ck._store
+    assert isinstance(store, objectstore.ObjectStore)
+    stored = sum(len(run.body) for run in store._runs)
+    spans = [run.hi - run.lo + 1 for run in store._runs]
     ck.close()
+    assert sum(spans) == 31 and spans == sorted(spans, reverse=True), spans
+    assert all(span in (1, 3, 9, 27) for span in spans) and len(spans) <= 2 * 4, spans
+    # a record is in one object per level at most (4 levels: 1, 3, 9, 27 segments)
+    assert store.uploaded <= 4 * stored + 64 * 100, (store.uploaded, stored)
     keys = [k.rpartition("/")[2] for k in s3.keys(url)]
-    assert sum(k.startswith("snap-") for k in keys) == 1 and sum(k.startswith("seg-") for k in keys) <= 5, (
-        keys
+    assert sorted(k for k in keys if k != "lease") == sorted(
+        run.key.rpartition("/")[2] for run in store._runs
     )
     again: List[int] = []
     ck = checkpoint("job.py::main::out", range(40), lambda: (again,), directory=url)
@@ -297,6 +308,30 @@ def test_compaction_keeps_restore_to_a_few_objects(
     again.extend(item * 2 for item in ck)
     assert again == [i * 2 for i in range(40)]
     ck.complete()
+    assert s3.keys(url) == []
+
+
+@pytest.mark.parametrize("unit", [6, 62])  # segment 7 ends the first merge; 63 merges two levels
+def test_sigkill_in_the_middle_of_a_compaction(unit: int, s3: S3Server, url: str, tmp_path: Path) -> None:
+    """The snapshot is stored, the objects it merged are not deleted yet: the next run
+    reads the snapshot, deletes what it covers, redoes nothing recorded, and every
+    compaction after it still restores every unit."""
+    job = _job(s3, url, tmp_path / "job", items=list(range(80)), work=0.001)
+    done = job.run(env={"CHECKPOINTIFY_BATCH": "off", "CHECKPOINTIFY_FAULT": "mid-compaction:%d" % unit})
+    assert done.returncode == 137, done.stderr
+    assert _ran(job) == list(range(unit + 1))
+    names = [k.rpartition("/")[2] for k in s3.keys(url)]
+    snapshots = [n for n in names if n.startswith("snap-")]
+    assert snapshots and sum(n.startswith("seg-") for n in names) >= 8, names  # both are there
+    job.reset_worklog()
+    done = job.run(env={"CHECKPOINTIFY_BATCH": "off", "CHECKPOINTIFY_FAULT": "before-write:%d" % (unit + 12)})
+    assert done.returncode == 137, done.stderr
+    assert _ran(job) == list(range(unit + 1, unit + 13))  # the unit whose upload was compacting is kept
+    job.reset_worklog()
+    done = job.run(env={"CHECKPOINTIFY_BATCH": "off"})
+    assert done.returncode == 0, done.stderr
+    assert _ran(job) == list(range(unit + 12, 80))
+    assert check_final(job) == []
     assert s3.keys(url) == []
 
 
