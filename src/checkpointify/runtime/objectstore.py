@@ -16,7 +16,7 @@ sequence of objects under ``<prefix>/<name>.ckpt/``:
   have the same level they are merged into one of the next level, written create-only,
   and only then deleted. So each record is uploaded again once per level, O(log n) times
   in all (not once every few uploads, which is quadratic), and a restore reads at most
-  ``F - 1`` objects a level (13 for 1000 segments, say). (``snap-<seq>``, the snapshot of
+  ``F - 1`` objects a level (14 for the 1000 segments of the benchmark). (``snap-<seq>``, the snapshot of
   version 1 of the runtime, covers ``0``..``seq`` and is still read.)
 * ``lease``: who writes the log (:mod:`.lease`): one writer per loop across machines, with a
   fencing token carried by every segment it writes.
