@@ -246,7 +246,9 @@ def kill_and_resume(
     job.reset_worklog()
     proc = job.start()
     deadline = time.monotonic() + 60
-    while not job.worklog.exists() and proc.poll() is None and time.monotonic() < deadline:
+    # from the first unit's start, not from the work log's creation: the child creates it
+    # before restore(), which on object storage imports s3fs and reads the bucket first
+    while not _started(job) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
     delay = rng.uniform(*kill_after)
     time.sleep(delay)
@@ -284,6 +286,14 @@ def kill_and_resume(
         rerun=sum(1 for item, _ in resumed if item in before),
         problems=problems,
     )
+
+
+def _started(job: Job) -> bool:
+    try:
+        with open(job.worklog, "rb") as handle:
+            return handle.read(6) == b"start "
+    except OSError:
+        return False
 
 
 # name: (job config, kill window in seconds after the first unit, loss the invariants allow
