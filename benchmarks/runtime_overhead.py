@@ -390,12 +390,15 @@ def s3_loop(n: int, work: float, url: str) -> Tuple[float, float, float]:
     return looped - opened, (opened - started) + (time.perf_counter() - looped), _IN_FLUSH[0]
 
 
-def s3_restore(units: int, url: str, per_segment: int, repeat: int) -> Tuple[float, int]:
+def s3_restore(units: int, url: str, per_segment: int, repeat: int) -> Tuple[float, int, float, float]:
     """Write ``units`` units as segments of ``per_segment`` units, then restore them: the
-    median seconds and the objects a restore reads. (``url`` may be a local folder: the
-    same records in one log file, for the ratio.)"""
+    median seconds, the objects a restore reads, and the write amplification (bytes
+    uploaded as segments and snapshots / bytes of the log), measured, and that of the
+    runtime before tiered compaction (a snapshot of the whole log every 64 segments),
+    computed from the same segment sizes. (``url`` may be a local folder: the same records
+    in one log file, for the ratio; then only the seconds mean something.)"""
     module = sys.modules["checkpointify.runtime.checkpoint"]
-    from checkpointify.runtime.objectstore import Layout
+    from checkpointify.runtime.objectstore import ObjectStore, load
     from checkpointify.runtime.remote import Bucket
 
     saved = module._BATCH_MAX_UNITS
@@ -404,18 +407,29 @@ def s3_restore(units: int, url: str, per_segment: int, repeat: int) -> Tuple[flo
         results: List[Any] = []
         writer = checkpoint("bench::s3restore::results", range(units), lambda: (results,), directory=url)
         [results] = writer.restore()
+        sizes: List[int] = []
+        store = writer._store
+        if isinstance(store, ObjectStore):  # the body of each segment, as the writer uploads it
+            real = store._put_segment
+
+            def counted(seq: int, body: bytes) -> None:
+                sizes.append(len(body))
+                real(seq, body)
+
+            store._put_segment = counted  # type: ignore[method-assign]
         for i in writer:
             results.append(result(i))
         writer.close()
     finally:
         module._BATCH_MAX_UNITS = saved
-    objects = 1
-    if url.startswith("s3://"):
+    objects, amplification, before = 1, 0.0, 0.0
+    if isinstance(store, ObjectStore):
         bucket = Bucket(url)
         [name] = [n for n in bucket.children() if n.endswith(".ckpt")]
-        layout = Layout(name, bucket.list(name))
-        last = max(layout.snapshots, default=-1)
-        objects = (1 if layout.snapshots else 0) + sum(1 for seq in layout.segments if seq > last)
+        objects = len(load(bucket, name).runs)
+        amplification = store.uploaded / sum(sizes)
+        old = sum(sizes) + sum(sum(sizes[: k + 1]) for k in range(63, len(sizes), 64))
+        before = old / sum(sizes)
     times = []
     for _ in range(repeat):
         gc.collect()
@@ -429,7 +443,7 @@ def s3_restore(units: int, url: str, per_segment: int, repeat: int) -> Tuple[flo
         assert len(restored) == units and reader.restored_units == units, reader.restored_units
         reader.close()
     checkpoint("bench::s3restore::results", range(units), lambda: ([],), directory=url).complete()
-    return statistics.median(times), objects
+    return statistics.median(times), objects, amplification, before
 
 
 def report_s3(repeat: int, scale: float, base: Path) -> Dict[str, float]:
@@ -467,8 +481,8 @@ def report_s3(repeat: int, scale: float, base: Path) -> Dict[str, float]:
             ratios.append(loop[-1] / plain[-1])
         overhead = statistics.median(ratios) - 1
         units = 100_000
-        restore, objects = s3_restore(units, url, 100, repeat)
-        local, _ = s3_restore(units, str(base / "local-restore"), 100, repeat)
+        restore, objects, amplification, before = s3_restore(units, url, 100, repeat)
+        local = s3_restore(units, str(base / "local-restore"), 100, repeat)[0]
         print("object storage: a local S3 API server (moto on 127.0.0.1) through s3fs")
         print(
             "  10 ms units x %d: plain %.3f s, checkpointed %.3f s: overhead %.2f %%; time the loop spent "
@@ -486,6 +500,11 @@ def report_s3(repeat: int, scale: float, base: Path) -> Dict[str, float]:
             "  restore of %d units written as %d segments of 100: %.3f s (reads %d objects after compaction);"
             " the same records from a local log file: %.3f s (S3 / local: %.2fx)"
             % (units, units // 100, restore, objects, local, restore / local)
+        )
+        print(
+            "  bytes uploaded / bytes of the log: %.2f (tiered compaction, measured); a snapshot of the"
+            " whole log every 64 segments would upload %.2f (computed from the same segments)"
+            % (amplification, before)
         )
         return {"overhead": overhead, "restore": restore, "writing": statistics.median(shares)}
     finally:

@@ -31,23 +31,18 @@ from typing import Dict, List, Optional, Tuple
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from tests.support.crash_harness import KILL_CELLS, Trial, random_kill_trial  # noqa: E402
+from tests.support.crash_harness import KILL_CELLS, Remote, Trial, random_kill_trial  # noqa: E402
 
 
 def one(args: Tuple[str, int, int, str, Optional[Dict[str, str]]]) -> Tuple[str, Trial]:
     cell, seed, number, base, s3 = args
-    env = None
-    if s3 is not None:
-        env = dict(s3, CHECKPOINTIFY_DIR="%s/trial-%d" % (s3["bucket"], number))
-        env.pop("bucket")
-    trial = random_kill_trial(cell, Random("%d-%s-%d" % (seed, cell, number)), Path(base) / str(number), env)
-    if env is not None:
-        from tests.support.s3server import list_keys
-
-        left = list_keys(env["AWS_ENDPOINT_URL"], env["CHECKPOINTIFY_DIR"])
-        if left:
-            trial.problems.append("objects left under %s: %s" % (env["CHECKPOINTIFY_DIR"], left[:3]))
-    return cell, trial
+    remote = None
+    if s3 is not None:  # check_final() then also finds any object left under the trial's prefix
+        server_env = {k: v for k, v in s3.items() if k != "bucket"}
+        url = "%s/trial-%d" % (s3["bucket"], number)
+        remote = Remote(s3["AWS_ENDPOINT_URL"], url, tuple(sorted(server_env.items())))
+    rng = Random("%d-%s-%d" % (seed, cell, number))
+    return cell, random_kill_trial(cell, rng, Path(base) / str(number), remote=remote)
 
 
 def main() -> int:

@@ -18,8 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from random import Random
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
 import pytest
 
@@ -28,17 +27,17 @@ pytest.importorskip("s3fs")
 
 from checkpointify.runtime import CheckpointError, CheckpointLockedError, checkpoint  # noqa: E402
 from tests.safety.test_safety import BASIC, Program  # noqa: E402
-from tests.support.crash_harness import KILL_CELLS, Job, check_final, kill_and_resume, make_job  # noqa: E402
-from tests.support.s3server import S3Server, started  # noqa: E402
+from tests.support.crash_harness import Job, check_final, make_job  # noqa: E402
+from tests.support.s3server import S3Server  # noqa: E402
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
 
 FAST = {"CHECKPOINTIFY_UPLOAD_INTERVAL": "0.05"}  # kills land after a few uploads
 
 
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    yield from started()
+@pytest.fixture()
+def s3(s3_server: S3Server) -> S3Server:
+    return s3_server  # one server for the session (tests/runtime/conftest.py)
 
 
 @pytest.fixture()
@@ -126,69 +125,8 @@ def _ran(job: Job) -> List[Any]:
     return [item for item, _ in job.starts()]
 
 
-@pytest.mark.parametrize(
-    "point,resumes_at", [("before-write", 0), ("after-write", 1), ("mid-record", 0)], ids=lambda v: str(v)
-)
-def test_crash_point_during_an_upload(
-    point: str, resumes_at: int, s3: S3Server, url: str, tmp_path: Path
-) -> None:
-    """``mid-record`` leaves half a segment object at its key (what a store without atomic
-    PUTs keeps of an upload cut by the crash): it fails its checksum and is never taken for
-    records; the units it held run again."""
-    job = _job(s3, url, tmp_path / "job")
-    unit = 5
-    env = {"CHECKPOINTIFY_BATCH": "off", "CHECKPOINTIFY_FAULT": "%s:%d" % (point, unit)}
-    done = job.run(env=env)
-    assert done.returncode == 137, done.stderr
-    assert _ran(job) == list(range(unit + 1))
-    job.reset_worklog()
-    done = job.run(env={"CHECKPOINTIFY_BATCH": "off", "CHECKPOINTIFY_QUIET": ""})
-    assert done.returncode == 0, done.stderr
-    assert _ran(job) == list(range(unit + resumes_at, 12))
-    if point == "mid-record":
-        assert "fail their checksum" in done.stderr
-    assert check_final(job) == []
-    assert s3.keys(url) == []
-
-
-@pytest.mark.parametrize(
-    "cell",
-    [
-        "default-policy",
-        pytest.param("small-records", marks=pytest.mark.slow),
-        pytest.param("large-records", marks=pytest.mark.slow),
-    ],
-)
-def test_sigkill_at_a_random_moment_on_s3(cell: str, s3: S3Server, url: str, tmp_path: Path) -> None:
-    """The fault matrix's random-kill cells against the object store (kills land before,
-    during and after uploads; with records of 250 KB many land mid-upload)."""
-    _random_kill(cell, 0, s3, url, tmp_path)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", range(1, 9))
-@pytest.mark.parametrize("cell", ["small-records", "large-records", "default-policy", "identity-reordered"])
-def test_sigkill_stress_on_s3(cell: str, seed: int, s3: S3Server, url: str, tmp_path: Path) -> None:
-    _random_kill(cell, seed, s3, url, tmp_path)
-
-
-def _random_kill(cell: str, seed: int, s3: S3Server, url: str, tmp_path: Path) -> None:
-    config, window, allowance = KILL_CELLS[cell]
-    config = dict(config, items=list(config["items"])[:120])
-    job = make_job(tmp_path / "job", **config)
-    job.env.update(_s3_env(s3, url))
-    if allowance == 0:
-        job.env["CHECKPOINTIFY_BATCH"] = "off"
-    rng = Random("%s-%d" % (cell, seed))
-    new_items = None
-    if config.get("resume") == "identity":
-        new_items = list(job.config["items"])
-        rng.shuffle(new_items)
-    # with batching, a kill loses the units of one upload interval and those of the upload
-    # in flight (docs/runtime.md): one more second of allowance for the upload
-    trial = kill_and_resume(job, rng, window, new_items=new_items, batch_window=allowance and allowance + 1.0)
-    assert trial.problems == []
-    assert s3.keys(url) == []
+# The crash points (before, during and after an upload) and the random SIGKILLs run in the
+# fault matrix (test_runtime_faults.py) with the local folder and with S3 alike.
 
 
 # ------------------------------------------------------------------- one writer, fencing
@@ -333,12 +271,15 @@ def test_failed_upload_after_retries(strict: bool, s3: S3Server, url: str, tmp_p
     assert job.output() == job.expected()
 
 
-def test_compaction_keeps_restore_to_a_few_objects(
+def test_compaction_is_tiered_and_keeps_restore_to_a_few_objects(
     url: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """With a fan-out of 3, 31 segments (the header's and 30 units') become objects of
+    3**k segments: restore reads at most 2 a level, and each record was uploaded once per
+    level, not once per compaction (which would grow with the log: quadratic)."""
     from checkpointify.runtime import objectstore
 
-    monkeypatch.setattr(objectstore, "_COMPACT_EVERY", 5)
+    monkeypatch.setattr(objectstore, "_FANOUT", 3)
     monkeypatch.setenv("CHECKPOINTIFY_BATCH", "off")
     out: List[int] = []
     ck = checkpoint("job.py::main::out", range(40), lambda: (out,), directory=url)
@@ -347,18 +288,57 @@ def test_compaction_keeps_restore_to_a_few_objects(
         out.append(item * 2)
         if item == 30:
             break
+    store = ck._store
+    assert isinstance(store, objectstore.ObjectStore)
+    stored = sum(len(run.body) for run in store._runs)
+    spans = [run.hi - run.lo + 1 for run in store._runs]
     ck.close()
+    assert sum(spans) == 31 and spans == sorted(spans, reverse=True), spans
+    assert all(span in (1, 3, 9, 27) for span in spans) and len(spans) <= 2 * 4, spans
+    # a record is in one object per level at most (4 levels: 1, 3, 9, 27 segments)
+    assert store.uploaded <= 4 * stored + 64 * 100, (store.uploaded, stored)
     keys = [k.rpartition("/")[2] for k in s3.keys(url)]
-    assert sum(k.startswith("snap-") for k in keys) == 1 and sum(k.startswith("seg-") for k in keys) <= 5, (
-        keys
+    assert sorted(k for k in keys if k != "lease") == sorted(
+        run.key.rpartition("/")[2] for run in store._runs
     )
+    # a merge torn by a crash on a store without atomic PUTs: half a snapshot over the last
+    # two objects, which are still there; it fails its checksum and they are read instead
+    lo, hi = store._runs[-2].lo, store._runs[-1].hi
+    torn_key = objectstore.snap_key(store.name, lo, hi)
+    torn = objectstore.encode_segment(1, hi, store._runs[-2].body + store._runs[-1].body)
+    store.bucket.put(torn_key, torn[: len(torn) // 2])
     again: List[int] = []
     ck = checkpoint("job.py::main::out", range(40), lambda: (again,), directory=url)
     [again] = ck.restore()
     assert ck.restored_units == 30
+    assert not [k for k in s3.keys(url) if k.endswith(torn_key)]  # the torn merge was deleted
     again.extend(item * 2 for item in ck)
     assert again == [i * 2 for i in range(40)]
     ck.complete()
+    assert s3.keys(url) == []
+
+
+@pytest.mark.parametrize("unit", [6, 62])  # segment 7 ends the first merge; 63 merges two levels
+def test_sigkill_in_the_middle_of_a_compaction(unit: int, s3: S3Server, url: str, tmp_path: Path) -> None:
+    """The snapshot is stored, the objects it merged are not deleted yet: the next run
+    reads the snapshot, deletes what it covers, redoes nothing recorded, and every
+    compaction after it still restores every unit."""
+    job = _job(s3, url, tmp_path / "job", items=list(range(80)), work=0.001)
+    done = job.run(env={"CHECKPOINTIFY_BATCH": "off", "CHECKPOINTIFY_FAULT": "mid-compaction:%d" % unit})
+    assert done.returncode == 137, done.stderr
+    assert _ran(job) == list(range(unit + 1))
+    names = [k.rpartition("/")[2] for k in s3.keys(url)]
+    snapshots = [n for n in names if n.startswith("snap-")]
+    assert snapshots and sum(n.startswith("seg-") for n in names) >= 8, names  # both are there
+    job.reset_worklog()
+    done = job.run(env={"CHECKPOINTIFY_BATCH": "off", "CHECKPOINTIFY_FAULT": "before-write:%d" % (unit + 12)})
+    assert done.returncode == 137, done.stderr
+    assert _ran(job) == list(range(unit + 1, unit + 13))  # the unit whose upload was compacting is kept
+    job.reset_worklog()
+    done = job.run(env={"CHECKPOINTIFY_BATCH": "off"})
+    assert done.returncode == 0, done.stderr
+    assert _ran(job) == list(range(unit + 12, 80))
+    assert check_final(job) == []
     assert s3.keys(url) == []
 
 
@@ -471,6 +451,155 @@ def test_shards_on_three_machines_and_the_cli_shows_each(s3: S3Server, url: str,
     cleared = subprocess.run(cli + ["clear", "--yes", "--dir", url], env=env, capture_output=True, text=True)
     assert cleared.returncode == 0, cleared.stderr
     assert s3.keys(url) == []
+
+
+# --------------------------------------------------------------- parallel sites (issue 10)
+
+
+@pytest.mark.parametrize("mode", ["threads", "asyncio"])
+@pytest.mark.parametrize("policy", ["every-result", "batched"])
+def test_parallel_site_killed_and_resumed_on_another_machine(
+    mode: str, policy: str, s3: S3Server, url: str, tmp_path: Path
+) -> None:
+    """A thread pool (and an event loop) recording its results on S3 is SIGKILLed, then run
+    again from another working directory with an empty disk: its output equals an
+    uninterrupted run's, and no input whose result was delivered and uploaded is submitted
+    again. ``every-result`` (CHECKPOINTIFY_BATCH=off) uploads each result before the program
+    sees it, so no delivered input runs again; ``batched`` uploads at most once per interval
+    (0.2 s here), so only results of the last interval (and the upload in flight) may."""
+    from tests.runtime.test_parallel import PROGRAM, _env, _log
+
+    env = _s3_env(s3, url, CHECKPOINTIFY_QUIET="")  # "N results restored" is said
+    env.update(
+        {"CHECKPOINTIFY_BATCH": "off"}
+        if policy == "every-result"
+        else {"CHECKPOINTIFY_UPLOAD_INTERVAL": "0.2"}
+    )
+    clean = _machine(tmp_path / "clean")
+    (clean / "prog.py").write_text(PROGRAM)
+    done = subprocess.run(
+        [sys.executable, "prog.py", mode],
+        cwd=clean,
+        env=_env(clean, **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    expected = (clean / "out.json").read_bytes()
+    assert s3.keys(url) == []
+
+    node_a = _machine(tmp_path / "node-a")
+    (node_a / "prog.py").write_text(PROGRAM)
+    proc = subprocess.Popen(
+        [sys.executable, "prog.py", mode], cwd=node_a, env=_env(node_a, **env), stderr=subprocess.PIPE
+    )
+    _wait_for(lambda: sum(line.startswith("done") for line in _log(node_a)) >= 8 or proc.poll() is not None)
+    if policy == "batched":
+        _wait_for(lambda: len(s3.keys(url)) >= 3 or proc.poll() is not None)  # header, epoch, results
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else b""
+    delivered = {line.split()[1] for line in _log(node_a) if line.startswith("done")}
+    assert s3.keys(url), "nothing was uploaded before the kill"
+
+    node_b = _machine(tmp_path / "node-b")  # the rescheduled pod: same program, empty disk
+    (node_b / "prog.py").write_text(PROGRAM)
+    resumed = subprocess.run(
+        [sys.executable, "prog.py", mode],
+        cwd=node_b,
+        env=_env(node_b, **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert (node_b / "out.json").read_bytes() == expected
+    started = [line.split()[1] for line in _log(node_b) if line.startswith("start")]
+    assert len(started) == len(set(started)), "an input ran twice in one run"
+    restored = int(resumed.stderr.split(" results restored")[0].rsplit(" ", 1)[1])
+    assert restored >= 1 and len(started) == 24 - restored, "exactly the restored inputs were skipped"
+    before = {line.split()[1] for line in _log(node_a) if line.startswith("start")}
+    assert set(started) | before == {str(x) for x in range(24)}, "an input was never run"
+    if policy == "every-result":
+        # threads: "done" is noted once the future resolved, after its upload; asyncio: the
+        # coroutine notes it as it returns, and its result is recorded in the same step of
+        # the event loop, so at most the one being uploaded at the kill runs again
+        again = delivered & set(started)
+        assert len(again) <= (0 if mode == "threads" else 1), "delivered inputs ran again: %s" % again
+    _no_local_checkpoints(node_a, node_b)
+    assert s3.keys(url) == []  # complete() removed every object of the log
+
+
+def test_parallel_site_on_s3_in_strict_mode_raises_where_the_result_is_read(
+    s3: S3Server, tmp_path: Path
+) -> None:
+    """An unreachable store: by default one warning and the work runs on; strict mode
+    raises (the site is served, so the failure is the store's, named with its URL)."""
+    program = tmp_path / "job.py"
+    program.write_text(
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from checkpointify.runtime import parallel\n"
+        "par = parallel('job.py::<module>::rows')\n"
+        "with ThreadPoolExecutor(2) as ex:\n"
+        "    rows = list(par.map(ex, 'map', abs, [-1, -2, -3]))\n"
+        "print(rows)\n"
+        "par.complete()\n"
+    )
+    env = dict(
+        os.environ,
+        AWS_ENDPOINT_URL="http://127.0.0.1:9",  # nothing listens there
+        CHECKPOINTIFY_DIR="s3://nowhere/prefix",
+        CHECKPOINTIFY_RETRIES="0",
+        PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"),
+    )
+    env.pop("CHECKPOINTIFY_STRICT", None)
+    done = subprocess.run(
+        [sys.executable, str(program)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[1, 2, 3]\n"
+    assert done.stderr.count("checkpointify: warning:") == 1 and "s3://nowhere/prefix" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.py"]  # no local folder named "s3:"
+    strict = subprocess.run(
+        [sys.executable, str(program)],
+        cwd=tmp_path,
+        env=dict(env, CHECKPOINTIFY_STRICT="1"),
+        capture_output=True,
+        text=True,
+    )
+    assert strict.returncode != 0 and "CheckpointWriteError" in strict.stderr
+
+
+# ------------------------------------------------------------ helpers completed by their caller
+
+
+def test_complete_deferred_sweeps_the_bucket_for_logs_no_call_of_this_run_opened(
+    s3: S3Server, url: str, tmp_path: Path
+) -> None:
+    """As in a local folder (test_runtime_deferred.py): a run over other items is killed
+    after its helper finished; the next run calls the helper with other items only, and
+    its ``complete_deferred()`` removes the other run's log from the bucket too. A log of
+    another loop under the same prefix is left alone."""
+    from tests.runtime.test_runtime_deferred import _run, _setup, _worklog
+
+    (tmp_path / "job").mkdir()
+    where = _setup(tmp_path / "job")
+    other = checkpoint("other.py::main::out", range(3), lambda: ([],), directory=url)
+    other.restore()
+    other.close()  # a log of another loop, kept
+    kept = {key.split("/")[-2] for key in s3.keys(url)}
+    env = {"CHECKPOINTIFY_DIR": url}
+    assert _run(where, ITEMS='["y1", "y2"]', KILL_AT="between", **env).returncode == -9
+    logs = {key.split("/")[-2] for key in s3.keys(url)}
+    assert len(logs) == 2, logs
+    _worklog(where)
+    done = _run(where, **env)  # this run calls the helper with other items only
+    assert done.returncode == 0, done.stderr
+    assert _worklog(where) == ["x1", "x2", "x3", "x4"]
+    left = {key.split("/")[-2] for key in s3.keys(url)}
+    assert left == kept, "the other run's log was left behind (or another loop's removed)"
+    assert not (where / ".checkpointify").exists()
 
 
 # ------------------------------------------------------------------------------ helpers

@@ -292,35 +292,3 @@ def test_a_crash_while_a_result_is_written_resumes_from_the_valid_records(point:
     assert ("dropped" in resumed.stderr) == (point == "mid-record")  # the torn record is cut off
     assert (crashed / "out.json").read_bytes() == (clean / "out.json").read_bytes()
     assert not (crashed / ".checkpointify").exists()
-
-
-def test_parallel_site_on_object_storage_steps_aside_without_a_local_folder(tmp_path: Path) -> None:
-    """Object storage does not serve parallel sites yet: the program runs as written, one
-    warning says so, and no local folder named after the URL (``s3:/bucket``) appears."""
-    program = tmp_path / "job.py"
-    program.write_text(
-        "from concurrent.futures import ThreadPoolExecutor\n"
-        "from checkpointify.runtime import parallel\n"
-        "par = parallel('job.py::<module>::rows')\n"
-        "with ThreadPoolExecutor(2) as ex:\n"
-        "    rows = list(par.map(ex, 'map', abs, [-1, -2, -3]))\n"
-        "print(rows)\n"
-        "par.complete()\n"
-    )
-    env = dict(os.environ, CHECKPOINTIFY_DIR="s3://bucket/prefix", PYTHONPATH=SRC)
-    env.pop("CHECKPOINTIFY_STRICT", None)
-    done = subprocess.run(
-        [sys.executable, str(program)], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == "[1, 2, 3]\n"
-    assert done.stderr.count("not checkpointed on object storage") == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.py"]
-    strict = subprocess.run(
-        [sys.executable, str(program)],
-        cwd=tmp_path,
-        env=dict(env, CHECKPOINTIFY_STRICT="1"),
-        capture_output=True,
-        text=True,
-    )
-    assert strict.returncode != 0 and "CheckpointError" in strict.stderr

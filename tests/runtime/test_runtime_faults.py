@@ -5,6 +5,21 @@ one), runs it again, and asserts the invariants of ``crash_harness``: no complet
 lost, none is applied twice or skipped (the output is byte-identical to an uninterrupted
 run's over the input the last run sees), and nothing is left behind. Timing is never
 asserted. ``benchmarks/sigkill_stress.py`` runs the random-kill cells hundreds of times.
+
+**On object storage too.** Every cell whose fault means something for a remote store takes
+the ``store`` fixture (tests/runtime/conftest.py) and runs twice: with the local folder, and
+with ``CHECKPOINTIFY_DIR=s3://...`` on a real S3 API server (moto's, started once a session
+on 127.0.0.1) reached through s3fs. The random kills on S3 run one trial of three cells by
+default, the rest with ``-m slow``. Cells that stay local, and why:
+
+* the damaged-log cells flip and cut bytes of the log *file*'s frames; on a bucket the log is
+  a set of immutable checksummed objects, and their damage cells (a torn last segment, a
+  flipped bit in the last or a middle segment) are ``test_damaged_segment_on_s3`` below;
+* fsync (``CHECKPOINTIFY_FSYNC=always``, a failing ``fdatasync``, the simulated power loss,
+  the exit handler's fsync): nothing is fsynced on a remote store: an upload is durable
+  once its PUT returns and is retried until then (``test_objectstore.py`` fails them);
+* a full or read-only file system: local disk faults (an unreachable or failing store is in
+  ``test_objectstore.py``); Python 3.9: s3fs is not installed for it here.
 """
 
 from __future__ import annotations
@@ -18,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 from random import Random
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -26,6 +41,7 @@ from checkpointify.runtime import read_info
 from tests.support.crash_harness import (
     KILL_CELLS,
     Job,
+    Remote,
     check_final,
     kill_and_resume,
     make_job,
@@ -52,6 +68,15 @@ def _crash_at(job: Job, env: Dict[str, str]) -> None:
     assert done.returncode == 137, done.stderr
 
 
+def _damage(job: Job) -> List[str]:
+    """What ``checkpointify checkpoints`` reports of each log the job left ("": intact)."""
+    if job.remote is None:
+        return [read_info(log).damage for log in job.log_files()]
+    from checkpointify.runtime.remotelogs import list_remote
+
+    return [info.damage if info else str(error) for _name, info, error in list_remote(job.remote.url)]
+
+
 def _resume(job: Job, env: Dict[str, str] = STRICT) -> "subprocess.CompletedProcess[str]":
     job.reset_worklog()
     done = job.run(env=env)
@@ -72,59 +97,86 @@ TRIALS = {
 }
 
 
-@pytest.mark.parametrize(
-    "cell,seed",
-    [(cell, seed) for cell in KILL_CELLS for seed in range(TRIALS[cell])],
-    ids=lambda value: str(value),
-)
-def test_sigkill_at_a_random_moment(cell: str, seed: int, tmp_path: Path) -> None:
-    trial = random_kill_trial(cell, Random("%s-%d" % (cell, seed)), tmp_path / "job")
+# On S3 each run costs a second or more (s3fs' import, the lease, the exit upload): one
+# trial of these cells runs by default, three of every cell with -m slow.
+S3_BY_DEFAULT = ("small-records", "default-policy")
+
+
+def stores(slow_s3: bool = False) -> List[Any]:
+    """The ``store`` fixture's params for one test (``indirect``); ``slow_s3``: the S3 one
+    only with ``-m slow``."""
+    return ["local", pytest.param("s3", marks=[pytest.mark.slow] if slow_s3 else [])]
+
+
+def _kill_cells() -> List[Any]:
+    cells = [pytest.param("local", cell, seed) for cell in KILL_CELLS for seed in range(TRIALS[cell])]
+    for cell in KILL_CELLS:
+        for seed in range(3):
+            slow = seed > 0 or cell not in S3_BY_DEFAULT
+            cells.append(pytest.param("s3", cell, seed, marks=[pytest.mark.slow] if slow else []))
+    return cells
+
+
+@pytest.mark.parametrize("store,cell,seed", _kill_cells(), indirect=["store"], ids=lambda value: str(value))
+def test_sigkill_at_a_random_moment(cell: str, seed: int, store: Optional[Remote], tmp_path: Path) -> None:
+    trial = random_kill_trial(cell, Random("%s-%d" % (cell, seed)), tmp_path / "job", remote=store)
     assert trial.problems == [], trial
 
 
 # --------------------------------------------------------------- deterministic crash points
 
 
-def _job(tmp_path: Path, n: int = 10, **config: Any) -> Job:
-    return make_job(tmp_path / "job", list(range(n)), work=config.pop("work", 0.001), **config)
+def _job(tmp_path: Path, n: int = 10, store: Optional[Remote] = None, **config: Any) -> Job:
+    return make_job(tmp_path / "job", list(range(n)), work=config.pop("work", 0.001), **config).use(store)
 
 
-@pytest.mark.parametrize("fsync", ["batched", "always"])
-@pytest.mark.parametrize("unit", [0, 4, 9])
+@pytest.mark.parametrize(
+    "store,fsync,unit",
+    [("local", fsync, unit) for fsync in ("batched", "always") for unit in (0, 4, 9)]
+    # nothing is fsynced on S3: an upload is durable once its PUT returns
+    + [
+        pytest.param("s3", "batched", unit, marks=[pytest.mark.slow] if unit != 4 else [])
+        for unit in (0, 4, 9)
+    ],
+    indirect=["store"],
+)
 @pytest.mark.parametrize(
     "point,resumes_at",
     [("before-write", 0), ("mid-record", 0), ("after-write", 1)],
     ids=["before-write", "mid-record", "after-write-before-fsync"],
 )
 def test_crash_point_inside_the_runtime(
-    point: str, resumes_at: int, unit: int, fsync: str, tmp_path: Path
+    point: str, resumes_at: int, unit: int, fsync: str, store: Optional[Remote], tmp_path: Path
 ) -> None:
-    job = _job(tmp_path)
+    """On S3, ``mid-record`` leaves half a segment object at its key (what a backend
+    without atomic PUTs may keep of an upload cut by the crash): it fails its checksum."""
+    job = _job(tmp_path, store=store)
     env = dict(STRICT, CHECKPOINTIFY_FSYNC=fsync)
     _crash_at(job, dict(env, CHECKPOINTIFY_FAULT="%s:%d" % (point, unit)))
     assert _ran(job) == _items(job)[: unit + 1]
-    if point == "before-write" and unit == 0:
+    if point == "before-write" and unit == 0 and store is None:
         assert job.log_files() == []  # the log is created with its first record
-    else:
-        [log] = job.log_files()
-        assert (read_info(log).damage != "") == (point == "mid-record")  # half a frame: a torn tail
-    _resume(job, env)
+    else:  # (on S3 the lease's holder writes the header segment when it opens the log)
+        [damage] = _damage(job)
+        assert (damage != "") == (point == "mid-record")  # half a frame or object: a torn tail
+    _resume(job, dict(env, CHECKPOINTIFY_QUIET=""))
     assert _ran(job) == _items(job)[unit + resumes_at :]
     assert check_final(job) == []
 
 
-def test_crash_during_complete_reruns_only_the_save(tmp_path: Path) -> None:
-    job = _job(tmp_path)
+def test_crash_during_complete_reruns_only_the_save(store: Optional[Remote], tmp_path: Path) -> None:
+    job = _job(tmp_path, store=store)
     _crash_at(job, dict(STRICT, CHECKPOINTIFY_FAULT="during-complete"))
-    assert job.log_files() and (job.where / "out.pkl").exists()
+    assert job.leftovers() and (job.where / "out.pkl").exists()
     (job.where / "out.pkl").unlink()
     _resume(job)
     assert _ran(job) == []  # every unit restored; the save ran again
     assert check_final(job) == []
 
 
-def test_crash_point_with_batched_cheap_units(tmp_path: Path) -> None:
-    job = make_job(tmp_path / "job", list(range(3000)), work=0.00002)
+@pytest.mark.parametrize("store", stores(slow_s3=True), indirect=True)
+def test_crash_point_with_batched_cheap_units(store: Optional[Remote], tmp_path: Path) -> None:
+    job = make_job(tmp_path / "job", list(range(3000)), work=0.00002).use(store)
     _crash_at(job, {"CHECKPOINTIFY_FAULT": "before-write:2000"})
     killed = _ran(job)
     _resume(job, {})
@@ -225,25 +277,95 @@ def test_corruption_in_the_middle_moves_the_log_aside_and_raises(
     assert job.output() == job.expected()
 
 
+@pytest.mark.parametrize(
+    "damage,resumes_at,mode",
+    [
+        ("torn-last-segment", 5, "default"),
+        pytest.param("flipped-bit-in-last-segment", 5, "default", marks=pytest.mark.slow),
+        pytest.param("torn-last-segment", 5, "strict", marks=pytest.mark.slow),
+        ("flipped-bit-in-a-middle-segment", 0, "default"),
+        ("flipped-bit-in-a-middle-segment", 0, "strict"),
+    ],
+)
+def test_damaged_segment_on_s3(
+    damage: str, resumes_at: int, mode: str, s3_server: Any, tmp_path: Path
+) -> None:
+    """The object store's twin of the damaged-log cells: a segment cut short or changed
+    fails its checksum. The last one is a torn upload (dropped; its units run again); one
+    followed by valid segments is damage: the log is archived as one object and the loop
+    starts from zero (strict mode: :class:`CorruptCheckpointError`, nothing run)."""
+    import boto3
+
+    store = Remote(s3_server.endpoint, s3_server.bucket() + "/job", tuple(sorted(s3_server.env().items())))
+    job = _job(tmp_path, store=store, size=3000)
+    _crash_at(job, dict(STRICT, CHECKPOINTIFY_FAULT="before-write:6"))
+    segments = [k for k in store.keys() if k.rpartition("/")[2].startswith("seg-")]
+    assert len(segments) == 7  # the header's, then one a unit (CHECKPOINTIFY_BATCH=off)
+    client = boto3.client("s3", endpoint_url=s3_server.endpoint, **_credentials(s3_server))
+    bucket = store.url[len("s3://") :].partition("/")[0]
+    key = segments[3] if "middle" in damage else segments[-1]
+    data = bytearray(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+    if damage == "torn-last-segment":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 2] ^= 0x04
+    client.put_object(Bucket=bucket, Key=key, Body=bytes(data))
+    [found] = _damage(job)
+    assert found == (
+        "corrupt segment " + key.rpartition("/")[2] if "middle" in damage else "torn last segment"
+    )
+    env = dict(STRICT, CHECKPOINTIFY_QUIET="")
+    job.reset_worklog()
+    if mode == "strict":
+        env["CHECKPOINTIFY_STRICT"] = "1"
+    done = met = job.run(env=env)  # the run that meets the damage
+    if mode == "strict" and "middle" in damage:
+        assert done.returncode == 1 and "CorruptCheckpointError" in done.stderr and _ran(job) == []
+        job.reset_worklog()
+        done = job.run(env=STRICT)  # the log was archived: the next run starts from zero
+    assert done.returncode == 0, done.stderr
+    assert "fail their checksum" in met.stderr if resumes_at else ".ckpt.corrupt-" in met.stderr
+    assert _ran(job) == _items(job)[resumes_at:]
+    assert job.output() == job.expected()
+    left = [k.rpartition("/")[2] for k in store.keys()]
+    assert left == [] if resumes_at else len(left) == 1 and ".ckpt.corrupt-" in left[0]
+
+
+def _credentials(server: Any) -> Dict[str, str]:
+    env = server.env()
+    return {
+        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+        "region_name": env["AWS_DEFAULT_REGION"],
+    }
+
+
 # ------------------------------------------------------------------------------ I/O errors
 
 
+# On S3 the three faults are one: an upload that failed after its retries (eio stands for them).
 @pytest.mark.parametrize(
-    "fault,message,resumes_at",
+    "store,fault,message,resumes_at",
     [
-        ("enospc:3", "no space left on the device", 3),
-        ("eio:3", "I/O error", 3),
-        ("eio-fsync:3", "cannot sync checkpoint", 4),  # written, then the fsync failed
+        ("local", "enospc:3", "no space left on the device", 3),
+        ("local", "eio:3", "I/O error", 3),
+        ("local", "eio-fsync:3", "cannot sync checkpoint", 4),  # written, then the fsync failed
+        ("s3", "eio:3", "", 3),
     ],
+    indirect=["store"],
 )
 def test_write_and_fsync_errors_raise_at_once(
-    strict: None, fault: str, message: str, resumes_at: int, tmp_path: Path
+    strict: None, fault: str, message: str, resumes_at: int, store: Optional[Remote], tmp_path: Path
 ) -> None:
-    job = _job(tmp_path)
+    job = _job(tmp_path, store=store)
     done = job.run(env=dict(STRICT, CHECKPOINTIFY_FAULT=fault))
     assert done.returncode == 1
-    assert "CheckpointWriteError" in done.stderr and message in done.stderr
-    assert ".checkpointify/" in done.stderr  # the path
+    assert "CheckpointWriteError" in done.stderr
+    if store is None:
+        assert message in done.stderr and ".checkpointify/" in done.stderr  # the path
+    else:  # each is an upload that failed after its retries: nothing of it was stored
+        assert "simulated network failure" in done.stderr and store.url in done.stderr
+        resumes_at = 3
     assert _ran(job) == _items(job)[:4]  # the loop stopped at the failed unit's commit
     _resume(job)
     assert _ran(job) == _items(job)[resumes_at:]
@@ -343,13 +465,14 @@ def test_read_only_checkpoint_directory(strict: None, tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- one writer
 
 
-def test_second_writer_is_refused_and_named(strict: None, tmp_path: Path) -> None:
-    job = make_job(tmp_path / "job", list(range(30)), work=0.05)
+def test_second_writer_is_refused_and_named(strict: None, store: Optional[Remote], tmp_path: Path) -> None:
+    # on S3 the second job takes longer to get to the lease (s3fs' import): the first runs longer
+    job = make_job(tmp_path / "job", list(range(30 if store is None else 100)), work=0.05).use(store)
     first = job.start(env=STRICT)
     deadline = time.monotonic() + 30
     while len(job.starts()) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
-    second = Job(job.where, dict(job.config, worklog=str(tmp_path / "other.txt")))
+    second = Job(job.where, dict(job.config, worklog=str(tmp_path / "other.txt"))).use(store)
     done = second.run(env=STRICT)
     assert first.wait(timeout=60) == 0
     assert done.returncode == 1 and "CheckpointLockedError" in done.stderr
@@ -357,8 +480,8 @@ def test_second_writer_is_refused_and_named(strict: None, tmp_path: Path) -> Non
     assert check_final(job) == []
 
 
-def test_lock_of_a_killed_process_never_blocks_a_rerun(tmp_path: Path) -> None:
-    job = make_job(tmp_path / "job", list(range(200)), work=0.003)
+def test_lock_of_a_killed_process_never_blocks_a_rerun(store: Optional[Remote], tmp_path: Path) -> None:
+    job = make_job(tmp_path / "job", list(range(200)), work=0.003).use(store)
     # every unit written before the next starts: whether 3 ms units get batched depends on
     # the write cost measured on a loaded machine, and this test is about the lock
     job.env.update(STRICT)
@@ -386,8 +509,10 @@ print("done", len(acc), flush=True)
 """
 
 
-def test_a_forked_child_that_outlives_a_killed_parent_does_not_hold_the_lock(tmp_path: Path) -> None:
-    env = Job(tmp_path, {}).environment(STRICT)
+def test_a_forked_child_that_outlives_a_killed_parent_does_not_hold_the_lock(
+    store: Optional[Remote], tmp_path: Path
+) -> None:
+    env = Job(tmp_path, {}).use(store).environment(STRICT)
     parent = subprocess.Popen(
         [sys.executable, "-c", FORKING_JOB, "fork"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True
     )
@@ -408,6 +533,7 @@ def test_a_forked_child_that_outlives_a_killed_parent_does_not_hold_the_lock(tmp
         )
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "done 60"
+        assert store is None or store.keys() == []
     finally:
         os.kill(child, 9)
 
@@ -415,24 +541,39 @@ def test_a_forked_child_that_outlives_a_killed_parent_does_not_hold_the_lock(tmp
 # ------------------------------------------------------------------ input changed between runs
 
 
-def test_changed_input_in_position_mode_is_refused_then_restarted(strict: None, tmp_path: Path) -> None:
-    job = _job(tmp_path)
+def test_changed_input_in_position_mode_is_refused_then_restarted(
+    strict: None, store: Optional[Remote], tmp_path: Path
+) -> None:
+    job = _job(tmp_path, store=store)
     _crash_at(job, dict(STRICT, CHECKPOINTIFY_FAULT="before-write:5"))
     job.config["items"] = [0, 1, 99, 3, 4, 5, 6, 7, 8, 9]
     job.reset_worklog()
     done = job.run(env=STRICT)
     assert done.returncode == 1 and "StaleCheckpointError" in done.stderr
-    [log] = job.log_files()
-    assert "checkpointify checkpoints clear %s" % log.name[:-5] in done.stderr
+    name = job.log_files()[0].name if store is None else store.keys()[0].split("/")[-2]
+    assert "checkpointify checkpoints clear %s" % name[:-5] in done.stderr
     assert "CHECKPOINTIFY_ON_STALE=restart" in done.stderr and "item #2 (99)" in done.stderr
     _resume(job, dict(STRICT, CHECKPOINTIFY_ON_STALE="restart"))
     assert _ran(job) == _items(job)
     assert job.output() == job.expected()
+    if store is not None:  # the stale log, set aside as one object; nothing else is left
+        assert [k.rpartition("/")[2] for k in store.keys()] == [name + ".stale"]
 
 
-@pytest.mark.parametrize("change", ["reordered", "inserted", "deleted", "changed", "reversed-and-grown"])
-def test_identity_resume_follows_the_current_input(change: str, tmp_path: Path) -> None:
-    job = _job(tmp_path, n=12, resume="identity")
+@pytest.mark.parametrize(
+    "store,change",
+    [("local", change) for change in ("reordered", "inserted", "deleted", "changed", "reversed-and-grown")]
+    + [("s3", "reordered"), ("s3", "deleted")]
+    + [
+        pytest.param("s3", change, marks=pytest.mark.slow)
+        for change in ("inserted", "changed", "reversed-and-grown")
+    ],
+    indirect=["store"],
+)
+def test_identity_resume_follows_the_current_input(
+    change: str, store: Optional[Remote], tmp_path: Path
+) -> None:
+    job = _job(tmp_path, n=12, store=store, resume="identity")
     _crash_at(job, dict(STRICT, CHECKPOINTIFY_FAULT="before-write:6"))
     done_before = set(_items(job)[:6])
     items = _items(job)
@@ -592,11 +733,15 @@ def test_corruption_in_the_middle_is_moved_aside_and_the_loop_starts_from_zero(
     assert not log.exists()
 
 
-@pytest.mark.parametrize("fault", ["enospc:3", "eio:3", "eio-fsync:3"])
+@pytest.mark.parametrize(
+    "store,fault",
+    [("local", "enospc:3"), ("local", "eio:3"), ("local", "eio-fsync:3"), ("s3", "eio:3")],
+    indirect=["store"],
+)
 def test_write_and_fsync_errors_turn_checkpointing_off_and_the_job_succeeds(
-    fault: str, tmp_path: Path
+    fault: str, store: Optional[Remote], tmp_path: Path
 ) -> None:
-    job = _job(tmp_path)
+    job = _job(tmp_path, store=store)
     done = _succeeds_like_the_original(job, dict(STRICT, CHECKPOINTIFY_FAULT=fault))
     [warning] = [line for line in done.stderr.splitlines() if "warning" in line]
     assert "crash_child.py::main::results" in warning and "Checkpointing of this loop is off" in warning
@@ -661,13 +806,15 @@ def test_read_only_checkpoint_directory_never_fails_the_job(tmp_path: Path) -> N
     assert job.output() == job.expected() and _ran(job) == _items(job)
 
 
-def test_a_second_copy_of_the_job_runs_unchecked_and_leaves_the_first_alone(tmp_path: Path) -> None:
-    job = make_job(tmp_path / "job", list(range(30)), work=0.05)
+def test_a_second_copy_of_the_job_runs_unchecked_and_leaves_the_first_alone(
+    store: Optional[Remote], tmp_path: Path
+) -> None:
+    job = make_job(tmp_path / "job", list(range(30 if store is None else 100)), work=0.05).use(store)
     first = job.start(env=STRICT)
     deadline = time.monotonic() + 30
     while len(job.starts()) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
-    second = Job(job.where, dict(job.config, worklog=str(tmp_path / "other.txt")))
+    second = Job(job.where, dict(job.config, worklog=str(tmp_path / "other.txt"))).use(store)
     done = second.run(env=STRICT)
     assert done.returncode == 0, done.stderr
     assert (

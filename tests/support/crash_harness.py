@@ -11,7 +11,12 @@ The invariants, for every crash:
   batch window before the last completed unit may run again);
 * **nothing is applied twice, nothing is skipped**: ``out.pkl`` of the resumed run is
   byte-identical to an uninterrupted run's over the input the resumed run sees;
-* **nothing is left behind**: after the successful run the checkpoint directory is empty.
+* **nothing is left behind**: after the successful run the checkpoint directory is empty
+  (on object storage: no object is left under the job's prefix).
+
+A job whose :attr:`Job.remote` is set keeps its checkpoints on a real S3 API server
+(``tests/support/s3server.py``) instead of ``.checkpointify``: the same cells run against
+the object store.
 """
 
 from __future__ import annotations
@@ -43,6 +48,15 @@ class Job:
     config: Dict[str, Any]
     env: Dict[str, str] = field(default_factory=dict)
     python: str = sys.executable
+    #: the object store of its checkpoints (None: the local folder ``.checkpointify``)
+    remote: Optional[Remote] = None
+
+    def use(self, remote: Optional[Remote]) -> "Job":
+        """Keep this job's checkpoints on ``remote`` (None: on local disk)."""
+        self.remote = remote
+        if remote is not None:
+            self.env.update(remote.env())
+        return self
 
     @property
     def worklog(self) -> Path:
@@ -54,6 +68,11 @@ class Job:
 
     def log_files(self) -> List[Path]:
         return sorted(self.checkpoints.glob("*.ckpt")) if self.checkpoints.exists() else []
+
+    def leftovers(self) -> List[str]:
+        """What the job's checkpoints left: files in the local folder, objects on the store."""
+        local = sorted(p.name for p in self.checkpoints.iterdir()) if self.checkpoints.exists() else []
+        return local + (self.remote.keys() if self.remote is not None else [])
 
     def environment(self, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHECKPOINTIFY_")}
@@ -104,6 +123,8 @@ class Job:
 
     def finished(self) -> bool:
         """Whether the run got as far as complete() (the output exists and the log is gone)."""
+        if self.remote is not None:
+            return (self.where / "out.pkl").exists() and not self.remote.keys()
         return (self.where / "out.pkl").exists() and not self.log_files()
 
     def reset_worklog(self) -> None:
@@ -116,6 +137,27 @@ class Job:
     def output(self) -> bytes:
         out = self.where / "out.pkl"
         return out.read_bytes() if out.exists() else b""
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A prefix on a running S3 API server: ``CHECKPOINTIFY_DIR=<url>`` and its credentials."""
+
+    endpoint: str
+    url: str
+    server_env: Tuple[Tuple[str, str], ...]
+    #: seconds more that a kill may lose with batching: the upload in flight (docs/runtime.md)
+    upload_allowance: float = 1.0
+
+    def env(self) -> Dict[str, str]:
+        # a lease of a killed job on this host is taken over at once; a live holder is
+        # watched for one time to live before a newcomer gives up: one second, not thirty
+        return dict(self.server_env, CHECKPOINTIFY_DIR=self.url, CHECKPOINTIFY_LEASE_SECONDS="1")
+
+    def keys(self) -> List[str]:
+        from tests.support.s3server import list_keys
+
+        return list_keys(self.endpoint, self.url)
 
 
 def make_job(where: Path, items: Sequence[Any], **config: Any) -> Job:
@@ -131,10 +173,9 @@ def check_final(job: Job) -> List[str]:
     problems = []
     if job.output() != job.expected():
         problems.append("output differs from an uninterrupted run over the same input")
-    if job.checkpoints.exists() and any(job.checkpoints.iterdir()):
-        problems.append(
-            "files left in the checkpoint directory: %s" % sorted(p.name for p in job.checkpoints.iterdir())
-        )
+    left = job.leftovers()
+    if left:
+        problems.append("left in the checkpoint store: %s" % left)
     return problems
 
 
@@ -205,7 +246,9 @@ def kill_and_resume(
     job.reset_worklog()
     proc = job.start()
     deadline = time.monotonic() + 60
-    while not job.worklog.exists() and proc.poll() is None and time.monotonic() < deadline:
+    # from the first unit's start, not from the work log's creation: the child creates it
+    # before restore(), which on object storage imports s3fs and reads the bucket first
+    while not _started(job) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
     delay = rng.uniform(*kill_after)
     time.sleep(delay)
@@ -245,6 +288,14 @@ def kill_and_resume(
     )
 
 
+def _started(job: Job) -> bool:
+    try:
+        with open(job.worklog, "rb") as handle:
+            return handle.read(6) == b"start "
+    except OSError:
+        return False
+
+
 # name: (job config, kill window in seconds after the first unit, loss the invariants allow
 # for completed units: 0 = every completed unit is written before the next starts (forced
 # with CHECKPOINTIFY_BATCH=off); otherwise the documented bound of the default policy, one
@@ -267,13 +318,21 @@ KILL_CELLS: Dict[str, Tuple[Dict[str, Any], Tuple[float, float], float]] = {
 }
 
 
-def random_kill_trial(cell: str, rng: Random, where: Path, env: Optional[Dict[str, str]] = None) -> Trial:
+def random_kill_trial(
+    cell: str,
+    rng: Random,
+    where: Path,
+    env: Optional[Dict[str, str]] = None,
+    remote: Optional[Remote] = None,
+) -> Trial:
     """One trial of ``KILL_CELLS[cell]``: identity cells see their input shuffled on resume;
     cells without a batch allowance write every unit before the next starts. ``env``: more
-    environment for the job (``CHECKPOINTIFY_DIR=s3://...`` runs it on object storage)."""
+    environment for the job; ``remote``: its checkpoints on object storage."""
     config, window, allowance = KILL_CELLS[cell]
-    job = make_job(where, **config)
+    job = make_job(where, **config).use(remote)
     job.env.update(env or {})
+    if remote is not None and allowance:
+        allowance += remote.upload_allowance
     if allowance == 0:
         job.env["CHECKPOINTIFY_BATCH"] = "off"
     new_items = None

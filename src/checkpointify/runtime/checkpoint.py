@@ -400,25 +400,10 @@ class Checkpoint(Generic[T]):
                 )
         import weakref
 
-        if self.url is not None:  # object storage: see objectstore.py
-            from .objectstore import ObjectStore, upload_interval
+        from .stores import log_store
 
-            interval = upload_interval(self._upload_interval)
-            if self._settings.batch:  # at most one upload per interval (CHECKPOINTIFY_BATCH=off: every unit)
-                self._window = max(self._window, interval)
-            return ObjectStore(
-                self.url,
-                self.path.name,
-                self.loop_id,
-                self._settings,
-                header,
-                weakref.ref(self),
-                interval,
-                commit_first=self._transaction,
-            )
-        from .filelog import FileStore
-
-        return FileStore(
+        store = log_store(
+            self.url,  # object storage (objectstore.py) when a URL, else the log file
             self.path,
             self.loop_id,
             self._settings,
@@ -426,7 +411,11 @@ class Checkpoint(Generic[T]):
             weakref.ref(self),
             self._default_dir,
             commit_first=self._transaction,
+            upload_interval=self._upload_interval,
         )
+        if self._settings.batch:  # at most one upload per interval (CHECKPOINTIFY_BATCH=off: every unit)
+            self._window = max(self._window, getattr(store, "min_window", 0.0))
+        return store
 
     def _release(self) -> None:
         """restore() failed: let go of the store (nothing was written). Its own failure to
@@ -991,11 +980,10 @@ class Checkpoint(Generic[T]):
             self._completed = True  # another instance's log, or none at all: nothing to remove
             return
         try:
-            store = self._store
-            if store is None or store.closed:  # complete() without restore(), after close() or a failure
-                store = self._new_store(announce=False)
-                store.open()  # the log's lock: never remove the log of a process that is still running
-                self._store = store
+            from .stores import for_removal
+
+            # complete() without restore(), after close() or a failure: the log's lock first
+            store = self._store = for_removal(self._store, lambda: self._new_store(announce=False))
             if self._settings.fault is not None and self._settings.fault[0] == "during-complete":
                 _crash()
             self._completed = True

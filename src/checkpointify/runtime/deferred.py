@@ -91,11 +91,34 @@ def complete_deferred(loop_id: str) -> None:
         calls = _PENDING.pop(resolved, [])
     for ckpt in calls:
         ckpt.complete()
-    if any(getattr(c, "url", None) for c in calls) or (not calls and remote_url(None)):
-        return  # object storage: each call's complete() removed its own log; no folder to sweep
-    directories = {c.directory for c in calls} or {checkpoint_dir()}
+    urls = {c.url for c in calls if c.url is not None}
+    if not calls and remote_url(None):
+        urls.add(str(remote_url(None)))
+    for url in urls:  # object storage: the same sweep over the prefix's logs
+        _sweep_remote(url, resolved)
+    directories = {c.directory for c in calls if c.url is None} or ({checkpoint_dir()} if not urls else set())
     for directory in directories:
         _sweep(directory, resolved)
+
+
+def _prefix(loop_id: str) -> str:
+    """The start of the name of every log of ``loop_id`` of this process's shard."""
+    from .settings import log_name, shard
+
+    return log_name(loop_id, "", shard())[: -len("-00000000.ckpt")] + "-"
+
+
+def _sweep_remote(url: str, loop_id: str) -> None:
+    """:func:`_sweep` on object storage: remove the logs of ``loop_id`` under ``url`` that
+    no call of this run opened; a log whose lease a live process renews is left alone."""
+    from .errors import CheckpointError
+
+    try:
+        from .remotelogs import remove_stale_logs
+
+        remove_stale_logs(url, loop_id, _prefix(loop_id))
+    except CheckpointError:
+        pass  # unreachable: the logs stay, as a local one that cannot be removed does
 
 
 def _sweep(directory: Path, loop_id: str) -> None:
@@ -104,9 +127,8 @@ def _sweep(directory: Path, loop_id: str) -> None:
     stale. A log another process holds (its loop is running) is left alone."""
     from .errors import CheckpointError
     from .inspection import is_log, read_info, remove
-    from .settings import log_name
 
-    prefix = log_name(loop_id)[: -len("-00000000.ckpt")] + "-"
+    prefix = _prefix(loop_id)
     try:
         names = [n for n in os.listdir(str(directory)) if n.startswith(prefix) and n.endswith(".ckpt")]
     except OSError:

@@ -9,14 +9,25 @@ sequence of objects under ``<prefix>/<name>.ckpt/``:
   with the header frame. Each segment is ``CKPS | version u8 | token u64 | seq u64 | body
   length u32 | crc32 u32 | body``: an object cut short or damaged fails its length or its
   checksum and is never taken for records;
-* ``snap-<seq>``: a **snapshot**, the bodies of every segment up to ``seq`` in one object
-  (compaction, every ``_COMPACT_EVERY`` segments), so a restore reads a handful of objects;
-  the segments it covers are deleted after it is written;
+* ``snap-<lo>-<hi>``: a **snapshot**, the bodies of the objects covering sequence numbers
+  ``lo``..``hi`` merged into one, in the segment format with ``seq = hi``. Compaction is
+  tiered (a log-structured merge): an object covering ``n`` segments has level
+  ``floor(log_F n)`` (``F = _FANOUT``, 8); whenever the last ``F`` objects of the log
+  have the same level they are merged into one of the next level, written create-only,
+  and only then deleted. So each record is uploaded again once per level, O(log n) times
+  in all (not once every few uploads, which is quadratic), and a restore reads at most
+  ``F - 1`` objects a level (14 for the 1000 segments of the benchmark). (``snap-<seq>``, the snapshot of
+  version 1 of the runtime, covers ``0``..``seq`` and is still read.)
 * ``lease``: who writes the log (:mod:`.lease`): one writer per loop across machines, with a
   fencing token carried by every segment it writes.
 
-**Restore** lists the log, reads the newest valid snapshot and the segments after it (all
-at once), and joins their bodies into the same frames a log file holds (:mod:`.frames`).
+**Restore** lists the log and covers the sequence numbers from 0 greedily, each time with
+the valid object that starts there and reaches furthest (all fetched at once), and joins
+their bodies into the same frames a log file holds (:mod:`.frames`). A merge that a crash
+cut short left either its inputs alone, or its output and (some of) its inputs: the
+output is preferred, inputs it covers are deleted, and an output that fails its checksum
+while its inputs are valid (a torn merge) is deleted too; so every kill point of a
+compaction restores the same records.
 A segment whose token is lower than one already seen before it was written by a writer
 whose lease had expired (a zombie): it is ignored. An invalid last segment is a torn
 upload (only possible on a backend whose PUT is not atomic): it is deleted and its units
@@ -68,7 +79,7 @@ if TYPE_CHECKING:
 _SEGMENT = struct.Struct("<4sBQQII")  # magic, version, token, seq, body length, crc32(head|body)
 _MAGIC = b"CKPS"
 _VERSION = 1
-_COMPACT_EVERY = 64  # segments after the last snapshot before the next one is written
+_FANOUT = 8  # compaction merges the last _FANOUT objects of the log when they have one level
 _UPLOAD_INTERVAL = 1.0  # seconds between uploads of one loop (default)
 
 
@@ -111,24 +122,60 @@ def seg_key(log: str, seq: int) -> str:
     return "%s/seg-%012d" % (log, seq)
 
 
-def snap_key(log: str, seq: int) -> str:
-    return "%s/snap-%012d" % (log, seq)
+def snap_key(log: str, lo: int, hi: int) -> str:
+    return "%s/snap-%012d-%012d" % (log, lo, hi)
+
+
+class Run:
+    """One object of the log as its writer holds it: sequence numbers ``lo``..``hi``, its
+    key, and its body (the records of the accepted segments in that range)."""
+
+    __slots__ = ("lo", "hi", "key", "body")
+
+    def __init__(self, lo: int, hi: int, key: str, body: bytes) -> None:
+        self.lo, self.hi, self.key, self.body = lo, hi, key, body
+
+    @property
+    def level(self) -> int:
+        """``floor(log_F(segments covered))``: compaction merges ``F`` runs of one level."""
+        size, level = self.hi - self.lo + 1, 0
+        while size >= _FANOUT:
+            size //= _FANOUT
+            level += 1
+        return level
 
 
 class Layout:
-    """What a listing of one log holds: its segments and snapshots by sequence number."""
+    """What a listing of one log holds: its objects by first sequence number, each list
+    ``(hi, key)`` reaching furthest first."""
 
     def __init__(self, log: str, keys: List[str]) -> None:
-        self.segments: Dict[int, str] = {}
-        self.snapshots: Dict[int, str] = {}
+        self.starting: Dict[int, List[Tuple[int, str]]] = {}
         self.lease = False
         for key in keys:
             name = key[len(log) + 1 :]
             if name == "lease":
                 self.lease = True
-            for prefix, table in (("seg-", self.segments), ("snap-", self.snapshots)):
-                if name.startswith(prefix) and name[len(prefix) :].isdigit():
-                    table[int(name[len(prefix) :])] = key
+            span = _span(name)
+            if span is not None:
+                self.starting.setdefault(span[0], []).append((span[1], key))
+        for found in self.starting.values():
+            found.sort(reverse=True)
+
+    def objects(self) -> List[Tuple[int, int, str]]:
+        """Every segment and snapshot as ``(lo, hi, key)``, in order."""
+        return sorted((lo, hi, key) for lo, found in self.starting.items() for hi, key in found)
+
+
+def _span(name: str) -> Optional[Tuple[int, int]]:
+    """The sequence numbers an object of the log covers, from its name (None: not one)."""
+    if name.startswith("seg-") and name[4:].isdigit():
+        return int(name[4:]), int(name[4:])
+    if name.startswith("snap-"):
+        parts = name[5:].split("-")
+        if all(p.isdigit() for p in parts) and len(parts) in (1, 2):
+            return (0, int(parts[0])) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
+    return None
 
 
 class Loaded:
@@ -138,54 +185,83 @@ class Loaded:
         self.body = b""  # header frame + record frames
         self.next_seq = 0
         self.max_token = 0
-        self.since_snapshot = 0  # segments read after the snapshot
-        self.snapshot = -1
+        self.runs: List[Run] = []  # the objects read, in order (the writer merges them later)
         self.keys: List[str] = []  # every segment and snapshot object of the log
-        self.torn: List[str] = []  # an invalid last segment
-        self.corrupt = ""  # the key of an invalid segment followed by valid ones
+        self.torn: List[str] = []  # invalid objects at the end (an upload torn by a crash)
+        self.corrupt = ""  # the key of an invalid object followed by valid ones
+        self.superseded: List[str] = []  # inside a merged object read instead, or a torn merge
         self.ignored = 0  # zombie segments
 
 
 def load(bucket: Bucket, log: str) -> Loaded:
-    """Read a log: the newest valid snapshot and the valid segments after it."""
-    layout = Layout(log, bucket.list(log))
+    """Read a log (see the module docstring). An object listed but gone when read (a
+    compaction of another writer deleted it meanwhile) makes it list and read again."""
+    for attempt in range(3):
+        layout = Layout(log, bucket.list(log))
+        loaded, vanished = _load(bucket, layout)
+        if not vanished or attempt == 2:
+            return loaded
+    raise AssertionError("unreachable")
+
+
+def _load(bucket: Bucket, layout: Layout) -> Tuple[Loaded, bool]:
     loaded = Loaded()
-    loaded.keys = sorted(layout.segments.values()) + sorted(layout.snapshots.values())
+    objects = layout.objects()
+    loaded.keys = sorted(key for _lo, _hi, key in objects)
+    cover: List[str] = []  # the objects a restore reads when all are valid: fetched at once
+    position = 0
+    while layout.starting.get(position):
+        hi, key = layout.starting[position][0]
+        cover.append(key)
+        position = hi + 1
+    blobs = bucket.cat(cover)
+    vanished = False
+
+    def fetch(key: str) -> Optional[bytes]:
+        nonlocal vanished
+        if key not in blobs:
+            got = bucket.get(key)
+            blobs[key] = got[0] if got is not None else None
+        if blobs[key] is None:
+            vanished = True
+        return blobs[key]
+
     parts: List[bytes] = []
-    start = 0
-    for seq in sorted(layout.snapshots, reverse=True):
-        got = bucket.get(layout.snapshots[seq])
-        decoded = decode_segment(got[0] if got is not None else None, seq)
-        if decoded is not None:
-            loaded.max_token, body = decoded
-            parts.append(body)
-            loaded.snapshot = seq
-            start = seq + 1
-            loaded.next_seq = start
-            break
-    wanted = [s for s in sorted(layout.segments) if s >= start]
-    blobs = bucket.cat([layout.segments[s] for s in wanted])
-    expected = start
-    for index, seq in enumerate(wanted):
-        key = layout.segments[seq]
-        decoded = decode_segment(blobs.get(key), seq) if seq == expected else None
-        if decoded is None:
-            if any(decode_segment(blobs.get(layout.segments[s]), s) for s in wanted[index + 1 :]):
-                loaded.corrupt = key
+    position = 0
+    while True:
+        found = layout.starting.get(position, [])
+        chosen: Optional[Tuple[int, str, Tuple[int, bytes]]] = None
+        for hi, key in found:
+            decoded = decode_segment(fetch(key), hi)
+            if decoded is not None:
+                chosen = (hi, key, decoded)
+                break
+            loaded.superseded.append(key)  # a torn merge, if a valid object below replaces it
+        if chosen is None:
+            later = [key for lo, hi, key in objects if lo >= position]
+            if any(decode_segment(fetch(key), hi) for lo, hi, key in objects if lo > position):
+                loaded.corrupt = later[0]
             else:
-                loaded.torn = [layout.segments[s] for s in wanted[index:]]
+                loaded.torn = later
+            loaded.superseded = [k for k in loaded.superseded if k not in later]
             break
-        expected = seq + 1
-        loaded.next_seq = expected
-        token, body = decoded
+        hi, key, (token, body) = chosen
+        lo, position = position, hi + 1
+        loaded.next_seq = position
         if token < loaded.max_token:
             loaded.ignored += 1  # written by a writer whose lease had expired: fenced off
             continue
         loaded.max_token = token
-        loaded.since_snapshot += 1
+        loaded.runs.append(Run(lo, hi, key, body))
         parts.append(body)
+    read = {run.key for run in loaded.runs}
+    loaded.superseded += [
+        key
+        for lo, hi, key in objects
+        if hi < loaded.next_seq and key not in read and key not in loaded.superseded
+    ]
     loaded.body = b"".join(parts)
-    return loaded
+    return loaded, vanished
 
 
 # ------------------------------------------------------------------------ the store
@@ -221,14 +297,15 @@ class ObjectStore:
         self.fenced = False
         self._closed = False
         self.next_seq = 0
-        self.since_snapshot = 0
         self.pid = os.getpid()
         self.thread = threading.current_thread()
         self._uploading: Optional[threading.Thread] = None
-        # the log as stored (header and record frames) and the keys holding it: compaction
-        # writes the one into a snapshot and deletes the others without reading anything
-        self._parts: List[bytes] = []
-        self._keys: List[str] = []
+        # the log as stored, object by object (header and record frames): compaction merges
+        # the last ones into a snapshot and deletes them without reading anything back
+        self._runs: List[Run] = []
+        self._compacting = True  # False after a failed compaction: not tried again this run
+        #: bytes uploaded as segments and snapshots (the benchmark's write amplification)
+        self.uploaded = 0
 
     @property
     def where(self) -> str:
@@ -297,10 +374,10 @@ class ObjectStore:
                     % (self.where, loaded.ignored)
                 )
             self.next_seq = loaded.next_seq
-            self.since_snapshot = loaded.since_snapshot
-            self._parts = [loaded.body]
-            self._keys = [k for k in loaded.keys if k not in loaded.torn]
+            self._runs = loaded.runs
             if self._write_epoch(loaded):
+                if loaded.superseded:  # left by a compaction that a crash cut short
+                    self.bucket.delete(loaded.superseded)
                 break
         return loaded.body, _scan(loaded.body), False
 
@@ -325,11 +402,11 @@ class ObjectStore:
 
     def _put_segment(self, seq: int, body: bytes) -> None:
         assert self.lease is not None
-        self.bucket.put_new(seg_key(self.name, seq), encode_segment(self.lease.token, seq, body))
+        data = encode_segment(self.lease.token, seq, body)
+        self.bucket.put_new(seg_key(self.name, seq), data)
+        self.uploaded += len(data)
         self.next_seq = seq + 1
-        self.since_snapshot += 1
-        self._parts.append(body)
-        self._keys.append(seg_key(self.name, seq))
+        self._runs.append(Run(seq, seq, seg_key(self.name, seq), body))
 
     def _check_not_fenced(self, seq: int) -> None:
         """A create-only PUT of segment ``seq`` lost: fenced if a newer writer made it."""
@@ -394,7 +471,7 @@ class ObjectStore:
         thread: the loop goes on while it travels (the loop's next record first waits for
         it, so at most one upload is in flight and segments stay in order; ``end()``,
         ``close()`` and exit wait for it too). A failed upload is raised by the next
-        :meth:`check`. Compacts every ``_COMPACT_EVERY`` segments. Returns 0."""
+        :meth:`check`. Then compacts (:meth:`_compact`). Returns 0."""
         self.wait()
         self.check()
         if self._commit_first is not None:  # at-least-once: the upload follows the commit
@@ -465,28 +542,38 @@ class ObjectStore:
             raise
         if point == "after-write":
             _crash()
-        if self.since_snapshot >= _COMPACT_EVERY:
-            self._compact()
+        self._compact(point)
 
-    def _compact(self) -> None:
-        """Write a snapshot of everything up to the last segment and delete what it covers.
-        A failure here loses nothing (the segments stay): it is reported once and the
-        store goes on without compaction for this run."""
-        try:
-            last = self.next_seq - 1
-            assert self.lease is not None
-            self.lease.check()
-            body = b"".join(self._parts)
-            key = snap_key(self.name, last)
-            self.bucket.put_new(key, encode_segment(self.lease.token, last, body))
-            stale, self._parts, self._keys = self._keys, [body], [key]
-            self.since_snapshot = 0
-            self.bucket.delete(stale)
-        except CheckpointLockedError:
-            raise
-        except Exception as exc:
-            self.since_snapshot = -(10**9)  # no second attempt in this run
-            self._warn("%s: compaction failed (%s); the log stays in segments" % (self.where, exc))
+    def _compact(self, point: str = "") -> None:
+        """While the last ``_FANOUT`` objects of the log have one level, merge them into a
+        snapshot (created only if absent), then delete them: a crash in between leaves
+        both, and a restore prefers the snapshot. A failure here loses nothing (the objects
+        stay): it is reported once and the store goes on without compaction for this run.
+        The ``CHECKPOINTIFY_FAULT=mid-compaction:N`` test hook (``point``) ends the process
+        after the first snapshot that the upload of unit N triggers is stored, before its
+        inputs are deleted."""
+        while self._compacting:
+            top = self._runs[-_FANOUT:]
+            if len(top) < _FANOUT or len({run.level for run in top}) != 1:
+                return
+            try:
+                assert self.lease is not None
+                self.lease.check()
+                lo, hi = top[0].lo, top[-1].hi
+                body = b"".join(run.body for run in top)
+                key = snap_key(self.name, lo, hi)
+                data = encode_segment(self.lease.token, hi, body)
+                self.bucket.put_new(key, data)
+                self.uploaded += len(data)
+                self._runs[-_FANOUT:] = [Run(lo, hi, key, body)]
+                if point == "mid-compaction":
+                    _crash()
+                self.bucket.delete([run.key for run in top])
+            except CheckpointLockedError:
+                raise
+            except Exception as exc:
+                self._compacting = False
+                self._warn("%s: compaction failed (%s); the log stays as it is" % (self.where, exc))
 
     def end(self) -> None:
         """The input is exhausted: wait for the last upload (raise if it failed)."""
@@ -497,11 +584,10 @@ class ObjectStore:
 
     def discard(self, reason: str) -> None:
         """A stale log: archive it as ``<name>.stale`` (one object), then start a new one."""
-        self.bucket.put(self.name + ".stale", b"".join(self._parts))
-        self.bucket.delete(self._keys)
+        self.bucket.put(self.name + ".stale", b"".join(run.body for run in self._runs))
+        self.bucket.delete([k for k in self.bucket.list(self.name) if not k.endswith("/lease")])
         self.next_seq = 0
-        self.since_snapshot = 0
-        self._parts, self._keys = [], []
+        self._runs = []
         self._write_epoch(Loaded())
         print(
             "checkpointify: warning: %s: input changed (%s); archived it as %s.stale and starting from zero"

@@ -20,9 +20,14 @@ A rewritten program wraps the per-input call and nothing else::
 The key of an input is the fingerprint (:func:`~.fingerprint.fingerprint`) of the call's
 function name and arguments, plus its occurrence number among equal calls in the order
 the program made them (so ``[f(1), f(1)]`` are two units). The log has the format of
-every checkpoint (:mod:`.frames`; one unit a record), the same lock, trust checks and
-fsync policy (:mod:`.filelog`), and ``complete()`` removes it. Inputs recorded by an
-earlier run that the current run does not make are ignored.
+every checkpoint (:mod:`.frames`; one unit a record) in the same store (:mod:`.stores`): a
+local file with the same lock, trust checks and fsync policy (:mod:`.filelog`), or, when
+``CHECKPOINTIFY_DIR`` / ``directory=`` is a URL such as ``s3://bucket/prefix``, objects
+under it with a lease (:mod:`.objectstore`): there the results that arrive within one
+upload interval (``CHECKPOINTIFY_UPLOAD_INTERVAL``, default 1 s) go up together, from a
+background thread, so a machine that dies loses at most the last interval's results.
+``complete()`` removes the log. Inputs recorded by an earlier run that the current run does
+not make are ignored.
 
 **Never worse than the original.** A result that cannot be pickled, a write that fails,
 a log held by another process: by default one warning, then the work runs on unchecked
@@ -37,16 +42,16 @@ from __future__ import annotations
 import os
 import sys
 
-from .errors import CheckpointError, CheckpointLockedError, _shown
+from .errors import _TAKEN_OVER, CheckpointError, CheckpointLockedError, _shown
 from .fingerprint import fingerprint
 from .frames import _REORDERABLE, _decode_units, _encode_record, _header, _live
 from .lite import TYPE_CHECKING
-from .settings import _Settings, checkpoint_dir, log_name, remote_url
+from .settings import _Settings, checkpoint_dir, log_name, remote_url, shard
 
 if TYPE_CHECKING:
     from typing import Any, Awaitable, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
-    from .filelog import FileStore
+    from .store import Store
 
     _Key = Tuple[bytes, int]
 
@@ -84,19 +89,26 @@ class Parallel:
         self.source = source
         self._key_fp = key_fingerprint(key) if key is not None else ""
         self._default_dir = directory is None and not os.environ.get("CHECKPOINTIFY_DIR")
-        #: an object-store URL (``directory=`` or ``CHECKPOINTIFY_DIR``): not served yet
+        #: an object-store URL (``directory=`` or ``CHECKPOINTIFY_DIR``): the log is objects there
         self._remote = remote_url(str(directory) if directory is not None else None)
         from pathlib import Path
 
+        self._shard = shard()  # CHECKPOINTIFY_SHARD=K/N: each shard of a job array has its own log
         self.directory = Path(directory) if directory is not None else checkpoint_dir()
-        self.path = self.directory / log_name(loop_id, self._key_fp)
+        self.path = self.directory / log_name(loop_id, self._key_fp, self._shard)
         self._settings = _Settings.from_env()
         self.strict = self._settings.strict if strict is None else bool(strict)
         #: why recording stopped in this run (None: it records)
         self.off: Optional[str] = None
         self._off_by_lock = False
         self._lock = threading.RLock()
-        self._store: Optional[FileStore] = None
+        self._store: Optional[Store] = None
+        # object storage: records that wait for the next upload (at most one per interval)
+        self._interval = 0.0
+        self._batch: List[bytes] = []
+        self._batch_first = 0
+        self._last_upload = 0.0
+        self._timer: Optional[threading.Timer] = None
         self._opened = False
         self._completed = False
         self._recorded: Dict[_Key, Any] = {}
@@ -155,10 +167,55 @@ class Parallel:
                     )
                 )
                 return
+            if self._interval > 0:
+                self._queue(frame)
+                return
             try:
                 self._store.write(frame, self._seq, self._seq)
             except CheckpointError as exc:
                 self._failed(exc)
+
+    def _queue(self, frame: bytes) -> None:
+        """Object storage: keep the record for the next upload, which goes now if the last
+        one is an interval old, else when it is (a timer), or at exit, whichever is first.
+        Called under the lock."""
+        import time
+
+        if not self._batch:
+            self._batch_first = self._seq
+        self._batch.append(frame)
+        wait = self._last_upload + self._interval - time.monotonic()
+        if wait <= 0:
+            self._upload()
+        elif self._timer is None:
+            import threading
+
+            self._timer = threading.Timer(wait, self._upload_when_due)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _upload_when_due(self) -> None:
+        """The timer: upload what waits (a failure steps aside; strict: raised by complete())."""
+        with self._lock:
+            self._timer = None
+            try:
+                self._upload()
+            except CheckpointError as exc:  # strict mode: no caller to raise to in this thread
+                self._deferred = self._deferred or exc
+
+    def _upload(self) -> None:
+        """Hand the waiting records to the store as one segment (uploaded in the background)."""
+        import time
+
+        frames, self._batch = self._batch, []
+        store = self._store
+        if not frames or store is None or self.off is not None:
+            return
+        self._last_upload = time.monotonic()
+        try:
+            store.write(b"".join(frames), self._batch_first, self._seq)
+        except CheckpointError as exc:
+            self._failed(exc)
 
     def pending(self, inputs: Iterable[Any], fn: object = None) -> List[Any]:
         """The inputs (each the single argument of ``fn``) with no recorded result, in order."""
@@ -407,13 +464,6 @@ class Parallel:
                 return
             self._opened = True
             try:
-                if self._remote is not None:
-                    # never a local folder named "s3:": the object store does not serve parallel
-                    # sites yet (docs/cluster.md), so they run as the program wrote them
-                    raise CheckpointError(
-                        "results of a parallel site are not checkpointed on object storage (%s) yet"
-                        % self._remote
-                    )
                 self._read()
             except CheckpointError as exc:
                 if self._store is not None and not self._store.closed:
@@ -426,10 +476,24 @@ class Parallel:
                     raise
                 self._step_aside(exc)
 
-    def _read(self) -> None:
+    def _new_store(self, header: Dict[str, Any]) -> Store:
         import weakref
 
-        from .filelog import FileStore
+        from .stores import log_store
+
+        return log_store(
+            self._remote,
+            self.path,
+            self.loop_id,
+            self._settings,
+            header,
+            weakref.ref(self),
+            self._default_dir,
+        )
+
+    def _read(self) -> None:
+        import time
+
         from .frames import FORMAT
 
         header = {
@@ -441,12 +505,13 @@ class Parallel:
             "loop": self._shape,
             "state": 1,
             "python": sys.version.split()[0],
+            **({"shard": self._shard} if self._shard else {}),
         }
-        store = FileStore(
-            self.path, self.loop_id, self._settings, header, weakref.ref(self), self._default_dir
-        )
-        self._store = store
+        store = self._store = self._new_store(header)
+        if self._settings.batch:  # object storage: at most one upload per interval
+            self._interval = getattr(store, "min_window", 0.0)
         store.open()
+        self._last_upload = time.monotonic()
         data, scan, _ended = store.read()
         if scan.frames:
             found = _header(data, scan)
@@ -479,7 +544,11 @@ class Parallel:
             store.resume(scan)
 
     def _flush_if_safe(self) -> None:
-        """Every record is written as it arrives: nothing waits (the store's owner protocol)."""
+        """Upload the records waiting for the next interval (at exit, or when a newer
+        instance of the site takes the log over): each is a delivered result, never half
+        of one (the store's owner protocol). A local log writes each as it arrives."""
+        with self._lock:
+            self._upload()
 
     def _say(self, message: str) -> None:
         if not self._settings.quiet:
@@ -495,7 +564,8 @@ class Parallel:
         if self.off is not None:
             return
         self.off = str(exc)
-        self._off_by_lock = isinstance(exc, CheckpointLockedError)
+        # the log is another instance's (a lock or lease held, or taken over by a newer call)
+        self._off_by_lock = isinstance(exc, CheckpointLockedError) or self.off.endswith(_TAKEN_OVER)
         print(
             "checkpointify: warning: %s: %s. Its results are no longer recorded in this run: the work runs on as "
             "it would without checkpointify, and a crash from here on loses them (set CHECKPOINTIFY_STRICT=1 to "
@@ -517,29 +587,25 @@ class Parallel:
             if self._completed:
                 return
             self._completed = True
-            if self._off_by_lock or self._remote is not None:
+            if self._off_by_lock:
                 return
+            self._batch = []  # the results were saved: what waits need not go up
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             try:
-                store = self._store
-                if store is None or store.closed:
-                    import weakref
+                from .stores import for_removal
 
-                    from .filelog import FileStore
-
-                    store = FileStore(
-                        self.path, self.loop_id, self._settings, {}, weakref.ref(self), self._default_dir
-                    )
-                    self._store = store
-                    store.open()
+                store = self._store = for_removal(self._store, lambda: self._new_store({}))
                 store.remove()
             except CheckpointError as exc:
                 if self.strict:
                     raise
-                print(
-                    "checkpointify: warning: %s finished, but its checkpoint could not be removed: %s"
-                    % (self.loop_id, exc),
-                    file=sys.stderr,
-                )
+                message = "%s finished, but its checkpoint could not be removed: %s" % (self.loop_id, exc)
+                if self.off is None:
+                    print("checkpointify: warning: " + message, file=sys.stderr)
+                else:  # as a loop's: the warning that recording stopped was this site's one warning
+                    self._say(message)
 
 
 def _fingerprint(fn: object, args: Tuple[Any, ...], kwargs: Optional[Dict[str, Any]]) -> bytes:

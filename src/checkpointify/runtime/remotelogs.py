@@ -85,3 +85,18 @@ def remove_remote(url: str, name: str) -> None:
             "checkpoint %s/%s is in use by %s; left alone" % (bucket.url, name, describe(holder)), holder
         )
     bucket.delete(bucket.list(name))
+
+
+def remove_stale_logs(url: str, loop_id: str, prefix: str) -> None:
+    """Remove every log under ``url`` whose name starts with ``prefix`` and whose header
+    names ``loop_id`` (``complete_deferred()``: logs no call of this run opened), except
+    one whose lease a live process holds; an unreadable one is left alone."""
+    bucket = Bucket(url)
+    for name in bucket.children():
+        if not (name.startswith(prefix) and name.endswith(".ckpt")):
+            continue
+        try:
+            if describe_log(bucket, name).loop_id == loop_id:
+                remove_remote(url, name)
+        except CheckpointError:
+            pass  # in use by a running loop, or unreadable: not ours to judge

@@ -76,6 +76,7 @@ _FAULT_POINTS = (
     "enospc",
     "eio",
     "eio-fsync",
+    "mid-compaction",  # object storage: a snapshot stored, the objects it merged not deleted yet
 )
 
 
