@@ -48,7 +48,13 @@ def test_rewrite_is_exact_compiles_and_converges(case: Case) -> None:
         "rewrite differs from expected.py (regenerate with tests/regen_fixtures.py and review)"
     )
     assert [finding_summary(f) for f in result.findings] == case.expected_findings
-    if not case.notebook:  # a notebook's module is compiled by the rewrite's own verification
+    if case.newer_syntax:  # compiled by the Python it needs, when the machine has one
+        python = case.python()
+        if python is not None:
+            check = [python, "-c", "import sys; compile(sys.stdin.buffer.read(), 'expected.py', 'exec')"]
+            done = subprocess.run(check, input=output, capture_output=True, timeout=60)
+            assert done.returncode == 0, done.stderr.decode(errors="replace")
+    elif not case.notebook:  # a notebook's module is compiled by the rewrite's own verification
         compile(output, "expected.py", "exec", dont_inherit=True)
 
     second = case.process(output)
@@ -98,9 +104,9 @@ def _env(where: Path, unordered: bool = False) -> Dict[str, str]:
     return env
 
 
-def _run(where: Path, unordered: bool = False) -> None:
+def _run(where: Path, unordered: bool = False, python: str = sys.executable) -> None:
     done = subprocess.run(
-        [sys.executable, "prog.py"],
+        [python, "prog.py"],
         cwd=where,
         env=_env(where, unordered),
         capture_output=True,
@@ -162,10 +168,12 @@ def _worklog(where: Path) -> List[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
-def _kill_midway(where: Path, after_units: int, unordered: bool = False) -> List[str]:
+def _kill_midway(
+    where: Path, after_units: int, unordered: bool = False, python: str = sys.executable
+) -> List[str]:
     """Start the program, SIGKILL it once ``after_units`` units have started; return its work log."""
     proc = subprocess.Popen(
-        [sys.executable, "prog.py"],
+        [python, "prog.py"],
         cwd=where,
         env=_env(where, unordered),
         stdout=subprocess.DEVNULL,
@@ -189,20 +197,26 @@ def _kill_midway(where: Path, after_units: int, unordered: bool = False) -> List
 @pytest.mark.parametrize("case", RUNNABLE, ids=lambda c: c.id)
 def test_rewritten_program_resumes_after_sigkill(case: Case, tmp_path: Path) -> None:
     unordered = bool(case.meta.get("unordered"))  # each run iterates a set in its own order
+    python = case.python()
+    if python is None:
+        pytest.skip(
+            "no Python %s on this machine to run the program" % ".".join(map(str, case.meta["python"]))
+        )
+
     original = _prepare(case, case.source, tmp_path / "original")
-    _run(original, unordered)
+    _run(original, unordered, python)
     expected_outputs = _outputs(original)
     all_units = _worklog(original)
     assert expected_outputs, "the fixture program must write at least one file"
     # what the original does when it runs again over its own outputs (the last check)
     (original / "worklog.txt").unlink(missing_ok=True)
-    _run(original, unordered)
+    _run(original, unordered, python)
     second_outputs = _outputs(original)
     second_units = _worklog(original)
 
     # uninterrupted rewritten run: same outputs, same work, nothing left behind
     clean = _prepare(case, case.expected, tmp_path / "clean")
-    _run(clean, unordered)
+    _run(clean, unordered, python)
     assert _outputs(clean) == expected_outputs
     assert sorted(_worklog(clean)) == sorted(all_units)
     assert not (clean / ".checkpointify").exists()
@@ -211,7 +225,7 @@ def test_rewritten_program_resumes_after_sigkill(case: Case, tmp_path: Path) -> 
     # resumed run must find its completed items by identity)
     crashed = _prepare(case, case.expected, tmp_path / "crashed")
     kill_after = int(case.meta.get("kill_after", max(2, len(all_units) // 2)))
-    before_kill = _kill_midway(crashed, kill_after, unordered)
+    before_kill = _kill_midway(crashed, kill_after, unordered, python)
     if b"acknowledge_each(" not in case.expected:
         # a log file, or rows in the database (transaction=); acknowledge_each stores
         # nothing (the broker is the progress marker: the checks below show it held)
@@ -219,7 +233,7 @@ def test_rewritten_program_resumes_after_sigkill(case: Case, tmp_path: Path) -> 
             "no checkpoint was left by the killed run"
         )
     (crashed / "worklog.txt").unlink()
-    _run(crashed, unordered)
+    _run(crashed, unordered, python)
     after_resume = _worklog(crashed)
     assert _outputs(crashed) == expected_outputs, "resumed run produced different output"
     assert not (crashed / ".checkpointify").exists(), "a checkpoint was left after a successful run"
@@ -235,7 +249,7 @@ def test_rewritten_program_resumes_after_sigkill(case: Case, tmp_path: Path) -> 
 
     # a run after a successful run starts from zero: it does what the original's second run does
     (crashed / "worklog.txt").unlink(missing_ok=True)
-    _run(crashed, unordered)
+    _run(crashed, unordered, python)
     assert sorted(_worklog(crashed)) == sorted(second_units)
     assert _outputs(crashed) == second_outputs
     assert not (crashed / ".checkpointify").exists()
