@@ -293,6 +293,17 @@ def name_says_sink(name: str) -> bool:
 
 # ------------------------------------------------------------------ growth and flow
 
+#: calls that build a model object whose methods run the model (qualified-name prefixes):
+#: ``model = SentenceTransformer(name)`` then ``model.encode(batch)`` is a model forward,
+#: although ``encode`` is a cheap method on a string. Tokenizers are not listed (their
+#: ``encode`` is cheap).
+MODEL_OBJECT_PREFIXES: Tuple[str, ...] = ("sentence_transformers.", "FlagEmbedding.")
+#: module functions that return their first argument's arrays joined: ``preds = torch.cat((preds,
+#: out))``, ``np.concatenate([preds, out])``, ``np.append(preds, out)`` grow ``preds`` (an
+#: accumulator that may start as ``None``: kind "array", restored from a snapshot)
+CONCAT_FUNCTIONS: FrozenSet[str] = frozenset(
+    {"cat", "concat", "concatenate", "vstack", "hstack", "row_stack", "column_stack", "dstack", "append"}
+)
 #: methods that grow an accumulator in a loop body (``acc.append(v)``)
 GROWING_METHODS: FrozenSet[str] = frozenset({"append", "extend", "add", "update", "setdefault"})
 #: methods that grow an accumulator, by the kind of its initial value
@@ -304,6 +315,7 @@ GROWTH_METHODS: Dict[str, FrozenSet[str]] = {
     "number": frozenset(),
     "string": frozenset(),
     "frame": frozenset(),
+    "array": frozenset(),
 }
 #: a frame filled through these indexers (``df.at[i, "col"] = v``, ``df.loc[len(df)] = row``)
 #: is an accumulator whose writes are journaled and replayed (runtime ``frame_writes``)

@@ -107,8 +107,13 @@ def find_sink(a: FileAnalysis, chain: Chain, index: int, accumulators: Set[str])
                 call, path = found
                 return Sink(call, describe_sink(a, call) or callee_text(call.func), stmt, level, path)
             assigned = single_assignment(stmt)
-            if assigned and assigned[0] in accumulators and not (names_in(assigned[1]) & tracked):
-                return None  # results = [] again: the collected value is dropped
+            if assigned and assigned[0] in tracked and not (names_in(assigned[1]) & tracked):
+                # results = [] again: the collected value is dropped, unless a name derived
+                # from it still holds it (df["score"] = results; results = []; ... df.to_csv())
+                tracked.discard(assigned[0])
+                if not tracked:
+                    return None
+                continue
             track_derived(a, stmt, tracked)
     return None
 

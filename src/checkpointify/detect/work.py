@@ -70,7 +70,7 @@ def call_work(
     qualified = a.qualified(func)
     if _grows_accumulator(call, accumulators):
         return Work.NONE
-    if any(q.startswith(HEAVY_QUALIFIED) for q in qualified):
+    if any(q.startswith(HEAVY_QUALIFIED) for q in qualified) or _runs_model(a, call):
         return Work.HEAVY
     if is_cheap_call(a, call, accumulators):
         return Work.NONE
@@ -91,6 +91,16 @@ def call_work(
     if name and HEAVY_VERBS.match(name):
         return Work.HEAVY
     return Work.OPAQUE
+
+
+def _runs_model(a: FileAnalysis, call: cst.Call) -> bool:
+    """``model.encode(batch)`` where ``model = SentenceTransformer(...)`` (``a.model_objects()``)."""
+    func = call.func
+    return (
+        isinstance(func, cst.Attribute)
+        and isinstance(func.value, cst.Name)
+        and func.value.value in a.model_objects()
+    )
 
 
 def _local_function(
@@ -149,8 +159,8 @@ def is_cheap_call(a: FileAnalysis, call: cst.Call, accumulators: Set[str]) -> bo
     if _grows_accumulator(call, accumulators):
         return True  # the call's own arguments are walked separately
     qualified = a.qualified(func)
-    if any(q.startswith(HEAVY_QUALIFIED) for q in qualified):
-        return False  # requests.get(url) is not dict.get
+    if any(q.startswith(HEAVY_QUALIFIED) for q in qualified) or _runs_model(a, call):
+        return False  # requests.get(url) is not dict.get; model.encode(batch) is not str.encode
     if isinstance(func, cst.Name):
         name = func.value
         if (
