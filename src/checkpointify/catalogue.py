@@ -348,6 +348,12 @@ SELF_LOGGING_METHODS: FrozenSet[str] = frozenset({"log", "debug", "info", "warni
 # ------------------------------------------------------------ databases and queues
 
 #: per-item database writes (a loop of these with one ``commit()`` after it is CKP002)
+#: methods that write a whole collection of rows at once (``cur.executemany(sql, rows)``,
+#: ``session.add_all(objs)``): after the loop, with a ``commit()`` later in the same block,
+#: they are the save of what the loop collected (flow.find_sink)
+DB_BULK_WRITE_METHODS: FrozenSet[str] = frozenset(
+    {"executemany", "add_all", "bulk_save_objects", "bulk_insert_mappings", "insert_many"}
+)
 DB_WRITE_METHODS: FrozenSet[str] = frozenset(
     {"execute", "executemany", "add", "add_all", "merge", "bulk_save_objects", "bulk_insert_mappings"}
     | {"bulk_update_mappings", "delete", "insert_one", "insert_many"}

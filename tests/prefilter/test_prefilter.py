@@ -309,6 +309,12 @@ CASES = [
         (),
     ),
     (
+        "bulk-write-then-commit",
+        "import sqlite3\ncon = sqlite3.connect('d.db')\ncur = con.cursor()\nrows = []\nfor x in xs:\n"
+        "    rows.append(fetch(x))\ncur.executemany('INSERT INTO t VALUES (?)', rows)\ncon.commit()\n",
+        (),
+    ),
+    (
         "non-ascii-identifiers",
         "import json\nrésultats = []\nfor élément in xs:\n    résultats.append(fetch(élément))\n"
         "json.dump(résultats, open('o', 'w'))\n",

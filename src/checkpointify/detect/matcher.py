@@ -893,6 +893,13 @@ class _LoopSite:
         names = [acc.name for acc in accumulators]
         last = self._last_sink(names, sink)
         found, carried = self._hazards(accumulators, statements_between(self.chain, self.index, last), before)
+        if last.bulk_write:
+            # cur.executemany(sql, rows); conn.commit()   (complete() goes after the commit)
+            found.add(
+                Hazard.AT_LEAST_ONCE,
+                "the rows `%s` writes are written again on resume if the process dies between the commit "
+                "and the checkpoint's completion" % last.bulk_write,
+            )
         resume = resume_by_identity(found, [acc.kind for acc in accumulators], carried)
         persisted = [n for n in names if _same_sink(find_sink(a, self.chain, self.index, {n}), sink)] or names
         site = self._site(

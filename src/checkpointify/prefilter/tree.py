@@ -322,7 +322,10 @@ class _Module:
                 if name:
                     candidates.add(name)
                 self._sink_memo[key] = any(
-                    c in self.vocab.sink_names or catalogue.name_says_sink(c) for c in candidates
+                    c in self.vocab.sink_names
+                    or catalogue.name_says_sink(c)
+                    or c in catalogue.DB_BULK_WRITE_METHODS  # flow._bulk_write_committed
+                    for c in candidates
                 )
         return self._sink_memo[key]
 
