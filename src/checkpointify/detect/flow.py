@@ -181,6 +181,9 @@ def track_derived(a: FileAnalysis, stmt: cst.CSTNode, tracked: Set[str]) -> None
             tracked |= assigned_names(node.target)
         elif isinstance(node, cst.WithItem) and node.asname is not None and names_in(node.item) & tracked:
             tracked |= assigned_names(node.asname.name)
+        elif isinstance(node, (cst.For, cst.CompFor)) and names_in(node.iter) & tracked:
+            # for a in answers: p["text"] = a["text"]; out.append(p)   (out now holds the answers)
+            tracked |= assigned_names(node.target)
         elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
             owner = target_name(node.func.value)
             if owner and node.func.attr.value in catalogue.DERIVING_METHODS and call_uses(node, tracked):

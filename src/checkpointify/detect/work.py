@@ -70,7 +70,7 @@ def call_work(
     qualified = a.qualified(func)
     if _grows_accumulator(call, accumulators):
         return Work.NONE
-    if any(q.startswith(HEAVY_QUALIFIED) for q in qualified) or _runs_model(a, call):
+    if _heavy_qualified(qualified) or _runs_model(a, call):
         return Work.HEAVY
     if is_cheap_call(a, call, accumulators):
         return Work.NONE
@@ -91,6 +91,11 @@ def call_work(
     if name and HEAVY_VERBS.match(name):
         return Work.HEAVY
     return Work.OPAQUE
+
+
+def _heavy_qualified(qualified: Set[str]) -> bool:
+    """A qualified name under ``HEAVY_QUALIFIED`` (``json.load``, not ``json.loads``)."""
+    return any(q.startswith(HEAVY_QUALIFIED) and q not in catalogue.IN_MEMORY_PARSES for q in qualified)
 
 
 def _runs_model(a: FileAnalysis, call: cst.Call) -> bool:
@@ -159,7 +164,9 @@ def is_cheap_call(a: FileAnalysis, call: cst.Call, accumulators: Set[str]) -> bo
     if _grows_accumulator(call, accumulators):
         return True  # the call's own arguments are walked separately
     qualified = a.qualified(func)
-    if any(q.startswith(HEAVY_QUALIFIED) for q in qualified) or _runs_model(a, call):
+    if qualified & catalogue.IN_MEMORY_PARSES:
+        return True  # json.loads(line): parsing a string, not reading a file
+    if _heavy_qualified(qualified) or _runs_model(a, call):
         return False  # requests.get(url) is not dict.get; model.encode(batch) is not str.encode
     if isinstance(func, cst.Name):
         name = func.value
