@@ -226,7 +226,13 @@ def escapes_block(stmt: cst.BaseStatement) -> bool:
 
 
 def exits(stmt: cst.BaseStatement) -> Optional[str]:
-    """The first ``return``/``raise``/block-leaving ``break`` or ``continue`` in ``stmt``, as code."""
+    """The first ``return``/``raise``/block-leaving ``break`` or ``continue`` in ``stmt``, as code.
+
+    A function or class defined by ``stmt`` exits nothing (a notebook defines helpers in
+    the cells between a loop and its save: their ``return`` is not the block's).
+    """
+    if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+        return None
     for node in walk(stmt):
         if isinstance(node, (cst.Return, cst.Raise)):
             return code_of(node).split("\n")[0].strip()

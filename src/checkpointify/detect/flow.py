@@ -181,8 +181,9 @@ def track_derived(a: FileAnalysis, stmt: cst.CSTNode, tracked: Set[str]) -> None
             tracked |= assigned_names(node.target)
         elif isinstance(node, cst.WithItem) and node.asname is not None and names_in(node.item) & tracked:
             tracked |= assigned_names(node.asname.name)
-        elif isinstance(node, (cst.For, cst.CompFor)) and names_in(node.iter) & tracked:
-            # for a in answers: p["text"] = a["text"]; out.append(p)   (out now holds the answers)
+        elif isinstance(node, cst.For) and names_in(node.iter) & tracked and _only_moves(a, node):
+            # for a in answers: p["text"] = a["text"]; out.append(p)   (out now holds the answers;
+            # a loop that works per item, `for t in tasks: out.append(score(t))`, is a job of its own)
             tracked |= assigned_names(node.target)
         elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
             owner = target_name(node.func.value)
@@ -217,6 +218,11 @@ def _search(
                 if found is not None:
                     return found
     return None
+
+
+def _only_moves(a: FileAnalysis, loop: cst.For) -> bool:
+    """A loop that only copies or reshapes what it iterates: every call in it is cheap."""
+    return all(is_cheap_call(a, node, set()) for node in walk(loop.body) if isinstance(node, cst.Call))
 
 
 def _only_writes(a: FileAnalysis, loop: cst.For) -> bool:
