@@ -61,7 +61,20 @@ class _Desugar(cst.CSTTransformer):
 def check(source: bytes, flags: int = 0) -> Optional[cst.Module]:
     """The LibCST tree of ``source`` when the running Python rejects it only for its
     f-strings (see the module docstring), else None. ``flags`` are ``compile``'s (a
-    notebook's top-level ``await``). Never raises."""
+    notebook's top-level ``await``). Never raises.
+
+    LibCST is only asked when CPython's first objection is about an f-string: its parser can
+    crash on what CPython rejects for other reasons (thousands of nested brackets).
+    """
+    try:
+        ast.parse(source)
+    except SyntaxError as error:
+        if not str(error.msg or "").startswith("f-string"):
+            return None
+    except Exception:  # a NUL byte, too deep for CPython: not newer syntax
+        return None
+    else:
+        return None  # CPython parses it: whatever it rejects (compile) is not newer syntax
     try:
         module = cst.parse_module(source)
         desugar = _Desugar(module)
