@@ -293,6 +293,17 @@ def name_says_sink(name: str) -> bool:
 
 # ------------------------------------------------------------------ growth and flow
 
+#: calls that build a model object whose methods run the model (qualified-name prefixes):
+#: ``model = SentenceTransformer(name)`` then ``model.encode(batch)`` is a model forward,
+#: although ``encode`` is a cheap method on a string. Tokenizers are not listed (their
+#: ``encode`` is cheap).
+MODEL_OBJECT_PREFIXES: Tuple[str, ...] = ("sentence_transformers.", "FlagEmbedding.")
+#: module functions that return their first argument's arrays joined: ``preds = torch.cat((preds,
+#: out))``, ``np.concatenate([preds, out])``, ``np.append(preds, out)`` grow ``preds`` (an
+#: accumulator that may start as ``None``: kind "array", restored from a snapshot)
+CONCAT_FUNCTIONS: FrozenSet[str] = frozenset(
+    {"cat", "concat", "concatenate", "vstack", "hstack", "row_stack", "column_stack", "dstack", "append"}
+)
 #: methods that grow an accumulator in a loop body (``acc.append(v)``)
 GROWING_METHODS: FrozenSet[str] = frozenset({"append", "extend", "add", "update", "setdefault"})
 #: methods that grow an accumulator, by the kind of its initial value
@@ -304,6 +315,7 @@ GROWTH_METHODS: Dict[str, FrozenSet[str]] = {
     "number": frozenset(),
     "string": frozenset(),
     "frame": frozenset(),
+    "array": frozenset(),
 }
 #: a frame filled through these indexers (``df.at[i, "col"] = v``, ``df.loc[len(df)] = row``)
 #: is an accumulator whose writes are journaled and replayed (runtime ``frame_writes``)
@@ -336,6 +348,12 @@ SELF_LOGGING_METHODS: FrozenSet[str] = frozenset({"log", "debug", "info", "warni
 # ------------------------------------------------------------ databases and queues
 
 #: per-item database writes (a loop of these with one ``commit()`` after it is CKP002)
+#: methods that write a whole collection of rows at once (``cur.executemany(sql, rows)``,
+#: ``session.add_all(objs)``): after the loop, with a ``commit()`` later in the same block,
+#: they are the save of what the loop collected (flow.find_sink)
+DB_BULK_WRITE_METHODS: FrozenSet[str] = frozenset(
+    {"executemany", "add_all", "bulk_save_objects", "bulk_insert_mappings", "insert_many"}
+)
 DB_WRITE_METHODS: FrozenSet[str] = frozenset(
     {"execute", "executemany", "add", "add_all", "merge", "bulk_save_objects", "bulk_insert_mappings"}
     | {"bulk_update_mappings", "delete", "insert_one", "insert_many"}
@@ -450,6 +468,9 @@ FUTURE_MAKING_CALLS: FrozenSet[str] = frozenset(
 #: methods of a future that wait for its result
 FUTURE_RESULT_METHODS: FrozenSet[str] = frozenset({"result", "exception"})
 #: reading a local file is not work worth a checkpoint: a re-run reads it again quickly.
+#: parsers of a value already in memory, which the ``HEAVY_QUALIFIED`` prefixes ``json.load``
+#: and ``pickle.load`` would otherwise take for file reads: cheap
+IN_MEMORY_PARSES: FrozenSet[str] = frozenset({"json.loads", "pickle.loads"})
 #: Qualified names of such reads (a loop whose only calls are these and cheap ones is not a job)
 LOCAL_READ_QUALIFIED: FrozenSet[str] = frozenset(
     {"builtins.open", "io.open", "json.load", "pickle.load", "yaml.safe_load", "yaml.load"}

@@ -321,6 +321,29 @@ CASES = [
         (),
     ),
     (
+        "none-init-grown-by-concatenate",
+        "import numpy as np\npreds = None\nfor x in xs:\n    out = fetch(x)\n"
+        "    preds = out if preds is None else np.concatenate([preds, out])\nnp.save('p.npy', preds)\n",
+        (),
+    ),
+    (
+        "none-init-grown-by-torch-cat-in-branch",
+        "import torch\nacc = None\nfor b in xs:\n    y = fetch(b)\n    if acc is None:\n        acc = y\n"
+        "    else:\n        acc = torch.cat((acc, y), dim=0)\ntorch.save(acc, 'p.pt')\n",
+        (),
+    ),
+    (
+        "none-init-grown-by-np-append",
+        "import numpy as np\nacc = None\nfor b in xs:\n    acc = np.append(acc, fetch(b))\nnp.save('p.npy', acc)\n",
+        (),
+    ),
+    (
+        "bulk-write-then-commit",
+        "import sqlite3\ncon = sqlite3.connect('d.db')\ncur = con.cursor()\nrows = []\nfor x in xs:\n"
+        "    rows.append(fetch(x))\ncur.executemany('INSERT INTO t VALUES (?)', rows)\ncon.commit()\n",
+        (),
+    ),
+    (
         "non-ascii-identifiers",
         "import json\nrésultats = []\nfor élément in xs:\n    résultats.append(fetch(élément))\n"
         "json.dump(résultats, open('o', 'w'))\n",

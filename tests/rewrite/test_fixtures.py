@@ -48,7 +48,13 @@ def test_rewrite_is_exact_compiles_and_converges(case: Case) -> None:
         "rewrite differs from expected.py (regenerate with tests/regen_fixtures.py and review)"
     )
     assert [finding_summary(f) for f in result.findings] == case.expected_findings
-    if not case.notebook:  # a notebook's module is compiled by the rewrite's own verification
+    if case.newer_syntax:  # compiled by the Python it needs, when the machine has one
+        python = case.python()
+        if python is not None:
+            check = [python, "-c", "import sys; compile(sys.stdin.buffer.read(), 'expected.py', 'exec')"]
+            done = subprocess.run(check, input=output, capture_output=True, timeout=60)
+            assert done.returncode == 0, done.stderr.decode(errors="replace")
+    elif not case.notebook:  # a notebook's module is compiled by the rewrite's own verification
         compile(output, "expected.py", "exec", dont_inherit=True)
 
     second = case.process(output)
@@ -98,9 +104,9 @@ def _env(where: Path, unordered: bool = False) -> Dict[str, str]:
     return env
 
 
-def _start(where: Path, unordered: bool = False) -> "subprocess.Popen[bytes]":
+def _start(where: Path, unordered: bool = False, python: str = sys.executable) -> "subprocess.Popen[bytes]":
     return subprocess.Popen(
-        [sys.executable, "prog.py"],
+        [python, "prog.py"],
         cwd=where,
         env=_env(where, unordered),
         stdout=subprocess.DEVNULL,
@@ -113,8 +119,8 @@ def _finish(proc: "subprocess.Popen[bytes]") -> None:
     assert proc.returncode == 0, stderr.decode(errors="replace")
 
 
-def _run(where: Path, unordered: bool = False) -> None:
-    _finish(_start(where, unordered))
+def _run(where: Path, unordered: bool = False, python: str = sys.executable) -> None:
+    _finish(_start(where, unordered, python))
 
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -170,10 +176,12 @@ def _worklog(where: Path) -> List[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
-def _kill_midway(where: Path, after_units: int, unordered: bool = False) -> List[str]:
+def _kill_midway(
+    where: Path, after_units: int, unordered: bool = False, python: str = sys.executable
+) -> List[str]:
     """Start the program, SIGKILL it once ``after_units`` units have started; return its work log."""
     proc = subprocess.Popen(
-        [sys.executable, "prog.py"],
+        [python, "prog.py"],
         cwd=where,
         env=_env(where, unordered),
         stdout=subprocess.DEVNULL,
@@ -201,9 +209,14 @@ def test_rewritten_program_resumes_after_sigkill(case: Case, tmp_path: Path) -> 
     # units mostly sleep): the original beside the uninterrupted rewrite, then the
     # original's second run beside the kill-and-resume. Every check is the same as in a
     # sequential run.
+    python = case.python()
+    if python is None:
+        pytest.skip(
+            "no Python %s on this machine to run the program" % ".".join(map(str, case.meta["python"]))
+        )
     original = _prepare(case, case.source, tmp_path / "original")
     clean = _prepare(case, case.expected, tmp_path / "clean")
-    first, uninterrupted = _start(original, unordered), _start(clean, unordered)
+    first, uninterrupted = _start(original, unordered, python), _start(clean, unordered, python)
     _finish(first)
     _finish(uninterrupted)
     expected_outputs = _outputs(original)
@@ -218,9 +231,9 @@ def test_rewritten_program_resumes_after_sigkill(case: Case, tmp_path: Path) -> 
     # what the original does when it runs again over its own outputs (the last check),
     # running while the rewrite is killed and resumed below
     (original / "worklog.txt").unlink(missing_ok=True)
-    second = _start(original, unordered)
+    second = _start(original, unordered, python)
     try:
-        _kill_and_resume(case, tmp_path, unordered, all_units, expected_outputs, second, original)
+        _kill_and_resume(case, tmp_path, unordered, python, all_units, expected_outputs, second, original)
     finally:
         if second.poll() is None:  # a check failed first: do not leave it running
             second.kill()
@@ -231,6 +244,7 @@ def _kill_and_resume(
     case: Case,
     tmp_path: Path,
     unordered: bool,
+    python: str,
     all_units: List[str],
     expected_outputs: Dict[str, bytes],
     second: "subprocess.Popen[bytes]",
@@ -240,7 +254,7 @@ def _kill_and_resume(
     # resumed run must find its completed items by identity)
     crashed = _prepare(case, case.expected, tmp_path / "crashed")
     kill_after = int(case.meta.get("kill_after", max(2, len(all_units) // 2)))
-    before_kill = _kill_midway(crashed, kill_after, unordered)
+    before_kill = _kill_midway(crashed, kill_after, unordered, python)
     if b"acknowledge_each(" not in case.expected:
         # a log file, or rows in the database (transaction=); acknowledge_each stores
         # nothing (the broker is the progress marker: the checks below show it held)
@@ -248,7 +262,7 @@ def _kill_and_resume(
             "no checkpoint was left by the killed run"
         )
     (crashed / "worklog.txt").unlink()
-    _run(crashed, unordered)
+    _run(crashed, unordered, python)
     after_resume = _worklog(crashed)
     assert _outputs(crashed) == expected_outputs, "resumed run produced different output"
     assert not (crashed / ".checkpointify").exists(), "a checkpoint was left after a successful run"
@@ -267,7 +281,7 @@ def _kill_and_resume(
     second_outputs = _outputs(original)
     second_units = _worklog(original)
     (crashed / "worklog.txt").unlink(missing_ok=True)
-    _run(crashed, unordered)
+    _run(crashed, unordered, python)
     assert sorted(_worklog(crashed)) == sorted(second_units)
     assert _outputs(crashed) == second_outputs
     assert not (crashed / ".checkpointify").exists()

@@ -5,16 +5,21 @@ optionally:
 
 * ``expected.py``: what ``fix`` writes (absent: the file must stay byte-identical);
 * ``findings.json``: the findings ``scan`` reports (absent: none);
-* ``fixture.json``: ``{"unsafe_fixes": bool, "run": bool, "redo": int, "kill_after": int}``;
+* ``fixture.json``: ``{"unsafe_fixes": bool, "run": bool, "redo": int, "kill_after": int,
+  "python": [3, 12]}`` ("python": the oldest Python whose syntax the program needs; it runs
+  under an interpreter of that version found on the machine, see :meth:`Case.python`);
 * ``data/``: files the program reads, copied next to it when it runs.
 """
 
 from __future__ import annotations
 
+import glob
 import json
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from checkpointify.api import process_source
 from checkpointify.types import FileResult, Finding, Options
@@ -65,6 +70,30 @@ class Case:
     def expected_findings(self) -> List[Dict[str, Any]]:
         findings = self.path / "findings.json"
         return json.loads(findings.read_text()) if findings.exists() else []
+
+    @property
+    def newer_syntax(self) -> bool:
+        """The program needs a newer Python than the one running the tests."""
+        return tuple(self.meta.get("python", (3,))) > sys.version_info[:2]
+
+    def python(self) -> Optional[str]:
+        """An interpreter that runs the program (this one, unless it needs newer syntax:
+        then ``python3.X`` on PATH or in pyenv's versions), or None when none is found."""
+        if not self.newer_syntax:
+            return sys.executable
+        major, minor = self.meta["python"]
+        name = "python%d.%d" % (major, minor)
+        found = shutil.which(name)
+        if found and "/shims/" not in found:  # a pyenv shim may refuse to run
+            return found
+        candidates = sorted(
+            glob.glob(str(Path.home() / ".pyenv" / "versions" / ("%d.%d.*" % (major, minor))))
+        )
+        for root in reversed(candidates):
+            path = Path(root) / "bin" / name
+            if path.exists():
+                return str(path)
+        return None
 
     def options(self) -> Options:
         return Options(root=self.path, unsafe_fixes=bool(self.meta.get("unsafe_fixes", False)))

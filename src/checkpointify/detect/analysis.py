@@ -100,6 +100,7 @@ class FileAnalysis:
         self.bound_calls = bound_calls(self.module)
         #: names bound to a progress bar (``pbar = tqdm(total=n)``, ``with tqdm(...) as bar``)
         self.progress_bars: FrozenSet[str] = self._progress_bars()
+        self._model_objects: Optional[FrozenSet[str]] = None
         #: (names bound to a pool, names bound to runtime.parallel()), computed by detect.parallel on demand
         self.parallel_bindings: Optional[Tuple[FrozenSet[str], FrozenSet[str]]] = None
 
@@ -109,6 +110,17 @@ class FileAnalysis:
             if any(q.startswith(catalogue.PROGRESS_BAR_PREFIXES) for q in self.qualified(value.func)):
                 found |= {t.value for t in targets if isinstance(t, cst.Name)}
         return frozenset(found)
+
+    def model_objects(self) -> FrozenSet[str]:
+        """Names bound to a model object (``model = SentenceTransformer(name)``, see
+        ``catalogue.MODEL_OBJECT_PREFIXES``): calling one of its methods runs the model."""
+        if self._model_objects is None:
+            found: Set[str] = set()
+            for value, targets in self.bound_calls:
+                if any(q.startswith(catalogue.MODEL_OBJECT_PREFIXES) for q in self.qualified(value.func)):
+                    found |= {t.value for t in targets if isinstance(t, cst.Name)}
+            self._model_objects = frozenset(found)
+        return self._model_objects
 
     def qualified(self, node: cst.CSTNode) -> Set[str]:
         """Qualified names of an expression (``json.dump`` for ``j.dump`` after ``import json as j``)."""

@@ -6,6 +6,8 @@ from typing import FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set,
 
 import libcst as cst
 
+from checkpointify import catalogue
+
 Block = Sequence[cst.BaseStatement]
 
 #: nodes whose bodies run later or elsewhere (a walk of a loop body does not enter them)
@@ -224,7 +226,13 @@ def escapes_block(stmt: cst.BaseStatement) -> bool:
 
 
 def exits(stmt: cst.BaseStatement) -> Optional[str]:
-    """The first ``return``/``raise``/block-leaving ``break`` or ``continue`` in ``stmt``, as code."""
+    """The first ``return``/``raise``/block-leaving ``break`` or ``continue`` in ``stmt``, as code.
+
+    A function or class defined by ``stmt`` exits nothing (a notebook defines helpers in
+    the cells between a loop and its save: their ``return`` is not the block's).
+    """
+    if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+        return None
     for node in walk(stmt):
         if isinstance(node, (cst.Return, cst.Raise)):
             return code_of(node).split("\n")[0].strip()
@@ -275,6 +283,28 @@ def for_clauses(clause: cst.CompFor) -> List[cst.CompFor]:
 def is_self_concat(name: str, value: cst.BaseExpression) -> bool:
     """``total = total + x``: a rebinding accumulation."""
     return isinstance(value, cst.BinaryOperation) and target_name(value.left) == name
+
+
+def is_concat_growth(name: str, value: cst.BaseExpression) -> bool:
+    """``preds = torch.cat((preds, out))``, ``np.concatenate([preds, out])``, ``np.append(preds,
+    out)`` (a module's function of ``catalogue.CONCAT_FUNCTIONS`` whose first argument is, or
+    lists, ``name``), also as a branch of ``out if preds is None else torch.cat(...)``."""
+    if isinstance(value, cst.IfExp):
+        return is_concat_growth(name, value.body) or is_concat_growth(name, value.orelse)
+    if (
+        not isinstance(value, cst.Call)
+        or not isinstance(value.func, cst.Attribute)
+        or value.func.attr.value not in catalogue.CONCAT_FUNCTIONS
+        or not value.args
+        or value.args[0].keyword is not None
+    ):
+        return False
+    first = value.args[0].value
+    if target_name(first) == name:
+        return True
+    return isinstance(first, (cst.List, cst.Tuple)) and any(
+        isinstance(e, cst.Element) and target_name(e.value) == name for e in first.elements
+    )
 
 
 def is_std_stream(node: cst.BaseExpression) -> bool:

@@ -9,7 +9,7 @@ f`` wrapping it) tracks that name too. The first call that persists (see
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, List, Optional, Set, Tuple
+from typing import Iterator, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
@@ -36,6 +36,9 @@ class Sink:
     statement: cst.BaseStatement  # the block-level statement holding the call
     chain: Chain  # the block holding `statement`
     path: List[cst.CSTNode] = field(default_factory=list)  # statements from `statement` down to the call
+    #: a bulk database write (``cur.executemany(sql, rows)``) made durable by a later ``commit()``:
+    #: ``statement`` is then the commit's, and this the write's text
+    bulk_write: str = ""
 
 
 def describe_sink(a: FileAnalysis, call: cst.Call) -> Optional[str]:
@@ -101,15 +104,56 @@ def find_sink(a: FileAnalysis, chain: Chain, index: int, accumulators: Set[str])
     """The first statement after ``chain.body[index]`` (then after enclosing ``with`` blocks) that saves."""
     tracked = set(accumulators)
     for level, start in chain.levels(index):
-        for stmt in level.body[start:]:
+        for position, stmt in enumerate(level.body[start:], start):
+            bulk = _bulk_write_committed(stmt, level.body[position + 1 :], tracked)
+            if bulk is not None:
+                write, commit, committer = bulk
+                text = callee_text(write.func)
+                description = "%s() + %s" % (text, callee_text(committer.func))
+                return Sink(write, description, commit, level, [commit], bulk_write=text)
             found = _search(a, stmt, set(tracked), [stmt])
             if found is not None:
                 call, path = found
                 return Sink(call, describe_sink(a, call) or callee_text(call.func), stmt, level, path)
             assigned = single_assignment(stmt)
-            if assigned and assigned[0] in accumulators and not (names_in(assigned[1]) & tracked):
-                return None  # results = [] again: the collected value is dropped
+            if assigned and assigned[0] in tracked and not (names_in(assigned[1]) & tracked):
+                # results = [] again: the collected value is dropped, unless a name derived
+                # from it still holds it (df["score"] = results; results = []; ... df.to_csv())
+                tracked.discard(assigned[0])
+                if not tracked:
+                    return None
+                continue
             track_derived(a, stmt, tracked)
+    return None
+
+
+def _bulk_write_committed(
+    stmt: cst.BaseStatement, rest: Sequence[cst.BaseStatement], tracked: Set[str]
+) -> Optional[Tuple[cst.Call, cst.BaseStatement, cst.Call]]:
+    """``cur.executemany(sql, rows)`` (a ``catalogue.DB_BULK_WRITE_METHODS`` call on a line of
+    its own, reading a tracked name) and the first later ``x.commit()`` line of the same
+    block: the rows are saved when the commit returns. Without a commit in the block the
+    write is not taken for the save (it may be rolled back)."""
+    call = _statement_call(stmt.body[0]) if isinstance(stmt, cst.SimpleStatementLine) and stmt.body else None
+    if (
+        call is None
+        or not isinstance(call.func, cst.Attribute)
+        or call.func.attr.value not in catalogue.DB_BULK_WRITE_METHODS
+        or not any(names_in(arg.value) & tracked for arg in call.args)
+    ):
+        return None
+    for later in rest:
+        commit = (
+            _statement_call(later.body[0])
+            if isinstance(later, cst.SimpleStatementLine) and later.body
+            else None
+        )
+        if (
+            commit is not None
+            and isinstance(commit.func, cst.Attribute)
+            and commit.func.attr.value == "commit"
+        ):
+            return call, later, commit
     return None
 
 
@@ -137,6 +181,10 @@ def track_derived(a: FileAnalysis, stmt: cst.CSTNode, tracked: Set[str]) -> None
             tracked |= assigned_names(node.target)
         elif isinstance(node, cst.WithItem) and node.asname is not None and names_in(node.item) & tracked:
             tracked |= assigned_names(node.asname.name)
+        elif isinstance(node, cst.For) and names_in(node.iter) & tracked and _only_moves(a, node):
+            # for a in answers: p["text"] = a["text"]; out.append(p)   (out now holds the answers;
+            # a loop that works per item, `for t in tasks: out.append(score(t))`, is a job of its own)
+            tracked |= assigned_names(node.target)
         elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
             owner = target_name(node.func.value)
             if owner and node.func.attr.value in catalogue.DERIVING_METHODS and call_uses(node, tracked):
@@ -170,6 +218,11 @@ def _search(
                 if found is not None:
                     return found
     return None
+
+
+def _only_moves(a: FileAnalysis, loop: cst.For) -> bool:
+    """A loop that only copies or reshapes what it iterates: every call in it is cheap."""
+    return all(is_cheap_call(a, node, set()) for node in walk(loop.body) if isinstance(node, cst.Call))
 
 
 def _only_writes(a: FileAnalysis, loop: cst.For) -> bool:

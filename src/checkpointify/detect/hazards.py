@@ -42,7 +42,7 @@ _MUTATING_METHODS = frozenset(
     | {"appendleft", "extendleft", "rotate", "subtract"}
     | {"difference_update", "intersection_update", "symmetric_difference_update"}
 )
-_AUGMENTABLE = frozenset({"list", "number", "string", "set", "deque"})
+_AUGMENTABLE = frozenset({"list", "number", "string", "set", "deque", "array"})
 _UNORDERED_CALLS = frozenset({"os.listdir", "os.scandir", "os.walk", "glob.glob", "glob.iglob"})
 _UNORDERED_METHODS = frozenset({"glob", "rglob", "iterdir"})
 _SINGLE_PASS_CALLS = frozenset(
@@ -158,6 +158,10 @@ def _store_problem(name: str, kind: str, node: cst.CSTNode, target: cst.BaseExpr
             and is_self_concat(name, node.value)
             and kind in {"list", "number", "string"}
         ):
+            return ""
+        if kind == "array" and isinstance(node, cst.Assign):
+            # preds = out (the first unit, from None) / preds = torch.cat((preds, out)): the
+            # value is recorded whole after each unit, however it was computed
             return ""
         return "`%s` is rebound inside the loop" % name
     if isinstance(target, cst.Subscript):

@@ -32,6 +32,7 @@ from checkpointify.detect.cstutil import (
     bound_in,
     callee_text,
     for_clauses,
+    is_concat_growth,
     is_self_concat,
     loads,
     names_in,
@@ -415,7 +416,10 @@ def _grown_names(body: cst.CSTNode) -> List[str]:
             for t in node.targets:
                 if isinstance(t.target, cst.Subscript):
                     name = target_name(t.target.value) or frame_written(t.target)
-                elif target_name(t.target) and is_self_concat(target_name(t.target) or "", node.value):
+                elif target_name(t.target) and (
+                    is_self_concat(target_name(t.target) or "", node.value)
+                    or is_concat_growth(target_name(t.target) or "", node.value)
+                ):
                     name = target_name(t.target)
         if name and name not in grown:
             grown.append(name)
@@ -485,6 +489,10 @@ def _find_accumulators(
                 kind = accumulator_kind(a, assigned[1])
                 if kind is None and name in frames and "." not in name:
                     kind = "frame"  # df = pd.read_csv(...): its cell writes are journaled
+                if kind is None and isinstance(assigned[1], cst.Name) and assigned[1].value == "None":
+                    # preds = None ... preds = torch.cat((preds, out)) / preds += out after a
+                    # first-unit bind: whatever it grows into is recorded as a snapshot
+                    kind = "array"
                 if kind is not None and not any(name in bound_in(s) for s in before[position + 1 :]):
                     found.append(_Accumulator(name, kind, stmt))
                 break
@@ -809,7 +817,7 @@ class _LoopSite:
             hz.check_iterable(found, a, loop.iter, before, loop.body)
         else:
             hz.check_condition(found, a, loop.test)
-        immutable = {acc.name for acc in accumulators if acc.kind in {"number", "string"}}
+        immutable = {acc.name for acc in accumulators if acc.kind in {"number", "string", "array"}}
         hz.check_body(found, a, loop.body, set(names), frozenset(immutable))
         carried = hz.carried_state(found, a, loop, set(names), after)
         scope = a.scopes.get(loop)
@@ -889,6 +897,13 @@ class _LoopSite:
         names = [acc.name for acc in accumulators]
         last = self._last_sink(names, sink)
         found, carried = self._hazards(accumulators, statements_between(self.chain, self.index, last), before)
+        if last.bulk_write:
+            # cur.executemany(sql, rows); conn.commit()   (complete() goes after the commit)
+            found.add(
+                Hazard.AT_LEAST_ONCE,
+                "the rows `%s` writes are written again on resume if the process dies between the commit "
+                "and the checkpoint's completion" % last.bulk_write,
+            )
         resume = resume_by_identity(found, [acc.kind for acc in accumulators], carried)
         persisted = [n for n in names if _same_sink(find_sink(a, self.chain, self.index, {n}), sink)] or names
         site = self._site(

@@ -70,7 +70,7 @@ def call_work(
     qualified = a.qualified(func)
     if _grows_accumulator(call, accumulators):
         return Work.NONE
-    if any(q.startswith(HEAVY_QUALIFIED) for q in qualified):
+    if _heavy_qualified(qualified) or _runs_model(a, call):
         return Work.HEAVY
     if is_cheap_call(a, call, accumulators):
         return Work.NONE
@@ -81,12 +81,31 @@ def call_work(
         if isinstance(func, cst.Attribute)
         else ""
     )
-    if name and HEAVY_VERBS.match(name):
-        return Work.HEAVY
     local = _local_function(a, func, cls)
     if local is not None and depth < 3:
-        return _function_work(a, local, cls, depth + 1)
+        body = _function_work(a, local, cls, depth + 1)
+        if body is not Work.OPAQUE:
+            # what the body does outranks what the name says: a same-module
+            # `def classify_correctness(row): return set(row["a"]) == set(row["b"])` is cheap
+            return body
+    if name and HEAVY_VERBS.match(name):
+        return Work.HEAVY
     return Work.OPAQUE
+
+
+def _heavy_qualified(qualified: Set[str]) -> bool:
+    """A qualified name under ``HEAVY_QUALIFIED`` (``json.load``, not ``json.loads``)."""
+    return any(q.startswith(HEAVY_QUALIFIED) and q not in catalogue.IN_MEMORY_PARSES for q in qualified)
+
+
+def _runs_model(a: FileAnalysis, call: cst.Call) -> bool:
+    """``model.encode(batch)`` where ``model = SentenceTransformer(...)`` (``a.model_objects()``)."""
+    func = call.func
+    return (
+        isinstance(func, cst.Attribute)
+        and isinstance(func.value, cst.Name)
+        and func.value.value in a.model_objects()
+    )
 
 
 def _local_function(
@@ -145,8 +164,10 @@ def is_cheap_call(a: FileAnalysis, call: cst.Call, accumulators: Set[str]) -> bo
     if _grows_accumulator(call, accumulators):
         return True  # the call's own arguments are walked separately
     qualified = a.qualified(func)
-    if any(q.startswith(HEAVY_QUALIFIED) for q in qualified):
-        return False  # requests.get(url) is not dict.get
+    if qualified & catalogue.IN_MEMORY_PARSES:
+        return True  # json.loads(line): parsing a string, not reading a file
+    if _heavy_qualified(qualified) or _runs_model(a, call):
+        return False  # requests.get(url) is not dict.get; model.encode(batch) is not str.encode
     if isinstance(func, cst.Name):
         name = func.value
         if (

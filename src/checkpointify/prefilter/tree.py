@@ -162,6 +162,13 @@ class _Module:
         top_level: Set[str] = set()
         self._collect(top_level)
         self.is_script = self._is_script()
+        #: the twin of ``FileAnalysis.model_objects()``, coarser: with a model library imported,
+        #: any method called on a plain name may run a model (``model.encode(batch)``)
+        self.model_imports = any(
+            (real + ".").startswith(catalogue.MODEL_OBJECT_PREFIXES)
+            for bindings in self.imports.values()
+            for _, real in bindings
+        )
         #: a local qualified name can start with a module name the matcher knows
         self.work = _work()
         self.prefix_risk = bool(top_level & self.work.known_roots)
@@ -315,7 +322,10 @@ class _Module:
                 if name:
                     candidates.add(name)
                 self._sink_memo[key] = any(
-                    c in self.vocab.sink_names or catalogue.name_says_sink(c) for c in candidates
+                    c in self.vocab.sink_names
+                    or catalogue.name_says_sink(c)
+                    or c in catalogue.DB_BULK_WRITE_METHODS  # flow._bulk_write_committed
+                    for c in candidates
                 )
         return self._sink_memo[key]
 
@@ -352,6 +362,8 @@ class _Module:
         if name and self.work.heavy_verbs.match(name):
             return True
         func = call.func
+        if self.model_imports and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            return True  # work._runs_model
         local: List[ast.AST] = []
         if isinstance(func, ast.Name):
             local = self.functions.get(func.id, [])
@@ -378,6 +390,8 @@ class _Module:
         names = self.qualified(func)
         if any(q.startswith(self.work.heavy_qualified) for q in names):
             return False
+        if self.model_imports and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            return False  # work._runs_model: model.encode(batch)
         if isinstance(func, ast.Name):
             name = func.id
             if (
@@ -879,7 +893,10 @@ def _body(parts: Sequence[ast.AST]) -> _Body:
                     _add_frame(facts.frames, target)
                 else:
                     name = target_name(target)
-                    if name and isinstance(node.value, ast.BinOp) and target_name(node.value.left) == name:
+                    if name and (
+                        (isinstance(node.value, ast.BinOp) and target_name(node.value.left) == name)
+                        or _concat_grows(name, node.value)
+                    ):
                         facts.grown.add(name)
         inner = pruned or isinstance(node, _PRUNE)
         for field in node._fields:
@@ -1070,3 +1087,20 @@ def _per_item_parts(value: Union[ast.ListComp, ast.SetComp, ast.DictComp]) -> Li
         if position:
             parts.append(generator.iter)
     return parts
+
+
+def _concat_grows(name: str, value: ast.AST) -> bool:
+    """The twin of ``cstutil.is_concat_growth``: ``preds = torch.cat((preds, out))``."""
+    if isinstance(value, ast.IfExp):
+        return _concat_grows(name, value.body) or _concat_grows(name, value.orelse)
+    if (
+        not isinstance(value, ast.Call)
+        or not isinstance(value.func, ast.Attribute)
+        or value.func.attr not in catalogue.CONCAT_FUNCTIONS
+        or not value.args
+    ):
+        return False
+    first = value.args[0]
+    if target_name(first) == name:
+        return True
+    return isinstance(first, (ast.List, ast.Tuple)) and any(target_name(e) == name for e in first.elts)

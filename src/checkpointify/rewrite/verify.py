@@ -27,6 +27,7 @@ from checkpointify import notebook, prefilter
 from checkpointify.detect.cstutil import all_names
 from checkpointify.detect.matcher import Plan, find_plans
 from checkpointify.fileio import SourceError, check_encoding
+from checkpointify.rewrite import newsyntax
 from checkpointify.rewrite.layout import arrange
 from checkpointify.rewrite.transformer import apply_plans
 from checkpointify.types import FileResult, Finding, Options, applicable
@@ -112,16 +113,23 @@ def _process(
                 return FileResult(path)
         elif not prefilter.has_loop_keyword(source):
             return FileResult(path)
+        newer: Optional[cst.Module] = None
         if lines is None:
             # LibCST is about to parse what the ast stage could not (or was not asked to):
-            # what CPython rejects is a syntax error, never a crash or an internal error
+            # what CPython rejects is a syntax error, never a crash or an internal error,
+            # unless it is only syntax newer than this Python (see rewrite.newsyntax)
             rejected = _python_rejects(source)
             if rejected is not None:
-                raise SourceError(rejected)
-        module = _parse(source)
-        return (
-            _rewrite(source, module, path, options, lines) if rewrite else _scan(module, path, options, lines)
+                newer = newsyntax.check(source, _flags(path))
+                if newer is None:
+                    raise SourceError(rejected)
+        module = newer if newer is not None else _parse(source)
+        result = (
+            _rewrite(source, module, path, options, lines, newer is not None)
+            if rewrite
+            else _scan(module, path, options, lines)
         )
+        return _noted(result) if newer is not None else result
     except SourceError as exc:
         return FileResult(path, error=str(exc))
     except RecursionError:
@@ -138,6 +146,18 @@ def _process(
             internal=True,
             detail=traceback.format_exc(),
         )
+
+
+def _noted(result: FileResult) -> FileResult:
+    """``result`` of a file only LibCST's parser accepts: every finding says so."""
+
+    return replace(
+        result, findings=tuple(map(_note, result.findings)), applied=tuple(map(_note, result.applied))
+    )
+
+
+def _note(finding: Finding) -> Finding:
+    return replace(finding, message="%s (%s)" % (finding.message, newsyntax.NOTE))
 
 
 def _parse(source: bytes) -> cst.Module:
@@ -202,19 +222,25 @@ class CheckedRewrite:
 
 
 def rewrite_checked(
-    module: cst.Module, path: str, options: Options, lines: Optional[AbstractSet[int]] = None
+    module: cst.Module,
+    path: str,
+    options: Options,
+    lines: Optional[AbstractSet[int]] = None,
+    newer: bool = False,
 ) -> CheckedRewrite:
     """Rewrite ``module`` and keep the result only if it compiles and is stable.
 
     ``lines`` (``prefilter.candidate_lines``) only speeds up the first pass; the second
-    pass, over the rewritten file, looks everywhere.
+    pass, over the rewritten file, looks everywhere. ``newer``: the running Python rejects
+    the file's syntax and :func:`newsyntax.check` accepts it; "compiles" then means what
+    that check means, for the file and for its rewrite.
     """
     first = rewrite_module(module, path, options, lines=lines)
     findings = tuple(p.finding for p in first.plans)
     if not first.applied:
         return CheckedRewrite(findings, (), module)
     try:
-        _compile(module.bytes, path)
+        _compile(module.bytes, path, newer)
     except (SyntaxError, ValueError) as exc:
         return CheckedRewrite(
             findings,
@@ -222,7 +248,7 @@ def rewrite_checked(
             module,
             "not fixed: the file does not compile (%s)" % _one_line(exc),
         )
-    problem = _verify(first.module.bytes, path, options)
+    problem = _verify(first.module.bytes, path, options, newer)
     if problem:
         return CheckedRewrite(
             findings,
@@ -235,9 +261,14 @@ def rewrite_checked(
 
 
 def _rewrite(
-    source: bytes, module: cst.Module, path: str, options: Options, lines: Optional[AbstractSet[int]] = None
+    source: bytes,
+    module: cst.Module,
+    path: str,
+    options: Options,
+    lines: Optional[AbstractSet[int]] = None,
+    newer: bool = False,
 ) -> FileResult:
-    outcome = rewrite_checked(module, path, options, lines)
+    outcome = rewrite_checked(module, path, options, lines, newer)
     if not outcome.applied:
         return FileResult(
             path,
@@ -279,10 +310,10 @@ def keep_original_tail(source: bytes, parsed: bytes, new: bytes) -> Optional[byt
     return new[: len(new) - len(parsed_tail)] + source[len(head) :]
 
 
-def _verify(new_source: bytes, path: str, options: Options) -> Optional[str]:
+def _verify(new_source: bytes, path: str, options: Options, newer: bool = False) -> Optional[str]:
     """Why a rewrite must be discarded (it does not compile or does not converge), or None."""
     try:
-        _compile(new_source, path)
+        _compile(new_source, path, newer)
     except (SyntaxError, ValueError) as exc:
         return "the rewritten file does not compile (%s)" % _one_line(exc)
     try:
@@ -327,6 +358,12 @@ def _rewrite_selected(
     try:
         check_encoding(source)
         module = _parse(source)
+        # LibCST parses it; when this Python does not, the scan that reported ``selected``
+        # accepted it only through newsyntax.check (and noted its findings)
+        newer = _python_rejects(source) is not None and newsyntax.check(source, _flags(path)) is not None
+        if newer:
+            located = locate
+            locate = lambda f: _note(located(f))  # noqa: E731
         first = rewrite_module(
             module, path, options, lambda p: locate(p.finding) in wanted and p.finding.fix is not None
         )
@@ -339,12 +376,12 @@ def _rewrite_selected(
             return FileResult(path, findings=findings, error=_NOT_ROUND_TRIPPED)
         new_source = repaired
         try:
-            _compile(source, path)
+            _compile(source, path, newer)
         except (SyntaxError, ValueError) as exc:
             return FileResult(
                 path, findings=findings, error="not fixed: the file does not compile (%s)" % _one_line(exc)
             )
-        problem = _verify_subset(new_source, path, options, [f for f in findings if f not in applied])
+        problem = _verify_subset(new_source, path, options, [f for f in findings if f not in applied], newer)
     except SourceError as exc:
         return FileResult(path, error=str(exc))
     except Exception as exc:  # an internal error never escapes: the caller keeps the original
@@ -428,11 +465,11 @@ def _signature(finding: Finding) -> Tuple[object, ...]:
 
 
 def _verify_subset(
-    new_source: bytes, path: str, options: Options, remaining: Sequence[Finding]
+    new_source: bytes, path: str, options: Options, remaining: Sequence[Finding], newer: bool = False
 ) -> Optional[str]:
     """Why a partial rewrite must be discarded, or None (see :func:`rewrite_selected`)."""
     try:
-        _compile(new_source, path)
+        _compile(new_source, path, newer)
     except (SyntaxError, ValueError) as exc:
         return "the rewritten file does not compile (%s)" % _one_line(exc)
     wrapper = MetadataWrapper(cst.parse_module(new_source), unsafe_skip_copy=True)
@@ -442,11 +479,21 @@ def _verify_subset(
     return None
 
 
-def _compile(source: bytes, path: str) -> None:
-    """Compile ``source`` as Python would run it; a notebook's cells as a kernel runs them
-    (IPython allows ``await`` at the top level of a cell)."""
-    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if notebook.is_notebook(path) else 0
-    compile(source, path, "exec", flags=flags, dont_inherit=True)
+def _flags(path: str) -> int:
+    """``compile``'s flags for ``path``: a notebook's cells as a kernel runs them (IPython
+    allows ``await`` at the top level of a cell)."""
+    return ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if notebook.is_notebook(path) else 0
+
+
+def _compile(source: bytes, path: str, newer: bool = False) -> None:
+    """Compile ``source`` as Python would run it (see :func:`_flags`). With ``newer`` (the
+    original file only parses with LibCST), what the running Python rejects is accepted
+    when :func:`newsyntax.check` accepts it; the SyntaxError is raised otherwise."""
+    try:
+        compile(source, path, "exec", flags=_flags(path), dont_inherit=True)
+    except SyntaxError:
+        if not newer or newsyntax.check(source, _flags(path)) is None:
+            raise
 
 
 def _one_line(exc: object) -> str:
