@@ -356,6 +356,12 @@ CASES = [
         (),
     ),
     (
+        "parallel-joblib-comprehension-passed-by-keyword",
+        "import json\nfrom joblib import Parallel, delayed\n"
+        "rows = Parallel(n_jobs=2)(iterable=(delayed(fetch)(x) for x in xs))\njson.dump(rows, open('o', 'w'))\n",
+        (),
+    ),
+    (
         "non-ascii-identifiers",
         "import json\nrésultats = []\nfor élément in xs:\n    résultats.append(fetch(élément))\n"
         "json.dump(résultats, open('o', 'w'))\n",

@@ -905,10 +905,10 @@ class _Module:
         if self._pool_call(inner, catalogue.PARALLEL_MAP_METHODS):
             return True
         if isinstance(inner.func, ast.Call):  # Parallel(n_jobs=4)(delayed(f)(x) for x in xs)
+            arguments = [*inner.args, *(k.value for k in inner.keywords)]  # LibCST's args: both kinds
             return (
-                len(inner.args) == 1
-                and not inner.keywords
-                and isinstance(inner.args[0], (ast.GeneratorExp, ast.ListComp))
+                len(arguments) == 1
+                and isinstance(arguments[0], (ast.GeneratorExp, ast.ListComp))
                 and self._may_name(inner.func.func, catalogue.JOBLIB_PARALLEL)
             )
         starred = [arg for arg in inner.args if isinstance(arg, ast.Starred)]
