@@ -362,6 +362,12 @@ CASES = [
         (),
     ),
     (
+        "helper-named-like-a-full-width-name",  # ast folds `ｒun` to `run`; for LibCST they differ
+        "import json\ndef run(xs):\n    out = []\n    for x in xs:\n        out.append(fetch(x))\n"
+        "    return out\nｒun = 3\ndef main(xs):\n    json.dump(run(xs), open('o', 'w'))\n",
+        (),
+    ),
+    (
         "non-ascii-identifiers",
         "import json\nrésultats = []\nfor élément in xs:\n    résultats.append(fetch(élément))\n"
         "json.dump(résultats, open('o', 'w'))\n",

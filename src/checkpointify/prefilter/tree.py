@@ -6,8 +6,10 @@ import ast
 import builtins
 import functools
 import gc
+import io
 import re
 import sys
+import tokenize
 import unicodedata
 from dataclasses import dataclass
 from typing import (
@@ -254,6 +256,19 @@ class _HelperCalls:
                     key = _helper_key(node.func)
                     if key is not None:
                         self.spoiled.add(key)
+
+
+def _identifiers_normalized(text: str) -> bool:
+    """Whether every identifier of ``text`` is written in NFKC form (a text that is not may
+    still be: ``ﬁ`` or full-width letters only in comments and strings)."""
+    try:
+        return all(
+            token.string.isascii() or unicodedata.is_normalized("NFKC", token.string)
+            for token in tokenize.generate_tokens(io.StringIO(text).readline)
+            if token.type == tokenize.NAME
+        )
+    except (tokenize.TokenError, SyntaxError):
+        return False
 
 
 def _may_be_settings(iterable: ast.AST, bodies: Sequence[Sequence[ast.stmt]], depth: int = 0) -> bool:
@@ -842,8 +857,9 @@ class _Module:
         NFKC (``ｆoo`` is ``foo``), LibCST keeps them as written; in an NFKC-normalized text
         (every ASCII one) each identifier already is its folded form."""
         if self._nfkc is None:
-            self._nfkc = self.ascii or unicodedata.is_normalized(
-                "NFKC", self.source.decode("utf-8", "replace")
+            text = self.source.decode("utf-8", "replace")
+            self._nfkc = (
+                self.ascii or unicodedata.is_normalized("NFKC", text) or _identifiers_normalized(text)
             )
         return self._nfkc
 
