@@ -150,7 +150,7 @@ def _helper_key(node: ast.expr) -> Optional[str]:
 #: a helper's call under one of these is one call per item (``helper._per_item``) or, under a
 #: lambda, never indexed by ``helper._Index``: either way detect rejects the helper
 _PER_ITEM = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.Lambda)
-_STATEMENT_LISTS = ("body", "orelse", "finalbody")
+_STATEMENT_LISTS = frozenset(["body", "orelse", "finalbody"])
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ class _HelperCalls:
                     value = getattr(stmt, field, None)
                     if field in _STATEMENT_LISTS and value.__class__ is list:
                         stack.append((value, inner_frame, inner_scope, inner_owner))
-                    elif field in ("handlers", "cases"):
+                    elif field == "handlers" or field == "cases":
                         for part in value or ():  # except clauses, match cases: their head, then their body
                             for sub in part._fields:
                                 if sub == "body":
@@ -293,11 +293,16 @@ def _may_be_settings(iterable: ast.AST, bodies: Sequence[Sequence[ast.stmt]], de
     if not isinstance(iterable, ast.Call):
         return False
     func = iterable.func
-    if isinstance(func, ast.Attribute) and func.attr in ("items", "keys", "values") and not iterable.args:
+    if isinstance(func, ast.Attribute) and _is_dict_view(func.attr) and not iterable.args:
         if not iterable.keywords and _may_be_settings(func.value, bodies, depth + 1):
             return True
     arguments = [*iterable.args, *(k.value for k in iterable.keywords)]
     return len(arguments) > 1 and any(_may_be_settings(a, bodies, depth + 1) for a in arguments)
+
+
+def _is_dict_view(name: str) -> bool:
+    """``helper._settings_literal``'s dict views (``x.items()``, ``x.keys()``, ``x.values()``)."""
+    return name == "items" or name == "keys" or name == "values"
 
 
 def _receivers(stmt: ast.stmt) -> Set[str]:
