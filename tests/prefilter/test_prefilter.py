@@ -344,6 +344,82 @@ CASES = [
         (),
     ),
     (
+        "helper-caller-in-a-settings-loop-saves-after-it",
+        "import json\nSPLITS = ['train', 'test']\ndef run(xs):\n    out = []\n"
+        "    for x in xs:\n        out.append(fetch(x))\n    return out\n"
+        "def main(data):\n    res = {}\n    for split in SPLITS:\n"
+        "        res[split] = run(data[split])\n    json.dump(res, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "helper-caller-in-an-if-saves-after-it",
+        "import json\ndef run(xs):\n    out = []\n    for x in xs:\n"
+        "        out.append(fetch(x))\n    return out\ndef main(xs, fast):\n"
+        "    if fast:\n        preds = run(xs[:9])\n    else:\n        preds = run(xs)\n"
+        "    json.dump(preds, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "helper-caller-in-a-try-keeps-by-append",
+        "import json\ndef run(xs):\n    out = []\n    for x in xs:\n"
+        "        out.append(fetch(x))\n    return out\ndef main(xs):\n    results = []\n"
+        "    try:\n        results.append(run(xs))\n    except KeyError:\n        pass\n"
+        "    json.dump(results, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "helper-caller-at-module-level-in-a-with",
+        "import json\ndef run(xs):\n    out = []\n    for x in xs:\n"
+        "        out.append(fetch(x))\n    return out\nwith open('in') as f:\n"
+        "    preds = run(f.read().split())\njson.dump(preds, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "parallel-map-on-a-pool-held-by-self",
+        "import json\nfrom multiprocessing import Pool\nclass Job:\n"
+        "    def __init__(self):\n        self.pool = Pool(2)\n    def run(self, xs):\n"
+        "        rows = self.pool.map(fetch, xs)\n"
+        "        json.dump(rows, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "parallel-imap-in-tqdm-in-list",
+        "import json\nfrom multiprocessing import Pool\nfrom tqdm import tqdm\n"
+        "with Pool(2) as pool:\n"
+        "    rows = list(tqdm(pool.imap(fetch, xs), total=len(xs)))\n"
+        "json.dump(rows, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "parallel-task-results-in-a-comprehension",
+        "import asyncio\nimport json\nasync def main(xs):\n"
+        "    async with asyncio.TaskGroup() as tg:\n"
+        "        tasks = [tg.create_task(fetch(x)) for x in xs]\n"
+        "    rows = [t.result() for t in tasks]\n    json.dump(rows, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "parallel-as-completed-through-an-alias",
+        "import json\n"
+        "from concurrent.futures import ThreadPoolExecutor, as_completed as done\n"
+        "out = []\nwith ThreadPoolExecutor() as ex:\n"
+        "    futs = {ex.submit(fetch, x): x for x in xs}\n    for f in done(futs):\n"
+        "        out.append(f.result())\njson.dump(out, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "parallel-joblib-comprehension-passed-by-keyword",
+        "import json\nfrom joblib import Parallel, delayed\n"
+        "rows = Parallel(n_jobs=2)(iterable=(delayed(fetch)(x) for x in xs))\njson.dump(rows, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "helper-named-like-a-full-width-name",  # ast folds `ｒun` to `run`; for LibCST they differ
+        "import json\ndef run(xs):\n    out = []\n    for x in xs:\n        out.append(fetch(x))\n"
+        "    return out\nｒun = 3\ndef main(xs):\n    json.dump(run(xs), open('o', 'w'))\n",
+        (),
+    ),
+    (
         "non-ascii-identifiers",
         "import json\nrésultats = []\nfor élément in xs:\n    résultats.append(fetch(élément))\n"
         "json.dump(résultats, open('o', 'w'))\n",
@@ -384,6 +460,26 @@ NO_SITE = [
     b"acc = []\nfor x in xs:\n    acc.append(fetch(x))\nself.stderr.write(''.join(acc))\n",
     b"import json\nrows = list(map(fetch, xs))\njson.dump(rows, f)\n",  # the builtin map: no pool
     b"import asyncio\nasync def m(xs):\n    r = await asyncio.gather(*(fetch(x) for x in xs))\n    print(r)\n",
+    # helper handed to a pool
+    b"import json\ndef run(xs):\n    out = []\n    for x in xs:\n"
+    b"        out.append(fetch(x))\n    return out\ndef main(pool, xs):\n"
+    b"    json.dump(pool.map(run, xs), open('o', 'w'))\n",
+    # helper result only printed
+    b"import sys\ndef run(xs):\n    out = []\n    for x in xs:\n"
+    b"        out.append(fetch(x))\n    return out\ndef main(xs):\n"
+    b"    preds = run(xs)\n    sys.stdout.write(str(preds))\n",
+    # helper local to a function
+    b"import json\ndef main(xs):\n    def run(ys):\n        out = []\n"
+    b"        for y in ys:\n            out.append(fetch(y))\n        return out\n"
+    b"    json.dump(run(xs), open('o', 'w'))\n",
+    # a dict get comprehension is not a wait
+    b"import json\nrows = [d.get('k') for d in load()]\njson.dump(rows, open('o', 'w'))\n",
+    # a map on something not a pool
+    b"import json\nrows = list(frame.map(fetch))\njson.dump(rows, open('o', 'w'))\n",
+    # helper called under a lambda
+    b"import json\ndef run(xs):\n    out = []\n    for x in xs:\n"
+    b"        out.append(fetch(x))\n    return out\ndef main(groups):\n"
+    b"    json.dump(list(map(lambda g: run(g), groups)), open('o', 'w'))\n",
 ]
 
 

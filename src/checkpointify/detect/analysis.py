@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider, QualifiedNameProvider, ScopeProvider
+from libcst.metadata import MetadataWrapper, PositionProvider, ScopeProvider
 
 from checkpointify import catalogue
-from checkpointify.detect.cstutil import Block, body_of, bound_calls, walk
+from checkpointify.detect.cstutil import Block, body_of, bound_calls, statement_blocks, walk
 from checkpointify.types import Options
 
 _ROOT_MARKERS = (".git", "pyproject.toml", "setup.py", "setup.cfg")
@@ -82,7 +83,9 @@ class FileAnalysis:
         self.options = options
         self.scopes = wrapper.resolve(ScopeProvider)
         self.positions = wrapper.resolve(PositionProvider)
-        self._qnames = wrapper.resolve(QualifiedNameProvider)
+        #: qualified names, computed on demand from the scopes exactly as QualifiedNameProvider
+        #: does (``scope.get_qualified_names_for(node)``), without its visit of every node
+        self._qnames: Dict[cst.CSTNode, Set[str]] = {}
         self.extra_sinks: FrozenSet[str] = frozenset(options.extra_sinks)
         self.checkpoint_calls: FrozenSet[str] = frozenset(options.extra_checkpoint_calls) | {
             options.runtime_module + ".checkpoint"
@@ -94,17 +97,26 @@ class FileAnalysis:
         #: the work a local function does (see checkpointify.detect.work), by id of its node
         self.work_memo: Dict[int, Any] = {}
         self.is_script = _is_script(self.module)
-        #: names of functions this module hands to a pool or thread per task (``executor.submit(f, x)``)
-        self.pool_tasks: FrozenSet[str] = _pool_tasks(self.module)
-        #: every call bound to names (``x = f(...)``, ``with f(...) as x``), one walk for all readers
-        self.bound_calls = bound_calls(self.module)
-        #: names bound to a progress bar (``pbar = tqdm(total=n)``, ``with tqdm(...) as bar``)
-        self.progress_bars: FrozenSet[str] = self._progress_bars()
         self._model_objects: Optional[FrozenSet[str]] = None
         #: (names bound to a pool, names bound to runtime.parallel()), computed by detect.parallel on demand
         self.parallel_bindings: Optional[Tuple[FrozenSet[str], FrozenSet[str]]] = None
 
-    def _progress_bars(self) -> FrozenSet[str]:
+    # Module-wide facts below are computed on first use: a file the prefilter sends here
+    # usually has a few candidate lines, most rejected before anyone needs them.
+
+    @cached_property
+    def pool_tasks(self) -> FrozenSet[str]:
+        """Names of functions this module hands to a pool or thread per task (``executor.submit(f, x)``)."""
+        return _pool_tasks(self.module)
+
+    @cached_property
+    def bound_calls(self) -> List[Tuple[cst.Call, List[cst.BaseExpression]]]:
+        """Every call bound to names (``x = f(...)``, ``with f(...) as x``), one walk for all readers."""
+        return bound_calls(self.module)
+
+    @cached_property
+    def progress_bars(self) -> FrozenSet[str]:
+        """Names bound to a progress bar (``pbar = tqdm(total=n)``, ``with tqdm(...) as bar``)."""
         found: Set[str] = set()
         for value, targets in self.bound_calls:
             if any(q.startswith(catalogue.PROGRESS_BAR_PREFIXES) for q in self.qualified(value.func)):
@@ -124,11 +136,12 @@ class FileAnalysis:
 
     def qualified(self, node: cst.CSTNode) -> Set[str]:
         """Qualified names of an expression (``json.dump`` for ``j.dump`` after ``import json as j``)."""
-        value = self._qnames.get(node)
-        if value is None:
-            return set()
-        names = value() if callable(value) else value
-        return {q.name for q in names}
+        found = self._qnames.get(node)
+        if found is None:
+            scope = self.scopes.get(node)
+            found = {q.name for q in scope.get_qualified_names_for(node)} if scope is not None else set()
+            self._qnames[node] = found
+        return set(found)
 
     def line(self, node: cst.CSTNode) -> int:
         return int(self.positions[node].start.line)
@@ -177,13 +190,26 @@ def _definitions(module: cst.Module) -> Dict[str, cst.FunctionDef]:
                     found["%s.%s" % (stmt.name.value, sub.name.value)] = sub
     nested: Dict[str, List[cst.FunctionDef]] = {}
     for top in found.values():
-        for node in walk(top.body, ()):
-            if isinstance(node, cst.FunctionDef):
-                nested.setdefault(node.name.value, []).append(node)
+        for node in _nested_definitions(top):
+            nested.setdefault(node.name.value, []).append(node)
     for name, defs in nested.items():
         if name not in found and len(defs) == 1:
             found[name] = defs[0]  # a closure such as `def matcher(line): ...` used by a loop beside it
     return found
+
+
+def _nested_definitions(function: cst.FunctionDef) -> Iterator[cst.FunctionDef]:
+    """Every function defined anywhere inside ``function``. A ``def`` is always a statement
+    of a block, so only statements are visited (not expressions: it stays cheap)."""
+    stack: List[Block] = [body_of(function.body)]
+    while stack:
+        for stmt in stack.pop():
+            if isinstance(stmt, cst.FunctionDef):
+                yield stmt
+            if isinstance(stmt, (cst.FunctionDef, cst.ClassDef, cst.With)):
+                stack.append(body_of(stmt.body))
+            else:
+                stack.extend(statement_blocks(stmt))
 
 
 def _pool_tasks(module: cst.Module) -> FrozenSet[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
@@ -17,13 +17,38 @@ COMPREHENSIONS: Tuple[type, ...] = (cst.ListComp, cst.SetComp, cst.DictComp, cst
 _EMPTY = cst.Module(body=[])
 
 
+#: id(node) -> (node, its children): LibCST computes ``node.children`` by running a visitor
+#: over the node (as costly as a small walk), and the detectors walk the same statements
+#: many times. The node is kept with its children, so an id cannot be reused while cached.
+_CHILDREN: Dict[int, Tuple[cst.CSTNode, Sequence[cst.CSTNode]]] = {}
+#: entries kept at most (about 100 bytes each): past this the cache starts again
+_CHILDREN_LIMIT = 400_000
+
+
+def children(node: cst.CSTNode) -> Sequence[cst.CSTNode]:
+    """``node.children`` (in source order), computed once per node of the current file."""
+    entry = _CHILDREN.get(id(node))
+    if entry is not None and entry[0] is node:
+        return entry[1]
+    if len(_CHILDREN) >= _CHILDREN_LIMIT:
+        _CHILDREN.clear()
+    found = node.children
+    _CHILDREN[id(node)] = (node, found)
+    return found
+
+
+def forget_children() -> None:
+    """Drop the cache of :func:`children` (a new file is about to be analysed)."""
+    _CHILDREN.clear()
+
+
 def walk(node: cst.CSTNode, prune: Tuple[type, ...] = PRUNE) -> Iterator[cst.CSTNode]:
     """Every node under ``node`` (itself included), not descending into ``prune`` types."""
     stack = [node]
     while stack:
         current = stack.pop()
         yield current
-        stack.extend(c for c in reversed(current.children) if not isinstance(c, prune))
+        stack.extend(c for c in reversed(children(current)) if not isinstance(c, prune))
 
 
 def all_names(module: cst.Module) -> FrozenSet[str]:
@@ -108,7 +133,7 @@ def loads(node: cst.CSTNode) -> Iterator[cst.Name]:
             skip = {id(current.keyword)}
         elif isinstance(current, (cst.FunctionDef, cst.ClassDef, cst.Param)):
             skip = {id(current.name)}
-        stack.extend(c for c in reversed(current.children) if id(c) not in skip)
+        stack.extend(c for c in reversed(children(current)) if id(c) not in skip)
 
 
 def assigned_names(target: cst.CSTNode) -> Set[str]:
@@ -221,7 +246,7 @@ def escapes_block(stmt: cst.BaseStatement) -> bool:
         node = stack.pop()
         if isinstance(node, (cst.Break, cst.Continue)):
             return True
-        stack.extend(c for c in node.children if not isinstance(c, PRUNE + LOOPS))
+        stack.extend(c for c in children(node) if not isinstance(c, PRUNE + LOOPS))
     return False
 
 

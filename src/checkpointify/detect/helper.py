@@ -30,9 +30,12 @@ import libcst as cst
 from checkpointify import catalogue
 from checkpointify.detect.analysis import Chain, FileAnalysis
 from checkpointify.detect.cstutil import (
+    PRUNE,
+    Block,
     assigned_names,
     body_of,
     callee_text,
+    children,
     names_in,
     statement_blocks,
     walk,
@@ -110,9 +113,18 @@ class _Index:
     def _index(self, chain: Chain, function: Optional[cst.FunctionDef], qualname: str) -> None:
         for index, stmt in enumerate(chain.body):
             self.places[id(stmt)] = _Place(chain, index, function, qualname)
-            for node in walk(stmt):
+            if isinstance(stmt, (cst.FunctionDef, cst.ClassDef, cst.With)):
+                blocks: List[Block] = [body_of(stmt.body)]
+            else:
+                blocks = list(statement_blocks(stmt))
+            # the statements of those blocks are indexed below: their calls are theirs
+            inner = {id(s) for block in blocks for s in block}
+            stack: List[cst.CSTNode] = [stmt]
+            while stack:
+                node = stack.pop()
                 if isinstance(node, cst.Call):
-                    self.calls[id(node)] = stmt  # inner blocks are indexed later and win
+                    self.calls[id(node)] = stmt
+                stack.extend(c for c in children(node) if not isinstance(c, PRUNE) and id(c) not in inner)
             if isinstance(stmt, cst.FunctionDef):
                 name = stmt.name.value if qualname == "<module>" else "%s.%s" % (qualname, stmt.name.value)
                 self._index(Chain(body_of(stmt.body), stmt), stmt, name)

@@ -32,6 +32,7 @@ from checkpointify.detect.cstutil import (
     bound_in,
     callee_text,
     for_clauses,
+    forget_children,
     is_concat_growth,
     is_self_concat,
     loads,
@@ -166,6 +167,7 @@ def find_plans(
     staged path passes the lines checkpointify.prefilter could not rule out. A change to
     what makes a site here must be made there too (see that module's docstring).
     """
+    forget_children()  # the previous file's nodes
     analysis = FileAnalysis(wrapper, path, options)
     plans: List[Plan] = []
     _scan_block(analysis, Chain(analysis.module.body, None), "<module>", None, plans, lines)
@@ -283,10 +285,13 @@ def _scan_block(
 
     ``outer`` is the innermost loop of the same function around this block, if any.
     """
-    in_generator = function is not None and a.is_generator(function)
-    bounded = _loss_bounded(a, function, outer)
+    in_generator: Optional[bool] = None  # computed for the block's first candidate statement
+    bounded: Optional[bool] = None  # computed for its first plan
     for index, stmt in enumerate(chain.body):
-        if not in_generator and (lines is None or a.line(stmt) in lines):
+        candidate = lines is None or a.line(stmt) in lines
+        if candidate and in_generator is None:
+            in_generator = function is not None and a.is_generator(function)
+        if candidate and not in_generator:
             plan: Optional[Plan] = None
             if isinstance(stmt, (cst.For, cst.While)):
                 plan = _LoopSite(a, chain, index, stmt, qualname, function).plan()
@@ -298,6 +303,8 @@ def _scan_block(
                     or _comprehension_plan(a, chain, index, stmt, qualname, function)
                     or _row_apply_plan(a, chain, index, stmt, qualname, function)
                 )
+            if plan is not None and bounded is None:
+                bounded = _loss_bounded(a, function, outer)
             if plan is not None and not (bounded and plan.finding.code != QUEUE_ACK.code):
                 plans.append(plan)
         inner_outer = stmt if isinstance(stmt, (cst.For, cst.While)) else outer

@@ -40,6 +40,16 @@ that is not a generator.)
   whatever it is bound to (its writes are journaled).
 * CKP001 ``collect-comprehension``: ``name = [...]``/``{...}`` comprehension whose per-item
   parts are a job, and such a sink after it.
+* CKP001 ``helper-return``: such a loop or comprehension in a function (not local to another)
+  whose ``return`` reads the accumulator, where that name is only ever *called*, never under a
+  comprehension or a lambda, and each call's statement saves the result or keeps it
+  (``x = f()``, ``xs.append(f())``) for a sink later in the caller (not out of a loop, unless
+  it runs over a handful of settings).
+* CKP001 ``collect-parallel``: ``name = <a pool's map on a name bound to a pool constructor,
+  joblib's Parallel(...)(comprehension), gather(*coros), or [h.result() for h in handles] in a
+  module that submits or creates tasks>`` (through ``await``, ``list()``, ``tqdm()``), or a
+  ``for`` loop over such a map, over ``as_completed``, or waiting on the handles it iterates;
+  and a sink of the results after it.
 * CKP001 ``row-apply``: ``target = receiver.apply/progress_apply/map(func, ...)`` whose
   ``func`` (a lambda's calls, or a name or attribute called) is heavy, and a sink of the
   target's root name after it.
@@ -95,8 +105,9 @@ from checkpointify.prefilter.text import Vocabulary, text_may_match, text_stage,
 from checkpointify.prefilter.tree import _Module, parse, sites, tree_may_match
 
 #: bump when a stage changes what it lets through (part of the cache key)
-PREFILTER_VERSION = 6  # 2: helper-return, block structure; 3: collect-parallel; 4: row-apply, frames;
-# 5: collect-async-shared; 6: None-grown accumulators, bulk database writes, copy loops
+PREFILTER_VERSION = 7  # 2: helper-return, block structure; 3: collect-parallel; 4: row-apply, frames;
+# 5: collect-async-shared; 6: None-grown accumulators, bulk database writes, copy loops;
+# 7: tighter helper-return and parallel twins
 
 
 def candidate_lines(

@@ -6,8 +6,11 @@ import ast
 import builtins
 import functools
 import gc
+import io
 import re
 import sys
+import tokenize
+import unicodedata
 from dataclasses import dataclass
 from typing import (
     Any,
@@ -66,6 +69,7 @@ _BRANCHES = (ast.If, ast.Try)  # matcher._child_blocks: blocks looked through fo
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp)
 _Loop = Union[ast.For, ast.AsyncFor, ast.While]
+_Function = Union[ast.FunctionDef, ast.AsyncFunctionDef]
 
 
 def parse(source: bytes) -> Optional[ast.Module]:
@@ -143,6 +147,206 @@ def _helper_key(node: ast.expr) -> Optional[str]:
     return None
 
 
+#: a helper's call under one of these is one call per item (``helper._per_item``) or, under a
+#: lambda, never indexed by ``helper._Index``: either way detect rejects the helper
+_PER_ITEM = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.Lambda)
+_STATEMENT_LISTS = frozenset(["body", "orelse", "finalbody"])
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """A statement's place: its block, its index there, and the frame of the statement
+    holding that block (None at the top of a function, or of the module)."""
+
+    block: Sequence[ast.stmt]
+    index: int
+    parent: Optional["_Frame"]
+
+    def after(self, bodies: Sequence[Sequence[ast.stmt]]) -> Iterator[ast.stmt]:
+        """A superset of where ``helper._caller_save`` looks for the save: the rest of the
+        statement's block, then the rest of each enclosing block up to the function, but not
+        out of a ``while`` loop, nor of a ``for`` loop unless it may run over a handful of
+        settings (``helper._over_settings``)."""
+        frame: Optional[_Frame] = self
+        while frame is not None:
+            yield from frame.block[frame.index + 1 :]
+            parent = frame.parent
+            if parent is not None:
+                owner = parent.block[parent.index]
+                if isinstance(owner, ast.While) or (
+                    isinstance(owner, _FOR) and not _may_be_settings(owner.iter, bodies)
+                ):
+                    return  # for text in data: r = helper(text); out.append(r)   then   save(out)
+            frame = parent
+
+
+@dataclass(frozen=True)
+class _HelperCall:
+    statement: ast.stmt  # the innermost statement holding the call
+    frame: _Frame
+    scope: Optional[_Function]  # the innermost function holding it (None: the module)
+
+
+class _HelperCalls:
+    """One pass over the module for ``detect.helper``'s twin: each function's key (``name``,
+    or ``self.name`` for a method; none for a function local to another), the calls of each
+    key, and the keys ``detect.helper`` surely rejects (``spoiled``)."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.keys: Dict[int, str] = {}
+        self.calls: Dict[str, List[_HelperCall]] = {}
+        #: used otherwise than called, or called under a comprehension or a lambda
+        self.spoiled: Set[str] = set()
+        # (block, the frame holding it, innermost function, owner: "module", "def" or "class")
+        stack: List[Tuple[Sequence[ast.stmt], Optional[_Frame], Optional[_Function], str]] = [
+            (tree.body, None, None, "module")
+        ]
+        while stack:
+            block, parent, scope, owner = stack.pop()
+            for index, stmt in enumerate(block):
+                frame = _Frame(block, index, parent)
+                inner_scope, inner_owner = scope, owner
+                inner_frame: Optional[_Frame] = frame
+                if isinstance(stmt, _FUNCTIONS):
+                    if owner != "def":  # matcher._child_blocks: a def in a def is `outer.<locals>.name`
+                        self.keys[id(stmt)] = "self." + stmt.name if owner == "class" else stmt.name
+                    inner_scope, inner_owner, inner_frame = stmt, "def", None
+                elif isinstance(stmt, ast.ClassDef):
+                    inner_owner, inner_frame = "class", None  # helper._caller_save stops at a class
+                for field in stmt._fields:
+                    value = getattr(stmt, field, None)
+                    if field in _STATEMENT_LISTS and value.__class__ is list:
+                        stack.append((value, inner_frame, inner_scope, inner_owner))
+                    elif field == "handlers" or field == "cases":
+                        for part in value or ():  # except clauses, match cases: their head, then their body
+                            for sub in part._fields:
+                                if sub == "body":
+                                    stack.append((part.body, inner_frame, inner_scope, inner_owner))
+                                else:
+                                    self._expression(getattr(part, sub, None), stmt, frame, scope)
+                    else:
+                        self._expression(value, stmt, frame, scope)
+
+    def _expression(self, value: Any, stmt: ast.stmt, frame: _Frame, scope: Optional[_Function]) -> None:
+        """The calls and names of one part of ``stmt`` that is not a statement list."""
+        if value.__class__ is list:
+            for item in value:
+                self._expression(item, stmt, frame, scope)
+            return
+        if not isinstance(value, ast.AST):
+            return
+        funcs: Set[int] = set()
+        per_item: List[ast.AST] = []
+        for node in walk(value):  # a parent is always visited before its children
+            if isinstance(node, ast.Call):
+                key = _helper_key(node.func)
+                if key is not None:
+                    funcs.add(id(node.func))
+                    self.calls.setdefault(key, []).append(_HelperCall(stmt, frame, scope))
+            elif isinstance(node, (ast.Name, ast.Attribute)):
+                if id(node) not in funcs:
+                    key = _helper_key(node)
+                    if key is not None:
+                        self.spoiled.add(key)
+            elif isinstance(node, _PER_ITEM):
+                per_item.append(node)
+        for part in per_item:
+            for node in walk(part):
+                if isinstance(node, ast.Call):
+                    key = _helper_key(node.func)
+                    if key is not None:
+                        self.spoiled.add(key)
+
+
+def _identifiers_normalized(text: str) -> bool:
+    """Whether every identifier of ``text`` is written in NFKC form (a text that is not may
+    still be: ``ﬁ`` or full-width letters only in comments and strings)."""
+    try:
+        return all(
+            token.string.isascii() or unicodedata.is_normalized("NFKC", token.string)
+            for token in tokenize.generate_tokens(io.StringIO(text).readline)
+            if token.type == tokenize.NAME
+        )
+    except (tokenize.TokenError, SyntaxError):
+        return False
+
+
+def _may_be_settings(iterable: ast.AST, bodies: Sequence[Sequence[ast.stmt]], depth: int = 0) -> bool:
+    """A superset of ``helper._settings_literal``: a literal, ``x.items()`` (``keys``,
+    ``values``) of one, a call with more than one argument of which one is one (our own
+    ``checkpoint(id, SETTINGS.items(), ...)``), or a name assigned one in ``bodies`` (the
+    module's and the function's own statements)."""
+    if depth > 6:
+        return False
+    if isinstance(iterable, (ast.List, ast.Tuple, ast.Set, ast.Dict)):
+        return True
+    if isinstance(iterable, ast.Name):
+        return any(
+            _may_be_settings(stmt.value, bodies, depth + 1)
+            for body in bodies
+            for stmt in body
+            if isinstance(stmt, ast.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name)
+            and stmt.targets[0].id == iterable.id
+        )
+    if not isinstance(iterable, ast.Call):
+        return False
+    func = iterable.func
+    if isinstance(func, ast.Attribute) and _is_dict_view(func.attr) and not iterable.args:
+        if not iterable.keywords and _may_be_settings(func.value, bodies, depth + 1):
+            return True
+    arguments = [*iterable.args, *(k.value for k in iterable.keywords)]
+    return len(arguments) > 1 and any(_may_be_settings(a, bodies, depth + 1) for a in arguments)
+
+
+def _is_dict_view(name: str) -> bool:
+    """``helper._settings_literal``'s dict views (``x.items()``, ``x.keys()``, ``x.values()``)."""
+    return name == "items" or name == "keys" or name == "values"
+
+
+def _receivers(stmt: ast.stmt) -> Set[str]:
+    """A superset of ``helper._receivers``: what an assignment binds (subscripts stripped), or
+    the receiver of ``xs.append(...)``; empty for any other statement."""
+    targets: List[ast.AST] = []
+    if isinstance(stmt, ast.Assign):
+        targets = list(stmt.targets)
+    elif isinstance(stmt, ast.AugAssign) or (isinstance(stmt, ast.AnnAssign) and stmt.value is not None):
+        targets = [stmt.target]
+    elif (
+        isinstance(stmt, ast.Expr)
+        and isinstance(stmt.value, ast.Call)
+        and isinstance(stmt.value.func, ast.Attribute)
+        and stmt.value.func.attr in catalogue.KEEPING_METHODS
+    ):
+        name = target_name(stmt.value.func.value)
+        return {name} if name else set()
+    found: Set[str] = set()
+    for target in targets:
+        while isinstance(target, ast.Subscript):
+            target = target.value
+        found |= assigned_names(target)
+    return found
+
+
+def _module_walk(node: ast.AST) -> Iterator[ast.AST]:
+    """``walk`` without entering functions (class bodies and lambdas included)."""
+    stack: List[Any] = [node]
+    while stack:
+        current = stack.pop()
+        if not isinstance(current, ast.AST) or isinstance(current, _FUNCTIONS):
+            continue
+        yield current
+        for field in current._fields:
+            if field == "ctx":
+                continue
+            value = getattr(current, field, None)
+            if value.__class__ is list:
+                stack.extend(value)
+            elif isinstance(value, ast.AST):
+                stack.append(value)
+
+
 class _Module:
     """Module-wide facts (imports, local functions, script-ness) and the site checks."""
 
@@ -177,8 +381,12 @@ class _Module:
         self._sink_memo: Dict[int, bool] = {}
         self._statements: Dict[int, _Statement] = {}
         self._generators: Dict[int, bool] = {}
-        self._callees: Optional[Set[str]] = None
+        self._helpers: Optional[_HelperCalls] = None
+        self._scope_sinks: Dict[int, bool] = {}
         self._parallel_aliases: Optional[bool] = None
+        self._pools: Optional[FrozenSet[str]] = None
+        self._nfkc: Optional[bool] = None
+        self._handles: Optional[bool] = None
 
     def _collect(self, top_level: Set[str]) -> None:
         for stmt, module_level in _all_statements(self.tree.body):
@@ -326,8 +534,22 @@ class _Module:
                     or catalogue.name_says_sink(c)
                     or c in catalogue.DB_BULK_WRITE_METHODS  # flow._bulk_write_committed
                     for c in candidates
-                )
+                ) and not (isinstance(call.func, ast.Attribute) and self._surely_not_sink(call.func))
         return self._sink_memo[key]
+
+    def _surely_not_sink(self, func: ast.Attribute) -> bool:
+        """``flow.describe_sink`` surely says no: logging, ``tqdm.write``, ``.update``/``.add``
+        (``self.stdout.write(out)``, ``sys.stderr.write(err)``), and no qualified name of the
+        callee is a known sink."""
+        if self.prefix_risk or not self.raw_ascii(func):
+            return False
+        if not (
+            _is_logging(func)
+            or _callee_text(func) in catalogue.PRINT_LIKE_CALLS
+            or func.attr in catalogue.NEVER_SINK_METHODS
+        ):
+            return False
+        return not self.qualified(func) & (catalogue.QUALIFIED_SINKS | self.vocab.extra_sinks)
 
     def surely_persists(self, call: ast.Call) -> bool:
         """A subset of ``flow.persists_per_item`` for one call: a sink or a commit, flush, ack..."""
@@ -643,8 +865,9 @@ class _Module:
     def _returned_and_called(
         self, after: Sequence[ast.stmt], accumulators: Set[str], function: Optional[ast.AST]
     ) -> bool:
-        """A superset of ``helper.find_returned``: in a function, a ``return`` after the site
-        reads a tracked value, and the function's name is called somewhere in the module."""
+        """A superset of ``helper.find_returned``: in a function that is not local to another
+        one, a ``return`` after the site reads a tracked value, and every caller may save
+        what the function returns (:meth:`_callers_may_save`)."""
         if not isinstance(function, _FUNCTIONS):
             return False
         tracked = set(accumulators)
@@ -653,38 +876,69 @@ class _Module:
                 return (
                     stmt.value is not None
                     and bool(names_in(stmt.value) & tracked)
-                    and self._called(function.name)
+                    and self._callers_may_save(function)
                 )
             tracked = _derived(stmt, tracked)
         return False
 
-    def _called(self, name: str) -> bool:
-        """A superset of ``detect.helper._calls_of`` and its callers' saves: ``name(...)`` (or
-        ``self.name(...)``) is called, the name is never used otherwise (``pool.map(name, xs)``:
-        unseen callers), and no call is the whole value of a ``return`` (a caller that hands the
-        result on instead of saving it, which detect rejects the helper for)."""
-        if self._callees is None:
-            self._callees = self._helper_callees()
-        return name in self._callees or "self." + name in self._callees
+    def _callers_may_save(self, function: ast.AST) -> bool:
+        """A superset of ``detect.helper`` accepting the callers of ``function``:
 
-    def _helper_callees(self) -> Set[str]:
-        calls: Set[str] = set()
-        spoiled: Set[str] = set()  # referenced otherwise, or a call returned as is
-        funcs: Set[int] = set()
-        returned: Set[int] = set()
-        for node in walk(self.tree):  # a parent is always visited before its children
-            if isinstance(node, ast.Return) and isinstance(node.value, ast.Call):
-                returned.add(id(node.value))
-            elif isinstance(node, ast.Call):
-                key = _helper_key(node.func)
-                if key is not None:
-                    funcs.add(id(node.func))
-                    (spoiled if id(node) in returned else calls).add(key)
-            elif isinstance(node, (ast.Name, ast.Attribute)) and id(node) not in funcs:
-                key = _helper_key(node)
-                if key is not None:
-                    spoiled.add(key)
-        return calls - spoiled
+        * it is not defined inside another function (its qualified name has no ``<locals>``);
+        * it is called, as ``name(...)`` (``self.name(...)`` for a method), and its name is
+          never used otherwise (``pool.map(name, xs)``: unseen callers, ``_calls_of``);
+        * no call sits in a comprehension of its statement (``_per_item``) or under a lambda
+          (``_Index`` never indexes it);
+        * the function (or module code) around each call holds a possible sink, and the
+          call's statement holds one, or keeps the result (``x = f()``, ``xs.append(f())``:
+          ``_receivers``) and a possible sink reads it later in the function (``_caller_save``).
+        """
+        if not self._names_as_written():
+            return True  # `ｆoo` and `foo` are one name here, two for detect: it decides
+        if self._helpers is None:
+            self._helpers = _HelperCalls(self.tree)
+        helpers = self._helpers
+        key = helpers.keys.get(id(function))
+        if key is None or key in helpers.spoiled:
+            return False
+        calls = helpers.calls.get(key, [])
+        return bool(calls) and all(self._caller_may_save(call) for call in calls)
+
+    def _caller_may_save(self, call: _HelperCall) -> bool:
+        if not self._scope_may_save(call.scope):
+            return False
+        if self._holds_sink(call.statement):
+            return True  # json.dump(run_model(data), f)
+        received = _receivers(call.statement)
+        bodies = [self.tree.body] + ([call.scope.body] if call.scope is not None else [])
+        return bool(received) and self._sink_after(list(call.frame.after(bodies)), received)
+
+    def _names_as_written(self) -> bool:
+        """Whether every identifier reads here as in the source. ``ast`` folds identifiers to
+        NFKC (``ｆoo`` is ``foo``), LibCST keeps them as written; in an NFKC-normalized text
+        (every ASCII one) each identifier already is its folded form."""
+        if self._nfkc is None:
+            text = self.source.decode("utf-8", "replace")
+            self._nfkc = (
+                self.ascii or unicodedata.is_normalized("NFKC", text) or _identifiers_normalized(text)
+            )
+        return self._nfkc
+
+    def _holds_sink(self, stmt: ast.stmt) -> bool:
+        return any(self.may_be_sink(call) for call in self._statement(stmt).calls)
+
+    def _scope_may_save(self, scope: Optional[ast.AST]) -> bool:
+        """A possible sink in the function ``scope`` (None: in the module's code outside functions)."""
+        key = id(scope)
+        if key not in self._scope_sinks:
+            if scope is None:
+                nodes: Iterator[ast.AST] = _walk_all(
+                    [s for s in self.tree.body if not isinstance(s, _FUNCTIONS)], _module_walk
+                )
+            else:
+                nodes = walk(scope)
+            self._scope_sinks[key] = any(isinstance(n, ast.Call) and self.may_be_sink(n) for n in nodes)
+        return self._scope_sinks[key]
 
     def _parallel_may_match(
         self,
@@ -700,28 +954,93 @@ class _Module:
             target = stmt.target
         if not isinstance(target, ast.Name) or stmt.value is None:
             return False
-        waits = catalogue.PARALLEL_RESULT_METHODS | catalogue.FUTURE_RESULT_METHODS
-        if not any(self._parallel_call(node, waits) for node in walk(stmt.value)):
+        if not any(self._parallel_value(inner) for inner in _unwrapped(stmt.value)):
             return False
         return self._sink_after(list(_after(block, index, link)), {target.id})
 
-    def _parallel_call(self, node: ast.AST, waits: FrozenSet[str]) -> bool:
-        """A call ``detect.parallel`` may wrap or wait on: ``x.map/imap/...(...)``, a gather,
-        an ``as_completed``, or a method in ``waits`` (``h.result()``)."""
-        if not isinstance(node, ast.Call):
+    def _parallel_value(self, inner: ast.AST) -> bool:
+        """A superset of the shapes ``detect.parallel.statement_plan`` takes (after ``_unwrap``):
+        a pool's map, a joblib ``Parallel(...)(comprehension)``, ``gather(*coros)``, or a list
+        comprehension waiting on the handles it iterates (``[f.result() for f in futures]``) in a
+        module that makes handles (``pool.submit``, ``create_task``)."""
+        if isinstance(inner, ast.ListComp):
+            if len(inner.generators) != 1:
+                return False
+            targets = assigned_names(inner.generators[0].target)
+            return (
+                any(
+                    isinstance(n, ast.Call)
+                    and isinstance(n.func, ast.Attribute)
+                    and n.func.attr in catalogue.PARALLEL_RESULT_METHODS
+                    and target_name(n.func.value) in targets
+                    for n in walk(inner.elt)
+                )
+                and self._makes_handles()
+            )
+        if not isinstance(inner, ast.Call):
             return False
-        if isinstance(node.func, ast.Call):  # Parallel(n_jobs=4)(delayed(f)(x) for x in xs)
-            runner = node.func.func
-            if callee_name(runner) in _PARALLEL_LASTS:
-                return True
-            return self._may_alias_parallel() and bool(self.qualified(runner) & catalogue.JOBLIB_PARALLEL)
-        name = callee_name(node.func)
-        if isinstance(node.func, ast.Attribute) and (name in catalogue.PARALLEL_MAP_METHODS or name in waits):
+        if self._pool_call(inner, catalogue.PARALLEL_MAP_METHODS):
             return True
-        if name in _PARALLEL_LASTS:
+        if isinstance(inner.func, ast.Call):  # Parallel(n_jobs=4)(delayed(f)(x) for x in xs)
+            arguments = [*inner.args, *(k.value for k in inner.keywords)]  # LibCST's args: both kinds
+            return (
+                len(arguments) == 1
+                and isinstance(arguments[0], (ast.GeneratorExp, ast.ListComp))
+                and self._may_name(inner.func.func, catalogue.JOBLIB_PARALLEL)
+            )
+        starred = [arg for arg in inner.args if isinstance(arg, ast.Starred)]
+        return len(starred) == 1 and self._may_name(inner.func, catalogue.GATHER_CALLS)
+
+    def _may_name(self, func: ast.AST, qualified: FrozenSet[str]) -> bool:
+        """A superset of ``a.qualified(func) & qualified`` (for the parallel shapes' modules)."""
+        if callee_name(func) in {_last(q) for q in qualified}:
             return True
         # an alias (`from asyncio import gather as g`) only where such a module is imported at all
-        return self._may_alias_parallel() and bool(self.qualified(node.func) & _PARALLEL_QUALIFIED)
+        return self._may_alias_parallel() and bool(self.qualified(func) & qualified)
+
+    def _pool_call(self, node: ast.AST, methods: FrozenSet[str]) -> bool:
+        """``parallel._pool_method``: ``pool.<method>(...)`` on a name bound to a pool constructor."""
+        return (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in methods
+            and target_name(node.func.value) in self._pool_names()
+        )
+
+    def _pool_names(self) -> FrozenSet[str]:
+        """A superset of ``parallel._bindings(a)[0]``: names bound to a call whose callee's last
+        part is a pool constructor (``x = Pool(...)``, ``with ThreadPoolExecutor() as x``)."""
+        if self._pools is None:
+            found: Set[str] = set()
+            if any(word.encode() in self.source for word in catalogue.POOL_CONSTRUCTORS):
+                for node in walk(self.tree):
+                    targets: List[ast.AST] = []
+                    value: Optional[ast.AST] = None
+                    if isinstance(node, ast.Assign):
+                        targets, value = list(node.targets), node.value
+                    elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+                        targets, value = [node.optional_vars], node.context_expr
+                    if (
+                        isinstance(value, ast.Call)
+                        and _callee_text(value.func).rsplit(".", 1)[-1] in catalogue.POOL_CONSTRUCTORS
+                    ):
+                        found |= {name for name in map(target_name, targets) if name}
+            self._pools = frozenset(found)
+        return self._pools
+
+    def _makes_handles(self) -> bool:
+        """A superset of ``parallel._producers`` finding a producer anywhere: a pool's
+        ``submit``/``apply_async``, or a ``create_task``/``ensure_future``."""
+        if self._handles is None:
+            self._handles = any(
+                isinstance(n, ast.Call)
+                and (
+                    self._pool_call(n, catalogue.PARALLEL_SUBMIT_METHODS)
+                    or callee_name(n.func) in catalogue.TASK_METHODS
+                )
+                for n in walk(self.tree)
+            )
+        return self._handles
 
     def _may_alias_parallel(self) -> bool:
         if self._parallel_aliases is None:
@@ -733,13 +1052,25 @@ class _Module:
         return self._parallel_aliases
 
     def _may_be_parallel_loop(self, loop: ast.stmt) -> bool:
-        """A superset of ``detect.parallel.loop_plan`` taking a ``for`` loop: a pool's map or an
-        ``as_completed`` in its iterable, or a handle waited on in its body."""
-        parts: List[ast.AST] = [loop.iter, *loop.body]  # type: ignore[attr-defined]
+        """A superset of ``detect.parallel.loop_plan`` taking a ``for`` loop: a pool's map as
+        its iterable (after ``_unwrap``), an ``as_completed`` in its iterable, or a handle the
+        loop binds waited on in its body (``fut.result()``)."""
+        assert isinstance(loop, _FOR)
+        if any(self._pool_call(inner, catalogue.PARALLEL_MAP_METHODS) for inner in _unwrapped(loop.iter)):
+            return True
+        if any(
+            isinstance(n, ast.Call) and self._may_name(n.func, catalogue.FUTURES_ITERABLES)
+            for n in walk(loop.iter)
+        ):
+            return True
+        targets = assigned_names(loop.target)
         return any(
-            self._parallel_call(node, catalogue.FUTURE_RESULT_METHODS)
-            for part in parts
-            for node in walk(part)
+            isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and n.func.attr in catalogue.FUTURE_RESULT_METHODS
+            and target_name(n.func.value) in targets
+            for part in loop.body
+            for n in walk(part)
         )
 
     def _row_apply_may_match(
@@ -913,6 +1244,19 @@ def _body(parts: Sequence[ast.AST]) -> _Body:
 _PARALLEL_QUALIFIED = catalogue.GATHER_CALLS | catalogue.FUTURES_ITERABLES | catalogue.JOBLIB_PARALLEL
 _PARALLEL_LASTS = frozenset(_last(q) for q in _PARALLEL_QUALIFIED)
 _PARALLEL_ROOTS = frozenset(q.split(".", 1)[0] for q in _PARALLEL_QUALIFIED)
+
+
+def _unwrapped(value: ast.AST) -> Iterator[ast.AST]:
+    """``value`` and what ``parallel._unwrap`` may strip it to: under ``await``, and the first
+    positional argument of a call (``list(x)``, ``tqdm(x)``, whatever the callee: a superset)."""
+    while True:
+        yield value
+        if isinstance(value, ast.Await):
+            value = value.value
+        elif isinstance(value, ast.Call) and value.args and not isinstance(value.args[0], ast.Starred):
+            value = value.args[0]
+        else:
+            return
 
 
 def _ack_shaped(stmt: ast.stmt) -> bool:
