@@ -31,11 +31,14 @@ from typing import Dict, List
 
 import pytest
 
+import checkpointify
 from tests.support.fixture_cases import SUPPORT, Case, cases, finding_summary
 
 ALL = cases()
 # notebooks run in a real kernel instead: tests/rewrite/test_notebook_kernel.py
 RUNNABLE = [c for c in ALL if c.rewrites and not c.notebook and c.meta.get("run", True)]
+#: the folder holding the ``checkpointify`` package that runs these tests
+PACKAGE_ROOT = Path(checkpointify.__file__).resolve().parent.parent
 DELAY = "0.04"  # seconds of "work" per unit, so that a kill lands mid-run
 
 
@@ -92,7 +95,9 @@ def _env(where: Path, unordered: bool = False) -> Dict[str, str]:
         env.pop("PYTHONHASHSEED", None)  # every run iterates the set in its own order
     else:
         env["PYTHONHASHSEED"] = "0"  # the work log's order is compared run to run
-    env["PYTHONPATH"] = os.pathsep.join([str(SUPPORT), env.get("PYTHONPATH", "")])
+    # the package's own folder too: a program that needs a newer Python runs under another
+    # interpreter, which has not installed checkpointify (the runtime is stdlib-only)
+    env["PYTHONPATH"] = os.pathsep.join([str(SUPPORT), str(PACKAGE_ROOT), env.get("PYTHONPATH", "")])
     env["CKPT_WORKLOG"] = str(where / "worklog.txt")
     env["CKPT_DELAY"] = DELAY
     env.pop("CHECKPOINTIFY_DIR", None)
