@@ -1,6 +1,7 @@
 """Count words per document and in total, then write a CSV report at the end."""
 
 import csv
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -9,6 +10,7 @@ HERE = Path(__file__).parent
 
 def analyse(line):
     """Stand-in for per-document work (parsing, an API call, a model...)."""
+    time.sleep(0.2)  # the real work takes time
     return Counter(word.strip(".,;").lower() for word in line.split())
 
 

@@ -71,6 +71,8 @@ def test_the_examples_rewrite_clean(tmp_path: Path) -> None:
         source = example.read_bytes()
         result = process_source(source, example.name, Options(root=tmp_path), rewrite=True)
         assert result.error is None
+        # each bundled example is there to show a rewrite (the README's first command)
+        assert result.new_source is not None and result.new_source != source, example.name
         (tmp_path / "before.py").write_bytes(source)
         (tmp_path / "after.py").write_bytes(result.new_source or source)
         before = _violations(tmp_path, "before.py", "--isolated")
