@@ -11,6 +11,7 @@ from typing import (
     List,
     Optional,
     Set,
+    Tuple,
 )
 
 #: cstutil.PRUNE: nodes whose bodies run elsewhere
@@ -94,8 +95,9 @@ def walk(node: ast.AST) -> Iterator[ast.AST]:
                 stack.append(value)
 
 
-def pruned_walk(node: ast.AST) -> Iterator[ast.AST]:
-    """``cstutil.walk``: ``node`` and everything under it, not entering functions, classes, lambdas."""
+def pruned_walk(node: ast.AST, prune: Tuple[type, ...] = _PRUNE) -> Iterator[ast.AST]:
+    """``cstutil.walk``: ``node`` and everything under it, not entering functions, classes,
+    lambdas (or the node types ``prune`` names)."""
     stack: List[Any] = [node]
     while stack:
         current = stack.pop()
@@ -107,8 +109,8 @@ def pruned_walk(node: ast.AST) -> Iterator[ast.AST]:
                 continue
             value = getattr(current, field, None)
             if value.__class__ is list:
-                stack.extend(v for v in value if not isinstance(v, _PRUNE))
-            elif isinstance(value, ast.AST) and not isinstance(value, _PRUNE):
+                stack.extend(v for v in value if not isinstance(v, prune))
+            elif isinstance(value, ast.AST) and not isinstance(value, prune):
                 stack.append(value)
 
 

@@ -330,21 +330,9 @@ def _receivers(stmt: ast.stmt) -> Set[str]:
 
 
 def _module_walk(node: ast.AST) -> Iterator[ast.AST]:
-    """``walk`` without entering functions (class bodies and lambdas included)."""
-    stack: List[Any] = [node]
-    while stack:
-        current = stack.pop()
-        if not isinstance(current, ast.AST) or isinstance(current, _FUNCTIONS):
-            continue
-        yield current
-        for field in current._fields:
-            if field == "ctx":
-                continue
-            value = getattr(current, field, None)
-            if value.__class__ is list:
-                stack.extend(value)
-            elif isinstance(value, ast.AST):
-                stack.append(value)
+    """``walk`` without entering functions (class bodies and lambdas included); ``node`` is
+    never a function itself (its callers pass module-level statements that are not)."""
+    return pruned_walk(node, _FUNCTIONS)
 
 
 class _Module:

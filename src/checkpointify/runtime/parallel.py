@@ -49,7 +49,21 @@ from .lite import TYPE_CHECKING
 from .settings import _Settings, checkpoint_dir, log_name, remote_url, shard
 
 if TYPE_CHECKING:
-    from typing import Any, Awaitable, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+    from typing import (
+        Any,
+        Awaitable,
+        Callable,
+        Dict,
+        Iterable,
+        Iterator,
+        List,
+        Optional,
+        Tuple,
+        TypeVar,
+        Union,
+    )
+
+    _Site = TypeVar("_Site", bound="Parallel")
 
     from .store import Store
 
@@ -661,13 +675,25 @@ def parallel(
     """Open the recorded results of parallel site ``loop_id`` (nothing is read until first
     use). ``key``, ``directory`` and ``strict`` are those of :func:`~.checkpoint.checkpoint`;
     the loop id's file part is resolved the same way (:mod:`.naming`)."""
+    return _open_site(Parallel, loop_id, key, directory, strict)
+
+
+def _open_site(
+    cls: Callable[..., _Site],
+    loop_id: str,
+    key: object,
+    directory: Optional[Union[str, os.PathLike[str]]],
+    strict: Optional[bool],
+) -> _Site:
+    """``cls`` for ``loop_id``, its file part resolved and its source named after the
+    program line that called the public factory (:func:`parallel`, ``shared_appends``)."""
     from pathlib import Path
 
     from .naming import run_time_id
 
-    caller = sys._getframe(1)
+    caller = sys._getframe(2)
     filename = caller.f_code.co_filename
-    return Parallel(
+    return cls(
         run_time_id(loop_id, filename),
         key=key,
         directory=directory,

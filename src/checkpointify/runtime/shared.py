@@ -56,11 +56,9 @@ it: a re-run's recorded call returns None).
 
 from __future__ import annotations
 
-import sys
-
 from .errors import CheckpointError
 from .lite import TYPE_CHECKING
-from .parallel import Parallel
+from .parallel import Parallel, _open_site
 
 if TYPE_CHECKING:
     import os
@@ -187,17 +185,4 @@ def shared_appends(
     """Open the recorded appends of shared-list site ``loop_id`` (nothing is read until
     first use). ``key``, ``directory`` and ``strict`` are those of
     :func:`~.parallel.parallel`."""
-    from pathlib import Path
-
-    from .errors import _shown
-    from .naming import run_time_id
-
-    caller = sys._getframe(1)
-    filename = caller.f_code.co_filename
-    return SharedAppends(
-        run_time_id(loop_id, filename),
-        key=key,
-        directory=directory,
-        source="%s:%d" % (_shown(Path(filename)), caller.f_lineno),
-        strict=strict,
-    )
+    return _open_site(SharedAppends, loop_id, key, directory, strict)
