@@ -182,13 +182,20 @@ def _worklog(where: Path) -> List[str]:
 
 
 def _kill_midway(
-    where: Path, after_units: int, unordered: bool = False, python: str = sys.executable
+    where: Path, after_units: int, unordered: bool = False, python: str = sys.executable, hold: bool = False
 ) -> List[str]:
-    """Start the program, SIGKILL it once ``after_units`` units have started; return its work log."""
+    """Start the program, SIGKILL it once ``after_units`` units have started; return its work log.
+
+    With ``hold``, that unit lasts a minute instead of DELAY: for a kill after the last
+    unit, which on a loaded machine could otherwise land after the program's end.
+    """
+    env = _env(where, unordered)
+    if hold:
+        env["CKPT_HOLD_AT"] = str(after_units)
     proc = subprocess.Popen(
         [python, "prog.py"],
         cwd=where,
-        env=_env(where, unordered),
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -259,7 +266,7 @@ def _kill_and_resume(
     # resumed run must find its completed items by identity)
     crashed = _prepare(case, case.expected, tmp_path / "crashed")
     kill_after = int(case.meta.get("kill_after", max(2, len(all_units) // 2)))
-    before_kill = _kill_midway(crashed, kill_after, unordered, python)
+    before_kill = _kill_midway(crashed, kill_after, unordered, python, hold=kill_after >= len(all_units))
     if b"acknowledge_each(" not in case.expected:
         # a log file, or rows in the database (transaction=); acknowledge_each stores
         # nothing (the broker is the progress marker: the checks below show it held)
