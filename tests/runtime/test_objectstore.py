@@ -467,7 +467,8 @@ def test_parallel_site_killed_and_resumed_on_another_machine(
     again. ``every-result`` (CHECKPOINTIFY_BATCH=off) uploads each result before the program
     sees it, so no delivered input runs again; ``batched`` uploads at most once per interval
     (0.2 s here), so only results of the last interval (and the upload in flight) may."""
-    from tests.runtime.test_parallel import PROGRAM, _env, _log
+    from tests.runtime.test_parallel import PROGRAM
+    from tests.support.runtime_programs import program_env, run_program, worklog
 
     env = _s3_env(s3, url, CHECKPOINTIFY_QUIET="")  # "N results restored" is said
     env.update(
@@ -477,14 +478,7 @@ def test_parallel_site_killed_and_resumed_on_another_machine(
     )
     clean = _machine(tmp_path / "clean")
     (clean / "prog.py").write_text(PROGRAM)
-    done = subprocess.run(
-        [sys.executable, "prog.py", mode],
-        cwd=clean,
-        env=_env(clean, **env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_program(clean, mode, **env)
     assert done.returncode == 0, done.stderr
     expected = (clean / "out.json").read_bytes()
     assert s3.keys(url) == []
@@ -492,34 +486,29 @@ def test_parallel_site_killed_and_resumed_on_another_machine(
     node_a = _machine(tmp_path / "node-a")
     (node_a / "prog.py").write_text(PROGRAM)
     proc = subprocess.Popen(
-        [sys.executable, "prog.py", mode], cwd=node_a, env=_env(node_a, **env), stderr=subprocess.PIPE
+        [sys.executable, "prog.py", mode], cwd=node_a, env=program_env(node_a, **env), stderr=subprocess.PIPE
     )
-    _wait_for(lambda: sum(line.startswith("done") for line in _log(node_a)) >= 8 or proc.poll() is not None)
+    _wait_for(
+        lambda: sum(line.startswith("done") for line in worklog(node_a)) >= 8 or proc.poll() is not None
+    )
     if policy == "batched":
         _wait_for(lambda: len(s3.keys(url)) >= 3 or proc.poll() is not None)  # header, epoch, results
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else b""
-    delivered = {line.split()[1] for line in _log(node_a) if line.startswith("done")}
+    delivered = {line.split()[1] for line in worklog(node_a) if line.startswith("done")}
     assert s3.keys(url), "nothing was uploaded before the kill"
 
     node_b = _machine(tmp_path / "node-b")  # the rescheduled pod: same program, empty disk
     (node_b / "prog.py").write_text(PROGRAM)
-    resumed = subprocess.run(
-        [sys.executable, "prog.py", mode],
-        cwd=node_b,
-        env=_env(node_b, **env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    resumed = run_program(node_b, mode, **env)
     assert resumed.returncode == 0, resumed.stderr
     assert (node_b / "out.json").read_bytes() == expected
-    started = [line.split()[1] for line in _log(node_b) if line.startswith("start")]
+    started = [line.split()[1] for line in worklog(node_b) if line.startswith("start")]
     assert len(started) == len(set(started)), "an input ran twice in one run"
     restored = int(resumed.stderr.split(" results restored")[0].rsplit(" ", 1)[1])
     assert restored >= 1 and len(started) == 24 - restored, "exactly the restored inputs were skipped"
-    before = {line.split()[1] for line in _log(node_a) if line.startswith("start")}
+    before = {line.split()[1] for line in worklog(node_a) if line.startswith("start")}
     assert set(started) | before == {str(x) for x in range(24)}, "an input was never run"
     if policy == "every-result":
         # threads: "done" is noted once the future resolved, after its upload; asyncio: the

@@ -8,18 +8,16 @@ is left behind. The fault tests use real unpicklable results and real strict mod
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Dict, List
 
 import pytest
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
+from tests.support.runtime_programs import program_env, run_program, worklog, write_program
 
 PROGRAM = textwrap.dedent(
     """
@@ -93,53 +91,20 @@ PROGRAM = textwrap.dedent(
 MODES = ["threads", "processes", "executor-processes", "joblib", "asyncio"]
 
 
-def _env(where: Path, **extra: str) -> Dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = SRC
-    env["WORKLOG"] = str(where / "worklog.txt")
-    env["CHECKPOINTIFY_FSYNC"] = "never"  # a SIGKILL does not lose what was handed to the OS
-    for name in ("CHECKPOINTIFY_DIR", "CHECKPOINTIFY_STRICT", "CHECKPOINTIFY_ON_STALE"):
-        env.pop(name, None)
-    env.update(extra)
-    return env
-
-
-def _log(where: Path) -> List[str]:
-    path = where / "worklog.txt"
-    return path.read_text().splitlines() if path.exists() else []
-
-
-def _run(where: Path, mode: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "prog.py", mode],
-        cwd=where,
-        env=_env(where, **extra),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def _program(where: Path, text: str = PROGRAM) -> Path:
-    where.mkdir(parents=True, exist_ok=True)
-    (where / "prog.py").write_text(text)
-    return where
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_killed_run_resumes_without_resubmitting_completed_inputs(mode: str, tmp_path: Path) -> None:
-    clean = _program(tmp_path / "clean")
-    done = _run(clean, mode)
+    clean = write_program(tmp_path / "clean", PROGRAM)
+    done = run_program(clean, mode)
     assert done.returncode == 0, done.stderr
     expected = (clean / "out.json").read_bytes()
     assert not (clean / ".checkpointify").exists()
 
-    crashed = _program(tmp_path / "crashed")
+    crashed = write_program(tmp_path / "crashed", PROGRAM)
     proc = subprocess.Popen(
-        [sys.executable, "prog.py", mode], cwd=crashed, env=_env(crashed), stderr=subprocess.PIPE
+        [sys.executable, "prog.py", mode], cwd=crashed, env=program_env(crashed), stderr=subprocess.PIPE
     )
     deadline = time.monotonic() + 60
-    while sum(line.startswith("done") for line in _log(crashed)) < 8:
+    while sum(line.startswith("done") for line in worklog(crashed)) < 8:
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
         assert time.monotonic() < deadline, "no progress"
         time.sleep(0.005)
@@ -150,7 +115,7 @@ def test_killed_run_resumes_without_resubmitting_completed_inputs(mode: str, tmp
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    before = _log(crashed)
+    before = worklog(crashed)
     delivered = {line.split()[1] for line in before if line.startswith("done")}
     if mode == "joblib":
         delivered = set()  # noted by the worker, not where the result is recorded: counted below
@@ -158,9 +123,9 @@ def test_killed_run_resumes_without_resubmitting_completed_inputs(mode: str, tmp
     assert not (crashed / "out.json").exists()
 
     (crashed / "worklog.txt").unlink()
-    resumed = _run(crashed, mode)
+    resumed = run_program(crashed, mode)
     assert resumed.returncode == 0, resumed.stderr
-    started_again = {line.split()[1] for line in _log(crashed) if line.startswith("start")}
+    started_again = {line.split()[1] for line in worklog(crashed) if line.startswith("start")}
     assert not delivered & started_again, "inputs whose results were delivered before the kill ran again"
     if mode != "joblib":
         assert started_again | delivered == {str(x) for x in range(24)}, "an input was never run"
@@ -173,9 +138,9 @@ def test_killed_run_resumes_without_resubmitting_completed_inputs(mode: str, tmp
 
     # a run after success starts from zero
     (crashed / "worklog.txt").unlink()
-    again = _run(crashed, mode)
+    again = run_program(crashed, mode)
     assert again.returncode == 0, again.stderr
-    assert sum(line.startswith("start") for line in _log(crashed)) == 24
+    assert sum(line.startswith("start") for line in worklog(crashed)) == 24
 
 
 UNPICKLABLE = textwrap.dedent(
@@ -199,8 +164,8 @@ UNPICKLABLE = textwrap.dedent(
 
 
 def test_unpicklable_result_warns_once_and_steps_aside(tmp_path: Path) -> None:
-    where = _program(tmp_path, UNPICKLABLE)
-    done = _run(where, "-")
+    where = write_program(tmp_path, UNPICKLABLE)
+    done = run_program(where, "-")
     assert done.returncode == 0, done.stderr
     assert (where / "out.json").read_text() == json_list(range(8))
     assert done.stderr.count("warning") == 1, done.stderr
@@ -209,8 +174,8 @@ def test_unpicklable_result_warns_once_and_steps_aside(tmp_path: Path) -> None:
 
 
 def test_unpicklable_result_raises_in_strict_mode(tmp_path: Path) -> None:
-    where = _program(tmp_path, UNPICKLABLE)
-    done = _run(where, "-", CHECKPOINTIFY_STRICT="1")
+    where = write_program(tmp_path, UNPICKLABLE)
+    done = run_program(where, "-", CHECKPOINTIFY_STRICT="1")
     assert done.returncode != 0
     assert "CheckpointError" in done.stderr and "cannot be pickled" in done.stderr
     assert not (where / "out.json").exists()
@@ -261,31 +226,31 @@ def test_a_pool_without_per_input_calls_runs_unchecked_with_one_warning(
 
 @pytest.mark.parametrize("mode", ["threads", "asyncio"])
 def test_disk_full_warns_once_and_the_work_runs_on(mode: str, tmp_path: Path) -> None:
-    clean = _program(tmp_path / "clean")
-    assert _run(clean, mode).returncode == 0
-    full = _program(tmp_path / "full")
-    done = _run(full, mode, CHECKPOINTIFY_FAULT="enospc:3")
+    clean = write_program(tmp_path / "clean", PROGRAM)
+    assert run_program(clean, mode).returncode == 0
+    full = write_program(tmp_path / "full", PROGRAM)
+    done = run_program(full, mode, CHECKPOINTIFY_FAULT="enospc:3")
     assert done.returncode == 0, done.stderr
     assert (full / "out.json").read_bytes() == (clean / "out.json").read_bytes()
     assert done.stderr.count("warning") == 1 and "No space left" in done.stderr
-    strict = _program(tmp_path / "strict")
-    failed = _run(strict, mode, CHECKPOINTIFY_FAULT="enospc:3", CHECKPOINTIFY_STRICT="1")
+    strict = write_program(tmp_path / "strict", PROGRAM)
+    failed = run_program(strict, mode, CHECKPOINTIFY_FAULT="enospc:3", CHECKPOINTIFY_STRICT="1")
     assert failed.returncode != 0 and "CheckpointWriteError" in failed.stderr
     assert not (strict / "out.json").exists()
 
 
 @pytest.mark.parametrize("point", ["mid-record", "after-write", "before-write"])
 def test_a_crash_while_a_result_is_written_resumes_from_the_valid_records(point: str, tmp_path: Path) -> None:
-    clean = _program(tmp_path / "clean")
-    assert _run(clean, "threads").returncode == 0
-    crashed = _program(tmp_path / "crashed")
-    died = _run(crashed, "threads", CHECKPOINTIFY_FAULT="%s:6" % point)
+    clean = write_program(tmp_path / "clean", PROGRAM)
+    assert run_program(clean, "threads").returncode == 0
+    crashed = write_program(tmp_path / "crashed", PROGRAM)
+    died = run_program(crashed, "threads", CHECKPOINTIFY_FAULT="%s:6" % point)
     assert died.returncode == 137, died.stderr
-    delivered = {line.split()[1] for line in _log(crashed) if line.startswith("done")}
+    delivered = {line.split()[1] for line in worklog(crashed) if line.startswith("done")}
     (crashed / "worklog.txt").unlink()
-    resumed = _run(crashed, "threads")
+    resumed = run_program(crashed, "threads")
     assert resumed.returncode == 0, resumed.stderr
-    again = {line.split()[1] for line in _log(crashed) if line.startswith("start")}
+    again = {line.split()[1] for line in worklog(crashed) if line.startswith("start")}
     assert not delivered & again
     recorded = 6 if point == "after-write" else 5  # the 6th write died before, within or after it
     assert len(again) == 24 - recorded, "exactly the recorded results are skipped"

@@ -11,16 +11,15 @@ and real strict mode.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Dict, List
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
+from tests.support.runtime_programs import program_env, run_program, worklog, write_program
+
 ITEMS = 40
 
 PROGRAM = textwrap.dedent(
@@ -60,59 +59,26 @@ PROGRAM = textwrap.dedent(
 ).replace("ITEMS", str(ITEMS))
 
 
-def _env(where: Path, **extra: str) -> Dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = SRC
-    env["WORKLOG"] = str(where / "worklog.txt")
-    env["CHECKPOINTIFY_FSYNC"] = "never"  # a SIGKILL does not lose what was handed to the OS
-    for name in ("CHECKPOINTIFY_DIR", "CHECKPOINTIFY_STRICT", "CHECKPOINTIFY_ON_STALE"):
-        env.pop(name, None)
-    env.update(extra)
-    return env
-
-
-def _log(where: Path) -> List[str]:
-    path = where / "worklog.txt"
-    return path.read_text().splitlines() if path.exists() else []
-
-
-def _run(where: Path, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "prog.py"],
-        cwd=where,
-        env=_env(where, **extra),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def _program(where: Path, text: str = PROGRAM) -> Path:
-    where.mkdir(parents=True, exist_ok=True)
-    (where / "prog.py").write_text(text)
-    return where
-
-
 def test_killed_event_loop_resumes_without_rerunning_completed_calls(tmp_path: Path) -> None:
-    clean = _program(tmp_path / "clean")
-    done = _run(clean)
+    clean = write_program(tmp_path / "clean", PROGRAM)
+    done = run_program(clean)
     assert done.returncode == 0, done.stderr
     expected = (clean / "out.json").read_bytes()
     assert not (clean / ".checkpointify").exists()
 
-    crashed = _program(tmp_path / "crashed")
+    crashed = write_program(tmp_path / "crashed", PROGRAM)
     proc = subprocess.Popen(
-        [sys.executable, "prog.py"], cwd=crashed, env=_env(crashed), stderr=subprocess.PIPE
+        [sys.executable, "prog.py"], cwd=crashed, env=program_env(crashed), stderr=subprocess.PIPE
     )
     deadline = time.monotonic() + 60
-    while sum(line.startswith("done") for line in _log(crashed)) < 12:
+    while sum(line.startswith("done") for line in worklog(crashed)) < 12:
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
         assert time.monotonic() < deadline, "no progress"
         time.sleep(0.002)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    before = _log(crashed)
+    before = worklog(crashed)
     completed = {line.split()[1] for line in before if line.startswith("done")}
     in_flight = {line.split()[1] for line in before if line.startswith("start")} - completed
     assert in_flight, "the kill should land with calls in flight (8 run at once)"
@@ -120,9 +86,9 @@ def test_killed_event_loop_resumes_without_rerunning_completed_calls(tmp_path: P
     assert not (crashed / "out.json").exists()
 
     (crashed / "worklog.txt").unlink()
-    resumed = _run(crashed)
+    resumed = run_program(crashed)
     assert resumed.returncode == 0, resumed.stderr
-    started_again = [line.split()[1] for line in _log(crashed) if line.startswith("start")]
+    started_again = [line.split()[1] for line in worklog(crashed) if line.startswith("start")]
     assert not completed & set(started_again), "calls that completed before the kill ran again"
     assert len(started_again) == len(set(started_again)), "a call ran twice in the resumed run"
     assert set(started_again) | completed == {str(x) for x in range(ITEMS)}, "a call was never made"
@@ -133,9 +99,9 @@ def test_killed_event_loop_resumes_without_rerunning_completed_calls(tmp_path: P
     assert not (crashed / ".checkpointify").exists(), "the log was left after success"
 
     (crashed / "worklog.txt").unlink()
-    again = _run(crashed)
+    again = run_program(crashed)
     assert again.returncode == 0, again.stderr
-    assert sum(line.startswith("start") for line in _log(crashed)) == ITEMS
+    assert sum(line.startswith("start") for line in worklog(crashed)) == ITEMS
 
 
 LEFTOVER = textwrap.dedent(
@@ -168,8 +134,8 @@ LEFTOVER = textwrap.dedent(
 
 
 def test_an_append_after_its_call_completed_warns_once_and_the_program_runs_on(tmp_path: Path) -> None:
-    where = _program(tmp_path / "p", LEFTOVER)
-    done = _run(where)
+    where = write_program(tmp_path / "p", LEFTOVER)
+    done = run_program(where)
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("warning") == 1
     assert "cannot be attributed" in done.stderr
@@ -178,8 +144,8 @@ def test_an_append_after_its_call_completed_warns_once_and_the_program_runs_on(t
 
 
 def test_an_append_after_its_call_completed_raises_in_strict_mode(tmp_path: Path) -> None:
-    where = _program(tmp_path / "p", LEFTOVER)
-    done = _run(where, CHECKPOINTIFY_STRICT="1")
+    where = write_program(tmp_path / "p", LEFTOVER)
+    done = run_program(where, CHECKPOINTIFY_STRICT="1")
     assert done.returncode != 0
     assert "CheckpointError" in done.stderr and "cannot be attributed" in done.stderr
 
@@ -208,8 +174,8 @@ UNPICKLABLE = textwrap.dedent(
 
 
 def test_an_unpicklable_value_warns_once_and_the_work_runs_on(tmp_path: Path) -> None:
-    where = _program(tmp_path / "p", UNPICKLABLE)
-    done = _run(where)
+    where = write_program(tmp_path / "p", UNPICKLABLE)
+    done = run_program(where)
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("warning") == 1
     assert "cannot be pickled" in done.stderr
@@ -243,11 +209,11 @@ def test_plumbing_arguments_do_not_change_a_call_key(tmp_path: Path) -> None:
         asyncio.run(main())
         """
     )
-    where = _program(tmp_path / "p", program)
+    where = write_program(tmp_path / "p", program)
     done = subprocess.run(
         [sys.executable, "prog.py", str(tmp_path / "logs")],
         cwd=where,
-        env=_env(where),
+        env=program_env(where),
         capture_output=True,
         text=True,
         timeout=60,
