@@ -104,9 +104,10 @@ def item_site(a: FileAnalysis, loop: cst.For) -> Optional[ItemSite]:
 
 
 def _unwrap_progress(a: FileAnalysis, node: cst.BaseExpression) -> cst.BaseExpression:
-    """``tqdm(x, total=n)`` -> ``x`` (a progress bar yields what it wraps)."""
+    """``tqdm(x, total=n)`` -> ``x`` (a progress bar yields what it wraps; not ``trange(n)``)."""
     while (
-        isinstance(node, cst.Call)
+        _progress_range(a, node) is None
+        and isinstance(node, cst.Call)
         and node.args
         and node.args[0].keyword is None
         and not node.args[0].star
@@ -114,6 +115,15 @@ def _unwrap_progress(a: FileAnalysis, node: cst.BaseExpression) -> cst.BaseExpre
     ):
         node = node.args[0].value
     return node
+
+
+def _progress_range(a: FileAnalysis, node: cst.BaseExpression) -> Optional[cst.Call]:
+    """``trange(n)``: tqdm's ``tqdm(range(n))``."""
+    if isinstance(node, cst.Call) and any(
+        q.startswith(catalogue.PROGRESS_BAR_PREFIXES) and q.endswith(".trange") for q in a.qualified(node.func)
+    ):
+        return node
+    return None
 
 
 def _builtin_call(a: FileAnalysis, node: cst.BaseExpression, name: str) -> Optional[cst.Call]:
@@ -128,7 +138,7 @@ def _iteration(
     """``(list, index name, item aliases)`` for ``for i in range(len(data))``, ``for i, item
     in enumerate(data)`` and ``for item in data``, through progress bars."""
     iterable = _unwrap_progress(a, iterable)
-    ranged = _builtin_call(a, iterable, "range")
+    ranged = _builtin_call(a, iterable, "range") or _progress_range(a, iterable)
     if ranged is not None:
         # for i in range(len(data))
         if len(ranged.args) != 1 or not isinstance(target, cst.Name):
