@@ -70,7 +70,9 @@ def _work_done(where: Path) -> List[str]:
 def _kernel_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]))
     monkeypatch.delenv("CHECKPOINTIFY_DIR", raising=False)
-    monkeypatch.setenv("CHECKPOINTIFY_BATCH", "off")  # the promise checked: only the unit in flight runs again
+    monkeypatch.setenv(
+        "CHECKPOINTIFY_BATCH", "off"
+    )  # the promise checked: only the unit in flight runs again
 
 
 def test_a_killed_kernel_resumes_the_item_writes(tmp_path: Path) -> None:

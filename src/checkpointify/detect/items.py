@@ -37,6 +37,7 @@ _MUTATING = (
     | frozenset({"pop", "popitem", "clear", "remove", "sort", "reverse", "discard", "extendleft"})
 )
 
+
 @dataclass(frozen=True)
 class ItemSite:
     """A loop that writes into the items of list ``name``.
@@ -120,7 +121,8 @@ def _unwrap_progress(a: FileAnalysis, node: cst.BaseExpression) -> cst.BaseExpre
 def _progress_range(a: FileAnalysis, node: cst.BaseExpression) -> Optional[cst.Call]:
     """``trange(n)``: tqdm's ``tqdm(range(n))``."""
     if isinstance(node, cst.Call) and any(
-        q.startswith(catalogue.PROGRESS_BAR_PREFIXES) and q.endswith(".trange") for q in a.qualified(node.func)
+        q.startswith(catalogue.PROGRESS_BAR_PREFIXES) and q.endswith(".trange")
+        for q in a.qualified(node.func)
     ):
         return node
     return None
