@@ -74,6 +74,9 @@ def item_site(a: FileAnalysis, loop: cst.For) -> Optional[ItemSite]:
             if kind == "other":
                 # data[i - 1]["next"] = ...   /   data[i] = {...}   (another unit's item, or a whole item)
                 return None
+            if kind == "key" and isinstance(node, cst.Del):
+                # del item["draft"]   (the journal records stores, not deletions)
+                problem = problem or "`del %s` removes a key, which the journal cannot record" % _code(target)
             if kind == "nested":
                 problem = problem or (
                     "a write below an item's key (`%s`) cannot be journaled as a key of the item"
@@ -254,6 +257,11 @@ def _below_item(
 def _reads_only_own_item(body: cst.BaseSuite, name: str, index: Optional[str], aliases: List[str]) -> bool:
     """The body uses the list only as ``data[i]`` and ``len(data)``, and an item alias does
     not escape into another container or name (each unit sees only its own item)."""
+    for scope in walk(body, ()):
+        if isinstance(scope, _SCOPES) and any(
+            isinstance(n, cst.Name) and (n.value == name or n.value in aliases) for n in walk(scope, ())
+        ):
+            return False  # for item in data: pool.submit(lambda: item.update(f(item)))   (not journaled)
     inside: Set[int] = set()
     for node in walk(body, _SCOPES):
         if isinstance(node, cst.Subscript) and _item_of(node, name, index, aliases) == "own":
