@@ -450,6 +450,70 @@ warning.
 )
 
 
+ITEM_WRITES = Variant(
+    name="item-writes",
+    code="CKP001",
+    summary="the items of a loaded list are filled in a loop and saved only after it",
+    rationale="""\
+## What it does
+Finds a loop over a list bound before it (`data = json.load(f)`, a JSONL file read line by
+line, `df.to_dict("records")`) that writes the results of real work into its own item
+(`data[i]["answer"] = ...` in `for i in range(len(data))`, `item["answer"] = ...` or
+`item.update({...})` in `for item in data` or `for i, item in enumerate(data)`, also
+through `tqdm`), followed by a save of the list (`json.dump(data, f)`).
+
+## Why is this bad?
+Nothing is appended: each answer lives only inside the loaded list until the loop ends. A
+crash, a rate limit that raises, or a closed laptop one item before the end loses every
+call already paid for, and the re-run asks them all again.
+
+## Example
+```python
+with open("questions.json") as f:
+    data = json.load(f)
+for item in data:
+    item["answer"] = ask_llm(item["question"])
+with open("answers.json", "w") as f:
+    json.dump(data, f, indent=2)
+```
+
+## Use instead
+```python
+with open("questions.json") as f:
+    data = json.load(f)
+data_writes = item_writes(data)
+ckpt = checkpoint(
+    "label.py::<module>::data",
+    data,
+    lambda: (data_writes.journal,),
+    constants={"data (as loaded)": data_writes.loaded},
+)
+[data_writes.journal] = ckpt.restore()
+data_writes.replay()
+for item in ckpt:
+    data_writes.of(item)["answer"] = ask_llm(item["question"])
+with open("answers.json", "w") as f:
+    json.dump(data, f, indent=2)
+ckpt.complete()
+```
+Each write goes to the item at once and is journaled as `(index, key, value)`, so a unit's
+record holds only its own writes. A re-run loads the list again, and `replay()` applies the
+completed units' writes to it: the list is exactly what an uninterrupted run would hold.
+The list as loaded is part of the loop's identity (`constants=`): a re-run over another
+input file, or over the output of a finished run that saved back into the file it read,
+archives the old log with a warning and starts from zero, as the original would.
+
+## Fix safety
+Safe unless a hazard is listed. Not a finding at all when a unit reads another unit's item
+(`data[i - 1]`), passes the whole list to a call, keeps the item object elsewhere
+(`seen.append(item)`, `prev = item`), rebinds the item or the list, or grows the list. A
+write below a key (`item["scores"]["bleu"] = ...`, `item["tags"].append(...)`) is flagged
+without a fix (hazard `accumulator-mutated`). A callee that changes the item it is given
+(`annotate(item)`) is not seen: such a change is not replayed on resume.
+""",
+)
+
+
 VARIANTS: Tuple[Variant, ...] = (
     COLLECT_LOOP,
     COLLECT_COMPREHENSION,
@@ -457,6 +521,7 @@ VARIANTS: Tuple[Variant, ...] = (
     COLLECT_PARALLEL,
     COLLECT_ASYNC_SHARED,
     ROW_APPLY,
+    ITEM_WRITES,
     DB_COMMIT,
     QUEUE_ACK,
 )

@@ -420,6 +420,25 @@ CASES = [
         (),
     ),
     (
+        "item-writes-by-index",  # the list is bound to a call: no accumulator value
+        "import json\nwith open('q.json') as f:\n    data = json.load(f)\nfor i in range(len(data)):\n"
+        "    data[i]['answer'] = fetch(data[i]['q'])\njson.dump(data, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "item-writes-through-an-alias",  # item.update(...) on the loop target of enumerate(tqdm(...))
+        "import json\nfrom tqdm import tqdm\ndata = load_records('q.jsonl')\n"
+        "for n, item in enumerate(tqdm(data)):\n    item.update({'answer': fetch(item['q']), 'n': n})\n"
+        "json.dump(data, open('o', 'w'))\n",
+        (),
+    ),
+    (
+        "item-writes-nested-path",  # flagged without a fix
+        "import json\nrecords = read_all()\nfor rec in records:\n    rec['scores']['bleu'] = fetch(rec)\n"
+        "json.dump(records, open('o', 'w'))\n",
+        (),
+    ),
+    (
         "non-ascii-identifiers",
         "import json\nrésultats = []\nfor élément in xs:\n    résultats.append(fetch(élément))\n"
         "json.dump(résultats, open('o', 'w'))\n",

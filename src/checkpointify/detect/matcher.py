@@ -52,6 +52,7 @@ from checkpointify.detect.flow import (
     statements_between,
 )
 from checkpointify.detect.helper import Returned, find_returned
+from checkpointify.detect.items import ItemSite, item_site
 from checkpointify.detect.rows import row_apply_site
 from checkpointify.detect.suppression import suppression_comments
 from checkpointify.detect.work import does_work, is_job, only_reads_local_files
@@ -60,6 +61,7 @@ from checkpointify.rules import (
     COLLECT_LOOP,
     DB_COMMIT,
     HELPER_RETURN,
+    ITEM_WRITES,
     QUEUE_ACK,
     ROW_APPLY,
     Variant,
@@ -117,6 +119,7 @@ class Plan:
     anchor: Optional[cst.BaseStatement] = None
     rows: Optional[cst.BaseExpression] = None  # kind "rows": the receiver of .apply/.map to wrap
     frames: Tuple[str, ...] = ()  # state names that are frames filled through .at/.loc (journaled)
+    items: Optional[ItemSite] = None  # a loaded list whose items the loop writes (journaled)
 
 
 @dataclass
@@ -145,6 +148,7 @@ class Site:
     rows: Optional[cst.BaseExpression] = None
     loop_names: Optional[List[str]] = None
     frames: Tuple[str, ...] = ()  # what the loop id names, when not the accumulators
+    items: Optional[ItemSite] = None
     parts: Sequence[cst.CSTNode] = ()  # what the loop runs per item (where constants are read)
     exclude: Set[str] = field(default_factory=set)  # names the loop binds
 
@@ -266,6 +270,7 @@ def make_plan(a: FileAnalysis, site: Site) -> Plan:
         deferred=site.deferred,
         rows=site.rows,
         frames=site.frames,
+        items=site.items,
     )
 
 
@@ -477,10 +482,14 @@ def _find_accumulators(
     before: List[cst.BaseStatement],
     function: Optional[cst.FunctionDef],
     frames: AbstractSet[str] = frozenset(),
+    items: Optional[ItemSite] = None,
 ) -> List[_Accumulator]:
-    """The grown names bound, just before the loop, to an empty or literal value; and the
-    ``frames`` (written through ``.at``/``.loc``...) bound to any value (kind "frame")."""
+    """The grown names bound, just before the loop, to an empty or literal value; the
+    ``frames`` (written through ``.at``/``.loc``...) bound to any value (kind "frame"); and
+    the list whose ``items`` the loop writes into, bound in any way (kind "items")."""
     found: List[_Accumulator] = []
+    if items is not None:
+        grown = grown + [items.name] if items.name not in grown else grown
     for name in grown:
         if name.startswith("self.") and not _is_method(function):
             continue  # self.results outside a method
@@ -488,6 +497,10 @@ def _find_accumulators(
             continue  # `global results` in the function: the name outlives the call
         for position in range(len(before) - 1, -1, -1):
             stmt = before[position]
+            if items is not None and name == items.name and name in bound_in(stmt):
+                # data = json.load(f) / with open(p) as f: data = json.load(f): its item writes are journaled
+                found.append(_Accumulator(name, "items", stmt))
+                break
             assigned = single_assignment(stmt)
             unpacked = unpacked_value(stmt, name) if assigned is None else None
             if unpacked is not None:
@@ -698,6 +711,7 @@ class _LoopSite:
         self.loop = loop
         self.qualname = qualname
         self.function = function
+        self.items: Optional[ItemSite] = None
 
     def plan(self) -> Optional[Plan]:
         a, loop = self.a, self.loop
@@ -713,7 +727,10 @@ class _LoopSite:
             # for name in ("id", "name", "email"): ...
             return None
         grown = _grown_names(loop.body)
-        accumulators = _find_accumulators(a, grown, before, self.function, _frame_written_names(loop.body))
+        self.items = item_site(a, loop) if isinstance(loop, cst.For) else None
+        accumulators = _find_accumulators(
+            a, grown, before, self.function, _frame_written_names(loop.body), self.items
+        )
         names = [acc.name for acc in accumulators]
         if persists_per_item(a, loop.body):
             # for x in xs: acc.append(f(x)); save(acc)   (already saves, commits or acks inside the body)
@@ -743,7 +760,8 @@ class _LoopSite:
             return None
         sink = find_sink(a, self.chain, self.index, set(names)) if names else None
         if sink is not None:
-            if not collects_work(a, loop.body, set(names)):
+            aliases = set(self.items.aliases) if self.items and self.items.name in names else set()
+            if not collects_work(a, loop.body, set(names) | aliases):
                 # for q in items: pairs.append(q); if full: index.upsert(model.encode(batch))
                 # (what is collected holds no result of the work: a re-run rebuilds it by reading the input)
                 return None
@@ -819,7 +837,11 @@ class _LoopSite:
                 ),
             )
         hz.check_exits(found, between)
-        hz.check_growth(found, [(acc.name, acc.kind) for acc in accumulators], loop.body)
+        hz.check_growth(
+            found, [(acc.name, acc.kind) for acc in accumulators if acc.kind != "items"], loop.body
+        )
+        if self.items is not None and self.items.problem and any(acc.kind == "items" for acc in accumulators):
+            found.add(Hazard.ACCUMULATOR_MUTATED, self.items.problem)
         if isinstance(loop, cst.For):
             hz.check_iterable(found, a, loop.iter, before, loop.body)
         else:
@@ -834,7 +856,7 @@ class _LoopSite:
         if isinstance(loop, cst.For):
             # a frame's restore only replays its journal after the iterable started: iterating
             # the frame (df.iterrows()) sees what the uninterrupted run saw
-            unframed = [acc.name for acc in accumulators if acc.kind != "frame"]
+            unframed = [acc.name for acc in accumulators if acc.kind not in ("frame", "items")]
             hz.check_self_reference(found, loop.iter, unframed + carried)
             hz.check_loop_variable(found, loop.target, after)
             hz.check_futures(found, a, loop.target, loop.iter, [loop.body])
@@ -913,18 +935,23 @@ class _LoopSite:
             )
         resume = resume_by_identity(found, [acc.kind for acc in accumulators], carried)
         persisted = [n for n in names if _same_sink(find_sink(a, self.chain, self.index, {n}), sink)] or names
+        items = self.items if any(acc.kind == "items" for acc in accumulators) else None
         site = self._site(
-            COLLECT_LOOP,
+            ITEM_WRITES if items is not None else COLLECT_LOOP,
             names,
             carried,
             scope,
             sink_call=sink.call,
             sink=sink.description,
-            message=collected_message(persisted, False, sink.description),
+            message=collected_message(persisted, False, sink.description)
+            if items is None
+            else "the items of `%s` are written in this loop and saved only after it by %s(); a crash before the "
+            "save loses every completed unit" % (items.name, sink.description),
             hazards=found,
             complete_after=completion_anchor(last),
             resume=resume,
             frames=tuple(acc.name for acc in accumulators if acc.kind == "frame"),
+            items=items,
         )
         return make_plan(a, site)
 

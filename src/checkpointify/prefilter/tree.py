@@ -126,6 +126,9 @@ class _Body:
     grown: Set[str]
     writes: bool
     frames: Set[str]  # names written through a frame indexer (``df.at[k] = v``)
+    #: roots of stores and method calls into a subscript or attribute chain, with the chain's
+    #: depth (``data[i]["k"] = v``: data, 2; ``item.update(d)``: item, 1): ``detect.items``
+    item_roots: Dict[str, int]
 
 
 @dataclass
@@ -738,7 +741,7 @@ class _Module:
         following = block[index + 1] if is_for and index + 1 < len(block) else None
         ack = following is not None and _ack_shaped(following)
         body = _body(loop.body)
-        if not body.grown and not body.writes and not body.frames and not ack:
+        if not body.grown and not body.writes and not body.frames and not body.item_roots and not ack:
             return False  # nothing to collect, write or acknowledge
         # the shapes, most selective first; each one still needs the checks below
         acks = ack and following is not None and self._acks(following, body.grown)
@@ -749,6 +752,7 @@ class _Module:
             after = list(_after(block, index, link))
             accumulators = {name for name in body.grown if self._accumulator_before(name, block, index, link)}
             accumulators |= body.frames  # a frame filled through .at/.loc: bound to any value
+            accumulators |= _item_lists(loop, body.item_roots)  # a list whose items are written: any value
             collects = bool(accumulators) and (
                 self._sink_after(after, accumulators)
                 or self._returned_and_called(after, accumulators, function)
@@ -1184,7 +1188,7 @@ def _child_blocks(stmt: ast.stmt) -> Iterator[Sequence[ast.stmt]]:
 
 def _body(parts: Sequence[ast.AST]) -> _Body:
     """One walk of a loop body (or a comprehension's per-item parts)."""
-    facts = _Body([], [], False, set(), False, set())
+    facts = _Body([], [], False, set(), False, set(), {})
     stack: List[Tuple[Any, bool]] = [(part, False) for part in parts]
     while stack:
         node, pruned = stack.pop()
@@ -1196,6 +1200,7 @@ def _body(parts: Sequence[ast.AST]) -> _Body:
                 facts.pruned_calls.append(node)
             func = node.func
             if isinstance(func, ast.Attribute):
+                _add_item_root(facts.item_roots, func.value, 1)
                 if func.attr in catalogue.GROWING_METHODS:
                     _add_owner(facts.grown, func.value)
                 if func.attr in catalogue.DB_WRITE_METHODS:
@@ -1205,8 +1210,15 @@ def _body(parts: Sequence[ast.AST]) -> _Body:
         elif isinstance(node, ast.AugAssign):
             _add_owner(facts.grown, node.target)
             _add_frame(facts.frames, node.target)
+            _add_item_root(facts.item_roots, node.target, 0)
+        elif isinstance(node, ast.AnnAssign):
+            _add_item_root(facts.item_roots, node.target, 0)
+        elif isinstance(node, ast.Delete):
+            for target in node.targets:
+                _add_item_root(facts.item_roots, target, 0)
         elif isinstance(node, ast.Assign):
             for target in node.targets:
+                _add_item_root(facts.item_roots, target, 0)
                 if isinstance(target, ast.Subscript):
                     _add_owner(facts.grown, target.value)
                     _add_frame(facts.frames, target)
@@ -1332,6 +1344,29 @@ def _add_frame(frames: Set[str], target: ast.AST) -> None:
         name = target_name(target.value.value)
         if name is not None:
             frames.add(name)
+
+
+def _add_item_root(roots: Dict[str, int], node: ast.AST, depth: int) -> None:
+    """The root name of a subscript/attribute chain and its depth plus ``depth`` (a
+    superset of the stores and receivers ``detect.items`` looks at)."""
+    while isinstance(node, (ast.Subscript, ast.Attribute)):
+        node = node.value
+        depth += 1
+    if isinstance(node, ast.Name) and depth:
+        roots[node.id] = max(depth, roots.get(node.id, 0))
+
+
+def _item_lists(loop: ast.AST, roots: Dict[str, int]) -> Set[str]:
+    """A superset of ``detect.items.item_site(loop).name``: the names of the iterable when
+    the body writes into a loop-target name (``item["k"] = v``, ``item.update(d)``), and the
+    roots of deeper writes (``data[i]["k"] = v``)."""
+    if not isinstance(loop, _FOR):
+        return {name for name, depth in roots.items() if depth >= 2}
+    aliases = assigned_names(loop.target)
+    found = {name for name, depth in roots.items() if depth >= 2 and name not in aliases}
+    if aliases & set(roots):
+        found |= names_in(loop.iter)
+    return found
 
 
 def _add_owner(grown: Set[str], owner: ast.AST) -> None:

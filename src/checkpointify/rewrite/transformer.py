@@ -23,7 +23,7 @@ from libcst.codemod.visitors import AddImportsVisitor
 
 from checkpointify.detect.cstutil import for_clauses
 from checkpointify.detect.matcher import Plan
-from checkpointify.rewrite import asyncshared
+from checkpointify.rewrite import asyncshared, items
 
 _CHECKPOINT = "checkpoint"
 _ACKNOWLEDGE = "acknowledge_each"
@@ -32,6 +32,7 @@ _PARALLEL = "parallel"
 _SHARED = asyncshared.FUNCTION
 _ROWS = "checkpoint_rows"
 _FRAME_WRITES = "frame_writes"
+_ITEM_WRITES = items.FUNCTION
 _INDEXERS = ("at", "loc", "iat", "iloc")  # catalogue.FRAME_INDEXERS, in a stable order
 
 
@@ -92,6 +93,8 @@ def apply_plans(
         needed.add(_COMPLETE_DEFERRED)
     if any(plan.frames for plan in plans):
         needed.add(_FRAME_WRITES)
+    if any(plan.items for plan in plans):
+        needed.add(_ITEM_WRITES)
     for function in sorted(needed):
         local = names.functions[function]
         AddImportsVisitor.add_needed_import(
@@ -104,7 +107,16 @@ def _choose_names(plans: Sequence[Plan], used: Set[str]) -> _Names:
     """Names for the runtime functions and the checkpoint variables that collide with nothing."""
     taken = set(used)
     functions: Dict[str, str] = {}
-    for function in (_CHECKPOINT, _ACKNOWLEDGE, _COMPLETE_DEFERRED, _PARALLEL, _SHARED, _ROWS, _FRAME_WRITES):
+    for function in (
+        _CHECKPOINT,
+        _ACKNOWLEDGE,
+        _COMPLETE_DEFERRED,
+        _PARALLEL,
+        _SHARED,
+        _ROWS,
+        _FRAME_WRITES,
+        _ITEM_WRITES,
+    ):
         functions[function] = function if function not in used else "checkpointify_" + function
         taken.add(functions[function])
     variables: Dict[int, str] = {}
@@ -126,7 +138,7 @@ def _choose_names(plans: Sequence[Plan], used: Set[str]) -> _Names:
         variables[index] = name
     writes: Dict[int, Dict[str, str]] = {}
     for index, plan in enumerate(plans):
-        for frame in plan.frames:
+        for frame in plan.frames + ((plan.items.name,) if plan.items else ()):
             base = "%s_writes" % frame
             journal = next(c for c in chain([base], ("%s%d" % (base, n) for n in count(2))) if c not in taken)
             taken.add(journal)
@@ -215,8 +227,12 @@ class _Rewriter(cst.CSTTransformer):
         if index is None:
             return updated_node
         body = updated_node.body
+        plan = self.plans[index]
         for frame, journal in self.names.writes.get(index, {}).items():
-            visited = body.visit(_JournalWrites(frame, journal))
+            if plan.items is not None and frame == plan.items.name:
+                visited = body.visit(items.JournalItemWrites(plan.items, journal))
+            else:
+                visited = body.visit(_JournalWrites(frame, journal))
             assert isinstance(visited, cst.BaseSuite)
             body = visited
         return updated_node.with_changes(
@@ -321,10 +337,11 @@ class _Rewriter(cst.CSTTransformer):
             arguments.append("state=" + state)  # a while loop: no iterable
         if plan.key:
             arguments.append("key=%s" % _tuple(plan.key))
-        if plan.constants:
-            arguments.append(
-                "constants={%s}" % ", ".join("%s: %s" % (json.dumps(n), n) for n in plan.constants)
-            )
+        constants = ["%s: %s" % (json.dumps(n), n) for n in plan.constants]
+        if plan.items is not None:
+            constants.append(items.loaded_constant(plan.items, writes[plan.items.name]))
+        if constants:
+            arguments.append("constants={%s}" % ", ".join(constants))
         if plan.resume:
             arguments.append("resume=%s" % json.dumps(plan.resume))
         if plan.transaction:
@@ -338,7 +355,16 @@ class _Rewriter(cst.CSTTransformer):
             restore = "[%s] = %s" % (", ".join(state_names), restore)
         return [
             *(
-                self._statement("%s = %s(%s)" % (journal, self.names.functions[_FRAME_WRITES], frame))
+                self._statement(
+                    "%s = %s(%s)"
+                    % (
+                        journal,
+                        self.names.functions[
+                            _ITEM_WRITES if plan.items and frame == plan.items.name else _FRAME_WRITES
+                        ],
+                        frame,
+                    )
+                )
                 for frame, journal in writes.items()
             ),
             self._statement("%s = %s(%s)" % (var, self.names.checkpoint, ", ".join(arguments))),

@@ -160,6 +160,7 @@ from .fingerprint import fingerprint, key_fingerprint
 from .frames import FORMAT as FORMAT  # not in __all__ (it never was), but imported by name
 from .frames import RUNTIME_VERSION
 from .framewrites import FrameWrites, frame_writes
+from .itemwrites import ItemWrites, item_writes
 from .lite import TYPE_CHECKING
 from .parallel import Parallel, parallel
 from .rows import RowCheckpoint, checkpoint_rows
@@ -184,6 +185,8 @@ __all__ = [
     "checkpoint_rows",
     "frame_writes",
     "FrameWrites",
+    "item_writes",
+    "ItemWrites",
     "RowCheckpoint",
     "CheckpointInfo",
     "CheckpointError",
