@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
+import textwrap
 from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
@@ -32,7 +35,7 @@ def children(node: cst.CSTNode) -> Sequence[cst.CSTNode]:
         return entry[1]
     if len(_CHILDREN) >= _CHILDREN_LIMIT:
         _CHILDREN.clear()
-    found = node.children
+    found = _children_of(node)
     _CHILDREN[id(node)] = (node, found)
     return found
 
@@ -42,13 +45,126 @@ def forget_children() -> None:
     _CHILDREN.clear()
 
 
+#: the visit helpers of LibCST's ``_visit_and_replace_children``; each names the field it visits
+_VISIT_HELPERS = frozenset(
+    {
+        "visit_required",
+        "visit_optional",
+        "visit_sentinel",
+        "visit_iterable",
+        "visit_sequence",
+        "visit_body_iterable",
+        "visit_body_sequence",
+    }
+)
+#: node type -> the fields LibCST visits, in its visiting order (None: ask LibCST every time)
+_VISITED_FIELDS: Dict[type, Optional[Tuple[str, ...]]] = {}
+_NODE_TYPES: Dict[type, bool] = {}
+
+
+def _children_of(node: cst.CSTNode) -> Sequence[cst.CSTNode]:
+    """What ``node.children`` returns, read from the node's fields.
+
+    LibCST computes ``children`` by rebuilding the node through a visitor (a new node,
+    validated, per call: most of the cost of a walk). The same fields, read in the order
+    its ``_visit_and_replace_children`` visits them (:func:`_visited_fields`), give the same
+    nodes in the same order at a fraction of the cost.
+    """
+    kind = type(node)
+    if kind in _VISITED_FIELDS:
+        fields = _VISITED_FIELDS[kind]
+    else:
+        fields = _visited_fields(kind)
+        if fields is not None and list(_read_fields(node, fields)) != list(node.children):
+            fields = None  # a LibCST this code does not understand: its own (slow) answer
+        _VISITED_FIELDS[kind] = fields
+    if fields is None:
+        return node.children
+    return _read_fields(node, fields)
+
+
+def _read_fields(node: cst.CSTNode, fields: Tuple[str, ...]) -> List[cst.CSTNode]:
+    out: List[cst.CSTNode] = []
+    for name in fields:
+        value = getattr(node, name)
+        kind = type(value)
+        if kind is tuple or kind is list:
+            out.extend(v for v in value if _is_node(type(v)))
+        elif _is_node(kind):
+            out.append(value)
+    return out
+
+
+def _is_node(kind: type) -> bool:
+    """``issubclass(kind, cst.CSTNode)``, cached (an ABC's check is slow)."""
+    known = _NODE_TYPES.get(kind)
+    if known is None:
+        known = _NODE_TYPES[kind] = issubclass(kind, cst.CSTNode)
+    return known
+
+
+def _visited_fields(kind: type) -> Optional[Tuple[str, ...]]:
+    """The fields ``kind._visit_and_replace_children`` visits, in the order it visits them
+    (the order of its ``visit_*(self, "field", ...)`` calls in its source: they are the
+    arguments of one constructor call, evaluated left to right); None when its source
+    cannot be read or does not have that form."""
+    try:
+        source = textwrap.dedent(inspect.getsource(kind._visit_and_replace_children))  # type: ignore[attr-defined]
+        tree = ast.parse(source)
+    except (AttributeError, OSError, TypeError, SyntaxError, ValueError):
+        return None
+    calls: List[Tuple[int, int, str]] = []
+    for found in ast.walk(tree):
+        if (
+            isinstance(found, ast.Call)
+            and isinstance(found.func, ast.Name)
+            and found.func.id in _VISIT_HELPERS
+        ):
+            if len(found.args) < 2 or not isinstance(found.args[1], ast.Constant):
+                return None
+            field = found.args[1].value
+            if not isinstance(field, str):
+                return None
+            calls.append((found.lineno, found.col_offset, field))
+    ordered: List[str] = []
+    for _, _, field in sorted(calls):
+        if field not in ordered:  # ``names`` of ImportFrom: a node or a sequence, one field
+            ordered.append(field)
+    return tuple(ordered)
+
+
+#: prune tuple -> node type -> whether a walk stops there
+_PRUNED: Dict[Tuple[type, ...], Dict[type, bool]] = {}
+
+
+def stops(kind: type, prune: Tuple[type, ...] = PRUNE) -> bool:
+    """``issubclass(kind, prune)``, cached: what ``isinstance(node, prune)`` says of a node of
+    type ``kind``, without an ABC's slow check on every node of a walk."""
+    pruned = _PRUNED.get(prune)
+    if pruned is None:
+        pruned = _PRUNED[prune] = {}
+    stop = pruned.get(kind)
+    if stop is None:
+        stop = pruned[kind] = issubclass(kind, prune)
+    return stop
+
+
 def walk(node: cst.CSTNode, prune: Tuple[type, ...] = PRUNE) -> Iterator[cst.CSTNode]:
     """Every node under ``node`` (itself included), not descending into ``prune`` types."""
+    pruned = _PRUNED.get(prune)
+    if pruned is None:
+        pruned = _PRUNED[prune] = {}
     stack = [node]
     while stack:
         current = stack.pop()
         yield current
-        stack.extend(c for c in reversed(children(current)) if not isinstance(c, prune))
+        for child in reversed(children(current)):
+            kind = type(child)
+            stop = pruned.get(kind)
+            if stop is None:
+                stop = pruned[kind] = issubclass(kind, prune)
+            if not stop:
+                stack.append(child)
 
 
 def all_names(module: cst.Module) -> FrozenSet[str]:
@@ -83,14 +199,77 @@ def last_name(func: cst.BaseExpression) -> str:
 
 
 def bound_calls(module: cst.Module) -> List[Tuple[cst.Call, List[cst.BaseExpression]]]:
-    """Every call bound to names, with its targets: ``x = f(...)`` and ``with f(...) as x``."""
+    """Every call bound to names, with its targets: ``x = f(...)`` and ``with f(...) as x``,
+    in source order. Both are statements (an expression holds neither), so only statements
+    are visited (:func:`every_statement`), not the much larger expressions."""
     found: List[Tuple[cst.Call, List[cst.BaseExpression]]] = []
-    for node in walk(module, ()):
+    for node in every_statement(module):
         if isinstance(node, cst.Assign) and isinstance(node.value, cst.Call):
             found.append((node.value, [t.target for t in node.targets]))
-        elif isinstance(node, cst.WithItem) and node.asname is not None and isinstance(node.item, cst.Call):
-            found.append((node.item, [node.asname.name]))
+        elif isinstance(node, cst.With):
+            for item in node.items:
+                if item.asname is not None and isinstance(item.item, cst.Call):
+                    found.append((item.item, [item.asname.name]))
     return found
+
+
+def every_statement(module: cst.Module) -> Iterator[cst.CSTNode]:
+    """Every statement of the module, small ones (``x = 1``, ``import a``) and compound ones,
+    at any depth (in functions, classes and one-line suites too), in source order; an ``elif``
+    is part of its ``if``, not a statement of its own."""
+    stack: List[cst.CSTNode] = list(reversed(module.body))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.SimpleStatementLine):
+            stack.extend(reversed(node.body))
+            continue
+        yield node
+        if isinstance(node, cst.BaseCompoundStatement):
+            inner: List[cst.CSTNode] = []
+            for suite in _suites(node):
+                inner.extend(suite.body)
+            stack.extend(reversed(inner))
+
+
+def _suites(stmt: cst.BaseCompoundStatement) -> List[cst.BaseSuite]:
+    """The suites of a compound statement, in source order (``else`` and handlers included)."""
+    if isinstance(stmt, (cst.FunctionDef, cst.ClassDef, cst.With)):
+        return [stmt.body]
+    if isinstance(stmt, (cst.For, cst.While)):
+        return [stmt.body] + ([stmt.orelse.body] if stmt.orelse is not None else [])
+    if isinstance(stmt, cst.If):
+        out: List[cst.BaseSuite] = [stmt.body]
+        orelse: Optional[cst.CSTNode] = stmt.orelse
+        while orelse is not None:
+            if isinstance(orelse, cst.If):
+                out.append(orelse.body)
+                orelse = orelse.orelse
+            else:
+                assert isinstance(orelse, cst.Else)
+                out.append(orelse.body)
+                orelse = None
+        return out
+    if isinstance(stmt, (cst.Try, cst.TryStar)):
+        out = [stmt.body] + [h.body for h in stmt.handlers]
+        if stmt.orelse is not None:
+            out.append(stmt.orelse.body)
+        if stmt.finalbody is not None:
+            out.append(stmt.finalbody.body)
+        return out
+    if isinstance(stmt, cst.Match):
+        return [case.body for case in stmt.cases]
+    return _outer_suites(stmt)  # a compound statement this code does not know (a newer LibCST)
+
+
+def _outer_suites(node: cst.CSTNode) -> List[cst.BaseSuite]:
+    """The suites under ``node`` that are not inside another of them, in source order."""
+    out: List[cst.BaseSuite] = []
+    for child in children(node):
+        if isinstance(child, cst.BaseSuite):
+            out.append(child)
+        else:
+            out.extend(_outer_suites(child))
+    return out
 
 
 def target_name(node: cst.CSTNode) -> Optional[str]:

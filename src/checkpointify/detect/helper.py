@@ -30,7 +30,6 @@ import libcst as cst
 from checkpointify import catalogue
 from checkpointify.detect.analysis import Chain, FileAnalysis
 from checkpointify.detect.cstutil import (
-    PRUNE,
     Block,
     assigned_names,
     body_of,
@@ -38,6 +37,7 @@ from checkpointify.detect.cstutil import (
     children,
     names_in,
     statement_blocks,
+    stops,
     walk,
 )
 from checkpointify.detect.flow import Sink, completion_anchor, describe_sink, find_sink, track_derived
@@ -124,7 +124,7 @@ class _Index:
                 node = stack.pop()
                 if isinstance(node, cst.Call):
                     self.calls[id(node)] = stmt
-                stack.extend(c for c in children(node) if not isinstance(c, PRUNE) and id(c) not in inner)
+                stack.extend(c for c in children(node) if not stops(type(c)) and id(c) not in inner)
             if isinstance(stmt, cst.FunctionDef):
                 name = stmt.name.value if qualname == "<module>" else "%s.%s" % (qualname, stmt.name.value)
                 self._index(Chain(body_of(stmt.body), stmt), stmt, name)

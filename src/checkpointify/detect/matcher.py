@@ -183,7 +183,9 @@ def find_plans(
 
         plans = drop_covered(analysis, plans)
     if plans:
-        comments = suppression_comments(analysis.module.code)
+        comments = suppression_comments(
+            analysis.positions.code, {n for p in plans for n in (p.finding.line, p.sink_line)}
+        )
         plans = [p for p in plans if not _suppressed(p, comments)]
     plans.sort(key=lambda p: (p.finding.line, p.finding.column))
     return plans

@@ -15,8 +15,10 @@ discovery finds and, for each one, reads it, hashes it and:
    file an error result, nothing more.
 
 Results come out in discovery order whatever the number of workers, as soon as every
-earlier file is done, with at most :data:`WINDOW` files in flight; nothing else is kept,
-so memory does not grow with the tree. The main process never imports LibCST: a run
+earlier file is done, with at most :data:`WINDOW` files in the workers (each holds its
+bytes) and :data:`BACKLOG` results waiting for an earlier file; nothing else is kept, so
+memory does not grow with the tree. The two bounds differ because a large file that takes
+a worker many seconds must not stop the main process from feeding the other workers. The main process never imports LibCST: a run
 whose files all come from the cache parses nothing and starts no worker.
 """
 
@@ -43,8 +45,13 @@ DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_FILE_SIZE = 5 * 1024 * 1024
 #: the address space a worker may use (bytes, RLIMIT_AS): a file that needs more fails alone
 DEFAULT_MAX_MEMORY = 4 * 1024 * 1024 * 1024
-#: files between the oldest unfinished one and the newest started (bounds memory)
+#: files handed to the workers and not answered yet: each holds its bytes (bounds memory)
 WINDOW = 1024
+#: files between the oldest unfinished one and the newest started. Most are decided in the
+#: main process (a small result each, about 0.5 kB with its content hash), so this is much
+#: larger than WINDOW: with one file as the bound (pandas' pytables.py takes a worker 5 s),
+#: the other workers starved as soon as this many files had been read behind it
+BACKLOG = 16384
 #: a file marked generated has this in its first GENERATED_HEAD bytes
 GENERATED_MARKER = b"@generated"
 GENERATED_HEAD = 2048
@@ -275,6 +282,10 @@ class _Run:
             )
         self.pool.submit(seq, task, len(task[1]) + 4096)
 
+    def in_flight(self) -> int:
+        """Files handed to the workers and not answered yet."""
+        return self.pool.busy if self.pool is not None else 0
+
     def collect(self, timeout: Optional[float], paths: Dict[int, str]) -> None:
         if self.pool is None or not self.pool.busy:
             return
@@ -346,7 +357,7 @@ def run(
     exhausted = False
     try:
         while True:
-            while not exhausted and started - emitted < WINDOW:
+            while not exhausted and started - emitted < BACKLOG and state.in_flight() < WINDOW:
                 candidate = next(candidates, None)
                 if candidate is None:
                     exhausted = True
@@ -369,7 +380,7 @@ def run(
                     yield result
             if exhausted and emitted == started:
                 return
-            if started - emitted >= WINDOW or exhausted:
+            if started - emitted >= BACKLOG or state.in_flight() >= WINDOW or exhausted:
                 state.collect(0.1, shown)
                 state.progress.tick()
     finally:
