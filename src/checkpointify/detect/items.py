@@ -29,13 +29,7 @@ from checkpointify.detect.analysis import FileAnalysis
 from checkpointify.detect.cstutil import assignment_targets, walk
 
 _SCOPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
-#: methods that change the container they are called on (dicts, lists, sets, deques); the
-#: prefilter does not look at them (its twin admits any method call on an item)
-_MUTATING = (
-    catalogue.GROWING_METHODS
-    | catalogue.ELEMENT_GROWTH_METHODS
-    | frozenset({"pop", "popitem", "clear", "remove", "sort", "reverse", "discard", "extendleft"})
-)
+_MUTATING = catalogue.MUTATING_METHODS
 
 
 @dataclass(frozen=True)

@@ -1200,7 +1200,8 @@ def _body(parts: Sequence[ast.AST]) -> _Body:
                 facts.pruned_calls.append(node)
             func = node.func
             if isinstance(func, ast.Attribute):
-                _add_item_root(facts.item_roots, func.value, 1)
+                if func.attr in catalogue.MUTATING_METHODS:
+                    _add_item_root(facts.item_roots, func.value, 1)  # item.update(d), item["tags"].append(t)
                 if func.attr in catalogue.GROWING_METHODS:
                     _add_owner(facts.grown, func.value)
                 if func.attr in catalogue.DB_WRITE_METHODS:
@@ -1357,15 +1358,17 @@ def _add_item_root(roots: Dict[str, int], node: ast.AST, depth: int) -> None:
 
 
 def _item_lists(loop: ast.AST, roots: Dict[str, int]) -> Set[str]:
-    """A superset of ``detect.items.item_site(loop).name``: the names of the iterable when
-    the body writes into a loop-target name (``item["k"] = v``, ``item.update(d)``), and the
-    roots of deeper writes (``data[i]["k"] = v``)."""
+    """A superset of ``detect.items.item_site(loop).name``: the list is named in the loop's
+    iterable (``range(len(data))``, ``enumerate(data)``, ``data``), and the body writes into a
+    loop-target name (``item["k"] = v``, ``item.update(d)``) or below an item of it
+    (``data[i]["k"] = v``)."""
     if not isinstance(loop, _FOR):
-        return {name for name, depth in roots.items() if depth >= 2}
+        return set()  # item_site looks at for loops only
+    iterated = names_in(loop.iter)
     aliases = assigned_names(loop.target)
-    found = {name for name, depth in roots.items() if depth >= 2 and name not in aliases}
+    found = {name for name, depth in roots.items() if depth >= 2 and name in iterated}
     if aliases & set(roots):
-        found |= names_in(loop.iter)
+        found |= iterated
     return found
 
 
