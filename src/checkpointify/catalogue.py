@@ -202,6 +202,8 @@ CHEAP_METHODS: FrozenSet[str] = frozenset(
     # in-memory arrays and frames
     | {"reshape", "transpose", "astype", "tolist", "item", "flatten", "ravel", "squeeze", "view", "to_list"}
     | {"to_dict", "to_numpy", "rename", "reset_index", "set_index", "fillna", "dropna", "round", "clip"}
+    # joining frames the loop already holds (``df = pd.concat([df, part])``) is not its work
+    | {"concat"}
 )
 
 #: plain functions from these modules (qualified-name prefixes) are cheap
@@ -315,6 +317,7 @@ GROWTH_METHODS: Dict[str, FrozenSet[str]] = {
     "number": frozenset(),
     "string": frozenset(),
     "frame": frozenset(),
+    "concat": frozenset(),
     "array": frozenset(),
 }
 #: a frame filled through these indexers (``df.at[i, "col"] = v``, ``df.loc[len(df)] = row``)
