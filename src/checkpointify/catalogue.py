@@ -472,8 +472,12 @@ FUTURE_MAKING_CALLS: FrozenSet[str] = frozenset(
 FUTURE_RESULT_METHODS: FrozenSet[str] = frozenset({"result", "exception"})
 #: reading a local file is not work worth a checkpoint: a re-run reads it again quickly.
 #: parsers of a value already in memory, which the ``HEAVY_QUALIFIED`` prefixes ``json.load``
-#: and ``pickle.load`` would otherwise take for file reads: cheap
-IN_MEMORY_PARSES: FrozenSet[str] = frozenset({"json.loads", "pickle.loads"})
+#: and ``pickle.load`` would otherwise take for file reads: cheap; and sklearn's sampling
+#: helpers, which the ``sklearn.`` prefix would take for training (stratified sampling of a
+#: frame grown by ``pd.concat``: labelled negatives L046, L051)
+IN_MEMORY_PARSES: FrozenSet[str] = frozenset(
+    {"json.loads", "pickle.loads", "sklearn.utils.resample", "sklearn.utils.shuffle"}
+)
 #: Qualified names of such reads (a loop whose only calls are these and cheap ones is not a job)
 LOCAL_READ_QUALIFIED: FrozenSet[str] = frozenset(
     {"builtins.open", "io.open", "json.load", "pickle.load", "yaml.safe_load", "yaml.load"}
