@@ -1,10 +1,11 @@
 """frame_concat: replaying the journaled ``pd.concat`` calls, with parts restored from the
 records' pickle, rebuilds the frame an uninterrupted run holds: the same csv, json and
-pickle bytes, dtypes and index (including the object dtype an empty ``DataFrame(columns=...)``
+pickle bytes (parquet too, where pyarrow is installed), dtypes and index (including the object dtype an empty ``DataFrame(columns=...)``
 gives every column, and a frame grown from an empty ``DataFrame()``)."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import pickle
 import warnings
@@ -19,6 +20,7 @@ pd = pytest.importorskip("pandas")
 np = pytest.importorskip("numpy")
 
 UNITS = 7
+PYARROW = importlib.util.find_spec("pyarrow") is not None
 
 
 def _part(n: int) -> Any:
@@ -62,13 +64,18 @@ def _outputs(df: Any) -> Dict[str, Any]:
     df.to_csv(csv)
     pickled = io.BytesIO()
     df.to_pickle(pickled)
-    return {
+    out = {
         "csv": csv.getvalue(),
         "json": df.to_json(orient="split", date_format="iso"),
         "pickle": pickled.getvalue(),
         "dtypes": {str(k): str(v) for k, v in df.dtypes.items()},
         "index": repr(df.index),
     }
+    if PYARROW:  # not a test dependency: compared where it is installed
+        parquet = io.BytesIO()
+        df.set_axis([str(c) for c in df.columns], axis=1).to_parquet(parquet)
+        out["parquet"] = parquet.getvalue()
+    return out
 
 
 def _run(init: Callable[[], Any], grow: Callable[[Any, Any, Any], Any], restored: List[Any]) -> Any:

@@ -783,7 +783,8 @@ class _LoopSite:
                 # for row in rows: cur.execute(...)   then   conn.commit()
                 return self._commit_plan(accumulators, commit, scope, before)
         # a helper returning only counters (`return text, num_changed`) is not what its caller keeps
-        containers = [acc.name for acc in accumulators if acc.kind in _IDENTITY_KINDS]
+        # (a frame grown by pd.concat and returned is a container too: its journal is its record)
+        containers = [acc.name for acc in accumulators if acc.kind in _IDENTITY_KINDS or acc.kind == "concat"]
         returned = (
             find_returned(a, self.chain, self.index, set(names), self.function, self.qualname)
             if containers
@@ -994,6 +995,8 @@ class _LoopSite:
             complete_after=None,
             resume=resume,
             deferred=tuple(c.complete_after for c in returned.callers),
+            frames=tuple(acc.name for acc in accumulators if acc.kind == "frame"),
+            concats=tuple((acc.name, acc.callee) for acc in accumulators if acc.callee is not None),
         )
         return make_plan(self.a, site)
 
