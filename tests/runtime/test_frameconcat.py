@@ -175,3 +175,49 @@ def test_datetime_blocks_kept_whole() -> None:
         k: v for k, v in expected.items() if k != "pickle"
     }
     assert pd.read_pickle(io.BytesIO(got["pickle"])).equals(direct)
+
+
+def test_a_loop_run_again_in_the_same_process_goes_on_over_the_live_frame(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    """A notebook's loop cell interrupted, then run again in the same kernel without the cell
+    that creates the frame: the frame already holds the recorded units, so they are not
+    joined a second time (as a list accumulator goes on over its live value). The cells run
+    as a kernel runs them: their names are the globals of one namespace."""
+    monkeypatch.setenv("CHECKPOINTIFY_FSYNC", "always")  # one record a unit: none pending at the interrupt
+    ran: List[Any] = []
+
+    def work(n: int) -> Dict[str, int]:
+        if n == 4 and "stop" not in ran:
+            ran.append("stop")
+            raise KeyboardInterrupt
+        ran.append(n)
+        return {"id": n}
+
+    kernel: Dict[str, Any] = {"work": work, "directory": str(tmp_path)}
+    exec("import pandas as pd\nfrom checkpointify.runtime import checkpoint, frame_concat", kernel)
+    exec('df = pd.DataFrame(columns=["id"])', kernel)  # the cell that creates the frame runs once
+    loop_cell = (
+        "df_parts = frame_concat(df, pd.concat)\n"
+        'ckpt = checkpoint("cell.ipynb::<module>::df", range(8), lambda: (df_parts.journal,), directory=directory)\n'
+        "[df_parts.journal] = ckpt.restore()\n"
+        "df = df_parts.replay()\n"
+        "for n in ckpt:\n"
+        "    df = df_parts.concat([df, pd.DataFrame([work(n)])], ignore_index=True)\n"
+    )
+    with pytest.raises(KeyboardInterrupt):
+        exec(loop_cell, kernel)
+    assert len(kernel["df"]) == 4
+    exec(loop_cell, kernel)
+    exec("ckpt.complete()", kernel)
+    assert list(kernel["df"]["id"]) == list(range(8)) and list(kernel["df"].index) == list(range(8))
+    assert ran == [0, 1, 2, 3, "stop", 4, 5, 6, 7]
+
+
+def test_a_new_frame_gets_a_new_journal() -> None:
+    first = pd.DataFrame(columns=["id"])
+    parts = frame_concat(first, pd.concat)
+    grown = parts.concat([first, pd.DataFrame([{"id": 1}])], ignore_index=True)
+    assert frame_concat(grown, pd.concat) is parts  # the frame it grew: the same journal
+    assert frame_concat(first, pd.concat) is not parts  # an older frame: not what it holds now
+    assert frame_concat(pd.DataFrame(columns=["id"]), pd.concat) is not parts

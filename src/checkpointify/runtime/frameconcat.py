@@ -26,6 +26,12 @@ call or replay); the detector only accepts loops where the name is rebound by th
 alone. Should a call see no operand that is the frame (the name was rebound some other
 way), the whole operand list is recorded, so a replay still makes exactly that call.
 pandas is never imported here.
+
+Run again in the same process over the very frame it grew (a notebook's loop cell run
+again after an interrupt, without the cell that creates the frame), :func:`frame_concat`
+returns the same :class:`FrameConcat`: the checkpoint then sees the very journal the
+interrupted run filled and goes on over it, as it does for a list, instead of replaying
+the recorded calls onto a frame that already holds them.
 """
 
 from __future__ import annotations
@@ -38,6 +44,18 @@ if TYPE_CHECKING:
     #: (places of the frame in the operands, the operands with those places None, whether
     #: they were a tuple, the call's other positional arguments, its keyword arguments)
     Entry = Tuple[Tuple[int, ...], List[Any], bool, Tuple[Any, ...], Dict[str, Any]]
+
+
+_LIVE: Any = None  # weakref.WeakValueDictionary: id(frame) -> the FrameConcat whose frame it is
+
+
+def _live() -> Any:
+    global _LIVE
+    if _LIVE is None:
+        import weakref  # here: a job that grows no frame this way does not pay for it
+
+        _LIVE = weakref.WeakValueDictionary()
+    return _LIVE
 
 
 class FrameConcat:
@@ -57,7 +75,7 @@ class FrameConcat:
         places = tuple(i for i, obj in enumerate(objs) if obj is frame)
         operands = [None if i in places else obj for i, obj in enumerate(objs)]
         self.journal.append((places, operands, type(objs) is tuple, args, kwargs))
-        self.frame = result
+        self._hold(result)
         self._replayed = len(self.journal)
         return result
 
@@ -65,11 +83,25 @@ class FrameConcat:
         """Make the journal's calls not made yet (after ``restore()``), in order; returns the frame."""
         for places, operands, as_tuple, args, kwargs in self.journal[self._replayed :]:
             objs = [self.frame if i in places else obj for i, obj in enumerate(operands)]
-            self.frame = self.function(tuple(objs) if as_tuple else objs, *args, **kwargs)
+            self._hold(self.function(tuple(objs) if as_tuple else objs, *args, **kwargs))
         self._replayed = len(self.journal)
         return self.frame
 
+    def _hold(self, frame: Any) -> None:
+        """``frame`` is the frame now; the registry knows this object by it alone."""
+        live = _live()
+        if live.get(id(self.frame)) is self:
+            del live[id(self.frame)]
+        self.frame = frame
+        live[id(frame)] = self
+
 
 def frame_concat(frame: Any, function: Callable[..., Any]) -> FrameConcat:
-    """Journal the ``function`` (``pd.concat``) calls that grow ``frame`` (see the module docstring)."""
-    return FrameConcat(frame, function)
+    """Journal the ``function`` (``pd.concat``) calls that grow ``frame`` (see the module
+    docstring); the :class:`FrameConcat` that grew ``frame`` itself in this process, if any."""
+    live = _live().get(id(frame))
+    if live is not None and live.frame is frame and live.function is function:
+        return live  # type: ignore[no-any-return]
+    wrapped = FrameConcat(frame, function)
+    _live()[id(frame)] = wrapped
+    return wrapped
