@@ -15,7 +15,7 @@ the project's own CI: ruff's import sorting (``I001``), its line length (``E501`
   ``frame_concat`` handle's ``concat`` that the rewrite put in the loop body
   (``df = df_parts.concat([df, part], ignore_index=True)``, longer than the line it replaced).
 
-Nothing else in the file moves; a line the rewrite did not insert is never touched. An
+Nothing else in the file moves; a line the rewrite did not insert or change is never touched. An
 argument that spans lines, or is itself too long for a line, is left as it is (the
 formatter, ``fix --format``, does the rest).
 """
