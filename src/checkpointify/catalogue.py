@@ -202,6 +202,8 @@ CHEAP_METHODS: FrozenSet[str] = frozenset(
     # in-memory arrays and frames
     | {"reshape", "transpose", "astype", "tolist", "item", "flatten", "ravel", "squeeze", "view", "to_list"}
     | {"to_dict", "to_numpy", "rename", "reset_index", "set_index", "fillna", "dropna", "round", "clip"}
+    # joining frames the loop already holds (``df = pd.concat([df, part])``) is not its work
+    | {"concat"}
 )
 
 #: plain functions from these modules (qualified-name prefixes) are cheap
@@ -315,6 +317,7 @@ GROWTH_METHODS: Dict[str, FrozenSet[str]] = {
     "number": frozenset(),
     "string": frozenset(),
     "frame": frozenset(),
+    "concat": frozenset(),
     "array": frozenset(),
 }
 #: a frame filled through these indexers (``df.at[i, "col"] = v``, ``df.loc[len(df)] = row``)
@@ -476,8 +479,12 @@ FUTURE_MAKING_CALLS: FrozenSet[str] = frozenset(
 FUTURE_RESULT_METHODS: FrozenSet[str] = frozenset({"result", "exception"})
 #: reading a local file is not work worth a checkpoint: a re-run reads it again quickly.
 #: parsers of a value already in memory, which the ``HEAVY_QUALIFIED`` prefixes ``json.load``
-#: and ``pickle.load`` would otherwise take for file reads: cheap
-IN_MEMORY_PARSES: FrozenSet[str] = frozenset({"json.loads", "pickle.loads"})
+#: and ``pickle.load`` would otherwise take for file reads: cheap; and sklearn's sampling
+#: helpers, which the ``sklearn.`` prefix would take for training (stratified sampling of a
+#: frame grown by ``pd.concat``: labelled negatives L046, L051)
+IN_MEMORY_PARSES: FrozenSet[str] = frozenset(
+    {"json.loads", "pickle.loads", "sklearn.utils.resample", "sklearn.utils.shuffle"}
+)
 #: Qualified names of such reads (a loop whose only calls are these and cheap ones is not a job)
 LOCAL_READ_QUALIFIED: FrozenSet[str] = frozenset(
     {"builtins.open", "io.open", "json.load", "pickle.load", "yaml.safe_load", "yaml.load"}

@@ -40,7 +40,9 @@ COLLECT_LOOP = Variant(
     rationale="""\
 ## What it does
 Finds a loop that grows an accumulator (a list, dict, set, number or string bound just
-before it) with the results of real work, followed in the same block by a statement that
+before it; or a pandas frame bound to anything and filled through `df.at[...]`/`df.loc[...]`
+or grown by `df = pd.concat([df, part])`) with the results of real work, followed in the
+same block by a statement that
 persists the accumulator or a value built from it (`json.dump`, `pickle.dump`, `np.save`,
 `DataFrame.to_csv`, a csv writer, `file.write`, `Path.write_text`, or a call named
 `save*`/`dump*`/`write*`/`store*`/`persist*`/`export*`/`upload*`).
@@ -71,6 +73,22 @@ ckpt.complete()
 Each unit's effect on the accumulator is appended to a checksummed log before the next
 unit starts; a re-run restores the accumulator and skips the completed items; the log is
 removed once the final save has returned.
+
+A frame is a journal instead: each `pd.concat` call's parts (never the grown frame) or each
+`.at`/`.loc` write is recorded, and a re-run replays them onto the frame the code before
+the loop built again, so its values, dtypes and index are an uninterrupted run's:
+```python
+df = pd.DataFrame(columns=["id", "label"])
+df_parts = frame_concat(df, pd.concat)
+ckpt = checkpoint("job.py::<module>::df", items, lambda: (df_parts.journal,))
+[df_parts.journal] = ckpt.restore()
+df = df_parts.replay()
+for item in ckpt:
+    part = pd.DataFrame([{"id": item, "label": classify(item)}])
+    df = df_parts.concat([df, part], ignore_index=True)
+df.to_csv("labels.csv", index=False)
+ckpt.complete()
+```
 
 ## Fix safety
 Safe when a resumed run provably reproduces an uninterrupted one. Each hazard listed

@@ -333,6 +333,18 @@ CASES = [
         (),
     ),
     (
+        "frame-grown-by-from-import-concat-bound-to-a-call",
+        "from pandas import concat, read_csv\ndf = read_csv('in.csv')\nfor x in xs:\n"
+        "    df = concat((fetch(x), df), axis=1)\ndf.to_csv('o.csv')\n",
+        (),
+    ),
+    (
+        "frame-grown-by-concat-of-a-starred-list",
+        "import pandas as pd\ndf = pd.DataFrame()\nfor x in xs:\n"
+        "    df = pd.concat([*parts, df, fetch(x)])\ndf.to_csv('o.csv')\n",
+        (),
+    ),
+    (
         "none-init-grown-by-np-append",
         "import numpy as np\nacc = None\nfor b in xs:\n    acc = np.append(acc, fetch(b))\nnp.save('p.npy', acc)\n",
         (),

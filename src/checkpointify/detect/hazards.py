@@ -13,6 +13,7 @@ import libcst as cst
 
 from checkpointify import catalogue
 from checkpointify.detect.analysis import FileAnalysis
+from checkpointify.detect.concat import concat_growth
 from checkpointify.detect.cstutil import (
     COMPREHENSIONS,
     LOOPS,
@@ -158,6 +159,9 @@ def _store_problem(name: str, kind: str, node: cst.CSTNode, target: cst.BaseExpr
             and is_self_concat(name, node.value)
             and kind in {"list", "number", "string"}
         ):
+            return ""
+        if kind == "concat" and isinstance(node, cst.Assign) and concat_growth(name, node.value):
+            # df = pd.concat([df, part]): the call is journaled and replayed (detect/concat.py)
             return ""
         if kind == "array" and isinstance(node, cst.Assign):
             # preds = out (the first unit, from None) / preds = torch.cat((preds, out)): the

@@ -25,6 +25,7 @@ from checkpointify import catalogue
 from checkpointify.detect import hazards as hz
 from checkpointify.detect.analysis import Chain, FileAnalysis
 from checkpointify.detect.collected import collects_work
+from checkpointify.detect.concat import concat_growth, frame_concats, only_concat_binds
 from checkpointify.detect.constants import module_constants
 from checkpointify.detect.cstutil import (
     assigned_names,
@@ -120,6 +121,8 @@ class Plan:
     rows: Optional[cst.BaseExpression] = None  # kind "rows": the receiver of .apply/.map to wrap
     frames: Tuple[str, ...] = ()  # state names that are frames filled through .at/.loc (journaled)
     items: Optional[ItemSite] = None  # a loaded list whose items the loop writes (journaled)
+    #: state names that are frames grown by ``pd.concat``, each with its callee's code (journaled)
+    concats: Tuple[Tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -149,6 +152,7 @@ class Site:
     loop_names: Optional[List[str]] = None
     frames: Tuple[str, ...] = ()  # what the loop id names, when not the accumulators
     items: Optional[ItemSite] = None
+    concats: Tuple[Tuple[str, str], ...] = ()  # Plan.concats
     parts: Sequence[cst.CSTNode] = ()  # what the loop runs per item (where constants are read)
     exclude: Set[str] = field(default_factory=set)  # names the loop binds
 
@@ -160,6 +164,8 @@ class _Accumulator:
     init: cst.BaseStatement
     #: bound only under ``if cond:`` (``if save_dir: results = []``): reported, never rewritten
     conditional: bool = False
+    #: kind "concat": the code of the ``pandas.concat`` callee the journal replays (``pd.concat``)
+    callee: Optional[str] = None
 
 
 def find_plans(
@@ -273,6 +279,7 @@ def make_plan(a: FileAnalysis, site: Site) -> Plan:
         rows=site.rows,
         frames=site.frames,
         items=site.items,
+        concats=site.concats,
     )
 
 
@@ -433,6 +440,7 @@ def _grown_names(body: cst.CSTNode) -> List[str]:
                 elif target_name(t.target) and (
                     is_self_concat(target_name(t.target) or "", node.value)
                     or is_concat_growth(target_name(t.target) or "", node.value)
+                    or concat_growth(target_name(t.target) or "", node.value)
                 ):
                     name = target_name(t.target)
         if name and name not in grown:
@@ -485,10 +493,14 @@ def _find_accumulators(
     function: Optional[cst.FunctionDef],
     frames: AbstractSet[str] = frozenset(),
     items: Optional[ItemSite] = None,
+    body: Optional[cst.CSTNode] = None,
 ) -> List[_Accumulator]:
     """The grown names bound, just before the loop, to an empty or literal value; the
-    ``frames`` (written through ``.at``/``.loc``...) bound to any value (kind "frame"); and
-    the list whose ``items`` the loop writes into, bound in any way (kind "items")."""
+    ``frames`` (written through ``.at``/``.loc``...) bound to any value (kind "frame"); the
+    list whose ``items`` the loop writes into, bound in any way (kind "items"); and the names
+    ``body`` grows by ``df = pd.concat([df, part])``, bound to any value but a literal
+    container (kind "concat", detect/concat.py)."""
+    concats = frame_concats(a, body) if body is not None else {}
     found: List[_Accumulator] = []
     if items is not None:
         grown = grown + [items.name] if items.name not in grown else grown
@@ -511,12 +523,23 @@ def _find_accumulators(
                 kind = accumulator_kind(a, assigned[1])
                 if kind is None and name in frames and "." not in name:
                     kind = "frame"  # df = pd.read_csv(...): its cell writes are journaled
-                if kind is None and isinstance(assigned[1], cst.Name) and assigned[1].value == "None":
+                if kind is None and name in concats and not _is_none(assigned[1]):
+                    kind = "concat"  # df = pd.DataFrame(); ... df = pd.concat([df, part]): journaled calls
+                if (
+                    kind is None
+                    and name in concats
+                    and body is not None
+                    and only_concat_binds(name, body)
+                    and name not in frames
+                ):
+                    kind = "concat"  # df = None; ... df = pd.concat([df, part]) (pandas drops the None)
+                if kind is None and _is_none(assigned[1]):
                     # preds = None ... preds = torch.cat((preds, out)) / preds += out after a
                     # first-unit bind: whatever it grows into is recorded as a snapshot
                     kind = "array"
                 if kind is not None and not any(name in bound_in(s) for s in before[position + 1 :]):
-                    found.append(_Accumulator(name, kind, stmt))
+                    callee = concats[name] if kind == "concat" else None
+                    found.append(_Accumulator(name, kind, stmt, callee=callee))
                 break
             conditional = _conditional_init(a, stmt, name)
             if conditional is not None:
@@ -527,6 +550,10 @@ def _find_accumulators(
                 break  # bound in a way we do not model (for, with, an if branch): not ours
     found.sort(key=lambda acc: before.index(acc.init))
     return found
+
+
+def _is_none(value: cst.BaseExpression) -> bool:
+    return isinstance(value, cst.Name) and value.value == "None"
 
 
 def _conditional_init(a: FileAnalysis, stmt: cst.BaseStatement, name: str) -> Optional[str]:
@@ -731,7 +758,7 @@ class _LoopSite:
         grown = _grown_names(loop.body)
         self.items = item_site(a, loop) if isinstance(loop, cst.For) else None
         accumulators = _find_accumulators(
-            a, grown, before, self.function, _frame_written_names(loop.body), self.items
+            a, grown, before, self.function, _frame_written_names(loop.body), self.items, loop.body
         )
         names = [acc.name for acc in accumulators]
         if persists_per_item(a, loop.body):
@@ -774,7 +801,8 @@ class _LoopSite:
                 # for row in rows: cur.execute(...)   then   conn.commit()
                 return self._commit_plan(accumulators, commit, scope, before)
         # a helper returning only counters (`return text, num_changed`) is not what its caller keeps
-        containers = [acc.name for acc in accumulators if acc.kind in _IDENTITY_KINDS]
+        # (a frame grown by pd.concat and returned is a container too: its journal is its record)
+        containers = [acc.name for acc in accumulators if acc.kind in _IDENTITY_KINDS or acc.kind == "concat"]
         returned = (
             find_returned(a, self.chain, self.index, set(names), self.function, self.qualname)
             if containers
@@ -858,7 +886,7 @@ class _LoopSite:
         if isinstance(loop, cst.For):
             # a frame's restore only replays its journal after the iterable started: iterating
             # the frame (df.iterrows()) sees what the uninterrupted run saw
-            unframed = [acc.name for acc in accumulators if acc.kind not in ("frame", "items")]
+            unframed = [acc.name for acc in accumulators if acc.kind not in ("frame", "items", "concat")]
             hz.check_self_reference(found, loop.iter, unframed + carried)
             hz.check_loop_variable(found, loop.target, after)
             hz.check_futures(found, a, loop.target, loop.iter, [loop.body])
@@ -954,6 +982,7 @@ class _LoopSite:
             resume=resume,
             frames=tuple(acc.name for acc in accumulators if acc.kind == "frame"),
             items=items,
+            concats=tuple((acc.name, acc.callee) for acc in accumulators if acc.callee is not None),
         )
         return make_plan(a, site)
 
@@ -993,6 +1022,8 @@ class _LoopSite:
             complete_after=None,
             resume=resume,
             deferred=tuple(c.complete_after for c in returned.callers),
+            frames=tuple(acc.name for acc in accumulators if acc.kind == "frame"),
+            concats=tuple((acc.name, acc.callee) for acc in accumulators if acc.callee is not None),
         )
         return make_plan(self.a, site)
 

@@ -105,10 +105,10 @@ from checkpointify.prefilter.text import Vocabulary, text_may_match, text_stage,
 from checkpointify.prefilter.tree import _Module, parse, sites, tree_may_match
 
 #: bump when a stage changes what it lets through (part of the cache key)
-PREFILTER_VERSION = 9  # 2: helper-return, block structure; 3: collect-parallel; 4: row-apply, frames;
+PREFILTER_VERSION = 10  # 2: helper-return, block structure; 3: collect-parallel; 4: row-apply, frames;
 # 5: collect-async-shared; 6: None-grown accumulators, bulk database writes, copy loops;
 # 7: tighter helper-return and parallel twins; 8: item writes into a loaded list;
-# 9: its twin asks for the list in the iterable and a mutating method
+# 9: its twin asks for the list in the iterable and a mutating method; 10: frames grown by pd.concat
 
 
 def candidate_lines(

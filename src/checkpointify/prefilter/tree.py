@@ -129,6 +129,7 @@ class _Body:
     #: roots of stores and method calls into a subscript or attribute chain, with the chain's
     #: depth (``data[i]["k"] = v``: data, 2; ``item.update(d)``: item, 1): ``detect.items``
     item_roots: Dict[str, int]
+    concats: Set[str]  # names grown by ``df = concat([df, part])`` (``detect.concat``)
 
 
 @dataclass
@@ -753,6 +754,7 @@ class _Module:
             accumulators = {name for name in body.grown if self._accumulator_before(name, block, index, link)}
             accumulators |= body.frames  # a frame filled through .at/.loc: bound to any value
             accumulators |= _item_lists(loop, body.item_roots)  # a list whose items are written: any value
+            accumulators |= body.concats  # a frame grown by pd.concat: bound to any value
             collects = bool(accumulators) and (
                 self._sink_after(after, accumulators)
                 or self._returned_and_called(after, accumulators, function)
@@ -1188,7 +1190,7 @@ def _child_blocks(stmt: ast.stmt) -> Iterator[Sequence[ast.stmt]]:
 
 def _body(parts: Sequence[ast.AST]) -> _Body:
     """One walk of a loop body (or a comprehension's per-item parts)."""
-    facts = _Body([], [], False, set(), False, set(), {})
+    facts = _Body([], [], False, set(), False, set(), {}, set())
     stack: List[Tuple[Any, bool]] = [(part, False) for part in parts]
     while stack:
         node, pruned = stack.pop()
@@ -1230,6 +1232,9 @@ def _body(parts: Sequence[ast.AST]) -> _Body:
                         or _concat_grows(name, node.value)
                     ):
                         facts.grown.add(name)
+                    if name and _frame_concat_grows(name, node.value):
+                        facts.grown.add(name)
+                        facts.concats.add(name)
         inner = pruned or isinstance(node, _PRUNE)
         for field in node._fields:
             if field == "ctx":
@@ -1474,3 +1479,15 @@ def _concat_grows(name: str, value: ast.AST) -> bool:
     if target_name(first) == name:
         return True
     return isinstance(first, (ast.List, ast.Tuple)) and any(target_name(e) == name for e in first.elts)
+
+
+def _frame_concat_grows(name: str, value: ast.AST) -> bool:
+    """The twin of ``detect.concat.concat_growth`` (any callee named ``concat``, not only
+    pandas'): ``df = pd.concat([df, part], ignore_index=True)``."""
+    if not isinstance(value, ast.Call) or not value.args:
+        return False
+    func = value.func
+    callee = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+    if callee != "concat" or not isinstance(value.args[0], (ast.List, ast.Tuple)):
+        return False
+    return any(target_name(e) == name for e in value.args[0].elts)

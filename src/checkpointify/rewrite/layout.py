@@ -11,9 +11,11 @@ the project's own CI: ruff's import sorting (``I001``), its line length (``E501`
   The rest of the import block is not re-sorted: an unsorted block stays as it was.
 * A ``ckpt = checkpoint(...)`` (or ``acknowledge_each(...)``) line longer than the line
   length is wrapped as black and ruff format wrap a call: the arguments on one indented
-  line if they fit there, else one per line with a trailing comma.
+  line if they fit there, else one per line with a trailing comma. So is a call of a
+  ``frame_concat`` handle's ``concat`` that the rewrite put in the loop body
+  (``df = df_parts.concat([df, part], ignore_index=True)``, longer than the line it replaced).
 
-Nothing else in the file moves; a line the rewrite did not insert is never touched. An
+Nothing else in the file moves; a line the rewrite did not insert or change is never touched. An
 argument that spans lines, or is itself too long for a line, is left as it is (the
 formatter, ``fix --format``, does the rest).
 """
@@ -287,6 +289,7 @@ class _Wrapper(cst.CSTTransformer):
         self.functions = functions
         self.style = style
         self.indents = [""]
+        self.handles: Set[str] = set()  # names bound to a runtime function's result (ckpt, df_parts)
         step = module.default_indent
         self.step = step if step == "\t" else " " * style.indent_width
 
@@ -307,10 +310,17 @@ class _Wrapper(cst.CSTTransformer):
             return updated_node
         assign = updated_node.body[0]
         call = assign.value
-        if not (
-            isinstance(call, cst.Call)
-            and isinstance(call.func, cst.Name)
-            and call.func.value in self.functions
+        if not isinstance(call, cst.Call):
+            return updated_node
+        func = call.func
+        if isinstance(func, cst.Name) and func.value in self.functions:
+            if len(assign.targets) == 1 and isinstance(assign.targets[0].target, cst.Name):
+                self.handles.add(assign.targets[0].target.value)
+        elif not (
+            isinstance(func, cst.Attribute)
+            and func.attr.value == "concat"  # df_parts.concat(...): what replaced pd.concat(...)
+            and isinstance(func.value, cst.Name)
+            and func.value.value in self.handles
         ):
             return updated_node
         code = self.module.code_for_node(updated_node.with_changes(leading_lines=())).rstrip("\r\n")

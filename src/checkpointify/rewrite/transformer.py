@@ -21,6 +21,7 @@ import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor
 
+from checkpointify.detect.concat import concat_growth
 from checkpointify.detect.cstutil import for_clauses
 from checkpointify.detect.matcher import Plan
 from checkpointify.rewrite import asyncshared, items
@@ -33,6 +34,7 @@ _SHARED = asyncshared.FUNCTION
 _ROWS = "checkpoint_rows"
 _FRAME_WRITES = "frame_writes"
 _ITEM_WRITES = items.FUNCTION
+_FRAME_CONCAT = "frame_concat"
 _INDEXERS = ("at", "loc", "iat", "iloc")  # catalogue.FRAME_INDEXERS, in a stable order
 
 
@@ -41,6 +43,7 @@ class _Names:
     functions: Dict[str, str]  # runtime function -> how the rewritten code calls it
     variables: Dict[int, str]  # plan index -> checkpoint (or acks) variable
     writes: Dict[int, Dict[str, str]]  # plan index -> frame name -> its journal's variable
+    parts: Dict[int, Dict[str, str]]  # plan index -> frame grown by concat -> its journal's variable
 
     @property
     def checkpoint(self) -> str:
@@ -95,6 +98,8 @@ def apply_plans(
         needed.add(_FRAME_WRITES)
     if any(plan.items for plan in plans):
         needed.add(_ITEM_WRITES)
+    if any(plan.concats for plan in plans):
+        needed.add(_FRAME_CONCAT)
     for function in sorted(needed):
         local = names.functions[function]
         AddImportsVisitor.add_needed_import(
@@ -116,6 +121,7 @@ def _choose_names(plans: Sequence[Plan], used: Set[str]) -> _Names:
         _ROWS,
         _FRAME_WRITES,
         _ITEM_WRITES,
+        _FRAME_CONCAT,
     ):
         functions[function] = function if function not in used else "checkpointify_" + function
         taken.add(functions[function])
@@ -143,7 +149,14 @@ def _choose_names(plans: Sequence[Plan], used: Set[str]) -> _Names:
             journal = next(c for c in chain([base], ("%s%d" % (base, n) for n in count(2))) if c not in taken)
             taken.add(journal)
             writes.setdefault(index, {})[frame] = journal
-    return _Names(functions, variables, writes)
+    parts: Dict[int, Dict[str, str]] = {}
+    for index, plan in enumerate(plans):
+        for frame, _ in plan.concats:
+            base = "%s_parts" % frame
+            journal = next(c for c in chain([base], ("%s%d" % (base, n) for n in count(2))) if c not in taken)
+            taken.add(journal)
+            parts.setdefault(index, {})[frame] = journal
+    return _Names(functions, variables, writes, parts)
 
 
 class _Rewriter(cst.CSTTransformer):
@@ -233,6 +246,10 @@ class _Rewriter(cst.CSTTransformer):
                 visited = body.visit(items.JournalItemWrites(plan.items, journal))
             else:
                 visited = body.visit(_JournalWrites(frame, journal))
+            assert isinstance(visited, cst.BaseSuite)
+            body = visited
+        for frame, journal in self.names.parts.get(index, {}).items():
+            visited = body.visit(_JournalConcat(frame, journal))
             assert isinstance(visited, cst.BaseSuite)
             body = visited
         return updated_node.with_changes(
@@ -327,7 +344,9 @@ class _Rewriter(cst.CSTTransformer):
             return [self._statement("%s = %s(%s)" % (var, self.names.acknowledge_each, ", ".join(arguments)))]
         arguments = [self._literal(plan.loop_id)]
         writes = self.names.writes.get(index, {})
-        state_names = [("%s.journal" % writes[n]) if n in writes else n for n in plan.state]
+        parts = self.names.parts.get(index, {})
+        journals = {**writes, **parts}
+        state_names = [("%s.journal" % journals[n]) if n in journals else n for n in plan.state]
         state = "lambda: %s" % _tuple(state_names) if plan.state else None
         if plan.iterable is not None:
             arguments.append(self._code(plan.iterable))
@@ -367,9 +386,16 @@ class _Rewriter(cst.CSTTransformer):
                 )
                 for frame, journal in writes.items()
             ),
+            *(
+                self._statement(
+                    "%s = %s(%s, %s)" % (journal, self.names.functions[_FRAME_CONCAT], frame, callee)
+                )
+                for (frame, callee), journal in zip(plan.concats, parts.values())
+            ),
             self._statement("%s = %s(%s)" % (var, self.names.checkpoint, ", ".join(arguments))),
             self._statement(restore),
             *(self._statement("%s.replay()" % journal) for journal in writes.values()),
+            *(self._statement("%s = %s.replay()" % (frame, journal)) for frame, journal in parts.items()),
         ]
 
     def _row_wise(self, index: int, statement: cst.BaseStatement) -> List[cst.BaseStatement]:
@@ -496,6 +522,29 @@ class _JournalWrites(cst.CSTTransformer):
 
     def leave_AugAssign(self, original_node: cst.AugAssign, updated_node: cst.AugAssign) -> cst.AugAssign:
         return updated_node.with_changes(target=self._target(updated_node.target))
+
+
+class _JournalConcat(cst.CSTTransformer):
+    """``df = pd.concat([df, part], ...)`` -> ``df = df_parts.concat([df, part], ...)``
+    (detect/concat.py: the calls the plan found, by shape)."""
+
+    def __init__(self, frame: str, journal: str) -> None:
+        super().__init__()
+        self.frame = frame
+        self.journal = journal
+
+    def leave_Assign(self, original_node: cst.Assign, updated_node: cst.Assign) -> cst.Assign:
+        value = updated_node.value
+        if (
+            len(updated_node.targets) == 1
+            and isinstance(updated_node.targets[0].target, cst.Name)
+            and updated_node.targets[0].target.value == self.frame
+            and isinstance(value, cst.Call)
+            and concat_growth(self.frame, value)
+        ):
+            func = cst.Attribute(cst.Name(self.journal), cst.Name("concat"))
+            return updated_node.with_changes(value=value.with_changes(func=func))
+        return updated_node
 
 
 class _Replace(cst.CSTTransformer):

@@ -133,6 +133,8 @@ only), so that vendoring it is copying this folder. Its modules:
   :mod:`.settings` (environment, fault injection), :mod:`.errors`;
 * :mod:`.deferred` (``deferred=True``, :func:`complete_deferred`: a helper's loop whose
   caller saves, and completes);
+* :mod:`.framewrites` (:func:`frame_writes`) and :mod:`.frameconcat` (:func:`frame_concat`):
+  a frame filled through ``.at``/``.loc`` or grown by ``pd.concat``, journaled and replayed;
 * :mod:`.acknowledge` (:func:`acknowledge_each`), :mod:`.inspection` (:func:`read_info`,
   :func:`remove`, :class:`CheckpointInfo`; :mod:`.remotelogs` for logs on object storage).
 
@@ -157,6 +159,7 @@ from .errors import (
     UntrustedCheckpointError,
 )
 from .fingerprint import fingerprint, key_fingerprint
+from .frameconcat import FrameConcat, frame_concat
 from .frames import FORMAT as FORMAT  # not in __all__ (it never was), but imported by name
 from .frames import RUNTIME_VERSION
 from .framewrites import FrameWrites, frame_writes
@@ -187,6 +190,8 @@ __all__ = [
     "FrameWrites",
     "item_writes",
     "ItemWrites",
+    "frame_concat",
+    "FrameConcat",
     "RowCheckpoint",
     "CheckpointInfo",
     "CheckpointError",

@@ -34,9 +34,45 @@ class _RecordPickler(pickle.Pickler):
         return None
 
 
+# NumPy's builtin dtypes are shared objects too: every int64 array of a program holds the
+# one ``np.dtype("int64")``, so a final ``pickle.dump``/``df.to_pickle`` writes it once and
+# refers back to it. A dtype pickles as ``dtype("i8", False, True)`` whose last argument asks
+# for a *copy*, so every array restored from a checkpoint would hold a dtype of its own and
+# the program's final pickle would hold more objects than an uninterrupted run's (a frame
+# grown by ``pd.concat`` from an empty ``DataFrame()`` keeps its first part's arrays). A
+# record therefore writes a dtype that *is* the builtin one as ``dtype("<i8")``, which
+# loads as the builtin one again. Only objects pickle does not handle itself reach
+# ``reducer_override`` (never a str, int, list or dict), and only programs that loaded
+# NumPy use this pickler; numpy is never imported here.
+
+
+class _NumpyRecordPickler(_RecordPickler):
+    dtype: Any = None
+    dtype_types: FrozenSet[type] = frozenset()
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) in self.dtype_types:
+            dtype = self.dtype
+            if dtype(obj.str) is obj:
+                return dtype, (obj.str,)
+        return NotImplemented
+
+
+def _pickler_class() -> type:
+    numpy = sys.modules.get("numpy")
+    dtype = getattr(numpy, "dtype", None)
+    if dtype is None:
+        return _RecordPickler
+    if _NumpyRecordPickler.dtype is not dtype:
+        codes = getattr(numpy, "typecodes", {}).get("All", "")
+        _NumpyRecordPickler.dtype_types = frozenset(type(dtype(code)) for code in codes)
+        _NumpyRecordPickler.dtype = dtype
+    return _NumpyRecordPickler
+
+
 def _dumps(value: object) -> bytes:
     buffer = io.BytesIO()
-    _RecordPickler(buffer, _PICKLE_PROTOCOL).dump(value)
+    _pickler_class()(buffer, _PICKLE_PROTOCOL).dump(value)
     return buffer.getvalue()
 
 
