@@ -471,6 +471,9 @@ def test_parallel_site_killed_and_resumed_on_another_machine(
     from tests.support.runtime_programs import program_env, run_program, worklog
 
     env = _s3_env(s3, url, CHECKPOINTIFY_QUIET="")  # "N results restored" is said
+    # units long enough that the batched uploads (every 0.2 s) land before the run ends,
+    # even on a loaded machine (at 0.05 s an event loop of 4 finished 24 units first)
+    env["WORK_DELAY"] = "0.2"
     env.update(
         {"CHECKPOINTIFY_BATCH": "off"}
         if policy == "every-result"

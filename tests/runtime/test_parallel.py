@@ -27,6 +27,7 @@ PROGRAM = textwrap.dedent(
     MODE = sys.argv[1]
     ITEMS = list(range(24))
     LOG = os.environ["WORKLOG"]
+    DELAY = float(os.environ.get("WORK_DELAY", "0.05"))
 
     def note(text):
         with open(LOG, "a") as handle:
@@ -34,12 +35,12 @@ PROGRAM = textwrap.dedent(
 
     def work(x):
         note("start %d" % x)
-        time.sleep(0.05)
+        time.sleep(DELAY)
         return {"x": x, "square": x * x}
 
     async def awork(x):
         note("start %d" % x)
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(DELAY)
         return {"x": x, "square": x * x}
 
     par = parallel("prog.py::<module>::" + MODE)
