@@ -327,13 +327,16 @@ FRAME_INDEXERS: FrozenSet[str] = frozenset({"at", "loc", "iat", "iloc"})
 ELEMENT_GROWTH_METHODS: FrozenSet[str] = frozenset(
     {"append", "extend", "add", "insert", "appendleft", "setdefault"}
 )
-#: methods that change the container they are called on (dicts, lists, sets, deques): on an
-#: item of a loaded list they are writes into it (``detect.items``; its prefilter twin)
-MUTATING_METHODS: FrozenSet[str] = (
-    GROWING_METHODS
-    | ELEMENT_GROWTH_METHODS
-    | frozenset({"pop", "popitem", "clear", "remove", "sort", "reverse", "discard", "extendleft"})
+#: methods that change the container they are called on, besides growing it (lists, dicts,
+#: sets, deques, counters): on an accumulator they reorder or drop results (``detect.hazards``)
+CONTAINER_MUTATING_METHODS: FrozenSet[str] = frozenset(
+    {"pop", "popitem", "remove", "discard", "clear", "sort", "reverse", "insert"}
+    | {"appendleft", "extendleft", "rotate", "subtract"}
+    | {"difference_update", "intersection_update", "symmetric_difference_update"}
 )
+#: every method that changes the container it is called on: on an item of a loaded list
+#: they are writes into it (``detect.items``; its prefilter twin)
+ITEM_CHANGING_METHODS: FrozenSet[str] = GROWING_METHODS | ELEMENT_GROWTH_METHODS | CONTAINER_MUTATING_METHODS
 #: growth that stores its arguments as elements (what the log must be able to pickle)
 ELEMENT_ADDING_METHODS: FrozenSet[str] = frozenset({"append", "extend", "add"})
 #: methods whose arguments flow into their receiver (``out.append(row)`` derives ``out`` from ``row``)

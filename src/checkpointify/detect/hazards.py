@@ -38,11 +38,7 @@ _READ_METHODS = frozenset(
     {"get", "keys", "values", "items", "count", "index", "copy", "most_common"}
     | {"issubset", "issuperset", "isdisjoint", "union", "intersection", "difference"}
 )
-_MUTATING_METHODS = frozenset(
-    {"pop", "popitem", "remove", "discard", "clear", "sort", "reverse", "insert"}
-    | {"appendleft", "extendleft", "rotate", "subtract"}
-    | {"difference_update", "intersection_update", "symmetric_difference_update"}
-)
+_MUTATING_METHODS = catalogue.CONTAINER_MUTATING_METHODS
 _AUGMENTABLE = frozenset({"list", "number", "string", "set", "deque", "array"})
 _UNORDERED_CALLS = frozenset({"os.listdir", "os.scandir", "os.walk", "glob.glob", "glob.iglob"})
 _UNORDERED_METHODS = frozenset({"glob", "rglob", "iterdir"})

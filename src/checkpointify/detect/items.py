@@ -29,7 +29,7 @@ from checkpointify.detect.analysis import FileAnalysis
 from checkpointify.detect.cstutil import assignment_targets, walk
 
 _SCOPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
-_MUTATING = catalogue.MUTATING_METHODS
+_MUTATING = catalogue.ITEM_CHANGING_METHODS
 
 
 @dataclass(frozen=True)

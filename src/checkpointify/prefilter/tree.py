@@ -1202,7 +1202,7 @@ def _body(parts: Sequence[ast.AST]) -> _Body:
                 facts.pruned_calls.append(node)
             func = node.func
             if isinstance(func, ast.Attribute):
-                if func.attr in catalogue.MUTATING_METHODS:
+                if func.attr in catalogue.ITEM_CHANGING_METHODS:
                     _add_item_root(facts.item_roots, func.value, 1)  # item.update(d), item["tags"].append(t)
                 if func.attr in catalogue.GROWING_METHODS:
                     _add_owner(facts.grown, func.value)
