@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import threading
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, List
@@ -17,6 +14,8 @@ from typing import Any, List
 import pytest
 
 from checkpointify.api import Options, process_source
+from tests.support.kernels import client as _client
+from tests.support.kernels import kill_kernel_after
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -54,13 +53,6 @@ def _prepare(where: Path) -> None:
     (where / "questions.json").write_text(json.dumps(questions))
 
 
-def _client(path: Path) -> Any:
-    book = nbformat.read(str(path), as_version=4)
-    return nbclient.NotebookClient(
-        book, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(path.parent)}}
-    )
-
-
 def _work_done(where: Path) -> List[str]:
     log = where / "work.log"
     return log.read_text().split() if log.exists() else []
@@ -92,23 +84,7 @@ def test_a_killed_kernel_resumes_the_item_writes(tmp_path: Path) -> None:
     path = where / "answers.ipynb"
     path.write_bytes(result.new_source)
 
-    failure: List[BaseException] = []
-
-    def run_until_killed() -> None:
-        try:
-            _client(path).execute()
-        except BaseException as exc:  # the kernel dies under it: DeadKernelError
-            failure.append(exc)
-
-    runner = threading.Thread(target=run_until_killed)
-    runner.start()
-    deadline = time.monotonic() + 120
-    while len(_work_done(where)) < 4:
-        assert runner.is_alive() and time.monotonic() < deadline, "the loop never got going"
-        time.sleep(0.02)
-    os.kill(int((where / "kernel.pid").read_text()), signal.SIGKILL)
-    runner.join(120)
-    assert failure, "the killed kernel's run finished anyway"
+    kill_kernel_after(path, 4)
     assert not (where / "answers.json").exists()
     before = _work_done(where)
 

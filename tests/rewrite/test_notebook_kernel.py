@@ -12,9 +12,6 @@ re-running the cells in that same kernel, must resume too.
 from __future__ import annotations
 
 import os
-import signal
-import threading
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, List
@@ -22,6 +19,8 @@ from typing import Any, List
 import pytest
 
 from checkpointify.api import Options, process_source
+from tests.support.kernels import client as _client
+from tests.support.kernels import kill_kernel_after
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -72,13 +71,6 @@ def _fixed(where: Path) -> Path:
     return path
 
 
-def _client(path: Path) -> Any:
-    book = nbformat.read(str(path), as_version=4)
-    return nbclient.NotebookClient(
-        book, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(path.parent)}}
-    )
-
-
 def _work_done(where: Path) -> List[int]:
     log = where / "work.log"
     return [int(x) for x in log.read_text().split()] if log.exists() else []
@@ -100,23 +92,7 @@ def test_a_killed_kernel_resumes_on_a_new_kernel(tmp_path: Path) -> None:
 
     path = _fixed(tmp_path / "fixed")
     where = path.parent
-    failure: List[BaseException] = []
-
-    def run_until_killed() -> None:
-        try:
-            _client(path).execute()
-        except BaseException as exc:  # the kernel dies under it: DeadKernelError
-            failure.append(exc)
-
-    runner = threading.Thread(target=run_until_killed)
-    runner.start()
-    deadline = time.monotonic() + 120
-    while len(_work_done(where)) < 4:
-        assert runner.is_alive() and time.monotonic() < deadline, "the loop never got going"
-        time.sleep(0.02)
-    os.kill(int((where / "kernel.pid").read_text()), signal.SIGKILL)
-    runner.join(120)
-    assert failure, "the killed kernel's run finished anyway"
+    kill_kernel_after(path, 4)
     assert not (where / "labels.json").exists()
     before = _work_done(where)
 
