@@ -563,6 +563,57 @@ def test_parallel_site_on_s3_in_strict_mode_raises_where_the_result_is_read(
     assert strict.returncode != 0 and "CheckpointWriteError" in strict.stderr
 
 
+def test_a_failed_last_upload_of_a_parallel_site_is_reported_at_exit(tmp_path: Path) -> None:
+    """The background upload of a parallel site's last batch fails (the store went away after
+    the loop) and no later write follows: the run still ends as the original would (here the
+    save step fails with exit code 3), and it says, once, that those results were not stored
+    and will run again, instead of nothing."""
+    from tests.support.s3server import S3Server as Server
+
+    server = Server()  # its own server: this test stops it
+    try:
+        url = server.bucket() + "/job"
+        program = tmp_path / "job.py"
+        program.write_text(
+            "import sys\n"
+            "from concurrent.futures import ThreadPoolExecutor\n"
+            "from checkpointify.runtime import parallel\n"
+            "par = parallel('job.py::<module>::rows')\n"
+            "with ThreadPoolExecutor(2) as ex:\n"
+            "    rows = list(par.map(ex, 'map', abs, [-1, -2, -3, -4]))\n"
+            "print('loop done', flush=True)\n"
+            "sys.stdin.readline()  # the test stops the store here\n"
+            "sys.exit(3)  # the save failed: par.complete() is never reached\n"
+        )
+        env = dict(
+            os.environ,
+            **server.env(),
+            CHECKPOINTIFY_DIR=url,
+            CHECKPOINTIFY_RETRIES="0",
+            CHECKPOINTIFY_UPLOAD_INTERVAL="30",  # the results wait for the exit flush
+            PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"),
+        )
+        for name in ("CHECKPOINTIFY_STRICT", "CHECKPOINTIFY_QUIET", "CHECKPOINTIFY_BATCH"):
+            env.pop(name, None)
+        proc = subprocess.Popen(
+            [sys.executable, str(program)],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None and proc.stdout.readline() == "loop done\n"
+    finally:
+        server.stop()
+    out, err = proc.communicate("go\n", timeout=120)
+    assert proc.returncode == 3, err
+    warnings = [line for line in err.splitlines() if line.startswith("checkpointify: warning:")]
+    assert len(warnings) == 1, err
+    assert url in warnings[0] and "not stored" in warnings[0], err
+
+
 # ------------------------------------------------------------ helpers completed by their caller
 
 

@@ -300,6 +300,8 @@ class ObjectStore:
         self.pid = os.getpid()
         self.thread = threading.current_thread()
         self._uploading: Optional[threading.Thread] = None
+        # a background upload failed and no later step has raised it yet: close() says so
+        self._unreported = False
         # the log as stored, object by object (header and record frames): compaction merges
         # the last ones into a snapshot and deletes them without reading anything back
         self._runs: List[Run] = []
@@ -454,6 +456,7 @@ class ObjectStore:
 
     def check(self) -> None:
         if self.failed is not None:
+            self._unreported = False  # raised here: the owner warns (or, strict, raises)
             if self.fenced:
                 raise CheckpointLockedError(self.failed, {})
             raise CheckpointWriteError("checkpoint %s failed earlier: %s" % (self.where, self.failed))
@@ -504,9 +507,10 @@ class ObjectStore:
         try:
             self._upload(frame, "")
         except CheckpointError:
-            pass  # recorded in self.failed: the loop's next step raises it
+            self._unreported = True  # recorded in self.failed: the loop's next step raises it
         except Exception as exc:  # pragma: no cover - a bug must not pass for an upload
             self.failed = "cannot upload to %s: %s: %s" % (self.where, type(exc).__name__, exc)
+            self._unreported = True
 
     def _upload(self, frame: bytes, point: str) -> None:
         from .remote import PreconditionFailed
@@ -616,9 +620,17 @@ class ObjectStore:
             self._close_quietly()
 
     def close(self) -> None:
-        """Keep the records; release the lease so a re-run need not wait for it to expire."""
+        """Keep the records; release the lease so a re-run need not wait for it to expire.
+        A background upload that failed with no later step to raise it (a parallel site's
+        last batch) is reported here, once: its results are not stored."""
         try:
             self.wait()
+            if self._unreported and not self.fenced:
+                self._unreported = False
+                self._warn(
+                    "%s: the last upload failed (%s); its results are not stored, and a re-run "
+                    "does that work again" % (self.where, self.failed)
+                )
             if self.lease is not None and not self.fenced:
                 self.lease.release(delete=False)
         finally:
