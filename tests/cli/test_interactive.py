@@ -132,9 +132,10 @@ def test_quit_keeps_what_was_accepted_and_touches_nothing_else(project: Path) ->
 def test_end_of_input_quits_without_writing(project: Path) -> None:
     term = Terminal(["fix", "--interactive"], project)
     term.expect(PROMPT)
-    os.write(term.master, b"\x04")  # Ctrl-D
+    os.write(term.master, b"\x04")  # Ctrl-D, the moment the prompt shows
     code = term.finish()
     assert code == 0, term.stderr
+    assert not term.hung_up, "Ctrl-D was not read: the command ended only when the terminal closed"
     assert (project / "a.py").read_bytes() == TWO and (project / "b.py").read_bytes() == TWO
     assert "rewrote 0 loops in 0 files." in term.stderr
 

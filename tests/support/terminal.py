@@ -44,6 +44,7 @@ class Terminal:
         self.master = master
         self.raw = ""
         self.seen = 0  # how much of the screen text earlier expects consumed
+        self.hung_up = False
 
     @property
     def screen(self) -> str:
@@ -78,9 +79,12 @@ class Terminal:
         os.write(self.master, line.encode() + b"\r")
 
     def finish(self, timeout: float = 60) -> int:
+        """Wait for the command to end, then hang up. :attr:`hung_up` says whether it was
+        still running when the terminal closed (it ended on the hang-up, not by itself)."""
         deadline = time.monotonic() + timeout
         while self.proc.poll() is None and time.monotonic() < deadline:
             self._read(0.1)
+        self.hung_up = self.proc.poll() is None
         while self._read(0.05) and select.select([self.master], [], [], 0)[0]:
             pass
         os.close(self.master)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Protocol, Tuple
@@ -87,50 +88,68 @@ class TerminalReviewer:
 
     def ask(self) -> Answer:
         """One key, no Enter needed (y, n, a, q; Ctrl-D quits); whitespace is ignored, so
-        an answer typed with Enter works too."""
-        self.console.print(PROMPT, end="")
-        self.console.file.flush()
-        while True:
-            key = _read_key()
-            if key in ("", "\x04"):  # end of input (or a hung-up terminal), Ctrl-D
-                try:
-                    self.console.print()
-                except OSError:
-                    pass  # the terminal is gone: nothing to finish the line on
-                return Answer.QUIT
-            if key == "\x03":
-                raise KeyboardInterrupt
-            if key.isspace():
-                continue
-            self.console.print(key)
-            answer = parse_answer(key)
-            if answer is not None:
-                return answer
-            self.console.print("Please answer y, n, a or q.", style="red")
+        an answer typed with Enter works too. The terminal is in cbreak mode before the
+        prompt is shown: a key typed the moment it appears (Ctrl-D above all, which the
+        line discipline would otherwise take as the end of a line) is read as typed."""
+        with _cbreak():
             self.console.print(PROMPT, end="")
             self.console.file.flush()
+            while True:
+                key = _read_key()
+                if key in ("", "\x04"):  # end of input (or a hung-up terminal), Ctrl-D
+                    try:
+                        self.console.print()
+                    except OSError:
+                        pass  # the terminal is gone: nothing to finish the line on
+                    return Answer.QUIT
+                if key == "\x03":
+                    raise KeyboardInterrupt
+                if key.isspace():
+                    continue
+                self.console.print(key)
+                answer = parse_answer(key)
+                if answer is not None:
+                    return answer
+                self.console.print("Please answer y, n, a or q.", style="red")
+                self.console.print(PROMPT, end="")
+                self.console.file.flush()
 
 
-def _read_key() -> str:
-    """One character from the terminal without waiting for Enter (cbreak mode: Ctrl-C
-    still interrupts), or the first character of a line when stdin is not a terminal."""
+@contextmanager
+def _cbreak() -> Iterator[None]:
+    """Keys without Enter while the block runs (cbreak mode: Ctrl-C still interrupts);
+    nothing when stdin is not a terminal. The mode is restored after."""
     if not sys.stdin.isatty():
-        return sys.stdin.readline()[:1]
+        yield
+        return
     import termios
     import tty
 
     fd = sys.stdin.fileno()
-    saved = termios.tcgetattr(fd)
     try:
+        saved = termios.tcgetattr(fd)
         tty.setcbreak(fd, termios.TCSANOW)  # TCSAFLUSH (the default) would drop keys typed ahead
-        return os.read(fd, 1).decode("utf-8", "replace")
-    except OSError:
-        return ""  # the terminal hung up (EIO): the end of input, as Ctrl-D
+    except termios.error:  # the terminal hung up already: _read_key() sees the end of input
+        yield
+        return
+    try:
+        yield
     finally:
         try:
             termios.tcsetattr(fd, termios.TCSANOW, saved)
         except termios.error:
             pass  # the terminal went away (hung up) after the key: nothing left to restore
+
+
+def _read_key() -> str:
+    """One character from the terminal (in cbreak mode: see :func:`_cbreak`), or the
+    first character of a line when stdin is not a terminal."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline()[:1]
+    try:
+        return os.read(sys.stdin.fileno(), 1).decode("utf-8", "replace")
+    except OSError:
+        return ""  # the terminal hung up (EIO): the end of input, as Ctrl-D
 
 
 @dataclass
