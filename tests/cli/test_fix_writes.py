@@ -79,6 +79,9 @@ INTERRUPTED = textwrap.dedent(
 
     number = getattr(signal, sys.argv[1])
     real = os.fsync
+    # Ctrl-C as in a terminal, even where the test run itself was started with SIGINT
+    # ignored (a background job of a shell), which its child processes inherit
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def fsync(fd):
         if os.path.basename(os.readlink("/proc/self/fd/%d" % fd)).endswith(".checkpointify-tmp"):
