@@ -129,6 +129,8 @@ def install_azurite() -> Path:
     with open(TOOLS / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (marker.exists() and binary.exists()):
+            if not (TOOLS / "package.json").exists():  # npm installs here, not in a parent project
+                (TOOLS / "package.json").write_text('{"private": true}\n')
             done = subprocess.run(
                 [npm, "install", "--no-audit", "--no-fund", "--save-exact", "azurite@" + AZURITE_VERSION],
                 cwd=TOOLS,

@@ -85,9 +85,14 @@ class Bucket:
                 "CHECKPOINTIFY_DIR=%s needs fsspec and its %s backend: pip install 'checkpointify[%s]'"
                 % (self.url, protocol, _EXTRAS.get(protocol, "s3"))
             ) from None
+        # One retry policy, ours (see retry()), not nested ones: each backend's own is turned
+        # off on an instance of its own (the options make fsspec cache it apart from the
+        # user's), where the backend lets us.
         options: Dict[str, Any] = {}
-        if protocol in ("s3", "s3a"):  # one retry policy, ours (see retry()): not three nested ones
+        if protocol in ("s3", "s3a"):
             options = {"config_kwargs": {"retries": {"max_attempts": 1, "mode": "standard"}}}
+        elif protocol in ("az", "abfs", "abfss"):
+            options = {"connection_timeout": 20}  # connecting waits 20 s at most
         try:
             fs, root = fsspec.core.url_to_fs(self.url, **options)
         except (ImportError, ValueError) as exc:
@@ -95,14 +100,21 @@ class Bucket:
                 "cannot use %s for checkpoints: %s (pip install 'checkpointify[%s]')"
                 % (self.url, exc, _EXTRAS.get(protocol, "s3"))
             ) from exc
-        if options:
-            fs.retries = 1  # s3fs' own loop (its instance for these options is ours alone)
         self.fs: Any = fs
         self.root = root.rstrip("/")
         #: "s3", "azure", "gcs" or "other": which conditional writes the backend has
         self.kind = _kind(fs)
+        if self.kind == "s3":
+            fs.retries = 1  # s3fs' own loop (its instance for these options is ours alone)
+        elif self.kind == "azure":
+            _azure_one_attempt(fs)
         self.s3 = self.kind == "s3"  # s3fs: conditional writes through the S3 client
         self.retries = _retries()
+        if self.kind == "gcs":
+            # gcsfs retries every request itself (6 attempts, backoff of up to 16 s; fixed
+            # when its class is defined), on the errors ours would retry: adding ours would
+            # multiply them (34 s a call to an unreachable endpoint, measured, times 6)
+            self.retries = 0
 
     def path(self, key: str) -> str:
         return "%s/%s" % (self.root, key) if key else self.root
@@ -357,6 +369,18 @@ def _read_body(fs: Any, body: Any) -> bytes:
 
     data: bytes = sync(fs.loop, read)
     return data
+
+
+def _azure_one_attempt(fs: Any) -> None:
+    """Turn off the Azure SDK's retries on adlfs' client: up to 3 more attempts with 15 s
+    and more of backoff each (81 s for one call to an unreachable endpoint, measured),
+    inside every one of ours. adlfs has no option for it, so the client's retry policy,
+    which every blob client it makes shares, is set to one attempt; if a later SDK moves
+    it, its own retries simply stay on."""
+    policy = getattr(getattr(getattr(fs, "service_client", None), "_config", None), "retry_policy", None)
+    for name in ("total_retries", "connect_retries", "read_retries", "status_retries"):
+        if isinstance(getattr(policy, name, None), int):
+            setattr(policy, name, 0)
 
 
 def _kind(fs: Any) -> str:
