@@ -1,11 +1,18 @@
-"""Checkpoints on object storage, against a real S3 API server on 127.0.0.1.
+"""Checkpoints on object storage, against real servers on 127.0.0.1.
 
-``moto``'s standalone server runs in a child process (tests/support/s3server.py); every
-program under test reaches it through ``s3fs`` as a user's would: ``CHECKPOINTIFY_DIR=s3://...``,
-``AWS_ENDPOINT_URL`` and fake credentials in its environment. Crashes are real SIGKILLs (or
-the runtime's own fault points, which end the process like kill -9); "another machine" is
-another process in another working directory with an empty local disk. Timing is never
-asserted. Long stress runs are marked ``slow``.
+Each backend's server runs in a child process (tests/support/objectservers.py): moto's S3
+server, Azurite (Azure Blob) and the GCS emulator. Every program under test reaches it
+through ``s3fs``, ``adlfs`` or ``gcsfs`` as a user's would: ``CHECKPOINTIFY_DIR=s3://...``
+(``az://...``, ``gs://...``) and the server's variables in its environment
+(``AWS_ENDPOINT_URL``, ``AZURE_STORAGE_CONNECTION_STRING``, ``STORAGE_EMULATOR_HOST``).
+Crashes are real SIGKILLs (or the runtime's own fault points, which end the process like
+kill -9); "another machine" is another process in another working directory with an empty
+local disk. Timing is never asserted. Long stress runs are marked ``slow``.
+
+A test takes the ``server`` fixture: S3 unless it is parametrised with :func:`backends`.
+The end-to-end cases run on all three by default; the rest run on Azure and GCS with
+``-m slow``. The GCS emulator ignores ``ifGenerationMatch``, so the cases where the server
+must refuse a conditional write (two writers racing, a stale writer fenced off) skip it.
 """
 
 from __future__ import annotations
@@ -18,36 +25,53 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Sequence
 
 import pytest
 
-pytest.importorskip("moto.server")
-pytest.importorskip("s3fs")
-
-from checkpointify.runtime import CheckpointError, CheckpointLockedError, checkpoint  # noqa: E402
-from tests.safety.test_safety import BASIC, Program  # noqa: E402
-from tests.support.crash_harness import Job, check_final, make_job  # noqa: E402
-from tests.support.s3server import S3Server  # noqa: E402
+from checkpointify.runtime import CheckpointError, CheckpointLockedError, checkpoint
+from tests.runtime.conftest import object_server
+from tests.safety.test_safety import BASIC, Program
+from tests.support.crash_harness import Job, check_final, make_job
+from tests.support.objectservers import NO_CONDITIONAL_WRITES
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
 
 FAST = {"CHECKPOINTIFY_UPLOAD_INTERVAL": "0.05"}  # kills land after a few uploads
 
 
-@pytest.fixture()
-def s3(s3_server: S3Server) -> S3Server:
-    return s3_server  # one server for the session (tests/runtime/conftest.py)
+@pytest.fixture(params=["s3"])
+def server(request: pytest.FixtureRequest) -> Any:
+    """The object-storage server of this test: S3 unless parametrised (:func:`backends`);
+    one server of each kind for the session (tests/runtime/conftest.py)."""
+    return object_server(request, request.param)
+
+
+def backends(
+    default: Sequence[str], slow: Sequence[str] = (), gcs_fencing: bool = True
+) -> pytest.MarkDecorator:
+    """Run a test on the ``default`` backends, and on ``slow`` ones with ``-m slow``;
+    ``gcs_fencing=False``: the test needs the server to refuse a conditional write, which
+    the GCS emulator cannot (skipped there, saying so)."""
+    params = [pytest.param(kind) for kind in default]
+    params += [pytest.param(kind, marks=pytest.mark.slow) for kind in slow]
+    if not gcs_fencing:
+        params.append(pytest.param("gcs", marks=pytest.mark.skip(reason=NO_CONDITIONAL_WRITES)))
+    return pytest.mark.parametrize("server", params, indirect=True)
+
+
+ALL = backends(["s3", "azure", "gcs"])
+S3_BY_DEFAULT = backends(["s3"], slow=["azure", "gcs"])
 
 
 @pytest.fixture()
-def url(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh bucket and prefix; the in-process runtime sees only the S3 variables."""
+def url(server: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket and prefix; the in-process runtime sees only the servers' variables."""
     for name in list(os.environ):
         if name.startswith("CHECKPOINTIFY_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("CHECKPOINTIFY_QUIET", "1")
-    return s3.bucket() + "/jobs/run-1"
+    return server.bucket() + "/jobs/run-1"
 
 
 def _machine(where: Path) -> Path:
@@ -58,8 +82,8 @@ def _machine(where: Path) -> Path:
     return where
 
 
-def _s3_env(s3: S3Server, url: str, **extra: str) -> Dict[str, str]:
-    return dict(s3.env(), CHECKPOINTIFY_DIR=url, **extra)
+def _env(server: Any, url: str, **extra: str) -> Dict[str, str]:
+    return dict(server.env(), CHECKPOINTIFY_DIR=url, **extra)
 
 
 def _no_local_checkpoints(*folders: Path) -> None:
@@ -70,14 +94,15 @@ def _no_local_checkpoints(*folders: Path) -> None:
 # ------------------------------------------------------------------- a rescheduled pod
 
 
+@ALL
 def test_killed_job_resumes_on_another_machine_with_an_empty_disk(
-    s3: S3Server, url: str, tmp_path: Path
+    server: Any, url: str, tmp_path: Path
 ) -> None:
     first = Program(_machine(tmp_path / "node-a"), BASIC)
     expected = first.expected()
-    env = _s3_env(s3, url, **FAST)
+    env = _env(server, url, **FAST)
     first.kill_after(6, env=env)
-    assert s3.keys(url), "nothing was uploaded before the kill"
+    assert server.keys(url), "nothing was uploaded before the kill"
     # the pod is rescheduled on another node: same image (the same script), a fresh disk
     second = _machine(tmp_path / "node-b")
     shutil.copy(first.rewritten, second / "job.py")
@@ -92,32 +117,33 @@ def test_killed_job_resumes_on_another_machine_with_an_empty_disk(
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert "completed units restored from s3://" in done.stderr
+    assert "completed units restored from %s" % url.split("://")[0] in done.stderr
     assert {p.name: p.read_text() for p in second.glob("out*.json")} == expected
     ran = worklog.read_text().split()
     assert 0 < len(ran) < 12 and ran == [str(n) for n in range(12 - len(ran), 12)]
     _no_local_checkpoints(first.where, second)
-    assert s3.keys(url) == []  # complete() removed every object of the log
+    assert server.keys(url) == []  # complete() removed every object of the log
 
 
-def test_uninterrupted_run_on_s3_writes_what_the_original_writes(
-    s3: S3Server, url: str, tmp_path: Path
+@ALL
+def test_uninterrupted_run_on_object_storage_writes_what_the_original_writes(
+    server: Any, url: str, tmp_path: Path
 ) -> None:
     program = Program(_machine(tmp_path / "job"), BASIC)
     expected = program.expected()
-    done = program.run(program.rewritten, env=_s3_env(s3, url))
+    done = program.run(program.rewritten, env=_env(server, url))
     assert done.returncode == 0, done.stderr
     assert program.outputs() == expected
     _no_local_checkpoints(program.where)
-    assert s3.keys(url) == []
+    assert server.keys(url) == []
 
 
 # -------------------------------------------------------------------- crash points
 
 
-def _job(s3: S3Server, url: str, where: Path, **config: Any) -> Job:
+def _job(server: Any, url: str, where: Path, **config: Any) -> Job:
     job = make_job(where, config.pop("items", list(range(12))), work=config.pop("work", 0.01), **config)
-    job.env.update(_s3_env(s3, url))
+    job.env.update(_env(server, url))
     return job
 
 
@@ -132,10 +158,11 @@ def _ran(job: Job) -> List[Any]:
 # ------------------------------------------------------------------- one writer, fencing
 
 
-def test_two_machines_racing_for_one_loop_exactly_one_writes(s3: S3Server, url: str, tmp_path: Path) -> None:
+@backends(["s3", "azure"], gcs_fencing=False)
+def test_two_machines_racing_for_one_loop_exactly_one_writes(server: Any, url: str, tmp_path: Path) -> None:
     programs = [Program(_machine(tmp_path / name), BASIC) for name in ("node-a", "node-b")]
     expected = programs[0].expected()
-    env = _s3_env(s3, url, CHECKPOINTIFY_LEASE_SECONDS="2", CKPT_DELAY="0.1")
+    env = _env(server, url, CHECKPOINTIFY_LEASE_SECONDS="2", CKPT_DELAY="0.1")
     children = [
         subprocess.Popen(
             [sys.executable, "job.py"],
@@ -153,19 +180,20 @@ def test_two_machines_racing_for_one_loop_exactly_one_writes(s3: S3Server, url: 
     assert len(refused) == 1, errors  # the other one wrote the log
     for program in programs:
         assert program.outputs() == expected  # both jobs succeed, as without checkpointify
-    assert s3.keys(url) == []
+    assert server.keys(url) == []
 
 
 @pytest.mark.slow  # about 20 s; test_fenced_in_process is its fast twin
+@backends(["s3", "azure"], gcs_fencing=False)
 def test_a_stale_writer_back_after_its_lease_expired_is_fenced_off(
-    s3: S3Server, url: str, tmp_path: Path
+    server: Any, url: str, tmp_path: Path
 ) -> None:
     """A is frozen (SIGSTOP: a paused VM) past its lease; B takes over on another machine and
     is killed; A wakes up: its writes are refused, it runs on unchecked and leaves B's log
     alone; C resumes from B's records and writes the original output."""
     nodes = [Program(_machine(tmp_path / name), BASIC) for name in ("node-a", "node-b", "node-c")]
     expected = nodes[0].expected()
-    env = _s3_env(s3, url, CHECKPOINTIFY_LEASE_SECONDS="1", CHECKPOINTIFY_QUIET="", **FAST)
+    env = _env(server, url, CHECKPOINTIFY_LEASE_SECONDS="1", CHECKPOINTIFY_QUIET="", **FAST)
     a_log = tmp_path / "a.txt"
     a = subprocess.Popen(
         [sys.executable, "job.py"],
@@ -185,13 +213,14 @@ def test_a_stale_writer_back_after_its_lease_expired_is_fenced_off(
     assert a.returncode == 0, a_err  # never worse than the original
     assert "lease" in a_err and "warning" in a_err, a_err
     assert nodes[0].outputs() == expected
-    assert s3.keys(url), "the fenced writer removed the new owner's log"
+    assert server.keys(url), "the fenced writer removed the new owner's log"
     done = nodes[2].run(nodes[2].rewritten, env=dict(env, CKPT_WORKLOG=str(nodes[2].worklog)))
     assert done.returncode == 0, done.stderr
     assert nodes[2].outputs() == expected
-    assert s3.keys(url) == []
+    assert server.keys(url) == []
 
 
+@backends(["s3", "azure"], gcs_fencing=False)
 def test_fenced_in_process(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same, deterministic: A's lease thread stops (a pause), B takes the lease over after
     one time to live without renewal and writes; A's next upload is refused (strict: raised)."""
@@ -238,11 +267,11 @@ def test_fenced_in_process(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
 # --------------------------------------------------------------- failures, compaction
 
 
-def test_unreachable_store_never_fails_the_job(tmp_path: Path, s3: S3Server) -> None:
+def test_unreachable_store_never_fails_the_job(tmp_path: Path, server: Any) -> None:
     program = Program(_machine(tmp_path / "job"), BASIC)
     expected = program.expected()
     env = dict(
-        s3.env(),
+        server.env(),
         AWS_ENDPOINT_URL="http://127.0.0.1:9",  # nothing listens there
         CHECKPOINTIFY_DIR="s3://nowhere/prefix",
         CHECKPOINTIFY_RETRIES="1",
@@ -257,8 +286,9 @@ def test_unreachable_store_never_fails_the_job(tmp_path: Path, s3: S3Server) -> 
 
 
 @pytest.mark.parametrize("strict", [False, True], ids=["default", "strict"])
-def test_failed_upload_after_retries(strict: bool, s3: S3Server, url: str, tmp_path: Path) -> None:
-    job = _job(s3, url, tmp_path / "job")
+@S3_BY_DEFAULT
+def test_failed_upload_after_retries(strict: bool, server: Any, url: str, tmp_path: Path) -> None:
+    job = _job(server, url, tmp_path / "job")
     env = {"CHECKPOINTIFY_BATCH": "off", "CHECKPOINTIFY_FAULT": "eio:4", "CHECKPOINTIFY_QUIET": ""}
     if strict:
         env["CHECKPOINTIFY_STRICT"] = "1"
@@ -271,8 +301,9 @@ def test_failed_upload_after_retries(strict: bool, s3: S3Server, url: str, tmp_p
     assert job.output() == job.expected()
 
 
+@S3_BY_DEFAULT
 def test_compaction_is_tiered_and_keeps_restore_to_a_few_objects(
-    url: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+    url: str, server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With a fan-out of 3, 31 segments (the header's and 30 units') become objects of
     3**k segments: restore reads at most 2 a level, and each record was uploaded once per
@@ -297,7 +328,7 @@ def test_compaction_is_tiered_and_keeps_restore_to_a_few_objects(
     assert all(span in (1, 3, 9, 27) for span in spans) and len(spans) <= 2 * 4, spans
     # a record is in one object per level at most (4 levels: 1, 3, 9, 27 segments)
     assert store.uploaded <= 4 * stored + 64 * 100, (store.uploaded, stored)
-    keys = [k.rpartition("/")[2] for k in s3.keys(url)]
+    keys = [k.rpartition("/")[2] for k in server.keys(url)]
     assert sorted(k for k in keys if k != "lease") == sorted(
         run.key.rpartition("/")[2] for run in store._runs
     )
@@ -311,23 +342,24 @@ def test_compaction_is_tiered_and_keeps_restore_to_a_few_objects(
     ck = checkpoint("job.py::main::out", range(40), lambda: (again,), directory=url)
     [again] = ck.restore()
     assert ck.restored_units == 30
-    assert not [k for k in s3.keys(url) if k.endswith(torn_key)]  # the torn merge was deleted
+    assert not [k for k in server.keys(url) if k.endswith(torn_key)]  # the torn merge was deleted
     again.extend(item * 2 for item in ck)
     assert again == [i * 2 for i in range(40)]
     ck.complete()
-    assert s3.keys(url) == []
+    assert server.keys(url) == []
 
 
 @pytest.mark.parametrize("unit", [6, 62])  # segment 7 ends the first merge; 63 merges two levels
-def test_sigkill_in_the_middle_of_a_compaction(unit: int, s3: S3Server, url: str, tmp_path: Path) -> None:
+@S3_BY_DEFAULT
+def test_sigkill_in_the_middle_of_a_compaction(unit: int, server: Any, url: str, tmp_path: Path) -> None:
     """The snapshot is stored, the objects it merged are not deleted yet: the next run
     reads the snapshot, deletes what it covers, redoes nothing recorded, and every
     compaction after it still restores every unit."""
-    job = _job(s3, url, tmp_path / "job", items=list(range(80)), work=0.001)
+    job = _job(server, url, tmp_path / "job", items=list(range(80)), work=0.001)
     done = job.run(env={"CHECKPOINTIFY_BATCH": "off", "CHECKPOINTIFY_FAULT": "mid-compaction:%d" % unit})
     assert done.returncode == 137, done.stderr
     assert _ran(job) == list(range(unit + 1))
-    names = [k.rpartition("/")[2] for k in s3.keys(url)]
+    names = [k.rpartition("/")[2] for k in server.keys(url)]
     snapshots = [n for n in names if n.startswith("snap-")]
     assert snapshots and sum(n.startswith("seg-") for n in names) >= 8, names  # both are there
     job.reset_worklog()
@@ -339,11 +371,12 @@ def test_sigkill_in_the_middle_of_a_compaction(unit: int, s3: S3Server, url: str
     assert done.returncode == 0, done.stderr
     assert _ran(job) == list(range(unit + 12, 80))
     assert check_final(job) == []
-    assert s3.keys(url) == []
+    assert server.keys(url) == []
 
 
+@S3_BY_DEFAULT
 def test_a_log_of_other_input_is_archived_as_one_object(
-    url: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+    url: str, server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CHECKPOINTIFY_BATCH", "off")
     out: List[int] = []
@@ -370,7 +403,7 @@ def test_a_log_of_other_input_is_archived_as_one_object(
     third.extend(ck)
     ck.complete()
     assert third == list(range(100, 110))
-    [archive] = s3.keys(url)
+    [archive] = server.keys(url)
     assert archive.endswith(".ckpt.stale")
     from checkpointify.cli import inventory
 
@@ -378,6 +411,7 @@ def test_a_log_of_other_input_is_archived_as_one_object(
     assert entry.info is not None and entry.info.archived == "stale" and entry.info.units >= 1
 
 
+@S3_BY_DEFAULT
 def test_a_newer_checkpoint_of_the_loop_in_this_process_takes_over(
     url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -418,12 +452,13 @@ def test_a_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
 # ------------------------------------------------------------------------------ shards
 
 
-def test_shards_on_three_machines_and_the_cli_shows_each(s3: S3Server, url: str, tmp_path: Path) -> None:
+@ALL
+def test_shards_on_three_machines_and_the_cli_shows_each(server: Any, url: str, tmp_path: Path) -> None:
     items = list(range(30))
     jobs = []
     for k in range(3):
         job = make_job(tmp_path / ("shard-%d" % k), items[k::3], work=0.01)
-        job.env.update(_s3_env(s3, url, CHECKPOINTIFY_SHARD="%d/3" % k, CHECKPOINTIFY_BATCH="off"))
+        job.env.update(_env(server, url, CHECKPOINTIFY_SHARD="%d/3" % k, CHECKPOINTIFY_BATCH="off"))
         jobs.append(job)
     # shard 1 dies after 4 units, shard 2 after 6; shard 0 finishes
     for job, unit in ((jobs[1], 4), (jobs[2], 6)):
@@ -450,18 +485,27 @@ def test_shards_on_three_machines_and_the_cli_shows_each(s3: S3Server, url: str,
     assert jobs[1].run(env={"CHECKPOINTIFY_FAULT": "before-write:3"}).returncode == 137
     cleared = subprocess.run(cli + ["clear", "--yes", "--dir", url], env=env, capture_output=True, text=True)
     assert cleared.returncode == 0, cleared.stderr
-    assert s3.keys(url) == []
+    assert server.keys(url) == []
 
 
 # --------------------------------------------------------------- parallel sites (issue 10)
 
 
-@pytest.mark.parametrize("mode", ["threads", "asyncio"])
-@pytest.mark.parametrize("policy", ["every-result", "batched"])
+@pytest.mark.parametrize(
+    "server,mode,policy",
+    [
+        pytest.param(kind, mode, policy, marks=[] if kind == "s3" or default else [pytest.mark.slow])
+        for kind in ("s3", "azure", "gcs")
+        for mode in ("threads", "asyncio")
+        for policy in ("every-result", "batched")
+        for default in [(mode, policy) == ("threads", "every-result")]
+    ],
+    indirect=["server"],
+)
 def test_parallel_site_killed_and_resumed_on_another_machine(
-    mode: str, policy: str, s3: S3Server, url: str, tmp_path: Path
+    mode: str, policy: str, server: Any, url: str, tmp_path: Path
 ) -> None:
-    """A thread pool (and an event loop) recording its results on S3 is SIGKILLed, then run
+    """A thread pool (and an event loop) recording its results on object storage is SIGKILLed, then run
     again from another working directory with an empty disk: its output equals an
     uninterrupted run's, and no input whose result was delivered and uploaded is submitted
     again. ``every-result`` (CHECKPOINTIFY_BATCH=off) uploads each result before the program
@@ -470,7 +514,7 @@ def test_parallel_site_killed_and_resumed_on_another_machine(
     from tests.runtime.test_parallel import PROGRAM
     from tests.support.runtime_programs import program_env, run_program, worklog
 
-    env = _s3_env(s3, url, CHECKPOINTIFY_QUIET="")  # "N results restored" is said
+    env = _env(server, url, CHECKPOINTIFY_QUIET="")  # "N results restored" is said
     # units long enough that the batched uploads (every 0.2 s) land before the run ends,
     # even on a loaded machine (at 0.05 s an event loop of 4 finished 24 units first)
     env["WORK_DELAY"] = "0.2"
@@ -484,7 +528,7 @@ def test_parallel_site_killed_and_resumed_on_another_machine(
     done = run_program(clean, mode, **env)
     assert done.returncode == 0, done.stderr
     expected = (clean / "out.json").read_bytes()
-    assert s3.keys(url) == []
+    assert server.keys(url) == []
 
     node_a = _machine(tmp_path / "node-a")
     (node_a / "prog.py").write_text(PROGRAM)
@@ -495,12 +539,12 @@ def test_parallel_site_killed_and_resumed_on_another_machine(
         lambda: sum(line.startswith("done") for line in worklog(node_a)) >= 8 or proc.poll() is not None
     )
     if policy == "batched":
-        _wait_for(lambda: len(s3.keys(url)) >= 3 or proc.poll() is not None)  # header, epoch, results
+        _wait_for(lambda: len(server.keys(url)) >= 3 or proc.poll() is not None)  # header, epoch, results
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else b""
     delivered = {line.split()[1] for line in worklog(node_a) if line.startswith("done")}
-    assert s3.keys(url), "nothing was uploaded before the kill"
+    assert server.keys(url), "nothing was uploaded before the kill"
 
     node_b = _machine(tmp_path / "node-b")  # the rescheduled pod: same program, empty disk
     (node_b / "prog.py").write_text(PROGRAM)
@@ -520,11 +564,11 @@ def test_parallel_site_killed_and_resumed_on_another_machine(
         again = delivered & set(started)
         assert len(again) <= (0 if mode == "threads" else 1), "delivered inputs ran again: %s" % again
     _no_local_checkpoints(node_a, node_b)
-    assert s3.keys(url) == []  # complete() removed every object of the log
+    assert server.keys(url) == []  # complete() removed every object of the log
 
 
 def test_parallel_site_on_s3_in_strict_mode_raises_where_the_result_is_read(
-    s3: S3Server, tmp_path: Path
+    server: Any, tmp_path: Path
 ) -> None:
     """An unreachable store: by default one warning and the work runs on; strict mode
     raises (the site is served, so the failure is the store's, named with its URL)."""
@@ -617,8 +661,9 @@ def test_a_failed_last_upload_of_a_parallel_site_is_reported_at_exit(tmp_path: P
 # ------------------------------------------------------------ helpers completed by their caller
 
 
+@S3_BY_DEFAULT
 def test_complete_deferred_sweeps_the_bucket_for_logs_no_call_of_this_run_opened(
-    s3: S3Server, url: str, tmp_path: Path
+    server: Any, url: str, tmp_path: Path
 ) -> None:
     """As in a local folder (test_runtime_deferred.py): a run over other items is killed
     after its helper finished; the next run calls the helper with other items only, and
@@ -631,16 +676,16 @@ def test_complete_deferred_sweeps_the_bucket_for_logs_no_call_of_this_run_opened
     other = checkpoint("other.py::main::out", range(3), lambda: ([],), directory=url)
     other.restore()
     other.close()  # a log of another loop, kept
-    kept = {key.split("/")[-2] for key in s3.keys(url)}
+    kept = {key.split("/")[-2] for key in server.keys(url)}
     env = {"CHECKPOINTIFY_DIR": url}
     assert _run(where, ITEMS='["y1", "y2"]', KILL_AT="between", **env).returncode == -9
-    logs = {key.split("/")[-2] for key in s3.keys(url)}
+    logs = {key.split("/")[-2] for key in server.keys(url)}
     assert len(logs) == 2, logs
     _worklog(where)
     done = _run(where, **env)  # this run calls the helper with other items only
     assert done.returncode == 0, done.stderr
     assert _worklog(where) == ["x1", "x2", "x3", "x4"]
-    left = {key.split("/")[-2] for key in s3.keys(url)}
+    left = {key.split("/")[-2] for key in server.keys(url)}
     assert left == kept, "the other run's log was left behind (or another loop's removed)"
     assert not (where / ".checkpointify").exists()
 

@@ -7,10 +7,11 @@ run's over the input the last run sees), and nothing is left behind. Timing is n
 asserted. ``benchmarks/sigkill_stress.py`` runs the random-kill cells hundreds of times.
 
 **On object storage too.** Every cell whose fault means something for a remote store takes
-the ``store`` fixture (tests/runtime/conftest.py) and runs twice: with the local folder, and
-with ``CHECKPOINTIFY_DIR=s3://...`` on a real S3 API server (moto's, started once a session
-on 127.0.0.1) reached through s3fs. The random kills on S3 run one trial of three cells by
-default, the rest with ``-m slow``. Cells that stay local, and why:
+the ``store`` fixture (tests/runtime/conftest.py) and runs with the local folder, with
+``CHECKPOINTIFY_DIR=s3://...`` on a real S3 API server (moto's, started once a session on
+127.0.0.1) reached through s3fs, and, with ``-m slow``, with ``az://...`` on Azurite through
+adlfs and ``gs://...`` on the GCS emulator through gcsfs. The random kills on S3 run one
+trial of three cells by default, the rest with ``-m slow``. Cells that stay local, and why:
 
 * the damaged-log cells flip and cut bytes of the log *file*'s frames; on a bucket the log is
   a set of immutable checksummed objects, and their damage cells (a torn last segment, a
@@ -102,10 +103,17 @@ TRIALS = {
 S3_BY_DEFAULT = ("small-records", "default-policy")
 
 
+#: the object stores whose cells all run with -m slow only (the end-to-end cases run on them
+#: by default in test_objectstore.py)
+SLOW_STORES = ("azure", "gcs")
+
+
 def stores(slow_s3: bool = False) -> List[Any]:
     """The ``store`` fixture's params for one test (``indirect``); ``slow_s3``: the S3 one
-    only with ``-m slow``."""
-    return ["local", pytest.param("s3", marks=[pytest.mark.slow] if slow_s3 else [])]
+    only with ``-m slow`` (Azure's and GCS's always)."""
+    return ["local", pytest.param("s3", marks=[pytest.mark.slow] if slow_s3 else [])] + [
+        pytest.param(kind, marks=pytest.mark.slow) for kind in SLOW_STORES
+    ]
 
 
 def _kill_cells() -> List[Any]:
@@ -114,6 +122,10 @@ def _kill_cells() -> List[Any]:
         for seed in range(3):
             slow = seed > 0 or cell not in S3_BY_DEFAULT
             cells.append(pytest.param("s3", cell, seed, marks=[pytest.mark.slow] if slow else []))
+    # one trial of each cell on the other stores
+    cells += [
+        pytest.param(kind, cell, 0, marks=pytest.mark.slow) for kind in SLOW_STORES for cell in KILL_CELLS
+    ]
     return cells
 
 
@@ -137,7 +149,8 @@ def _job(tmp_path: Path, n: int = 10, store: Optional[Remote] = None, **config: 
     + [
         pytest.param("s3", "batched", unit, marks=[pytest.mark.slow] if unit != 4 else [])
         for unit in (0, 4, 9)
-    ],
+    ]
+    + [pytest.param(kind, "batched", 4, marks=pytest.mark.slow) for kind in SLOW_STORES],
     indirect=["store"],
 )
 @pytest.mark.parametrize(
@@ -351,7 +364,8 @@ def _credentials(server: Any) -> Dict[str, str]:
         ("local", "eio:3", "I/O error", 3),
         ("local", "eio-fsync:3", "cannot sync checkpoint", 4),  # written, then the fsync failed
         ("s3", "eio:3", "", 3),
-    ],
+    ]
+    + [pytest.param(kind, "eio:3", "", 3, marks=pytest.mark.slow) for kind in SLOW_STORES],
     indirect=["store"],
 )
 def test_write_and_fsync_errors_raise_at_once(
@@ -567,7 +581,8 @@ def test_changed_input_in_position_mode_is_refused_then_restarted(
     + [
         pytest.param("s3", change, marks=pytest.mark.slow)
         for change in ("inserted", "changed", "reversed-and-grown")
-    ],
+    ]
+    + [pytest.param(kind, "reordered", marks=pytest.mark.slow) for kind in SLOW_STORES],
     indirect=["store"],
 )
 def test_identity_resume_follows_the_current_input(
@@ -735,7 +750,8 @@ def test_corruption_in_the_middle_is_moved_aside_and_the_loop_starts_from_zero(
 
 @pytest.mark.parametrize(
     "store,fault",
-    [("local", "enospc:3"), ("local", "eio:3"), ("local", "eio-fsync:3"), ("s3", "eio:3")],
+    [("local", "enospc:3"), ("local", "eio:3"), ("local", "eio-fsync:3"), ("s3", "eio:3")]
+    + [pytest.param(kind, "eio:3", marks=pytest.mark.slow) for kind in SLOW_STORES],
     indirect=["store"],
 )
 def test_write_and_fsync_errors_turn_checkpointing_off_and_the_job_succeeds(

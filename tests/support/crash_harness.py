@@ -14,9 +14,9 @@ The invariants, for every crash:
 * **nothing is left behind**: after the successful run the checkpoint directory is empty
   (on object storage: no object is left under the job's prefix).
 
-A job whose :attr:`Job.remote` is set keeps its checkpoints on a real S3 API server
-(``tests/support/s3server.py``) instead of ``.checkpointify``: the same cells run against
-the object store.
+A job whose :attr:`Job.remote` is set keeps its checkpoints on a real object-storage server
+(S3, Azure Blob or GCS: ``tests/support/objectservers.py``) instead of ``.checkpointify``:
+the same cells run against the object store.
 """
 
 from __future__ import annotations
@@ -141,7 +141,8 @@ class Job:
 
 @dataclass(frozen=True)
 class Remote:
-    """A prefix on a running S3 API server: ``CHECKPOINTIFY_DIR=<url>`` and its credentials."""
+    """A prefix on a running object-storage server (S3, Azurite or the GCS emulator:
+    tests/support/objectservers.py): ``CHECKPOINTIFY_DIR=<url>`` and what reaches it."""
 
     endpoint: str
     url: str
@@ -155,9 +156,10 @@ class Remote:
         return dict(self.server_env, CHECKPOINTIFY_DIR=self.url, CHECKPOINTIFY_LEASE_SECONDS="1")
 
     def keys(self) -> List[str]:
-        from tests.support.s3server import list_keys
+        """Every object under :attr:`url`, read with the server's own API (by its scheme)."""
+        from tests.support.objectservers import list_keys
 
-        return list_keys(self.endpoint, self.url)
+        return list_keys(self.url, dict(self.server_env))
 
 
 def make_job(where: Path, items: Sequence[Any], **config: Any) -> Job:

@@ -6,11 +6,22 @@ Imported only when ``CHECKPOINTIFY_DIR`` / ``directory=`` is a URL (``s3://``, `
 they read credentials and endpoints as they always do (``AWS_*`` variables and profiles,
 ``AWS_ENDPOINT_URL`` for S3-compatible servers).
 
-Conditional writes: on S3 (``s3fs``) a create-only PUT (``If-None-Match: *``) and a
-replace-only-this-version PUT (``If-Match: <etag>``) go straight to the S3 client, so two
-writers can never both create the same object. Other backends get ``pipe_file(...,
-mode="create")`` where the backend supports it, else a check-then-write (documented as
-weaker: one writer is then kept by the lease alone).
+Conditional writes, per backend (detected by the filesystem's class, not guessed):
+
+* S3 (``s3fs``): a create-only PUT (``If-None-Match: *``) and a replace-only-this-version
+  PUT (``If-Match: <etag>``) go straight to the S3 client.
+* Azure Blob (``adlfs``): create-only is ``pipe_file(mode="create")`` (the SDK's
+  ``overwrite=False``, ``If-None-Match: *``); replace-only-this-version passes the blob's
+  ETag with ``MatchConditions.IfNotModified`` (``If-Match``) through ``pipe_file`` to
+  ``upload_blob``. Both are enforced by the service: two writers can never both win.
+* Google Cloud Storage (``gcsfs``): create-only is ``pipe_file(mode="create")``, which
+  sends ``ifGenerationMatch=0`` (enforced by GCS: a segment is never overwritten).
+  gcsfs has no public way to write ``ifGenerationMatch=<generation>``, so a replace
+  (the lease's renewal and take-over) is a check-then-write: two processes taking over
+  the same expired lease in the same instant can both believe they won; the create-only
+  segments still keep a fenced writer from overwriting the new holder's log.
+* Any other ``fsspec`` backend: ``pipe_file(mode="create")`` where it supports it, else a
+  check-then-write (weaker: one writer is then kept by the lease alone).
 """
 
 from __future__ import annotations
@@ -74,9 +85,14 @@ class Bucket:
                 "CHECKPOINTIFY_DIR=%s needs fsspec and its %s backend: pip install 'checkpointify[%s]'"
                 % (self.url, protocol, _EXTRAS.get(protocol, "s3"))
             ) from None
+        # One retry policy, ours (see retry()), not nested ones: each backend's own is turned
+        # off on an instance of its own (the options make fsspec cache it apart from the
+        # user's), where the backend lets us.
         options: Dict[str, Any] = {}
-        if protocol in ("s3", "s3a"):  # one retry policy, ours (see retry()): not three nested ones
+        if protocol in ("s3", "s3a"):
             options = {"config_kwargs": {"retries": {"max_attempts": 1, "mode": "standard"}}}
+        elif protocol in ("az", "abfs", "abfss"):
+            options = {"connection_timeout": 20}  # connecting waits 20 s at most
         try:
             fs, root = fsspec.core.url_to_fs(self.url, **options)
         except (ImportError, ValueError) as exc:
@@ -84,12 +100,21 @@ class Bucket:
                 "cannot use %s for checkpoints: %s (pip install 'checkpointify[%s]')"
                 % (self.url, exc, _EXTRAS.get(protocol, "s3"))
             ) from exc
-        if options:
-            fs.retries = 1  # s3fs' own loop (its instance for these options is ours alone)
         self.fs: Any = fs
         self.root = root.rstrip("/")
-        self.s3 = hasattr(fs, "call_s3")  # s3fs: conditional writes through the S3 client
+        #: "s3", "azure", "gcs" or "other": which conditional writes the backend has
+        self.kind = _kind(fs)
+        if self.kind == "s3":
+            fs.retries = 1  # s3fs' own loop (its instance for these options is ours alone)
+        elif self.kind == "azure":
+            _azure_one_attempt(fs)
+        self.s3 = self.kind == "s3"  # s3fs: conditional writes through the S3 client
         self.retries = _retries()
+        if self.kind == "gcs":
+            # gcsfs retries every request itself (6 attempts, backoff of up to 16 s; fixed
+            # when its class is defined), on the errors ours would retry: adding ours would
+            # multiply them (34 s a call to an unreachable endpoint, measured, times 6)
+            self.retries = 0
 
     def path(self, key: str) -> str:
         return "%s/%s" % (self.root, key) if key else self.root
@@ -140,8 +165,18 @@ class Bucket:
                     body = out["Body"]
                     data = _read_body(self.fs, body)
                     return data, str(out.get("ETag", ""))
+                if self.kind == "azure":
+                    # The ETag is read BEFORE the bytes: if the blob changes in between, the
+                    # tag is older than the bytes and a later put_if with it fails (412), so
+                    # nothing is ever written over a version this process did not see. (The
+                    # other order could pair old bytes with the new tag: a put_if would then
+                    # replace a change it never read.)
+                    etag = self._info(key).get("etag")
+                    if not etag:
+                        return None  # a "folder", not a blob
+                    return self.fs.cat_file(self.path(key)), str(etag)
                 data = self.fs.cat_file(self.path(key))
-                return data, _digest(data)
+                return data, _digest(data)  # the check of put_if's check-then-write
             except FileNotFoundError:
                 return None
 
@@ -200,7 +235,9 @@ class Bucket:
                 bucket, name = self._bucket_key(key)
                 out = self.fs.call_s3("put_object", Bucket=bucket, Key=name, Body=data, IfMatch=etag)
                 return str(out.get("ETag", ""))
-            got = self.get(key)  # check-then-write: other backends (see the module's docstring)
+            if self.kind == "azure":
+                return self._azure_put_if(key, data, etag)
+            got = self.get(key)  # check-then-write: GCS and others (see the module's docstring)
             if got is None or got[1] != etag:
                 raise PreconditionFailed(key)
             self.fs.pipe_file(self.path(key), data)
@@ -219,6 +256,23 @@ class Bucket:
         finally:
             self._forget(key)
 
+    def _azure_put_if(self, key: str, data: bytes, etag: str) -> str:
+        """``If-Match: etag`` through adlfs (its ``pipe_file`` passes the condition to
+        ``upload_blob``); the service answers 412 if the blob changed or is gone."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            out = self.fs.pipe_file(
+                self.path(key), data, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+        except ResourceNotFoundError:  # the blob is gone (Azurite answers 412 instead)
+            raise FileNotFoundError(key) from None
+        new = out.get("etag") if isinstance(out, dict) else None
+        if not new:  # an adlfs that does not return upload_blob's answer: ask for it
+            new = self._info(key).get("etag")
+        return str(new or "")
+
     def put(self, key: str, data: bytes) -> None:
         """An unconditional PUT (archives, and the torn upload of the ``mid-record`` fault)."""
         self.retry("write", lambda: self.fs.pipe_file(self.path(key), data))
@@ -230,7 +284,8 @@ class Bucket:
 
         def call() -> List[str]:
             try:
-                found = self.fs.find(base, refresh=True) if self.s3 else self.fs.find(base)
+                # s3fs and gcsfs cache listings unless told; adlfs' find always lists
+                found = self.fs.find(base, refresh=True) if self.kind in ("s3", "gcs") else self.fs.find(base)
             except FileNotFoundError:
                 return []
             start = len(self.root) + 1
@@ -244,11 +299,12 @@ class Bucket:
 
         def call() -> List[str]:
             try:
-                found = (
-                    self.fs.ls(self.root, detail=False, refresh=True)
-                    if self.s3
-                    else self.fs.ls(self.root, detail=False)
-                )
+                if self.kind in ("s3", "gcs"):
+                    found = self.fs.ls(self.root, detail=False, refresh=True)
+                elif self.kind == "azure":  # adlfs ignores refresh=: it drops its cache instead
+                    found = self.fs.ls(self.root, detail=False, invalidate_cache=True)
+                else:
+                    found = self.fs.ls(self.root, detail=False)
             except FileNotFoundError:
                 return []
             return sorted(p.rstrip("/").rpartition("/")[2] for p in found)
@@ -266,10 +322,10 @@ class Bucket:
     def modified(self, key: str) -> float:
         """The object's last-modified time (seconds since the epoch; 0 if unknown)."""
         try:
-            info = self.retry("read", lambda: self.fs.info(self.path(key)))
+            info = self.retry("read", lambda: self._info(key))
         except (FileNotFoundError, CheckpointError):
             return 0.0
-        stamp = info.get("LastModified") or info.get("mtime") or info.get("last_modified")
+        stamp: Any = info.get("LastModified") or info.get("mtime") or info.get("last_modified")
         if hasattr(stamp, "timestamp"):
             return float(stamp.timestamp())
         try:
@@ -277,9 +333,27 @@ class Bucket:
         except (TypeError, ValueError):
             return 0.0
 
+    def _info(self, key: str) -> Dict[str, Any]:
+        """The object's details as the server has them now, not from a listing cached by
+        this process (adlfs and gcsfs answer ``info`` from a cached listing of the folder,
+        which another machine's writes do not update)."""
+        self._forget(key)
+        if self.kind in ("s3", "azure"):
+            info: Dict[str, Any] = self.fs.info(self.path(key), refresh=True)
+        else:
+            info = self.fs.info(self.path(key))
+        return info
+
     def _forget(self, key: str) -> None:
+        """Drop what the backend cached about ``key`` and its folders (adlfs drops only the
+        path it is given; s3fs and gcsfs drop the parents too)."""
+        path = self.path(key)
         try:
-            self.fs.invalidate_cache(self.path(key))
+            while True:
+                self.fs.invalidate_cache(path)
+                if "/" not in path or len(path) <= len(self.root):
+                    break
+                path = path.rsplit("/", 1)[0]
         except Exception:  # pragma: no cover - a backend without a listings cache
             pass
 
@@ -297,11 +371,34 @@ def _read_body(fs: Any, body: Any) -> bytes:
     return data
 
 
+def _azure_one_attempt(fs: Any) -> None:
+    """Turn off the Azure SDK's retries on adlfs' client: up to 3 more attempts with 15 s
+    and more of backoff each (81 s for one call to an unreachable endpoint, measured),
+    inside every one of ours. adlfs has no option for it, so the client's retry policy,
+    which every blob client it makes shares, is set to one attempt; if a later SDK moves
+    it, its own retries simply stay on."""
+    policy = getattr(getattr(getattr(fs, "service_client", None), "_config", None), "retry_policy", None)
+    for name in ("total_retries", "connect_retries", "read_retries", "status_retries"):
+        if isinstance(getattr(policy, name, None), int):
+            setattr(policy, name, 0)
+
+
+def _kind(fs: Any) -> str:
+    """Which conditional writes ``fs`` has: "s3" (s3fs), "azure" (adlfs), "gcs" (gcsfs) or
+    "other", by the package its class comes from."""
+    package = type(fs).__module__.split(".")[0]
+    return {"s3fs": "s3", "adlfs": "azure", "gcsfs": "gcs"}.get(package, "other")
+
+
 def _precondition(exc: BaseException) -> bool:
-    """Whether ``exc`` (or its cause) is HTTP 412 Precondition Failed."""
+    """Whether ``exc`` (or its cause) is HTTP 412 Precondition Failed: botocore's error
+    response, azure-core's ``status_code`` (``ResourceModifiedError``, ``ConditionNotMet``)
+    or gcsfs' ``HttpError.code``."""
     seen = 0
     current: Optional[BaseException] = exc
     while current is not None and seen < 5:
+        if getattr(current, "status_code", None) == 412 or getattr(current, "code", None) == 412:
+            return True
         response = getattr(current, "response", None)
         if isinstance(response, dict):
             error = response.get("Error", {})
