@@ -39,7 +39,8 @@ ALL = cases()
 RUNNABLE = [c for c in ALL if c.rewrites and not c.notebook and c.meta.get("run", True)]
 #: the folder holding the ``checkpointify`` package that runs these tests
 PACKAGE_ROOT = Path(checkpointify.__file__).resolve().parent.parent
-DELAY = "0.04"  # seconds of "work" per unit, so that a kill lands mid-run
+# seconds of "work" per unit, so that a kill lands mid-run (a unit held by CKPT_HOLD_AT is not)
+DELAY = "0.02"
 
 
 @pytest.mark.parametrize("case", ALL, ids=lambda c: c.id)
