@@ -6,7 +6,6 @@ and fake credentials in their environment (:meth:`S3Server.env`).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
@@ -97,17 +96,10 @@ def list_keys(endpoint: str, url: str) -> List[str]:
 
 
 def started() -> Iterator[S3Server]:
-    """For a pytest fixture: a server, stopped afterwards; the test's own process gets its
-    environment too (in-process checkpoints and the CLI use it)."""
+    """For a pytest fixture: a server, stopped afterwards, its environment set in the test's
+    own process meanwhile (:func:`tests.support.objectservers.started`)."""
+    from tests.support.objectservers import started as serve
+
     server = S3Server()
-    saved = {k: os.environ.get(k) for k in server.env()}
-    os.environ.update(server.env())
-    try:
+    for _ in serve(server):
         yield server
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        server.stop()
