@@ -58,6 +58,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
@@ -469,10 +470,8 @@ def report_s3(repeat: int, scale: float, base: Path, kind: str = "s3") -> Dict[s
         return {}
     from tests.support import objectservers
 
-    server = objectservers.start(kind)
-    saved = {k: os.environ.get(k) for k in server.env()}
-    os.environ.update(server.env())
-    try:
+    # the server's environment is set in this process while it runs, then restored
+    with contextmanager(objectservers.started)(objectservers.start(kind)) as server:
         url = server.bucket() + "/bench"
         n, work = max(50, int(300 * scale)), 0.010
         s3_loop(5, 0.0, url)  # the first use imports the client and opens its connection pool
@@ -520,13 +519,6 @@ def report_s3(repeat: int, scale: float, base: Path, kind: str = "s3") -> Dict[s
             % (amplification, before)
         )
         return {"overhead": overhead, "restore": restore, "writing": statistics.median(shares)}
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        server.stop()
 
 
 def main() -> int:
