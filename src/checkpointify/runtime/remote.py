@@ -108,7 +108,6 @@ class Bucket:
             fs.retries = 1  # s3fs' own loop (its instance for these options is ours alone)
         elif self.kind == "azure":
             _azure_one_attempt(fs)
-        self.s3 = self.kind == "s3"  # s3fs: conditional writes through the S3 client
         self.retries = _retries()
         if self.kind == "gcs":
             # gcsfs retries every request itself (6 attempts, backoff of up to 16 s; fixed
@@ -159,7 +158,7 @@ class Bucket:
 
         def call() -> Optional[Tuple[bytes, str]]:
             try:
-                if self.s3:
+                if self.kind == "s3":  # the bytes with their ETag, from the S3 client s3fs holds
                     bucket, name = self._bucket_key(key)
                     out = self.fs.call_s3("get_object", Bucket=bucket, Key=name)
                     body = out["Body"]
@@ -205,7 +204,7 @@ class Bucket:
         does and holds other bytes (a retry that finds its own first attempt succeeded)."""
 
         def call() -> None:
-            if self.s3:
+            if self.kind == "s3":
                 bucket, name = self._bucket_key(key)
                 self.fs.call_s3("put_object", Bucket=bucket, Key=name, Body=data, IfNoneMatch="*")
                 return
@@ -231,7 +230,7 @@ class Bucket:
         :class:`PreconditionFailed` if another writer changed it first."""
 
         def call() -> str:
-            if self.s3:
+            if self.kind == "s3":
                 bucket, name = self._bucket_key(key)
                 out = self.fs.call_s3("put_object", Bucket=bucket, Key=name, Body=data, IfMatch=etag)
                 return str(out.get("ETag", ""))
