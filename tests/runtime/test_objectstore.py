@@ -612,6 +612,7 @@ def test_a_failed_last_upload_of_a_parallel_site_is_reported_at_exit(tmp_path: P
     the loop) and no later write follows: the run still ends as the original would (here the
     save step fails with exit code 3), and it says, once, that those results were not stored
     and will run again, instead of nothing."""
+    from tests.support.runtime_programs import program_env
     from tests.support.s3server import S3Server as Server
 
     server = Server()  # its own server: this test stops it
@@ -629,15 +630,14 @@ def test_a_failed_last_upload_of_a_parallel_site_is_reported_at_exit(tmp_path: P
             "sys.stdin.readline()  # the test stops the store here\n"
             "sys.exit(3)  # the save failed: par.complete() is never reached\n"
         )
-        env = dict(
-            os.environ,
+        env = program_env(
+            tmp_path,
             **server.env(),
             CHECKPOINTIFY_DIR=url,
             CHECKPOINTIFY_RETRIES="0",
             CHECKPOINTIFY_UPLOAD_INTERVAL="30",  # the results wait for the exit flush
-            PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"),
         )
-        for name in ("CHECKPOINTIFY_STRICT", "CHECKPOINTIFY_QUIET", "CHECKPOINTIFY_BATCH"):
+        for name in ("CHECKPOINTIFY_QUIET", "CHECKPOINTIFY_BATCH"):  # its warning, its batching
             env.pop(name, None)
         proc = subprocess.Popen(
             [sys.executable, str(program)],
