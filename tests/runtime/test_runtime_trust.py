@@ -18,9 +18,7 @@ from typing import Callable, Iterator, List
 import pytest
 
 from checkpointify.runtime import UntrustedCheckpointError, checkpoint
-from tests.support.users import as_user, other_user, user_python
-
-SRC = Path(__file__).resolve().parents[2] / "src"
+from tests.support.users import as_user, other_user, user_python, user_src
 
 #: a job whose accumulator holds an object that runs a command when it is unpickled;
 #: killed after two units, it leaves a resumable log
@@ -81,7 +79,7 @@ def plant(shared: Path, folder: Path) -> Path:
     own.mkdir(mode=0o700)
     os.chown(own, user.uid, user.gid)
     marker = shared / "PWNED"
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(SRC), "CHECKPOINTIFY_DIR": str(own)}
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": user_src(user), "CHECKPOINTIFY_DIR": str(own)}
     done = subprocess.run(
         as_user(user) + [user_python(), str(script), str(marker)], env=env, cwd=shared, capture_output=True
     )

@@ -61,16 +61,57 @@ def user_python() -> str:
     raise AssertionError("unreachable")
 
 
+#: this checkout's ``src`` folder (the ``checkpointify`` package the second user runs)
+SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "src")
+_COPIES: List[str] = []
+
+
+def readable(user: User, path: str) -> bool:
+    """Whether ``user`` can read ``path`` (every folder above it included)."""
+    return subprocess.run(as_user(user) + ["test", "-r", path], capture_output=True).returncode == 0
+
+
+def user_src(user: User) -> str:
+    """A ``src`` folder holding this checkout's ``checkpointify`` that ``user`` can read: the
+    checkout's own, or, when the checkout is private (cloned under ``mktemp -d``, mode 0700),
+    a copy in a world-readable folder made once per test process."""
+    if readable(user, os.path.join(SRC, "checkpointify", "__init__.py")):
+        return SRC
+    if not _COPIES:
+        import atexit
+        import tempfile
+
+        copy = tempfile.mkdtemp(prefix="checkpointify-src-")
+        atexit.register(shutil.rmtree, copy, True)
+        shutil.copytree(
+            os.path.join(SRC, "checkpointify"),
+            os.path.join(copy, "checkpointify"),
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        for root, _folders, files in os.walk(copy):
+            os.chmod(root, 0o755)
+            for name in files:
+                os.chmod(os.path.join(root, name), 0o644)
+        _COPIES.append(copy)
+    return _COPIES[0]
+
+
 def run_cli_as(user: User, args: List[str], cwd: str) -> "subprocess.CompletedProcess[str]":
     """``python -m checkpointify ARGS`` as ``user``, with this checkout's code and the
-    test environment's packages (readable by everyone, unlike an interpreter under /root)."""
+    test environment's packages (readable by everyone, unlike an interpreter under /root).
+    Skips, saying why, when those packages are in a folder ``user`` cannot read."""
     import site
     import sys
 
-    src = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "src")
     packages = [p for p in site.getsitepackages() if os.path.isdir(p)]
+    hidden = [p for p in packages if not readable(user, p)]
+    if hidden:
+        pytest.skip(
+            "the second user cannot read this environment's packages (%s): install it in a "
+            "folder others can read to run the tests that switch users" % hidden[0]
+        )
     python = user_python() if sys.executable.startswith("/root/") else sys.executable
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join([src, *packages]), "HOME": "/"}
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join([user_src(user), *packages]), "HOME": "/"}
     return subprocess.run(
         as_user(user) + [python, "-m", "checkpointify", *args],
         cwd=cwd,
