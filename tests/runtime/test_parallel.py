@@ -128,13 +128,17 @@ def test_killed_run_resumes_without_resubmitting_completed_inputs(mode: str, tmp
     assert resumed.returncode == 0, resumed.stderr
     started_again = {line.split()[1] for line in worklog(crashed) if line.startswith("start")}
     assert not delivered & started_again, "inputs whose results were delivered before the kill ran again"
-    if mode != "joblib":
-        assert started_again | delivered == {str(x) for x in range(24)}, "an input was never run"
+    # An input neither run again nor delivered is not a lost one: results are recorded as they
+    # complete (a future's callback, a pool's callback), so a result that finished before the kill
+    # while the loop still waited for an earlier input is restored without having been delivered.
+    # What must hold: every input not run again was restored (counted below against the report),
+    # and the output, which holds every input's result, equals the uninterrupted run's.
+    not_run_again = {str(x) for x in range(24)} - started_again
     assert (crashed / "out.json").read_bytes() == expected
     assert "results restored" in resumed.stderr
     restored = int(resumed.stderr.split(" results restored")[0].rsplit(" ", 1)[1])
     assert restored >= 8 if mode != "joblib" else restored >= 1
-    assert len(started_again) == 24 - restored, "exactly the restored inputs were skipped"
+    assert len(not_run_again) == restored, "exactly the restored inputs were skipped"
     assert not (crashed / ".checkpointify").exists(), "the log was left after success"
 
     # a run after success starts from zero
