@@ -5,8 +5,8 @@ For each plan the rewrite is the smallest a reviewer can read: two lines before 
 of the iterable (a ``while`` loop's test gains ``ckpt.advance() and``), and one line after
 the save or commit (``ckpt.complete()``). A queue-ack rewrite (CKP003) wraps the iterable
 in ``acknowledge_each`` and drops the batch ack after the loop. The loop body is not
-re-indented and nothing else in the file moves; runtime imports are added once through
-LibCST's ``AddImportsVisitor``.
+re-indented and nothing else in the file moves; runtime imports are added once, as
+LibCST's ``AddImportsVisitor`` adds them (:mod:`checkpointify.rewrite.imports`).
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ from itertools import chain, count
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
-from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor
 
 from checkpointify.detect.concat import concat_growth
 from checkpointify.detect.cstutil import for_clauses
 from checkpointify.detect.matcher import Plan
 from checkpointify.rewrite import asyncshared, items
+from checkpointify.rewrite.imports import add_from_import
 
 _CHECKPOINT = "checkpoint"
 _ACKNOWLEDGE = "acknowledge_each"
@@ -79,7 +78,6 @@ def apply_plans(
     names = _choose_names(plans, used_names)
     rewritten = module.visit(_Rewriter(module, plans, names, directory))
     assert isinstance(rewritten, cst.Module)
-    context = CodemodContext()
     needed = {
         _ACKNOWLEDGE
         if plan.ack
@@ -100,12 +98,11 @@ def apply_plans(
         needed.add(_ITEM_WRITES)
     if any(plan.concats for plan in plans):
         needed.add(_FRAME_CONCAT)
+    imported = []
     for function in sorted(needed):
         local = names.functions[function]
-        AddImportsVisitor.add_needed_import(
-            context, runtime_module, function, asname=local if local != function else None
-        )
-    return AddImportsVisitor(context).transform_module(rewritten)
+        imported.append((function, local if local != function else None))
+    return add_from_import(rewritten, runtime_module, imported)
 
 
 def _choose_names(plans: Sequence[Plan], used: Set[str]) -> _Names:
