@@ -12,7 +12,9 @@ FIXABLE = [c for c in cases() if any(f["fix"] for f in c.expected_findings)]
 
 
 @pytest.mark.parametrize("case", FIXABLE, ids=[c.id for c in FIXABLE])
-def test_each_fix_alone_and_neighbouring_pairs_verify(case: Case) -> None:
+def test_each_fix_alone_neighbouring_pairs_and_what_fix_applies(case: Case) -> None:
+    """Each fix alone and each pair of neighbours verifies; selecting exactly what ``fix``
+    applies gives ``fix``'s bytes, the fixture's expected file (one reference fix for all)."""
     options = case.options()
     path = str(case.path / "input.py")
     full = process_source(case.source, path, options, rewrite=True)
@@ -28,17 +30,11 @@ def test_each_fix_alone_and_neighbouring_pairs_verify(case: Case) -> None:
     for pair in zip(fixable, fixable[1:]):  # neighbours: the rewrites most likely to interact
         both = rewrite_selected(case.source, path, options, pair)
         assert both.error is None and set(both.applied) == set(pair)
-
-
-@pytest.mark.parametrize("case", FIXABLE, ids=[c.id for c in FIXABLE])
-def test_selecting_what_fix_applies_gives_fix_bytes(case: Case) -> None:
-    options = case.options()
-    path = str(case.path / "input.py")
-    full = process_source(case.source, path, options, rewrite=True)
-    if not full.applied:
-        pytest.skip("only unsafe fixes here")
-    chosen = rewrite_selected(case.source, path, options, full.applied)
-    assert chosen.new_source == full.new_source == case.expected
+    if full.applied:  # else only unsafe fixes here: fix applies nothing
+        chosen = rewrite_selected(case.source, path, options, full.applied)
+        assert chosen.new_source == full.new_source == case.expected
+    else:
+        assert full.new_source is None and all(f.fix.value == "unsafe" for f in fixable)  # type: ignore[union-attr]
 
 
 def test_unsafe_fix_is_applied_when_selected_whatever_the_options() -> None:
