@@ -10,8 +10,8 @@ kill -9); "another machine" is another process in another working directory with
 local disk. Timing is never asserted. Long stress runs are marked ``slow``.
 
 A test takes the ``server`` fixture: S3 unless it is parametrised with :func:`backends`.
-The end-to-end cases run on all three by default; the rest run on Azure and GCS with
-``-m slow``. The GCS emulator ignores ``ifGenerationMatch``, so the cases where the server
+A killed job resumed on an empty disk and an uninterrupted run run on all three by
+default, two writers racing on S3 and Azure; the rest run on Azure and GCS with ``-m slow``. The GCS emulator ignores ``ifGenerationMatch``, so the cases where the server
 must refuse a conditional write (two writers racing, a stale writer fenced off) skip it.
 """
 
@@ -452,7 +452,7 @@ def test_a_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
 # ------------------------------------------------------------------------------ shards
 
 
-@ALL
+@S3_BY_DEFAULT  # about 10 s a backend; the listing it shows is restore's, run on all three above
 def test_shards_on_three_machines_and_the_cli_shows_each(server: Any, url: str, tmp_path: Path) -> None:
     items = list(range(30))
     jobs = []

@@ -87,7 +87,8 @@ def _resume(job: Job, env: Dict[str, str] = STRICT) -> "subprocess.CompletedProc
 
 # ------------------------------------------------------------------------ random SIGKILL
 
-# Each cell runs a few trials here; benchmarks/sigkill_stress.py runs hundreds.
+# Each cell runs a few trials by default and twice as many with -m slow (the default ones
+# among them); benchmarks/sigkill_stress.py runs hundreds.
 TRIALS = {
     "small-records": 10,
     "default-policy": 4,
@@ -117,7 +118,11 @@ def stores(slow_s3: bool = False) -> List[Any]:
 
 
 def _kill_cells() -> List[Any]:
-    cells = [pytest.param("local", cell, seed) for cell in KILL_CELLS for seed in range(TRIALS[cell])]
+    cells = [
+        pytest.param("local", cell, seed, marks=[pytest.mark.slow] if seed >= TRIALS[cell] // 2 else [])
+        for cell in KILL_CELLS
+        for seed in range(TRIALS[cell])
+    ]
     for cell in KILL_CELLS:
         for seed in range(3):
             slow = seed > 0 or cell not in S3_BY_DEFAULT
