@@ -230,7 +230,14 @@ def _kill_midway(
     return _worklog(where)
 
 
-@pytest.mark.parametrize("case", RUNNABLE, ids=lambda c: c.id)
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(c, marks=[pytest.mark.slow] if c.meta.get("kill_test") == "slow" else [])
+        for c in RUNNABLE
+    ],
+    ids=lambda c: c.id,
+)
 def test_rewritten_program_resumes_after_sigkill(case: Case, tmp_path: Path) -> None:
     unordered = bool(case.meta.get("unordered"))  # each run iterates a set in its own order
     # The programs of one case run in separate folders, so independent runs overlap (the

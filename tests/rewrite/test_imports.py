@@ -3,7 +3,7 @@
 Its fast path (no import at the top of the file names the runtime module) builds the
 statement itself; everything else goes to ``AddImportsVisitor``. Both are run here on the
 same modules and their code compared byte for byte: hand-written layouts aimed at each
-rule of the visitor's placement, and every fixture's input.
+rule of the visitor's placement, and (``-m slow``) every fixture's input.
 """
 
 from __future__ import annotations
@@ -100,6 +100,9 @@ def test_the_fast_path_is_taken_where_nothing_at_the_top_names_the_runtime(
 FIXTURE_INPUTS = [c for c in cases() if c.suffix == ".py"]
 
 
+# -m slow: by default the fixtures show it already, their expected.py files having been
+# written by AddImportsVisitor and compared byte for byte with every fix (test_fixtures.py)
+@pytest.mark.slow
 @pytest.mark.parametrize("case", FIXTURE_INPUTS, ids=lambda c: c.id)
 def test_every_fixture_input_equals_add_imports_visitor(case: object) -> None:
     module = cst.parse_module(case.source)  # type: ignore[attr-defined]

@@ -7,7 +7,12 @@ optionally:
 * ``findings.json``: the findings ``scan`` reports (absent: none);
 * ``fixture.json``: ``{"unsafe_fixes": bool, "run": bool, "redo": int, "kill_after": int,
   "python": [3, 12]}`` ("python": the oldest Python whose syntax the program needs; it runs
-  under an interpreter of that version found on the machine, see :meth:`Case.python`);
+  under an interpreter of that version found on the machine, see :meth:`Case.python`;
+  "kill_test": "slow": its kill-and-resume run is left to ``-m slow``. Set on pandas
+  programs, which import pandas in each of their six runs, where a sibling fixture with the
+  same runtime handle (``frame_concat``, ``frame_writes``, ``checkpoint_rows``, a plain
+  ``checkpoint`` before ``to_csv``) is killed and resumed by default; their rewrite is
+  checked byte for byte by default like every fixture's);
 * ``data/``: files the program reads, copied next to it when it runs.
 """
 
