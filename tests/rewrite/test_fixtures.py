@@ -98,7 +98,9 @@ def _prepare(case: Case, program: bytes, where: Path) -> Path:
     return where
 
 
-def _env(where: Path, unordered: bool = False, delay: str = DELAY) -> Dict[str, str]:
+def _env(
+    where: Path, unordered: bool = False, delay: str = DELAY, log: str = "worklog.txt"
+) -> Dict[str, str]:
     env = dict(os.environ)
     if unordered:
         env.pop("PYTHONHASHSEED", None)  # every run iterates the set in its own order
@@ -107,7 +109,7 @@ def _env(where: Path, unordered: bool = False, delay: str = DELAY) -> Dict[str, 
     # the package's own folder too: a program that needs a newer Python runs under another
     # interpreter, which has not installed checkpointify (the runtime is stdlib-only)
     env["PYTHONPATH"] = os.pathsep.join([str(SUPPORT), str(PACKAGE_ROOT), env.get("PYTHONPATH", "")])
-    env["CKPT_WORKLOG"] = str(where / "worklog.txt")
+    env["CKPT_WORKLOG"] = str(where / log)
     env["CKPT_DELAY"] = delay
     env.pop("CHECKPOINTIFY_DIR", None)
     env.pop("CHECKPOINTIFY_ON_STALE", None)
@@ -154,7 +156,7 @@ def _sqlite_dump(path: Path) -> bytes:
 def _outputs(where: Path) -> Dict[str, bytes]:
     """Every file the program wrote (its inputs, work log and checkpoints excluded); a
     SQLite database by its content."""
-    skip = {"prog.py", "worklog.txt"}
+    skip = {"prog.py", "worklog.txt", KILLED_LOG}
     out = {}
     for path in sorted(where.rglob("*")):
         rel = path.relative_to(where).as_posix()
@@ -187,9 +189,14 @@ def _progress_tables(where: Path) -> List[str]:
     return found
 
 
-def _worklog(where: Path) -> List[str]:
-    log = where / "worklog.txt"
+def _worklog(where: Path, name: str = "worklog.txt") -> List[str]:
+    log = where / name
     return log.read_text().splitlines() if log.exists() else []
+
+
+#: the killed run's work log. A pool's worker processes outlive a SIGKILL of the program
+#: and finish the unit they hold: they write it here, not into the resumed run's log.
+KILLED_LOG = "killed-worklog.txt"
 
 
 def _kill_midway(
@@ -205,7 +212,7 @@ def _kill_midway(
     With ``hold``, that unit lasts a minute instead of DELAY: for a kill after the last
     unit, which on a loaded machine could otherwise land after the program's end.
     """
-    env = _env(where, unordered, delay)
+    env = _env(where, unordered, delay, KILLED_LOG)
     if hold:
         env["CKPT_HOLD_AT"] = str(after_units)
     proc = subprocess.Popen(
@@ -216,7 +223,7 @@ def _kill_midway(
         stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 60
-    while len(_worklog(where)) < after_units:
+    while len(_worklog(where, KILLED_LOG)) < after_units:
         assert proc.poll() is None, (
             "the program ended before it could be killed: %s"
             % (proc.stderr.read() if proc.stderr else b"").decode()
@@ -227,7 +234,7 @@ def _kill_midway(
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    return _worklog(where)
+    return _worklog(where, KILLED_LOG)
 
 
 @pytest.mark.parametrize(
@@ -300,7 +307,6 @@ def _kill_and_resume(
         assert (crashed / ".checkpointify").exists() or _progress_tables(crashed), (
             "no checkpoint was left by the killed run"
         )
-    (crashed / "worklog.txt").unlink()
     _run(crashed, unordered, python, delay)
     after_resume = _worklog(crashed)
     assert _outputs(crashed) == expected_outputs, "resumed run produced different output"

@@ -4,7 +4,8 @@ recorded when it completes.
 The crash test runs a real asyncio program in a subprocess with many coroutines in flight
 whose appends interleave, kills it with SIGKILL once some calls completed, re-runs it and
 checks that (1) the output equals an uninterrupted run's after the program's own sorting,
-(2) no call that completed before the kill ran again (calls are counted in a file), (3)
+(2) no call that completed before the kill ran again, but the one the kill may catch between
+its last line and its record (calls are counted in a file), (3)
 nothing is left behind. The fault tests use real unpicklable values, a real leftover task
 and real strict mode.
 """
@@ -89,7 +90,11 @@ def test_killed_event_loop_resumes_without_rerunning_completed_calls(tmp_path: P
     resumed = run_program(crashed)
     assert resumed.returncode == 0, resumed.stderr
     started_again = [line.split()[1] for line in worklog(crashed) if line.startswith("start")]
-    assert not completed & set(started_again), "calls that completed before the kill ran again"
+    # A call notes "done" as its last line and is recorded as it returns, in the same step of
+    # the event loop; a SIGKILL that lands between the two makes that one call run again.
+    # One task runs at a time, so no more than one can be caught there.
+    again = completed & set(started_again)
+    assert len(again) <= 1, "calls that completed before the kill ran again: %s" % sorted(again)
     assert len(started_again) == len(set(started_again)), "a call ran twice in the resumed run"
     assert set(started_again) | completed == {str(x) for x in range(ITEMS)}, "a call was never made"
     # the partial appends of the calls in flight were not replayed: each value is there once
