@@ -93,8 +93,8 @@ def test_killed_event_loop_resumes_without_rerunning_completed_calls(tmp_path: P
     # A call notes "done" as its last line and is recorded as it returns, in the same step of
     # the event loop; a SIGKILL that lands between the two makes that one call run again.
     # One task runs at a time, so no more than one can be caught there.
-    again = completed & set(started_again)
-    assert len(again) <= 1, "calls that completed before the kill ran again: %s" % sorted(again)
+    redone = completed & set(started_again)
+    assert len(redone) <= 1, "calls that completed before the kill ran again: %s" % sorted(redone)
     assert len(started_again) == len(set(started_again)), "a call ran twice in the resumed run"
     assert set(started_again) | completed == {str(x) for x in range(ITEMS)}, "a call was never made"
     # the partial appends of the calls in flight were not replayed: each value is there once

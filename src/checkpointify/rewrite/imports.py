@@ -19,7 +19,7 @@ import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor
 
-__all__ = ["add_from_import"]
+__all__ = ["add_from_import", "dotted"]
 
 
 def add_from_import(
@@ -76,16 +76,17 @@ def _names_module(node: cst.BaseSmallStatement, source: str) -> bool:
     if isinstance(node, cst.ImportFrom):
         if node.relative:
             return True
-        return node.module is not None and _dotted(node.module) == source
+        return node.module is not None and dotted(node.module) == source
     assert isinstance(node, cst.Import)
-    return any(_dotted(alias.name) == source for alias in node.names)
+    return any(dotted(alias.name) == source for alias in node.names)
 
 
-def _dotted(node: cst.BaseExpression) -> str:
+def dotted(node: cst.BaseExpression) -> str:
+    """An imported name as written (``a.b.c``); "" for anything else."""
     if isinstance(node, cst.Name):
         return node.value
     if isinstance(node, cst.Attribute):
-        return "%s.%s" % (_dotted(node.value), node.attr.value)
+        return "%s.%s" % (dotted(node.value), node.attr.value)
     return ""
 
 

@@ -32,6 +32,7 @@ from typing import Any, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
+from checkpointify.rewrite.imports import dotted
 from checkpointify.types import Style
 
 __all__ = ["arrange", "section_of"]
@@ -159,7 +160,7 @@ def _is_runtime_import(statement: cst.BaseStatement, runtime_module: str) -> boo
         isinstance(node, cst.ImportFrom)
         and not node.relative
         and node.module is not None
-        and _dotted(node.module) == runtime_module
+        and dotted(node.module) == runtime_module
     )
 
 
@@ -168,27 +169,19 @@ def _bare_code(module: cst.Module, statement: cst.BaseStatement) -> str:
     return module.code_for_node(statement.with_changes(leading_lines=())).strip()
 
 
-def _dotted(node: cst.BaseExpression) -> str:
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        return "%s.%s" % (_dotted(node.value), node.attr.value)
-    return ""
-
-
 def _key(statement: cst.BaseStatement, style: Style) -> Tuple[Any, ...]:
     """Where isort/ruff sort an import statement: section, then (by default) ``import``
     before ``from``, then the module name (case-insensitive, natural), then the first name."""
     assert isinstance(statement, cst.SimpleStatementLine)
     node = statement.body[0]
     if isinstance(node, cst.Import):
-        name, level, is_from = _dotted(node.names[0].name), 0, False
+        name, level, is_from = dotted(node.names[0].name), 0, False
         member = ""
     else:
         assert isinstance(node, cst.ImportFrom)
-        name = _dotted(node.module) if node.module is not None else ""
+        name = dotted(node.module) if node.module is not None else ""
         level, is_from = len(node.relative), True
-        member = "*" if isinstance(node.names, cst.ImportStar) else _dotted(node.names[0].name)
+        member = "*" if isinstance(node.names, cst.ImportStar) else dotted(node.names[0].name)
     section = section_of(name, level, style)
     module_key = _natural(name if style.case_sensitive else name.lower())
     member_key = _natural(member if style.case_sensitive else member.lower())
