@@ -249,7 +249,7 @@ def test_rewritten_program_resumes_after_sigkill(case: Case, tmp_path: Path) -> 
     unordered = bool(case.meta.get("unordered"))  # each run iterates a set in its own order
     # The programs of one case run in separate folders, so independent runs overlap (the
     # units mostly sleep): the original beside the uninterrupted rewrite, then the
-    # original's second run beside the kill-and-resume. Every check is the same as in a
+    # second runs of both beside the kill-and-resume. Every check is the same as in a
     # sequential run.
     python = case.python()
     if python is None:
@@ -271,16 +271,27 @@ def test_rewritten_program_resumes_after_sigkill(case: Case, tmp_path: Path) -> 
     assert sorted(_worklog(clean)) == sorted(all_units)
     assert not (clean / ".checkpointify").exists()
 
-    # what the original does when it runs again over its own outputs (the last check),
-    # running while the rewrite is killed and resumed below
+    # A run after a successful run starts from zero: it does what the original does when it
+    # runs again over its own outputs. Both second runs go while the rewrite is killed and
+    # resumed below. The rewrite's runs after the uninterrupted one: the resumed run must
+    # leave the very same files (compared below, every file but the work logs), and no
+    # checkpoint or progress table, so what follows it is what follows this one.
     (original / "worklog.txt").unlink(missing_ok=True)
+    (clean / "worklog.txt").unlink(missing_ok=True)
     second = _start(original, unordered, python, delay)
+    rewritten_second = _start(clean, unordered, python, delay)
     try:
-        _kill_and_resume(case, tmp_path, unordered, python, all_units, expected_outputs, second, original)
+        _kill_and_resume(case, tmp_path, unordered, python, all_units, expected_outputs)
+        _finish(second)
+        _finish(rewritten_second)
+        assert sorted(_worklog(clean)) == sorted(_worklog(original))
+        assert _outputs(clean) == _outputs(original)
+        assert not (clean / ".checkpointify").exists()
     finally:
-        if second.poll() is None:  # a check failed first: do not leave it running
-            second.kill()
-            second.wait()
+        for proc in (second, rewritten_second):
+            if proc.poll() is None:  # a check failed first: do not leave it running
+                proc.kill()
+                proc.wait()
 
 
 def _kill_and_resume(
@@ -290,8 +301,6 @@ def _kill_and_resume(
     python: str,
     all_units: List[str],
     expected_outputs: Dict[str, bytes],
-    second: "subprocess.Popen[bytes]",
-    original: Path,
 ) -> None:
     # killed in the middle, then re-run (for "unordered" fixtures, in another order: the
     # resumed run must find its completed items by identity)
@@ -320,16 +329,6 @@ def _kill_and_resume(
         assert Counter(before_kill) + Counter(after_resume) - repeated == Counter(all_units), "work was lost"
     else:
         _check_resumed_in_order(case, all_units, before_kill, after_resume)
-
-    # a run after a successful run starts from zero: it does what the original's second run does
-    _finish(second)
-    second_outputs = _outputs(original)
-    second_units = _worklog(original)
-    (crashed / "worklog.txt").unlink(missing_ok=True)
-    _run(crashed, unordered, python, delay)
-    assert sorted(_worklog(crashed)) == sorted(second_units)
-    assert _outputs(crashed) == second_outputs
-    assert not (crashed / ".checkpointify").exists()
 
 
 def _check_resumed_in_order(
