@@ -2,7 +2,8 @@
 
 * S3: ``moto``'s standalone server (:mod:`tests.support.s3server`), reached through s3fs;
 * Azure Blob: Azurite, Microsoft's emulator, from the npm registry (installed by the test
-  suite itself on first use into ``.test-tools/azurite``, a pinned version), reached
+  suite itself on first use into ``.test-tools/azurite``, with ``npm ci`` from the lockfile
+  in ``tests/support/azurite/``: every package of its tree at a pinned version), reached
   through adlfs with the well-known development connection string;
 * Google Cloud Storage: ``gcp-storage-emulator`` (PyPI), reached through gcsfs with
   ``STORAGE_EMULATOR_HOST``. It ignores ``ifGenerationMatch``: on it a create-only write
@@ -33,9 +34,12 @@ from tests.support.s3server import S3Server
 from tests.support.s3server import list_keys as s3_list_keys
 
 REPO = Path(__file__).resolve().parents[2]
-#: where the suite installs Azurite (git-ignored); the version is pinned
+#: where the suite installs Azurite (git-ignored)
 TOOLS = REPO / ".test-tools" / "azurite"
-AZURITE_VERSION = "3.35.0"
+#: Azurite's package.json and package-lock.json: the whole tree pinned. Installing
+#: ``azurite@3.35.0`` alone resolves its dependencies' ranges to their newest releases, and a
+#: registry without one of those (seen: ``sql-escaper@^1.10.0``) fails the install.
+LOCKED = Path(__file__).resolve().parent / "azurite"
 
 #: the skip reason of tests that need the server to refuse a conditional write
 NO_CONDITIONAL_WRITES = (
@@ -111,11 +115,15 @@ with tempfile.TemporaryDirectory() as workspace:
 
 
 def install_azurite() -> Path:
-    """Azurite's blob server, installed with npm into :data:`TOOLS` on first use (under a
-    file lock: pytest-xdist's workers may ask at the same moment). Raises
-    :class:`Unavailable` if npm is not installed."""
+    """Azurite's blob server, installed with ``npm ci`` from :data:`LOCKED` into :data:`TOOLS`
+    on first use (under a file lock: pytest-xdist's workers may ask at the same moment).
+    Raises :class:`Unavailable`, naming the reason, if npm is not installed or the install
+    fails (no registry reachable): the tests on Azure then skip, saying so."""
+    import hashlib
+
     binary = TOOLS / "node_modules" / ".bin" / "azurite-blob"
-    marker = TOOLS / ("installed-" + AZURITE_VERSION)
+    lock_bytes = (LOCKED / "package-lock.json").read_bytes()
+    marker = TOOLS / ("installed-" + hashlib.sha256(lock_bytes).hexdigest()[:16])
     if marker.exists() and binary.exists():
         return binary
     npm = shutil.which("npm")
@@ -129,18 +137,22 @@ def install_azurite() -> Path:
     with open(TOOLS / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (marker.exists() and binary.exists()):
-            if not (TOOLS / "package.json").exists():  # npm installs here, not in a parent project
-                (TOOLS / "package.json").write_text('{"private": true}\n')
+            for old in TOOLS.glob("installed-*"):
+                old.unlink()
+            for name in ("package.json", "package-lock.json"):
+                shutil.copyfile(LOCKED / name, TOOLS / name)
             done = subprocess.run(
-                [npm, "install", "--no-audit", "--no-fund", "--save-exact", "azurite@" + AZURITE_VERSION],
+                [npm, "ci", "--no-audit", "--no-fund"],
                 cwd=TOOLS,
                 capture_output=True,
                 text=True,
                 timeout=900,
             )
             if done.returncode != 0 or not binary.exists():
-                raise RuntimeError(
-                    "npm install azurite@%s failed:\n%s" % (AZURITE_VERSION, done.stderr[-2000:])
+                errors = [line for line in done.stderr.splitlines() if "error" in line][:3]
+                raise Unavailable(
+                    "Azurite (the Azure Blob emulator) could not be installed: npm ci in %s failed: %s"
+                    % (TOOLS, " / ".join(errors) or "exit code %d" % done.returncode)
                 )
             marker.write_text("")
     return binary
