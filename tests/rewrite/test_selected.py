@@ -34,7 +34,7 @@ def test_each_fix_alone_neighbouring_pairs_and_what_fix_applies(case: Case) -> N
         chosen = rewrite_selected(case.source, path, options, full.applied)
         assert chosen.new_source == full.new_source == case.expected
     else:
-        assert full.new_source is None and all(f.fix.value == "unsafe" for f in fixable)  # type: ignore[union-attr]
+        assert full.new_source is None and all(f.fix is not None and f.fix.value == "unsafe" for f in fixable)
 
 
 def test_unsafe_fix_is_applied_when_selected_whatever_the_options() -> None:

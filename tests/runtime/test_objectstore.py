@@ -10,9 +10,11 @@ kill -9); "another machine" is another process in another working directory with
 local disk. Timing is never asserted. Long stress runs are marked ``slow``.
 
 A test takes the ``server`` fixture: S3 unless it is parametrised with :func:`backends`.
-A killed job resumed on an empty disk and an uninterrupted run run on all three by
-default, two writers racing on S3 and Azure; the rest run on Azure and GCS with ``-m slow``. The GCS emulator ignores ``ifGenerationMatch``, so the cases where the server
-must refuse a conditional write (two writers racing, a stale writer fenced off) skip it.
+By default a killed job resumed on an empty disk, an uninterrupted run and a thread pool's
+parallel site run on all three, two writers racing and a fenced writer on S3 and Azure; the
+rest run on Azure and GCS with ``-m slow``. The GCS emulator ignores ``ifGenerationMatch``,
+so the cases where the server must refuse a conditional write (two writers racing, a stale
+writer fenced off) skip it.
 """
 
 from __future__ import annotations
